@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * The few kernel structures tuxscope reads, with only the fields it uses.
+ * preserve_access_index makes every access a CO-RE relocation: the loader
+ * rewrites each offset against the running kernel's BTF, so these are not
+ * layouts, only names. No hard-coded offsets anywhere.
+ */
+#ifndef TUXSCOPE_KERNEL_H
+#define TUXSCOPE_KERNEL_H
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define SOCK_STREAM 1
+
+/* include/net/tcp_states.h: stable values, also the tracepoint's ABI. */
+enum {
+	TCP_ESTABLISHED = 1,
+	TCP_SYN_SENT = 2,
+	TCP_CLOSE = 7,
+};
+
+#define EINPROGRESS 115
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+struct in6_addr {
+	union {
+		__u8 u6_addr8[16];
+	} in6_u;
+};
+
+struct sock_common {
+	union {
+		struct {
+			__be32 skc_daddr;
+			__be32 skc_rcv_saddr;
+		};
+	};
+	union {
+		struct {
+			__be16 skc_dport;
+			__u16 skc_num;
+		};
+	};
+	unsigned short skc_family;
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
+};
+
+struct sock {
+	struct sock_common __sk_common;
+	__u16 sk_type;
+	__u16 sk_protocol;
+};
+
+/* inet_sport survives the port release that follows a failed connect,
+ * unlike skc_num, so it is the local port we report. */
+struct inet_sock {
+	struct sock sk;
+	__be16 inet_sport;
+};
+
+struct socket {
+	struct sock *sk;
+};
+
+struct file {
+	void *private_data;
+};
+
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+};
+
+struct files_struct {
+	struct fdtable *fdt;
+};
+
+struct task_struct {
+	struct files_struct *files;
+};
+
+/* Context of the classic tracepoint sock:inet_sock_set_state. */
+struct trace_event_raw_inet_sock_set_state {
+	const void *skaddr;
+	int oldstate;
+	int newstate;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u16 protocol;
+	__u8 saddr[4];
+	__u8 daddr[4];
+	__u8 saddr_v6[16];
+	__u8 daddr_v6[16];
+};
+
+#pragma clang attribute pop
+
+/*
+ * Contexts of the syscall tracepoints. These are not kernel structs but the
+ * tracepoints' record formats (events/syscalls/sys_{enter,exit}_X/format),
+ * a stable ABI: 8 bytes of common fields, the syscall number, then one
+ * 8-byte slot per argument, or the return value.
+ */
+struct syscall_enter_ctx {
+	__u64 common;
+	__s32 syscall_nr;
+	__u32 _pad;
+	__u64 args[6];
+};
+
+struct syscall_exit_ctx {
+	__u64 common;
+	__s32 syscall_nr;
+	__u32 _pad;
+	__s64 ret;
+};
+
+#endif

@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR MIT)
+//go:build ignore
+
+/*
+ * Kernel side of `tuxscope net`.
+ *
+ * connect: sys_enter_connect marks the thread; inet_sock_set_state's
+ * CLOSE -> SYN_SENT transition (which runs inside connect(), in the caller's
+ * context) records which socket it is; sys_exit_connect emits the event.
+ * Reading the socket when connect() returns, not at tcp_v4_connect's entry,
+ * is what gives the real source address and port, and emitting it there
+ * keeps it real time for blocking and non-blocking connects alike.
+ *
+ * accept: sys_exit_accept/accept4 run in the accepting process; the
+ * returned fd leads to the new socket (task -> files -> fdt -> fd[] ->
+ * file -> socket -> sock). Processes already blocked in accept() before we
+ * attached are seen too, since only the syscall's exit matters.
+ */
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+#include "kernel.h"
+#include "event.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/* Filters, set by the loader before load so the verifier prunes what is
+ * off. A zero means "no filter". */
+const volatile __u8 filter_pid = 0;	/* 1: only tgids in pid_filter */
+const volatile __u8 filter_port = 0;	/* 1: only if either port is in port_filter */
+const volatile __u8 want_ipv4 = 1;
+const volatile __u8 want_ipv6 = 1;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* the loader may resize it */
+	__type(value, struct event);   /* for bpf2go -type event; ignored by the kernel */
+} events SEC(".maps");
+
+/* Ring-buffer reservations that failed: the events we had to drop. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} pid_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} port_filter SEC(".maps");
+
+/* Threads inside connect(): pid_tgid -> the socket that entered SYN_SENT
+ * during this call (0 until then). LRU so a lost exit cannot leak. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} connecting SEC(".maps");
+
+
+static __always_inline bool pid_wanted(__u64 pid_tgid)
+{
+	__u32 tgid = pid_tgid >> 32;
+
+	if (!filter_pid)
+		return true;
+	return bpf_map_lookup_elem(&pid_filter, &tgid) != NULL;
+}
+
+static __always_inline bool port_wanted(__u16 lport, __u16 rport)
+{
+	if (!filter_port)
+		return true;
+	return bpf_map_lookup_elem(&port_filter, &lport) ||
+	       bpf_map_lookup_elem(&port_filter, &rport);
+}
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+
+	if (n)
+		*n += 1; /* per-CPU slot: no atomics needed */
+}
+
+/* Both ends of a connection, host byte order ports. */
+struct tuple {
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u16 lport;
+	__u16 rport;
+	__u16 family;
+};
+
+/* Read a socket's tuple as it stands now; false if not an IP family. */
+static __always_inline bool read_sock_tuple(struct sock *sk, struct tuple *t)
+{
+	t->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (t->family == AF_INET) {
+		BPF_CORE_READ_INTO((__u32 *)t->laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__u32 *)t->raddr, sk, __sk_common.skc_daddr);
+	} else if (t->family == AF_INET6) {
+		BPF_CORE_READ_INTO((struct in6_addr *)t->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO((struct in6_addr *)t->raddr, sk, __sk_common.skc_v6_daddr);
+	} else {
+		return false;
+	}
+	/* inet_sport, not skc_num: the latter is cleared when a failed
+	 * connect releases its port. */
+	t->lport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	t->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	return true;
+}
+
+/* Emit one event, attributed to the current task. */
+static __always_inline void emit_event(const struct tuple *t, __u8 type, __u64 pid_tgid)
+{
+	struct event *e;
+
+	if (t->family == AF_INET ? !want_ipv4 : !want_ipv6)
+		return;
+	if (!port_wanted(t->lport, t->rport))
+		return;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->family = t->family;
+	e->type = type;
+	e->lport = t->lport;
+	e->rport = t->rport;
+	__builtin_memcpy(e->laddr, t->laddr, sizeof(e->laddr));
+	__builtin_memcpy(e->raddr, t->raddr, sizeof(e->raddr));
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* ---- connect ---------------------------------------------------------- */
+
+/* When a blocking connect fails (refused, timed out), connect() tears the
+ * socket down before it returns (tcp_disconnect clears the addresses), so
+ * the tuple is kept from the SYN_SENT -> CLOSE transition: sock -> tuple. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct tuple);
+} failed_connects SEC(".maps");
+
+static __always_inline void connect_enter(void)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 no_sock = 0;
+
+	if (!pid_wanted(pid_tgid))
+		return;
+	bpf_map_update_elem(&connecting, &pid_tgid, &no_sock, BPF_ANY);
+}
+
+/* Called on every TCP state change; runs in the connecting thread for the
+ * CLOSE -> SYN_SENT change made by tcp_v4_connect/tcp_v6_connect. */
+static __always_inline void connect_syn_sent(const void *skaddr)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 *sk = bpf_map_lookup_elem(&connecting, &pid_tgid);
+
+	if (sk)
+		*sk = (__u64)skaddr;
+}
+
+static __always_inline void connect_failed(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	__u64 sk_key = (__u64)BPF_CORE_READ(ctx, skaddr);
+	struct tuple t = {};
+
+	t.family = BPF_CORE_READ(ctx, family);
+	t.lport = BPF_CORE_READ(ctx, sport);
+	t.rport = BPF_CORE_READ(ctx, dport);
+	if (t.family == AF_INET) {
+		BPF_CORE_READ_INTO((__u32 *)t.laddr, ctx, saddr);
+		BPF_CORE_READ_INTO((__u32 *)t.raddr, ctx, daddr);
+	} else if (t.family == AF_INET6) {
+		BPF_CORE_READ_INTO(&t.laddr, ctx, saddr_v6);
+		BPF_CORE_READ_INTO(&t.raddr, ctx, daddr_v6);
+	} else {
+		return;
+	}
+	bpf_map_update_elem(&failed_connects, &sk_key, &t, BPF_ANY);
+}
+
+static __always_inline void connect_exit(long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 *skp = bpf_map_lookup_elem(&connecting, &pid_tgid);
+	struct tuple t = {}, *saved;
+	struct sock *sk;
+	__u64 sk_key;
+
+	if (!skp)
+		return;
+	sk_key = *skp;
+	sk = (struct sock *)sk_key;
+	bpf_map_delete_elem(&connecting, &pid_tgid);
+	/* No SYN_SENT during this call: not TCP, or it failed before a SYN
+	 * left (EADDRNOTAVAIL, ENETUNREACH, EALREADY, ...). */
+	if (!sk)
+		return;
+	if (ret == 0 || ret == -EINPROGRESS) {
+		if (read_sock_tuple(sk, &t))
+			emit_event(&t, EVENT_CONNECT, pid_tgid);
+		return;
+	}
+	/* The attempt failed inside this call, after its SYN left. */
+	saved = bpf_map_lookup_elem(&failed_connects, &sk_key);
+	if (saved) {
+		emit_event(saved, EVENT_CONNECT, pid_tgid);
+		bpf_map_delete_elem(&failed_connects, &sk_key);
+	} else if (read_sock_tuple(sk, &t)) {
+		emit_event(&t, EVENT_CONNECT, pid_tgid); /* e.g. EINTR: still in SYN_SENT */
+	}
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int tp_sys_enter_connect(struct syscall_enter_ctx *ctx)
+{
+	connect_enter();
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int tp_sys_exit_connect(struct syscall_exit_ctx *ctx)
+{
+	connect_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	if (BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP)
+		return 0;
+	if (ctx->oldstate == TCP_CLOSE && ctx->newstate == TCP_SYN_SENT)
+		connect_syn_sent(ctx->skaddr);
+	else if (ctx->oldstate == TCP_SYN_SENT && ctx->newstate == TCP_CLOSE)
+		connect_failed(ctx);
+	return 0;
+}
+
+/* ---- accept ----------------------------------------------------------- */
+
+/* The socket behind one of the current task's file descriptors. */
+static __always_inline struct sock *sock_from_fd(long fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = NULL;
+	struct socket *sock;
+
+	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline void accept_exit(long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct tuple t = {};
+	struct sock *sk;
+
+	if (ret < 0 || !pid_wanted(pid_tgid))
+		return;
+	sk = sock_from_fd(ret);
+	if (!sk)
+		return;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
+	    BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
+		return;
+	if (read_sock_tuple(sk, &t))
+		emit_event(&t, EVENT_ACCEPT, pid_tgid);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int tp_sys_exit_accept4(struct syscall_exit_ctx *ctx)
+{
+	accept_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int tp_sys_exit_accept(struct syscall_exit_ctx *ctx)
+{
+	accept_exit(ctx->ret);
+	return 0;
+}

@@ -1,0 +1,176 @@
+// Package cli is tuxscope's command line: parsing, validation and the
+// run loop that wires the tracer to decode, filter and output.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/tuxscope/tuxscope/internal/event"
+	"github.com/tuxscope/tuxscope/internal/filter"
+	"github.com/tuxscope/tuxscope/internal/output"
+	"github.com/tuxscope/tuxscope/internal/tracer"
+)
+
+// netOptions is everything `tuxscope net` is told, validated.
+type netOptions struct {
+	Format          output.Format
+	Filter          filter.Spec
+	RingBufferBytes int
+	BTFPath         string
+}
+
+// errHelp means --help was asked for and usage was printed.
+var errHelp = flag.ErrHelp
+
+const netUsage = `Usage: tuxscope net [flags]
+
+Show every TCP connection on this host as it happens: outbound connects
+and inbound accepts, with the process, both endpoints and the direction.
+For a connect, SRC is the local end and DST the remote one; for an accept,
+SRC is the remote client and DST the local listener.
+
+Flags:
+  --format table|json   output format (default table); json is one object per line
+  --pid PID             only these processes; repeat or give a comma list
+  --comm NAME           only processes with this name; repeat or comma list
+  --port PORT           only connections with this port at either end; repeat or comma list
+  --type connect|accept only this kind of event; repeat or comma list
+  -4, -6                only IPv4 / only IPv6 (an AF_INET6 socket talking to an
+                        IPv4 peer counts as IPv6, as ss shows it)
+  --buffer-size SIZE    kernel ring buffer size, a power of two (default 4M)
+  --btf FILE            kernel BTF to use instead of /sys/kernel/btf/vmlinux
+
+pid, type, family and port filters are applied in the kernel.
+Needs root, or CAP_BPF and CAP_PERFMON.
+`
+
+// parseNetOptions parses `tuxscope net` arguments. Usage errors are
+// returned as is; errHelp means usage was written to stdout.
+func parseNetOptions(args []string, stdout io.Writer) (netOptions, error) {
+	fs := flag.NewFlagSet("net", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var (
+		format, bufSize string
+		opts            netOptions
+		ipv4, ipv6      bool
+	)
+	fs.StringVar(&format, "format", "table", "")
+	fs.Var(listFlag(func(s string) error {
+		pid, err := strconv.ParseUint(s, 10, 32)
+		if err != nil || pid == 0 {
+			return fmt.Errorf("invalid pid %q", s)
+		}
+		opts.Filter.PIDs = append(opts.Filter.PIDs, uint32(pid))
+		return nil
+	}), "pid", "")
+	fs.Var(listFlag(func(s string) error {
+		if len(s) > 15 {
+			return fmt.Errorf("process name %q is longer than the kernel's 15 bytes", s)
+		}
+		opts.Filter.Comms = append(opts.Filter.Comms, s)
+		return nil
+	}), "comm", "")
+	fs.Var(listFlag(func(s string) error {
+		port, err := strconv.ParseUint(s, 10, 16)
+		if err != nil || port == 0 {
+			return fmt.Errorf("invalid port %q", s)
+		}
+		opts.Filter.Ports = append(opts.Filter.Ports, uint16(port))
+		return nil
+	}), "port", "")
+	fs.Var(listFlag(func(s string) error {
+		t, err := event.ParseType(s)
+		if err != nil {
+			return err
+		}
+		opts.Filter.Types = append(opts.Filter.Types, t)
+		return nil
+	}), "type", "")
+	fs.BoolVar(&ipv4, "4", false, "")
+	fs.BoolVar(&ipv6, "6", false, "")
+	fs.StringVar(&bufSize, "buffer-size", "4M", "")
+	fs.StringVar(&opts.BTFPath, "btf", "", "")
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stdout, netUsage)
+		}
+		return opts, err
+	}
+	if fs.NArg() > 0 {
+		return opts, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if opts.Format, err = output.ParseFormat(format); err != nil {
+		return opts, err
+	}
+	if ipv4 && ipv6 {
+		return opts, errors.New("-4 and -6 exclude each other (give neither for both)")
+	}
+	opts.Filter.IPv4, opts.Filter.IPv6 = ipv4, ipv6
+	if opts.RingBufferBytes, err = parseSize(bufSize); err != nil {
+		return opts, fmt.Errorf("--buffer-size: %w", err)
+	}
+	if len(opts.Filter.PIDs) > tracer.MaxFilterEntries || len(opts.Filter.Ports) > tracer.MaxFilterEntries {
+		return opts, fmt.Errorf("at most %d pids and %d ports", tracer.MaxFilterEntries, tracer.MaxFilterEntries)
+	}
+	return opts, nil
+}
+
+// tracerConfig is what the kernel side is asked to do.
+func (o *netOptions) tracerConfig() tracer.Config {
+	f := &o.Filter
+	return tracer.Config{
+		PIDs:            f.PIDs,
+		Ports:           f.Ports,
+		Connect:         f.WantType(event.Connect),
+		Accept:          f.WantType(event.Accept),
+		IPv4:            f.WantFamily(4),
+		IPv6:            f.WantFamily(6),
+		RingBufferBytes: o.RingBufferBytes,
+		BTFPath:         o.BTFPath,
+	}
+}
+
+// listFlag is a repeatable flag whose values may also be comma lists.
+type listFlag func(string) error
+
+func (f listFlag) String() string { return "" }
+
+func (f listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if err := f(strings.TrimSpace(s)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseSize reads a byte count with an optional K, M or G suffix (powers
+// of 1024) and checks it is a valid ring-buffer size.
+func parseSize(s string) (int, error) {
+	mult := 1
+	num := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(s), "B"), "I")
+	switch {
+	case strings.HasSuffix(num, "K"):
+		mult, num = 1<<10, strings.TrimSuffix(num, "K")
+	case strings.HasSuffix(num, "M"):
+		mult, num = 1<<20, strings.TrimSuffix(num, "M")
+	case strings.HasSuffix(num, "G"):
+		mult, num = 1<<30, strings.TrimSuffix(num, "G")
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n <= 0 || n > (1<<30)/mult {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	n *= mult
+	if err := tracer.CheckRingBufferSize(n); err != nil {
+		return 0, err
+	}
+	return n, nil
+}

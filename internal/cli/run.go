@@ -1,0 +1,170 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/tuxscope/tuxscope/internal/event"
+	"github.com/tuxscope/tuxscope/internal/output"
+	"github.com/tuxscope/tuxscope/internal/tracer"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+const usage = `Usage: tuxscope <command> [flags]
+
+Commands:
+  net       show TCP connects and accepts as they happen
+  version   print the version
+
+Run 'tuxscope <command> --help' for a command's flags.
+`
+
+// Version is set at build time with -ldflags "-X ...cli.Version=...".
+var Version = "dev"
+
+// Run is the whole program: it returns the exit code. ctx ends the run
+// (main cancels it on SIGINT and SIGTERM).
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		io.WriteString(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "net":
+		return runNet(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "tuxscope %s\n", Version)
+		return exitOK
+	case "help", "-h", "--help", "-help":
+		io.WriteString(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "tuxscope: unknown command %q\nRun 'tuxscope --help' for usage.\n", args[0])
+	return exitUsage
+}
+
+func runNet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	opts, err := parseNetOptions(args, stdout)
+	if errors.Is(err, errHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tuxscope net: %v\nRun 'tuxscope net --help' for usage.\n", err)
+		return exitUsage
+	}
+
+	tr, err := tracer.Open(opts.tracerConfig())
+	if err != nil {
+		fmt.Fprintf(stderr, "tuxscope: %v\n", err)
+		return exitError
+	}
+	defer tr.Close()
+
+	sink := output.New(opts.Format, stdout, stderr)
+	fmt.Fprintf(stderr, "tuxscope: attached %d hooks (backend %s: %s); Ctrl-C to stop\n",
+		len(tr.Hooks()), tr.Backend(), strings.Join(tr.Hooks(), ", "))
+	if err := sink.Start(); err != nil {
+		return writeFailed(err, stderr)
+	}
+
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+			tr.Stop()
+		case <-stopped:
+		}
+	}()
+
+	if err := pump(tr, &opts, sink, stderr); err != nil {
+		return writeFailed(err, stderr)
+	}
+	return exitOK
+}
+
+// lostCheckInterval is how often the kernel's lost-event counter is read.
+const lostCheckInterval = time.Second
+
+// pump moves events from the ring buffer through decode and filter to the
+// sink until the tracer is stopped. It returns only output errors.
+func pump(tr *tracer.Tracer, opts *netOptions, sink output.Sink, stderr io.Writer) error {
+	var (
+		rec       ringbuf.Record
+		ev        event.Event
+		clock     = event.NewClock()
+		lostSeen  uint64
+		malformed uint64
+	)
+	reportLost := func() error {
+		n, err := tr.Lost()
+		if err != nil {
+			fmt.Fprintf(stderr, "tuxscope: %v\n", err)
+			return nil
+		}
+		if n > lostSeen {
+			delta := n - lostSeen
+			lostSeen = n
+			return sink.Lost(delta, time.Now())
+		}
+		return nil
+	}
+	next := time.Now().Add(lostCheckInterval)
+	tr.SetDeadline(next)
+	for {
+		err := tr.ReadInto(&rec)
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if err := reportLost(); err != nil {
+				return err
+			}
+			next = time.Now().Add(lostCheckInterval)
+			tr.SetDeadline(next)
+			continue
+		case errors.Is(err, ringbuf.ErrFlushed), errors.Is(err, ringbuf.ErrClosed):
+			if malformed > 0 {
+				fmt.Fprintf(stderr, "tuxscope: skipped %d malformed records\n", malformed)
+			}
+			return reportLost()
+		default:
+			fmt.Fprintf(stderr, "tuxscope: reading the ring buffer: %v\n", err)
+			return nil
+		}
+		if err := event.Decode(rec.RawSample, &ev); err != nil {
+			malformed++
+			continue
+		}
+		if !opts.Filter.Match(&ev) {
+			continue
+		}
+		ev.Time = clock.Wall(ev.TimestampNs)
+		if err := sink.Event(&ev); err != nil {
+			return err
+		}
+	}
+}
+
+// writeFailed ends the run after stdout failed: quietly when the reader
+// went away (tuxscope net | head), with a message otherwise.
+func writeFailed(err error, stderr io.Writer) int {
+	if errors.Is(err, syscall.EPIPE) {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "tuxscope: writing output: %v\n", err)
+	return exitError
+}

@@ -1,0 +1,79 @@
+package event
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"unsafe"
+
+	"github.com/tuxscope/tuxscope/internal/bpf"
+)
+
+// The record layout is bpf2go's Go rendering of struct event in
+// internal/bpf/event.h; the offsets below are taken from it, so the C header
+// stays the only definition. Decoding reads fields at those offsets: no
+// reflection, no allocation.
+var layout bpf.TuxscopeEvent
+
+const (
+	recordSize = int(unsafe.Sizeof(layout))
+	offTs      = unsafe.Offsetof(layout.TsNs)
+	offPid     = unsafe.Offsetof(layout.Pid)
+	offTid     = unsafe.Offsetof(layout.Tid)
+	offUid     = unsafe.Offsetof(layout.Uid)
+	offFamily  = unsafe.Offsetof(layout.Family)
+	offType    = unsafe.Offsetof(layout.Type)
+	offLport   = unsafe.Offsetof(layout.Lport)
+	offRport   = unsafe.Offsetof(layout.Rport)
+	offLaddr   = unsafe.Offsetof(layout.Laddr)
+	offRaddr   = unsafe.Offsetof(layout.Raddr)
+	offComm    = unsafe.Offsetof(layout.Comm)
+)
+
+const (
+	afInet  = 2
+	afInet6 = 10
+)
+
+// ErrShortRecord means a record smaller than struct event.
+var ErrShortRecord = errors.New("short record")
+
+// Decode fills e from one ring-buffer record. The record comes from the
+// kernel but is still checked: wrong sizes, types and families are errors.
+func Decode(b []byte, e *Event) error {
+	if len(b) < recordSize {
+		return fmt.Errorf("%w: %d bytes, want %d", ErrShortRecord, len(b), recordSize)
+	}
+	ne := binary.NativeEndian
+	t := Type(b[offType])
+	if t != Connect && t != Accept {
+		return fmt.Errorf("unknown event type %d", b[offType])
+	}
+	e.Type = t
+	e.TimestampNs = ne.Uint64(b[offTs:])
+	e.PID = ne.Uint32(b[offPid:])
+	e.TID = ne.Uint32(b[offTid:])
+	e.UID = ne.Uint32(b[offUid:])
+	lport := ne.Uint16(b[offLport:])
+	rport := ne.Uint16(b[offRport:])
+	switch family := ne.Uint16(b[offFamily:]); family {
+	case afInet:
+		e.Family = 4
+		e.Local = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[offLaddr:offLaddr+4])), lport)
+		e.Remote = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[offRaddr:offRaddr+4])), rport)
+	case afInet6:
+		e.Family = 6
+		e.Local = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offLaddr:offLaddr+16])), lport)
+		e.Remote = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offRaddr:offRaddr+16])), rport)
+	default:
+		return fmt.Errorf("unknown address family %d", family)
+	}
+	comm := b[offComm : offComm+16]
+	n := 0
+	for n < len(comm) && comm[n] != 0 {
+		n++
+	}
+	e.commLen = uint8(copy(e.comm[:], comm[:n]))
+	return nil
+}

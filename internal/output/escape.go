@@ -1,0 +1,85 @@
+// Package output renders events for people (a table) and for programs
+// (JSON lines). Event fields such as process names come from the kernel
+// and from whoever named the process: they are escaped, never trusted.
+package output
+
+import (
+	"unicode"
+	"unicode/utf8"
+)
+
+const hexDigits = "0123456789abcdef"
+
+// appendTerminalSafe appends s with everything that could drive a terminal
+// escaped: control characters (C0, DEL, C1), invalid UTF-8 and backslash
+// become \xNN (backslash becomes \\), so the escaping is unambiguous. It
+// returns the buffer and how many columns the appended text takes.
+func appendTerminalSafe(b []byte, s []byte) ([]byte, int) {
+	width := 0
+	for len(s) > 0 {
+		r, size := utf8.DecodeRune(s)
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			b = append(b, '\\', 'x', hexDigits[s[0]>>4], hexDigits[s[0]&0xf])
+			width += 4
+		case r == '\\':
+			b = append(b, '\\', '\\')
+			width += 2
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || !unicode.IsPrint(r):
+			if r < 0x100 {
+				b = append(b, '\\', 'x', hexDigits[r>>4], hexDigits[r&0xf])
+				width += 4
+			} else {
+				for _, c := range s[:size] {
+					b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+					width += 4
+				}
+			}
+		default:
+			b = append(b, s[:size]...)
+			width++
+		}
+		s = s[size:]
+	}
+	return b, width
+}
+
+// appendJSONString appends s as a JSON string. Control characters are
+// escaped as \u00XX and invalid UTF-8 becomes U+FFFD (as encoding/json
+// does), so every line is valid JSON whatever bytes s holds. U+2028 and
+// U+2029 are escaped too, for JavaScript consumers.
+func appendJSONString(b []byte, s []byte) []byte {
+	b = append(b, '"')
+	for len(s) > 0 {
+		c := s[0]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20 || c == 0x7f:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			s = s[1:]
+			continue
+		}
+		r, size := utf8.DecodeRune(s)
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			b = append(b, s[:size]...)
+		}
+		s = s[size:]
+	}
+	return append(b, '"')
+}

@@ -1,0 +1,159 @@
+package output
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/tuxscope/tuxscope/internal/event"
+)
+
+// Sink receives events in order, from one goroutine.
+type Sink interface {
+	// Start is called once the tracer is attached, before any event.
+	Start() error
+	Event(e *event.Event) error
+	// Lost reports n events the kernel had to drop since the last report.
+	Lost(n uint64, at time.Time) error
+}
+
+// Format names an output format.
+type Format string
+
+// The formats --format accepts.
+const (
+	FormatTable Format = "table"
+	FormatJSON  Format = "json"
+)
+
+// ParseFormat validates a --format value.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(s); f {
+	case FormatTable, FormatJSON:
+		return f, nil
+	}
+	return "", fmt.Errorf("unknown format %q (want table or json)", s)
+}
+
+// New returns the sink for a format. Table mode reports lost events on
+// diag (stderr); JSON mode reports them in band.
+func New(f Format, w, diag io.Writer) Sink {
+	if f == FormatJSON {
+		return &JSON{w: w}
+	}
+	return &Table{w: w, diag: diag}
+}
+
+// Each sink writes a whole line with one Write, as soon as the event is
+// seen: nothing is held in a buffer, even when stdout is a pipe.
+
+// Table is the human-readable sink:
+//
+//	PID      COMM             TYPE     SRC                      DST
+//	6201     curl             connect  10.0.0.5:53412           93.184.216.34:443
+type Table struct {
+	w, diag io.Writer
+	buf     []byte
+}
+
+const tableHeader = "PID      COMM             TYPE     SRC                      DST\n"
+
+func (t *Table) Start() error {
+	_, err := io.WriteString(t.w, tableHeader)
+	return err
+}
+
+func (t *Table) Event(e *event.Event) error {
+	b := t.buf[:0]
+	start := len(b)
+	b = strconv.AppendUint(b, uint64(e.PID), 10)
+	b = pad(b, len(b)-start, 9)
+	var w int
+	b, w = appendTerminalSafe(b, e.Comm())
+	b = pad(b, w, 17)
+	start = len(b)
+	b = append(b, e.Type.String()...)
+	b = pad(b, len(b)-start, 9)
+	start = len(b)
+	// 1.2.3.4:80 or [::1]:80, as ss -tn prints them; an IPv4 peer of a
+	// dual-stack socket shows as [::ffff:1.2.3.4]:80.
+	b = e.Src().AppendTo(b)
+	b = pad(b, len(b)-start, 25)
+	b = e.Dst().AppendTo(b)
+	b = append(b, '\n')
+	t.buf = b
+	_, err := t.w.Write(b)
+	return err
+}
+
+func (t *Table) Lost(n uint64, _ time.Time) error {
+	_, err := fmt.Fprintf(t.diag, "tuxscope: lost %d events: the ring buffer was full (try a larger --buffer-size)\n", n)
+	return err
+}
+
+// pad appends spaces after a column of width w so it takes col columns,
+// at least one space.
+func pad(b []byte, w, col int) []byte {
+	b = append(b, ' ')
+	for w++; w < col; w++ {
+		b = append(b, ' ')
+	}
+	return b
+}
+
+// JSON is the machine-readable sink: one object per line.
+type JSON struct {
+	w   io.Writer
+	buf []byte
+}
+
+func (j *JSON) Start() error { return nil }
+
+// timeLayout is RFC 3339 with nanoseconds, always nine digits.
+const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+func (j *JSON) Event(e *event.Event) error {
+	b := j.buf[:0]
+	b = append(b, `{"time":"`...)
+	b = e.Time.AppendFormat(b, timeLayout)
+	b = append(b, `","timestamp_ns":`...)
+	b = strconv.AppendUint(b, e.TimestampNs, 10)
+	b = append(b, `,"event_type":"`...)
+	b = append(b, e.Type.String()...)
+	b = append(b, `","pid":`...)
+	b = strconv.AppendUint(b, uint64(e.PID), 10)
+	b = append(b, `,"tid":`...)
+	b = strconv.AppendUint(b, uint64(e.TID), 10)
+	b = append(b, `,"uid":`...)
+	b = strconv.AppendUint(b, uint64(e.UID), 10)
+	b = append(b, `,"comm":`...)
+	b = appendJSONString(b, e.Comm())
+	b = append(b, `,"family":`...)
+	b = strconv.AppendUint(b, uint64(e.Family), 10)
+	src, dst := e.Src(), e.Dst()
+	b = append(b, `,"saddr":"`...)
+	b = src.Addr().AppendTo(b)
+	b = append(b, `","sport":`...)
+	b = strconv.AppendUint(b, uint64(src.Port()), 10)
+	b = append(b, `,"daddr":"`...)
+	b = dst.Addr().AppendTo(b)
+	b = append(b, `","dport":`...)
+	b = strconv.AppendUint(b, uint64(dst.Port()), 10)
+	b = append(b, "}\n"...)
+	j.buf = b
+	_, err := j.w.Write(b)
+	return err
+}
+
+func (j *JSON) Lost(n uint64, at time.Time) error {
+	b := j.buf[:0]
+	b = append(b, `{"time":"`...)
+	b = at.AppendFormat(b, timeLayout)
+	b = append(b, `","event_type":"lost","count":`...)
+	b = strconv.AppendUint(b, n, 10)
+	b = append(b, "}\n"...)
+	j.buf = b
+	_, err := j.w.Write(b)
+	return err
+}
