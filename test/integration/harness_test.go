@@ -1,0 +1,400 @@
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Paths set up by TestMain.
+var (
+	tuxscopeBin string // the tuxscope binary under test
+	clientBin   string // symlink to this test binary: comm "tsclient"
+	serverBin   string // symlink to this test binary: comm "tsserver"
+	skipReason  string // why privileged tests cannot run here, if they cannot
+)
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv(helperEnv); role != "" {
+		os.Exit(runHelper(role, os.Args[1:]))
+	}
+	os.Exit(setupAndRun(m))
+}
+
+func setupAndRun(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		skipReason = "integration tests load BPF programs and need root (run them with sudo or in CI)"
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "tuxscope-it-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	// World-readable, so the unprivileged test can run the binary.
+	os.Chmod(dir, 0o755)
+	tuxscopeBin = filepath.Join(dir, "tuxscope")
+	build := exec.Command("go", "build", "-o", tuxscopeBin, "../../cmd/tuxscope")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "building tuxscope: %v\n", err)
+		return 1
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	clientBin = filepath.Join(dir, "tsclient")
+	serverBin = filepath.Join(dir, "tsserver")
+	for _, l := range []string{clientBin, serverBin} {
+		if err := os.Symlink(self, l); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+}
+
+// jsonEvent is one line of `tuxscope net --format json`.
+type jsonEvent struct {
+	Time        string `json:"time"`
+	TimestampNs uint64 `json:"timestamp_ns"`
+	EventType   string `json:"event_type"`
+	PID         int    `json:"pid"`
+	TID         int    `json:"tid"`
+	UID         int    `json:"uid"`
+	Comm        string `json:"comm"`
+	Family      int    `json:"family"`
+	Saddr       string `json:"saddr"`
+	Sport       int    `json:"sport"`
+	Daddr       string `json:"daddr"`
+	Dport       int    `json:"dport"`
+	Count       uint64 `json:"count"`
+}
+
+func (e jsonEvent) String() string {
+	if e.EventType == "lost" {
+		return fmt.Sprintf("lost %d", e.Count)
+	}
+	return fmt.Sprintf("%s pid=%d comm=%q %s:%d -> %s:%d (family %d)", e.EventType, e.PID, e.Comm, e.Saddr, e.Sport, e.Daddr, e.Dport, e.Family)
+}
+
+// tracer is a running `tuxscope net --format json`.
+type tracer struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	events []jsonEvent
+	lines  []string
+	stderr strings.Builder
+	done   chan struct{} // closed when stdout hits EOF
+}
+
+// startTracer runs tuxscope net --format json with extra args and waits
+// for its "attached" line. It is stopped (SIGINT) at the end of the test.
+func startTracer(t *testing.T, args ...string) *tracer {
+	t.Helper()
+	tr := &tracer{t: t, done: make(chan struct{})}
+	tr.cmd = exec.Command(tuxscopeBin, append([]string{"net", "--format", "json"}, args...)...)
+	stdout, err := tr.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := tr.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	attached := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sent := false
+		for sc.Scan() {
+			tr.mu.Lock()
+			tr.stderr.WriteString(sc.Text() + "\n")
+			tr.mu.Unlock()
+			if !sent && strings.HasPrefix(sc.Text(), "tuxscope: attached") {
+				attached <- true
+				sent = true
+			}
+		}
+		if !sent {
+			attached <- false
+		}
+	}()
+	go func() {
+		defer close(tr.done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var ev jsonEvent
+			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+				t.Errorf("tuxscope printed a line that is not JSON: %q: %v", sc.Text(), err)
+				continue
+			}
+			tr.mu.Lock()
+			tr.events = append(tr.events, ev)
+			tr.lines = append(tr.lines, sc.Text())
+			tr.mu.Unlock()
+		}
+	}()
+	select {
+	case ok := <-attached:
+		if !ok {
+			tr.cmd.Wait()
+			t.Fatalf("tuxscope exited before attaching: %s", tr.stderrText())
+		}
+	case <-time.After(20 * time.Second):
+		tr.cmd.Process.Kill()
+		t.Fatalf("tuxscope did not attach within 20s: %s", tr.stderrText())
+	}
+	t.Cleanup(func() { tr.stop() })
+	return tr
+}
+
+func (tr *tracer) stderrText() string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.stderr.String()
+}
+
+// stop sends SIGINT and waits; it returns the exit code.
+func (tr *tracer) stop() int {
+	if tr.cmd.ProcessState != nil {
+		return tr.cmd.ProcessState.ExitCode()
+	}
+	tr.cmd.Process.Signal(syscall.SIGINT)
+	exited := make(chan error, 1)
+	go func() { <-tr.done; exited <- tr.cmd.Wait() }()
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		tr.cmd.Process.Kill()
+		tr.t.Errorf("tuxscope did not exit within 10s of SIGINT")
+		<-exited
+	}
+	return tr.cmd.ProcessState.ExitCode()
+}
+
+// waitFor returns the first event that matches, failing after 10 s.
+func (tr *tracer) waitFor(what string, match func(jsonEvent) bool) jsonEvent {
+	tr.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		tr.mu.Lock()
+		for _, ev := range tr.events {
+			if match(ev) {
+				tr.mu.Unlock()
+				return ev
+			}
+		}
+		tr.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	tr.t.Fatalf("no %s event within 10s; got:\n%s\nstderr:\n%s", what, tr.dump(), tr.stderrText())
+	return jsonEvent{}
+}
+
+// all returns the events so far that match.
+func (tr *tracer) all(match func(jsonEvent) bool) []jsonEvent {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var out []jsonEvent
+	for _, ev := range tr.events {
+		if match(ev) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func (tr *tracer) dump() string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var b strings.Builder
+	for _, ev := range tr.events {
+		fmt.Fprintf(&b, "  %s\n", ev)
+	}
+	return b.String()
+}
+
+func byPID(typ string, pid int) func(jsonEvent) bool {
+	return func(e jsonEvent) bool { return e.EventType == typ && e.PID == pid }
+}
+
+// proc is a helper process with its stdout read line by line.
+type proc struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+}
+
+// startProc runs name args..., with stdin kept open until the test ends.
+func startProc(t *testing.T, env []string, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, lines: make(chan string, 64)}
+	p.cmd = exec.Command(name, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stderr = os.Stderr
+	var err error
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+	}()
+	t.Cleanup(func() {
+		p.stdin.Close()
+		done := make(chan struct{})
+		go func() { p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			p.cmd.Process.Kill()
+			<-done
+		}
+	})
+	return p
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// expect reads the next line, which must start with prefix, and returns
+// its remaining words.
+func (p *proc) expect(prefix string) []string {
+	p.t.Helper()
+	select {
+	case line, ok := <-p.lines:
+		if !ok {
+			p.t.Fatalf("%s exited before printing %s", p.cmd.Path, prefix)
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != prefix {
+			p.t.Fatalf("%s printed %q, want %s ...", p.cmd.Path, line, prefix)
+		}
+		return f[1:]
+	case <-time.After(15 * time.Second):
+		p.t.Fatalf("%s printed no %s line within 15s", p.cmd.Path, prefix)
+	}
+	return nil
+}
+
+// send writes a line to the process's stdin.
+func (p *proc) send(line string) {
+	p.t.Helper()
+	if _, err := io.WriteString(p.stdin, line+"\n"); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func helper(role string) []string { return []string{helperEnv + "=" + role} }
+
+// server starts a tsserver and returns it with its port.
+func server(t *testing.T, args ...string) (*proc, int) {
+	t.Helper()
+	p := startProc(t, helper("server"), serverBin, args...)
+	port := p.expect("READY")
+	return p, atoi(t, port[0])
+}
+
+// client starts a tsclient.
+func client(t *testing.T, args ...string) *proc {
+	t.Helper()
+	return startProc(t, helper("client"), clientBin, args...)
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	var n int
+	if _, err := fmt.Sscanf(s, "%d", &n); err != nil {
+		t.Fatalf("not a number: %q", s)
+	}
+	return n
+}
+
+// syncBuffer is a strings.Builder safe for one writer and many readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runTable runs `tuxscope net` (table output) with args, calls fn once it
+// is attached, waits until done(stdout) or 10 s, stops it with SIGINT and
+// returns its stdout.
+func runTable(t *testing.T, fn func(), done func(string) bool, args ...string) string {
+	t.Helper()
+	var stdout, stderr syncBuffer
+	cmd := exec.Command(tuxscopeBin, append([]string{"net"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "tuxscope to attach", func() bool {
+		return strings.Contains(stderr.String(), "tuxscope: attached")
+	})
+	fn()
+	deadline := time.Now().Add(10 * time.Second)
+	for !done(stdout.String()) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("tuxscope net %v: %v; stderr:\n%s", args, err, stderr.String())
+	}
+	return stdout.String()
+}
+
+// waitUntil polls cond for up to 20 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

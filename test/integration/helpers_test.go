@@ -1,0 +1,208 @@
+package integration
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The test binary doubles as the client and server programs the tests
+// observe: run through a symlink named tsclient or tsserver (that name is
+// the process's comm) with TUXSCOPE_TEST_HELPER set. Sockets are made with
+// raw syscalls where the test needs to choose exactly which syscall runs
+// (blocking connect, accept vs accept4, a dual-stack listener).
+const helperEnv = "TUXSCOPE_TEST_HELPER"
+
+func runHelper(role string, args []string) int {
+	var err error
+	switch role {
+	case "client":
+		err = helperClient(args)
+	case "server":
+		err = helperServer(args)
+	default:
+		err = fmt.Errorf("unknown helper role %q", role)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "helper %s: %v\n", role, err)
+		return 1
+	}
+	return 0
+}
+
+func sockaddr(ap netip.AddrPort, family int) (unix.Sockaddr, error) {
+	switch family {
+	case unix.AF_INET:
+		if !ap.Addr().Is4() {
+			return nil, fmt.Errorf("%v is not IPv4", ap)
+		}
+		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}, nil
+	default:
+		return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}, nil
+	}
+}
+
+func addrOf(sa unix.Sockaddr) netip.AddrPort {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+func familyOf(v int) int {
+	if v == 6 {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
+}
+
+// helperClient connects once and prints "LOCAL addr:port" (or
+// "FAILED errno addr:port" with the port it had bound), then waits for
+// stdin to close. With -wait it first waits for a line on stdin, so the
+// test can start the tracer knowing the pid.
+func helperClient(args []string) error {
+	fs := flag.NewFlagSet("client", flag.ContinueOnError)
+	family := fs.Int("family", 4, "socket family 4 or 6")
+	addr := fs.String("addr", "", "remote ip:port")
+	bind := fs.String("bind", "", "local ip:port to bind first")
+	mode := fs.String("mode", "blocking", "blocking (raw connect) or go (Go's non-blocking dialer)")
+	wait := fs.Bool("wait", false, "wait for a line on stdin before connecting")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	in := bufio.NewReader(os.Stdin)
+	if *wait {
+		if _, err := in.ReadString('\n'); err != nil {
+			return err
+		}
+	}
+	remote, err := netip.ParseAddrPort(*addr)
+	if err != nil {
+		return err
+	}
+	if *mode == "go" {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		if *bind != "" {
+			d.LocalAddr = net.TCPAddrFromAddrPort(netip.MustParseAddrPort(*bind))
+		}
+		c, err := d.Dial("tcp", remote.String())
+		if err != nil {
+			return err
+		}
+		fmt.Printf("LOCAL %s\n", c.LocalAddr())
+		in.ReadString('\n')
+		return c.Close()
+	}
+	fd, err := unix.Socket(familyOf(*family), unix.SOCK_STREAM, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if *bind != "" {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		sa, err := sockaddr(netip.MustParseAddrPort(*bind), familyOf(*family))
+		if err != nil {
+			return err
+		}
+		if err := unix.Bind(fd, sa); err != nil {
+			return err
+		}
+	}
+	sa, err := sockaddr(remote, familyOf(*family))
+	if err != nil {
+		return err
+	}
+	if err := unix.Connect(fd, sa); err != nil {
+		errno, _ := err.(syscall.Errno)
+		fmt.Printf("FAILED %d %s\n", int(errno), *bind)
+		in.ReadString('\n')
+		return nil
+	}
+	local, err := unix.Getsockname(fd)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("LOCAL %s\n", addrOf(local))
+	in.ReadString('\n')
+	return nil
+}
+
+// helperServer listens, prints "READY port", accepts -n connections with
+// the chosen syscall (blocking), printing "ACCEPTED peer" for each, then
+// waits for stdin to close.
+func helperServer(args []string) error {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	family := fs.Int("family", 4, "socket family 4 or 6")
+	addr := fs.String("addr", "127.0.0.1:0", "listen ip:port")
+	dual := fs.Bool("dualstack", false, "AF_INET6 listener that also takes IPv4 (IPV6_V6ONLY=0)")
+	n := fs.Int("n", 1, "connections to accept")
+	call := fs.String("syscall", "accept4", "accept or accept4")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	fd, err := unix.Socket(familyOf(*family), unix.SOCK_STREAM, 0)
+	if err != nil {
+		return err
+	}
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if *family == 6 {
+		v6only := 1
+		if *dual {
+			v6only = 0
+		}
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only); err != nil {
+			return err
+		}
+	}
+	sa, err := sockaddr(netip.MustParseAddrPort(*addr), familyOf(*family))
+	if err != nil {
+		return err
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return err
+	}
+	if err := unix.Listen(fd, 128); err != nil {
+		return err
+	}
+	local, _ := unix.Getsockname(fd)
+	fmt.Printf("READY %d\n", addrOf(local).Port())
+	var conns []int
+	for i := 0; i < *n; i++ {
+		var rsa unix.RawSockaddrAny
+		size := uint32(unix.SizeofSockaddrAny)
+		nr := uintptr(unix.SYS_ACCEPT4)
+		if *call == "accept" {
+			nr = unix.SYS_ACCEPT
+		}
+		// accept(2) and accept4(2) with flags 0 take the same first three
+		// arguments; the fourth is ignored by accept.
+		nfd, _, errno := unix.Syscall6(nr, uintptr(fd), uintptr(ptr(&rsa)), uintptr(ptr(&size)), 0, 0, 0)
+		if errno != 0 {
+			return fmt.Errorf("%s: %v", *call, errno)
+		}
+		peer, err := unix.Getpeername(int(nfd))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("ACCEPTED %s\n", addrOf(peer))
+		conns = append(conns, int(nfd))
+	}
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	for _, c := range conns {
+		unix.Close(c)
+	}
+	return unix.Close(fd)
+}
+
+func ptr[T any](p *T) unsafe.Pointer { return unsafe.Pointer(p) }
