@@ -148,8 +148,12 @@ func helperServer(args []string) error {
 	dual := fs.Bool("dualstack", false, "AF_INET6 listener that also takes IPv4 (IPV6_V6ONLY=0)")
 	n := fs.Int("n", 1, "connections to accept")
 	call := fs.String("syscall", "accept4", "accept or accept4")
+	mode := fs.String("mode", "raw", "raw (blocking syscalls) or go (Go's net.Listener)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *mode == "go" {
+		return goServer(*addr, *n)
 	}
 	fd, err := unix.Socket(familyOf(*family), unix.SOCK_STREAM, 0)
 	if err != nil {
@@ -206,3 +210,28 @@ func helperServer(args []string) error {
 }
 
 func ptr[T any](p *T) unsafe.Pointer { return unsafe.Pointer(p) }
+
+// goServer accepts through Go's runtime (non-blocking accept4 and epoll),
+// the way Go servers do.
+func goServer(addr string, n int) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	fmt.Printf("READY %d\n", l.Addr().(*net.TCPAddr).Port)
+	var conns []net.Conn
+	for i := 0; i < n; i++ {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("ACCEPTED %s\n", c.RemoteAddr())
+		conns = append(conns, c)
+	}
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	for _, c := range conns {
+		c.Close()
+	}
+	return nil
+}

@@ -1,0 +1,84 @@
+package integration
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// testHosts makes two network namespaces joined by a veth pair, with
+// 192.0.2.1 / 2001:db8::1 in the first and 192.0.2.2 / 2001:db8::2 in the
+// second (documentation ranges: test hosts only, never real ones). They
+// are removed when the test ends.
+func testHosts(t *testing.T) (nsA, nsB string) {
+	t.Helper()
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs ip (iproute2)")
+	}
+	id := os.Getpid() % 100000
+	nsA, nsB = fmt.Sprintf("ts-a-%d", id), fmt.Sprintf("ts-b-%d", id)
+	vethA, vethB := fmt.Sprintf("tsa%d", id), fmt.Sprintf("tsb%d", id)
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	ip("netns", "add", nsA)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsA).Run() })
+	ip("netns", "add", nsB)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsB).Run() })
+	ip("link", "add", vethA, "netns", nsA, "type", "veth", "peer", "name", vethB, "netns", nsB)
+	for _, h := range []struct{ ns, dev, v4, v6 string }{
+		{nsA, vethA, "192.0.2.1/24", "2001:db8::1/64"},
+		{nsB, vethB, "192.0.2.2/24", "2001:db8::2/64"},
+	} {
+		ip("-n", h.ns, "addr", "add", h.v4, "dev", h.dev)
+		ip("-n", h.ns, "addr", "add", h.v6, "dev", h.dev, "nodad")
+		ip("-n", h.ns, "link", "set", h.dev, "up")
+		ip("-n", h.ns, "link", "set", "lo", "up")
+	}
+	return nsA, nsB
+}
+
+// A client in one namespace connects to a server in another, over a
+// veth pair, IPv4 and IPv6: tuxscope in the host namespace sees both ends.
+func TestAcrossNetworkNamespaces(t *testing.T) {
+	requireRoot(t)
+	nsA, nsB := testHosts(t)
+	tr := startTracer(t)
+	for _, tc := range []struct {
+		name           string
+		family         int
+		listen, client string
+		serverAddr     string
+	}{
+		{"ipv4", 4, "192.0.2.2:0", "192.0.2.1", "192.0.2.2"},
+		{"ipv6", 6, "[2001:db8::2]:0", "2001:db8::1", "2001:db8::2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fam := fmt.Sprint(tc.family)
+			srv := startProc(t, helper("server"), "ip", "netns", "exec", nsB, serverBin, "-family", fam, "-addr", tc.listen)
+			port := atoi(t, srv.expect("READY")[0])
+			server := netip.MustParseAddr(tc.serverAddr)
+			c := startProc(t, helper("client"), "ip", "netns", "exec", nsA, clientBin,
+				"-family", fam, "-addr", netip.AddrPortFrom(server, uint16(port)).String())
+			local := netip.MustParseAddrPort(c.expect("LOCAL")[0])
+			if local.Addr().String() != tc.client {
+				t.Fatalf("client's local address %v, want %s", local, tc.client)
+			}
+			srv.expect("ACCEPTED")
+
+			// `ip netns exec` execs the helper, so the pids are the helpers'.
+			checkConnect(t, tr.waitFor("connect", byPID("connect", c.pid())), c, "tsclient",
+				tc.family, local, netip.AddrPortFrom(server, uint16(port)))
+			checkEvent(t, tr.waitFor("accept", byPID("accept", srv.pid())), jsonEvent{
+				EventType: "accept", PID: srv.pid(), Comm: "tsserver", Family: tc.family,
+				Saddr: tc.client, Sport: int(local.Port()), Daddr: tc.serverAddr, Dport: port,
+			})
+		})
+	}
+}
