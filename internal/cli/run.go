@@ -78,7 +78,7 @@ func runNet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "tuxscope: attached %d hooks (backend %s: %s); Ctrl-C to stop\n",
 		len(tr.Hooks()), tr.Backend(), strings.Join(tr.Hooks(), ", "))
 	if err := sink.Start(); err != nil {
-		return writeFailed(err, stderr)
+		return exitWith(err, stderr)
 	}
 
 	stopped := make(chan struct{})
@@ -91,17 +91,14 @@ func runNet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	if err := pump(tr, &opts, sink, stderr); err != nil {
-		return writeFailed(err, stderr)
-	}
-	return exitOK
+	return exitWith(pump(tr, &opts, sink, stderr), stderr)
 }
 
 // lostCheckInterval is how often the kernel's lost-event counter is read.
 const lostCheckInterval = time.Second
 
 // pump moves events from the ring buffer through decode and filter to the
-// sink until the tracer is stopped. It returns only output errors.
+// sink until the tracer is stopped and drained.
 func pump(tr *tracer.Tracer, opts *netOptions, sink output.Sink, stderr io.Writer) error {
 	var (
 		rec       ringbuf.Record
@@ -113,37 +110,44 @@ func pump(tr *tracer.Tracer, opts *netOptions, sink output.Sink, stderr io.Write
 	reportLost := func() error {
 		n, err := tr.Lost()
 		if err != nil {
-			fmt.Fprintf(stderr, "tuxscope: %v\n", err)
+			return err
+		}
+		if n <= lostSeen {
 			return nil
 		}
-		if n > lostSeen {
-			delta := n - lostSeen
-			lostSeen = n
-			return sink.Lost(delta, time.Now())
-		}
-		return nil
+		delta := n - lostSeen
+		lostSeen = n
+		return sink.Lost(delta, time.Now())
 	}
+	// The lost counter is read when the ring buffer stays empty until the
+	// deadline, and checked every 256 events under sustained load, so drops
+	// are reported within about a second either way.
 	next := time.Now().Add(lostCheckInterval)
 	tr.SetDeadline(next)
-	for {
+	for n := uint(1); ; n++ {
 		err := tr.ReadInto(&rec)
+		idle := errors.Is(err, os.ErrDeadlineExceeded)
 		switch {
-		case err == nil:
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			if err := reportLost(); err != nil {
-				return err
-			}
-			next = time.Now().Add(lostCheckInterval)
-			tr.SetDeadline(next)
-			continue
+		case err == nil, idle:
 		case errors.Is(err, ringbuf.ErrFlushed), errors.Is(err, ringbuf.ErrClosed):
 			if malformed > 0 {
 				fmt.Fprintf(stderr, "tuxscope: skipped %d malformed records\n", malformed)
 			}
 			return reportLost()
 		default:
-			fmt.Fprintf(stderr, "tuxscope: reading the ring buffer: %v\n", err)
-			return nil
+			return fmt.Errorf("reading the ring buffer: %w", err)
+		}
+		if idle || n%256 == 0 {
+			if now := time.Now(); !now.Before(next) {
+				if err := reportLost(); err != nil {
+					return err
+				}
+				next = now.Add(lostCheckInterval)
+				tr.SetDeadline(next)
+			}
+			if idle {
+				continue
+			}
 		}
 		if err := event.Decode(rec.RawSample, &ev); err != nil {
 			malformed++
@@ -159,12 +163,12 @@ func pump(tr *tracer.Tracer, opts *netOptions, sink output.Sink, stderr io.Write
 	}
 }
 
-// writeFailed ends the run after stdout failed: quietly when the reader
-// went away (tuxscope net | head), with a message otherwise.
-func writeFailed(err error, stderr io.Writer) int {
-	if errors.Is(err, syscall.EPIPE) {
+// exitWith ends the run on err: quietly when stdout's reader went away
+// (tuxscope net | head), with a one-line message otherwise.
+func exitWith(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, syscall.EPIPE) {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "tuxscope: writing output: %v\n", err)
+	fmt.Fprintf(stderr, "tuxscope: %v\n", err)
 	return exitError
 }

@@ -280,7 +280,7 @@ func startProc(t *testing.T, env []string, name string, args ...string) *proc {
 		go func() { p.cmd.Wait(); close(done) }()
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(500 * time.Millisecond): // e.g. a server still in accept()
 			p.cmd.Process.Kill()
 			<-done
 		}
