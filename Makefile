@@ -1,0 +1,59 @@
+# tuxscope — build, run and test. Run as root on Debian 12 (see README).
+
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+export PATH := $(dir $(GO)):$(PATH)
+FUZZTIME ?= 10s
+
+# Packages the tests and `go generate` need, from Debian's archive.
+# clang-16 is pinned: the committed BPF objects are its output.
+TEST_PACKAGES := clang-16 llvm-16 libbpf-dev iproute2 curl python3
+
+.PHONY: build run test unit integration fuzz generate check-generated test-deps lint bench
+
+build:
+	$(GO) build -o tuxscope ./cmd/tuxscope
+
+# Build and start `tuxscope net` (needs root, or CAP_BPF + CAP_PERFMON).
+run: build
+	./tuxscope net
+
+# Everything CI runs: the generated code is current, code is formatted and
+# vetted, unit and integration tests (integration needs root), short fuzzing.
+test: test-deps check-generated lint
+	$(GO) test -count=1 ./...
+	$(MAKE) fuzz
+
+unit:
+	$(GO) test -count=1 ./internal/...
+
+integration:
+	$(GO) test -count=1 -v ./test/integration
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/event
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendJSONString$$' -fuzztime $(FUZZTIME) ./internal/output
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendTerminalSafe$$' -fuzztime $(FUZZTIME) ./internal/output
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+generate:
+	$(GO) generate ./...
+
+# Regenerate the bpf2go output and fail if it differs from what is committed.
+check-generated: generate
+	@git diff --exit-code --stat -- internal/bpf || \
+	  { echo "generated BPF code is stale: run 'make generate' and commit the result"; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- internal/bpf)" || \
+	  { git status --short -- internal/bpf; echo "untracked generated files: commit them"; exit 1; }
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+test-deps:
+	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi

@@ -1,0 +1,394 @@
+package event
+
+import (
+	"errors"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"github.com/tuxscope/tuxscope/internal/bpf"
+)
+
+// recordBytes renders rec exactly as the kernel writes it into the ring
+// buffer: the bytes of the bpf2go struct, in native byte order. The result
+// is a copy, so tests may mutate it freely.
+func recordBytes(rec *bpf.TuxscopeEvent) []byte {
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(rec)), unsafe.Sizeof(*rec))
+	return append([]byte(nil), raw...)
+}
+
+// setComm fills the C char array the way the kernel does (bpf_get_current_comm).
+func setComm(rec *bpf.TuxscopeEvent, name string) {
+	rec.Comm = [16]int8{}
+	for i := 0; i < len(name) && i < len(rec.Comm); i++ {
+		rec.Comm[i] = int8(name[i])
+	}
+}
+
+func v4Connect() bpf.TuxscopeEvent {
+	rec := bpf.TuxscopeEvent{
+		TsNs:   123456789012,
+		Pid:    6201,
+		Tid:    6202,
+		Uid:    1000,
+		Family: 2, // AF_INET
+		Type:   1, // EVENT_CONNECT
+		Lport:  53412,
+		Rport:  443,
+	}
+	copy(rec.Laddr[:], []byte{10, 0, 0, 5})
+	copy(rec.Raddr[:], []byte{93, 184, 216, 34})
+	// Bytes past the first four must be ignored for AF_INET.
+	for i := 4; i < 16; i++ {
+		rec.Laddr[i] = 0xee
+		rec.Raddr[i] = 0xdd
+	}
+	setComm(&rec, "curl")
+	return rec
+}
+
+func v6Accept() bpf.TuxscopeEvent {
+	rec := bpf.TuxscopeEvent{
+		TsNs:   987654321,
+		Pid:    4242,
+		Tid:    4243,
+		Uid:    0,
+		Family: 10, // AF_INET6
+		Type:   2,  // EVENT_ACCEPT
+		Lport:  8080,
+		Rport:  40000,
+	}
+	rec.Laddr = netip.MustParseAddr("2001:db8::1").As16()
+	rec.Raddr = netip.MustParseAddr("2001:db8:0:1::2").As16()
+	setComm(&rec, "python3")
+	return rec
+}
+
+// The offsets Decode uses come from the generated struct; this pins them to
+// struct event in event.h so a regenerated header that moves a field is
+// noticed here and not as garbage at run time.
+func TestRecordLayout(t *testing.T) {
+	var r bpf.TuxscopeEvent
+	if got := unsafe.Sizeof(r); got != 80 {
+		t.Errorf("sizeof(struct event) = %d, want 80", got)
+	}
+	if recordSize != 80 {
+		t.Errorf("recordSize = %d, want 80", recordSize)
+	}
+	offsets := []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"ts_ns", offTs, 0},
+		{"pid", offPid, 8},
+		{"tid", offTid, 12},
+		{"uid", offUid, 16},
+		{"family", offFamily, 20},
+		{"type", offType, 22},
+		{"lport", offLport, 24},
+		{"rport", offRport, 26},
+		{"laddr", offLaddr, 32},
+		{"raddr", offRaddr, 48},
+		{"comm", offComm, 64},
+	}
+	for _, o := range offsets {
+		if o.got != o.want {
+			t.Errorf("offsetof(%s) = %d, want %d", o.name, o.got, o.want)
+		}
+	}
+}
+
+func TestDecodeIPv4Connect(t *testing.T) {
+	rec := v4Connect()
+	var e Event
+	if err := Decode(recordBytes(&rec), &e); err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if e.Type != Connect {
+		t.Errorf("Type = %v, want connect", e.Type)
+	}
+	if e.Family != 4 {
+		t.Errorf("Family = %d, want 4", e.Family)
+	}
+	if e.TimestampNs != 123456789012 {
+		t.Errorf("TimestampNs = %d, want 123456789012", e.TimestampNs)
+	}
+	if e.PID != 6201 || e.TID != 6202 || e.UID != 1000 {
+		t.Errorf("PID/TID/UID = %d/%d/%d, want 6201/6202/1000", e.PID, e.TID, e.UID)
+	}
+	if want := netip.MustParseAddrPort("10.0.0.5:53412"); e.Local != want {
+		t.Errorf("Local = %v, want %v", e.Local, want)
+	}
+	if want := netip.MustParseAddrPort("93.184.216.34:443"); e.Remote != want {
+		t.Errorf("Remote = %v, want %v", e.Remote, want)
+	}
+	if !e.Local.Addr().Is4() || !e.Remote.Addr().Is4() {
+		t.Errorf("addresses not plain IPv4: %v %v", e.Local, e.Remote)
+	}
+	if got := string(e.Comm()); got != "curl" {
+		t.Errorf("Comm = %q, want %q", got, "curl")
+	}
+	// Connect: SRC is the local end, DST the remote one.
+	if e.Src() != e.Local || e.Dst() != e.Remote {
+		t.Errorf("Src/Dst = %v/%v, want Local/Remote %v/%v", e.Src(), e.Dst(), e.Local, e.Remote)
+	}
+	if got := e.Src().String(); got != "10.0.0.5:53412" {
+		t.Errorf("Src = %s", got)
+	}
+	if got := e.Dst().String(); got != "93.184.216.34:443" {
+		t.Errorf("Dst = %s", got)
+	}
+}
+
+func TestDecodeIPv6Accept(t *testing.T) {
+	rec := v6Accept()
+	var e Event
+	if err := Decode(recordBytes(&rec), &e); err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if e.Type != Accept || e.Family != 6 {
+		t.Errorf("Type/Family = %v/%d, want accept/6", e.Type, e.Family)
+	}
+	if e.TimestampNs != 987654321 || e.PID != 4242 || e.TID != 4243 || e.UID != 0 {
+		t.Errorf("ts/pid/tid/uid = %d/%d/%d/%d", e.TimestampNs, e.PID, e.TID, e.UID)
+	}
+	if want := netip.MustParseAddrPort("[2001:db8::1]:8080"); e.Local != want {
+		t.Errorf("Local = %v, want %v", e.Local, want)
+	}
+	if want := netip.MustParseAddrPort("[2001:db8:0:1::2]:40000"); e.Remote != want {
+		t.Errorf("Remote = %v, want %v", e.Remote, want)
+	}
+	if got := string(e.Comm()); got != "python3" {
+		t.Errorf("Comm = %q", got)
+	}
+	// Accept: SRC is the remote client, DST the local listener.
+	if got := e.Src().String(); got != "[2001:db8:0:1::2]:40000" {
+		t.Errorf("Src = %s, want the remote client", got)
+	}
+	if got := e.Dst().String(); got != "[2001:db8::1]:8080" {
+		t.Errorf("Dst = %s, want the local listener", got)
+	}
+}
+
+func TestDecodeV4MappedIPv6(t *testing.T) {
+	rec := v6Accept()
+	rec.Laddr = netip.MustParseAddr("::ffff:10.0.0.1").As16()
+	rec.Raddr = netip.MustParseAddr("::ffff:1.2.3.4").As16()
+	rec.Lport, rec.Rport = 80, 51000
+	var e Event
+	if err := Decode(recordBytes(&rec), &e); err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if e.Family != 6 {
+		t.Errorf("Family = %d, want 6 (dual-stack socket)", e.Family)
+	}
+	if !e.Remote.Addr().Is4In6() || e.Remote.Addr().Is4() {
+		t.Errorf("Remote %v: want a v4-mapped IPv6 address, not unmapped", e.Remote)
+	}
+	if got := e.Remote.Addr().String(); got != "::ffff:1.2.3.4" {
+		t.Errorf("Remote addr = %s, want ::ffff:1.2.3.4", got)
+	}
+	if got := e.Src().String(); got != "[::ffff:1.2.3.4]:51000" {
+		t.Errorf("Src = %s", got)
+	}
+	if got := e.Dst().String(); got != "[::ffff:10.0.0.1]:80" {
+		t.Errorf("Dst = %s", got)
+	}
+}
+
+func TestDecodeComm(t *testing.T) {
+	tests := []struct {
+		name string
+		raw  [16]byte
+		want string
+	}{
+		{"full 16 bytes, no NUL", [16]byte{'0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'}, "0123456789abcdef"},
+		{"15 bytes and NUL", [16]byte{'0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e'}, "0123456789abcde"},
+		{"NUL early, garbage after", [16]byte{'s', 'h', 0, 'X', 'Y', 'Z', 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, "sh"},
+		{"empty", [16]byte{0, 'x'}, ""},
+		{"hostile bytes kept raw", [16]byte{0x1b, '[', '3', '1', 'm', 0xff, 0x9b, '\n'}, "\x1b[31m\xff\x9b\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := v4Connect()
+			for i, c := range tt.raw {
+				rec.Comm[i] = int8(c)
+			}
+			var e Event
+			if err := Decode(recordBytes(&rec), &e); err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if got := string(e.Comm()); got != tt.want {
+				t.Errorf("Comm = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// Decoding into a reused Event must overwrite everything from the last one.
+func TestDecodeReuse(t *testing.T) {
+	var e Event
+	r6 := v6Accept()
+	setComm(&r6, "a-long-name-xyz")
+	if err := Decode(recordBytes(&r6), &e); err != nil {
+		t.Fatal(err)
+	}
+	r4 := v4Connect()
+	if err := Decode(recordBytes(&r4), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Type != Connect || e.Family != 4 || string(e.Comm()) != "curl" ||
+		e.Local.String() != "10.0.0.5:53412" || e.Remote.String() != "93.184.216.34:443" ||
+		e.PID != 6201 || e.UID != 1000 {
+		t.Errorf("stale fields after reuse: %+v comm=%q", e, e.Comm())
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	good := v4Connect()
+	goodBytes := recordBytes(&good)
+
+	t.Run("short", func(t *testing.T) {
+		for _, n := range []int{0, 1, 64, 79} {
+			var e Event
+			err := Decode(goodBytes[:n], &e)
+			if !errors.Is(err, ErrShortRecord) {
+				t.Errorf("len %d: err = %v, want ErrShortRecord", n, err)
+			}
+		}
+		var e Event
+		err := Decode(goodBytes[:79], &e)
+		if err == nil || err.Error() != "short record: 79 bytes, want 80" {
+			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 80")
+		}
+		if err := Decode(nil, &e); !errors.Is(err, ErrShortRecord) {
+			t.Errorf("nil: err = %v", err)
+		}
+	})
+
+	t.Run("unknown type", func(t *testing.T) {
+		for _, typ := range []uint8{0, 3, 255} {
+			rec := v4Connect()
+			rec.Type = typ
+			var e Event
+			err := Decode(recordBytes(&rec), &e)
+			want := "unknown event type " + strconv.Itoa(int(typ))
+			if err == nil || err.Error() != want {
+				t.Errorf("type %d: err = %v, want %q", typ, err, want)
+			}
+			if errors.Is(err, ErrShortRecord) {
+				t.Errorf("type %d: wrongly a short record", typ)
+			}
+		}
+	})
+
+	t.Run("unknown family", func(t *testing.T) {
+		for _, fam := range []uint16{0, 1, 4, 6, 17, 0x0a00, 0x0200} {
+			rec := v4Connect()
+			rec.Family = fam
+			var e Event
+			err := Decode(recordBytes(&rec), &e)
+			want := "unknown address family " + strconv.Itoa(int(fam))
+			if err == nil || err.Error() != want {
+				t.Errorf("family %d: err = %v, want %q", fam, err, want)
+			}
+		}
+	})
+}
+
+func TestDecodeAllocs(t *testing.T) {
+	rec4, rec6 := v4Connect(), v6Accept()
+	b4, b6 := recordBytes(&rec4), recordBytes(&rec6)
+	var e Event
+	allocs := testing.AllocsPerRun(1000, func() {
+		if err := Decode(b4, &e); err != nil {
+			panic(err)
+		}
+		if err := Decode(b6, &e); err != nil {
+			panic(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Decode: %v allocs per run, want 0", allocs)
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	rec := v4Connect()
+	buf := recordBytes(&rec)
+	var e Event
+	b.ReportAllocs()
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		if err := Decode(buf, &e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// FuzzDecode checks Decode never panics and, when it accepts a record,
+// agrees field by field with the bpf2go struct laid over the same bytes.
+func FuzzDecode(f *testing.F) {
+	r4, r6 := v4Connect(), v6Accept()
+	f.Add(recordBytes(&r4))
+	f.Add(recordBytes(&r6))
+	f.Add(recordBytes(&r4)[:79])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var e Event
+		err := Decode(b, &e)
+		if len(b) < recordSize {
+			if !errors.Is(err, ErrShortRecord) {
+				t.Fatalf("len %d: err = %v, want ErrShortRecord", len(b), err)
+			}
+			return
+		}
+		var rec bpf.TuxscopeEvent
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec)), unsafe.Sizeof(rec)), b)
+		if err != nil {
+			if rec.Type == 1 || rec.Type == 2 {
+				if rec.Family == 2 || rec.Family == 10 {
+					t.Fatalf("valid record rejected: %v", err)
+				}
+			}
+			return
+		}
+		if uint8(e.Type) != rec.Type || (e.Type != Connect && e.Type != Accept) {
+			t.Fatalf("Type = %d, record says %d", e.Type, rec.Type)
+		}
+		if e.TimestampNs != rec.TsNs || e.PID != rec.Pid || e.TID != rec.Tid || e.UID != rec.Uid {
+			t.Fatalf("ids differ: %+v vs %+v", e, rec)
+		}
+		if e.Local.Port() != rec.Lport || e.Remote.Port() != rec.Rport {
+			t.Fatalf("ports %d/%d, record %d/%d", e.Local.Port(), e.Remote.Port(), rec.Lport, rec.Rport)
+		}
+		switch rec.Family {
+		case 2:
+			if e.Family != 4 || !e.Local.Addr().Is4() || e.Local.Addr().As4() != [4]byte(rec.Laddr[:4]) ||
+				e.Remote.Addr().As4() != [4]byte(rec.Raddr[:4]) {
+				t.Fatalf("IPv4 mismatch: %v %v", e.Local, e.Remote)
+			}
+		case 10:
+			if e.Family != 6 || !e.Local.Addr().Is6() || e.Local.Addr().As16() != rec.Laddr ||
+				e.Remote.Addr().As16() != rec.Raddr {
+				t.Fatalf("IPv6 mismatch: %v %v", e.Local, e.Remote)
+			}
+		default:
+			t.Fatalf("accepted family %d", rec.Family)
+		}
+		comm := e.Comm()
+		if len(comm) > 16 || strings.IndexByte(string(comm), 0) >= 0 {
+			t.Fatalf("Comm %q: too long or holds NUL", comm)
+		}
+		for i, c := range comm {
+			if byte(rec.Comm[i]) != c {
+				t.Fatalf("Comm %q differs from record at %d", comm, i)
+			}
+		}
+		if len(comm) < 16 && rec.Comm[len(comm)] != 0 {
+			t.Fatalf("Comm %q stopped before the NUL", comm)
+		}
+	})
+}

@@ -1,0 +1,119 @@
+package event
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestTypeString(t *testing.T) {
+	tests := []struct {
+		t    Type
+		want string
+	}{
+		{Connect, "connect"},
+		{Accept, "accept"},
+		{Lost, "lost"},
+		{0, "type(0)"},
+		{3, "type(3)"},
+		{254, "type(254)"},
+	}
+	for _, tt := range tests {
+		if got := tt.t.String(); got != tt.want {
+			t.Errorf("Type(%d).String() = %q, want %q", uint8(tt.t), got, tt.want)
+		}
+	}
+	// The kernel's enum event_type values.
+	if Connect != 1 || Accept != 2 || Lost != 255 {
+		t.Errorf("Connect/Accept/Lost = %d/%d/%d, want 1/2/255", Connect, Accept, Lost)
+	}
+}
+
+func TestParseType(t *testing.T) {
+	for _, typ := range []Type{Connect, Accept} {
+		got, err := ParseType(typ.String())
+		if err != nil || got != typ {
+			t.Errorf("ParseType(%q) = %v, %v; want %v", typ.String(), got, err, typ)
+		}
+	}
+	for _, s := range []string{"", "lost", "Connect", "ACCEPT", "connect ", "type(1)", "1"} {
+		got, err := ParseType(s)
+		if err == nil {
+			t.Errorf("ParseType(%q) = %v, want an error", s, got)
+			continue
+		}
+		if got != 0 {
+			t.Errorf("ParseType(%q) returned %v with its error, want 0", s, got)
+		}
+	}
+	_, err := ParseType("foo")
+	if want := `unknown event type "foo" (want connect or accept)`; err == nil || err.Error() != want {
+		t.Errorf("ParseType(foo) error = %v, want %q", err, want)
+	}
+}
+
+func TestSrcDst(t *testing.T) {
+	local := netip.MustParseAddrPort("192.0.2.1:8080")
+	remote := netip.MustParseAddrPort("198.51.100.7:40000")
+	tests := []struct {
+		typ      Type
+		src, dst netip.AddrPort
+	}{
+		{Connect, local, remote},
+		{Accept, remote, local},
+		{Lost, local, remote}, // anything but accept is shown like a connect
+	}
+	for _, tt := range tests {
+		e := Event{Type: tt.typ, Local: local, Remote: remote}
+		if e.Src() != tt.src || e.Dst() != tt.dst {
+			t.Errorf("%v: Src/Dst = %v/%v, want %v/%v", tt.typ, e.Src(), e.Dst(), tt.src, tt.dst)
+		}
+	}
+}
+
+func TestSetComm(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"curl", "curl"},
+		{"0123456789abcde", "0123456789abcde"},  // 15: kept
+		{"0123456789abcdef", "0123456789abcde"}, // 16: kernel keeps 15
+		{"0123456789abcdefXYZ", "0123456789abcde"},
+		{"\x1b[31m\xff", "\x1b[31m\xff"}, // bytes kept raw, escaping is output's job
+	}
+	for _, tt := range tests {
+		var e Event
+		e.SetComm("previous-name")
+		e.SetComm(tt.in)
+		if got := string(e.Comm()); got != tt.want {
+			t.Errorf("SetComm(%q): Comm = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestClockWall(t *testing.T) {
+	// Arithmetic: the offset is added to the monotonic timestamp.
+	c := Clock{offset: 1_700_000_000_000_000_000}
+	if got, want := c.Wall(5), time.Unix(0, 1_700_000_000_000_000_005); !got.Equal(want) {
+		t.Errorf("Wall(5) = %v, want %v", got, want)
+	}
+	if d := c.Wall(3_000_000_000).Sub(c.Wall(1_000_000_000)); d != 2*time.Second {
+		t.Errorf("Wall difference = %v, want 2s", d)
+	}
+
+	// Sanity against the real clocks: a timestamp taken now maps to now.
+	clock := NewClock()
+	var mono unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	got := clock.Wall(uint64(mono.Nano()))
+	if d := before.Sub(got); d < -time.Second || d > time.Second {
+		t.Errorf("Wall(now monotonic) = %v, time.Now() = %v: %v apart", got, before, d)
+	}
+	if got.Location() != time.Local {
+		t.Errorf("Wall location = %v, want Local", got.Location())
+	}
+}
