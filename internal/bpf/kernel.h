@@ -21,6 +21,7 @@ enum {
 };
 
 #define EINPROGRESS 115
+#define PF_KTHREAD 0x00200000 /* include/linux/sched.h, unchanged since 2.6 */
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
@@ -79,6 +80,7 @@ struct files_struct {
 };
 
 struct task_struct {
+	unsigned int flags;
 	struct files_struct *files;
 };
 

@@ -4,6 +4,13 @@
 /*
  * Kernel side of `tuxscope net`.
  *
+ * Each event has up to three ways into the kernel, chosen per kernel by the
+ * loader (internal/tracer): fentry/fexit, kprobe/kretprobe, or stable
+ * tracepoints. The SEC() programs are thin wrappers; the logic lives in the
+ * shared helpers, so every backend emits the same events.
+ *
+ * Tracepoint backend:
+ *
  * connect: sys_enter_connect marks the thread; inet_sock_set_state's
  * CLOSE -> SYN_SENT transition (which runs inside connect(), in the caller's
  * context) records which socket it is; sys_exit_connect emits the event.
@@ -22,6 +29,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include <asm/ptrace.h>
+#include <bpf/bpf_tracing.h>
 
 #include "kernel.h"
 #include "event.h"
@@ -269,7 +278,158 @@ int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	return 0;
 }
 
+/* ---- connect: fentry and kprobe backends ------------------------------- */
+
+/*
+ * tcp_v4_connect/tcp_v6_connect return 0 once the SYN is on its way, the
+ * local port hashed: the same moment and tuple the tracepoint backend
+ * reports (it reads them when connect() returns). An AF_INET6 socket
+ * connecting to a v4-mapped address goes through tcp_v6_connect, which
+ * calls tcp_v4_connect: only the outer call reports it.
+ */
+static __always_inline void connect_returned(struct sock *sk, long ret, bool v4_func)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct tuple t = {};
+
+	if (ret != 0 || !sk || !pid_wanted(pid_tgid))
+		return;
+	if (v4_func && BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET6)
+		return;
+	if (read_sock_tuple(sk, &t))
+		emit_event(&t, EVENT_CONNECT, pid_tgid);
+}
+
+SEC("fexit/tcp_v4_connect")
+int BPF_PROG(fexit_tcp_v4_connect, struct sock *sk, void *uaddr, int addr_len, int ret)
+{
+	connect_returned(sk, ret, true);
+	return 0;
+}
+
+SEC("fexit/tcp_v6_connect")
+int BPF_PROG(fexit_tcp_v6_connect, struct sock *sk, void *uaddr, int addr_len, int ret)
+{
+	connect_returned(sk, ret, false);
+	return 0;
+}
+
+/* kprobe: the socket argument, kept from entry to return, per thread
+ * (tcp_v6_connect and its inner tcp_v4_connect share the same sk). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} kprobe_connect_sk SEC(".maps");
+
+static __always_inline void kprobe_connect_entry(struct sock *sk)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 v = (__u64)sk;
+
+	bpf_map_update_elem(&kprobe_connect_sk, &pid_tgid, &v, BPF_ANY);
+}
+
+static __always_inline void kprobe_connect_return(long ret, bool v4_func)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 *sk = bpf_map_lookup_elem(&kprobe_connect_sk, &pid_tgid);
+
+	if (!sk)
+		return;
+	connect_returned((struct sock *)*sk, ret, v4_func);
+	if (!v4_func || BPF_CORE_READ((struct sock *)*sk, __sk_common.skc_family) == AF_INET)
+		bpf_map_delete_elem(&kprobe_connect_sk, &pid_tgid);
+}
+
+SEC("kprobe/tcp_v4_connect")
+int BPF_KPROBE(kprobe_tcp_v4_connect, struct sock *sk)
+{
+	kprobe_connect_entry(sk);
+	return 0;
+}
+
+SEC("kretprobe/tcp_v4_connect")
+int BPF_KRETPROBE(kretprobe_tcp_v4_connect, int ret)
+{
+	kprobe_connect_return(ret, true);
+	return 0;
+}
+
+SEC("kprobe/tcp_v6_connect")
+int BPF_KPROBE(kprobe_tcp_v6_connect, struct sock *sk)
+{
+	kprobe_connect_entry(sk);
+	return 0;
+}
+
+SEC("kretprobe/tcp_v6_connect")
+int BPF_KRETPROBE(kretprobe_tcp_v6_connect, int ret)
+{
+	kprobe_connect_return(ret, false);
+	return 0;
+}
+
 /* ---- accept ----------------------------------------------------------- */
+
+/*
+ * fexit/kretprobe on inet_csk_accept see each accept as it returns, in the
+ * accepting process. They cannot see an accept() that was already waiting
+ * when they were attached: its return does not pass through the probe. So
+ * the syscall-exit tracepoint stays attached beside them as a catch-up, and
+ * emits only accepts the function hook did not (accept_seen).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} accept_seen SEC(".maps");
+
+static __always_inline void accept_returned(struct sock *sk)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct tuple t = {};
+	__u8 one = 1;
+
+	/* kernel_accept() from kernel threads: not a process's accept */
+	if (!sk || (BPF_CORE_READ(task, flags) & PF_KTHREAD))
+		return;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return;
+	bpf_map_update_elem(&accept_seen, &pid_tgid, &one, BPF_ANY);
+	if (!pid_wanted(pid_tgid))
+		return;
+	if (read_sock_tuple(sk, &t))
+		emit_event(&t, EVENT_ACCEPT, pid_tgid);
+}
+
+/* inet_csk_accept changed its signature in Linux 6.10; the loader picks the
+ * program matching the running kernel's BTF. */
+SEC("fexit/inet_csk_accept")
+int BPF_PROG(fexit_inet_csk_accept, struct sock *sk, void *arg, struct sock *ret)
+{
+	accept_returned(ret);
+	return 0;
+}
+
+SEC("fexit/inet_csk_accept")
+int BPF_PROG(fexit_inet_csk_accept_pre610, struct sock *sk, int flags, int *err, bool kern, struct sock *ret)
+{
+	accept_returned(ret);
+	return 0;
+}
+
+SEC("kretprobe/inet_csk_accept")
+int BPF_KRETPROBE(kretprobe_inet_csk_accept, struct sock *ret)
+{
+	accept_returned(ret);
+	return 0;
+}
+
+/* The tracepoint backend's accept hook, also the catch-up of the others. */
 
 /* The socket behind one of the current task's file descriptors. */
 static __always_inline struct sock *sock_from_fd(long fd)
@@ -297,6 +457,10 @@ static __always_inline void accept_exit(long ret)
 	struct tuple t = {};
 	struct sock *sk;
 
+	if (bpf_map_lookup_elem(&accept_seen, &pid_tgid)) {
+		bpf_map_delete_elem(&accept_seen, &pid_tgid);
+		return; /* a function hook reported it */
+	}
 	if (ret < 0 || !pid_wanted(pid_tgid))
 		return;
 	sk = sock_from_fd(ret);

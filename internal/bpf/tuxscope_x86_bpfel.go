@@ -43,21 +43,32 @@ type TuxscopeTuple struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	TuxscopeMapConnecting          = "connecting"
-	TuxscopeMapEvents              = "events"
-	TuxscopeMapFailedConnects      = "failed_connects"
-	TuxscopeMapLost                = "lost"
-	TuxscopeMapPidFilter           = "pid_filter"
-	TuxscopeMapPortFilter          = "port_filter"
-	TuxscopeProgTpInetSockSetState = "tp_inet_sock_set_state"
-	TuxscopeProgTpSysEnterConnect  = "tp_sys_enter_connect"
-	TuxscopeProgTpSysExitAccept    = "tp_sys_exit_accept"
-	TuxscopeProgTpSysExitAccept4   = "tp_sys_exit_accept4"
-	TuxscopeProgTpSysExitConnect   = "tp_sys_exit_connect"
-	TuxscopeVarFilterPid           = "filter_pid"
-	TuxscopeVarFilterPort          = "filter_port"
-	TuxscopeVarWantIpv4            = "want_ipv4"
-	TuxscopeVarWantIpv6            = "want_ipv6"
+	TuxscopeMapAcceptSeen                = "accept_seen"
+	TuxscopeMapConnecting                = "connecting"
+	TuxscopeMapEvents                    = "events"
+	TuxscopeMapFailedConnects            = "failed_connects"
+	TuxscopeMapKprobeConnectSk           = "kprobe_connect_sk"
+	TuxscopeMapLost                      = "lost"
+	TuxscopeMapPidFilter                 = "pid_filter"
+	TuxscopeMapPortFilter                = "port_filter"
+	TuxscopeProgFexitInetCskAccept       = "fexit_inet_csk_accept"
+	TuxscopeProgFexitInetCskAcceptPre610 = "fexit_inet_csk_accept_pre610"
+	TuxscopeProgFexitTcpV4Connect        = "fexit_tcp_v4_connect"
+	TuxscopeProgFexitTcpV6Connect        = "fexit_tcp_v6_connect"
+	TuxscopeProgKprobeTcpV4Connect       = "kprobe_tcp_v4_connect"
+	TuxscopeProgKprobeTcpV6Connect       = "kprobe_tcp_v6_connect"
+	TuxscopeProgKretprobeInetCskAccept   = "kretprobe_inet_csk_accept"
+	TuxscopeProgKretprobeTcpV4Connect    = "kretprobe_tcp_v4_connect"
+	TuxscopeProgKretprobeTcpV6Connect    = "kretprobe_tcp_v6_connect"
+	TuxscopeProgTpInetSockSetState       = "tp_inet_sock_set_state"
+	TuxscopeProgTpSysEnterConnect        = "tp_sys_enter_connect"
+	TuxscopeProgTpSysExitAccept          = "tp_sys_exit_accept"
+	TuxscopeProgTpSysExitAccept4         = "tp_sys_exit_accept4"
+	TuxscopeProgTpSysExitConnect         = "tp_sys_exit_connect"
+	TuxscopeVarFilterPid                 = "filter_pid"
+	TuxscopeVarFilterPort                = "filter_port"
+	TuxscopeVarWantIpv4                  = "want_ipv4"
+	TuxscopeVarWantIpv6                  = "want_ipv6"
 )
 
 // LoadTuxscope returns the embedded CollectionSpec for Tuxscope.
@@ -102,23 +113,34 @@ type TuxscopeSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TuxscopeProgramSpecs struct {
-	TpInetSockSetState *ebpf.ProgramSpec `ebpf:"tp_inet_sock_set_state"`
-	TpSysEnterConnect  *ebpf.ProgramSpec `ebpf:"tp_sys_enter_connect"`
-	TpSysExitAccept    *ebpf.ProgramSpec `ebpf:"tp_sys_exit_accept"`
-	TpSysExitAccept4   *ebpf.ProgramSpec `ebpf:"tp_sys_exit_accept4"`
-	TpSysExitConnect   *ebpf.ProgramSpec `ebpf:"tp_sys_exit_connect"`
+	FexitInetCskAccept       *ebpf.ProgramSpec `ebpf:"fexit_inet_csk_accept"`
+	FexitInetCskAcceptPre610 *ebpf.ProgramSpec `ebpf:"fexit_inet_csk_accept_pre610"`
+	FexitTcpV4Connect        *ebpf.ProgramSpec `ebpf:"fexit_tcp_v4_connect"`
+	FexitTcpV6Connect        *ebpf.ProgramSpec `ebpf:"fexit_tcp_v6_connect"`
+	KprobeTcpV4Connect       *ebpf.ProgramSpec `ebpf:"kprobe_tcp_v4_connect"`
+	KprobeTcpV6Connect       *ebpf.ProgramSpec `ebpf:"kprobe_tcp_v6_connect"`
+	KretprobeInetCskAccept   *ebpf.ProgramSpec `ebpf:"kretprobe_inet_csk_accept"`
+	KretprobeTcpV4Connect    *ebpf.ProgramSpec `ebpf:"kretprobe_tcp_v4_connect"`
+	KretprobeTcpV6Connect    *ebpf.ProgramSpec `ebpf:"kretprobe_tcp_v6_connect"`
+	TpInetSockSetState       *ebpf.ProgramSpec `ebpf:"tp_inet_sock_set_state"`
+	TpSysEnterConnect        *ebpf.ProgramSpec `ebpf:"tp_sys_enter_connect"`
+	TpSysExitAccept          *ebpf.ProgramSpec `ebpf:"tp_sys_exit_accept"`
+	TpSysExitAccept4         *ebpf.ProgramSpec `ebpf:"tp_sys_exit_accept4"`
+	TpSysExitConnect         *ebpf.ProgramSpec `ebpf:"tp_sys_exit_connect"`
 }
 
 // TuxscopeMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TuxscopeMapSpecs struct {
-	Connecting     *ebpf.MapSpec `ebpf:"connecting"`
-	Events         *ebpf.MapSpec `ebpf:"events"`
-	FailedConnects *ebpf.MapSpec `ebpf:"failed_connects"`
-	Lost           *ebpf.MapSpec `ebpf:"lost"`
-	PidFilter      *ebpf.MapSpec `ebpf:"pid_filter"`
-	PortFilter     *ebpf.MapSpec `ebpf:"port_filter"`
+	AcceptSeen      *ebpf.MapSpec `ebpf:"accept_seen"`
+	Connecting      *ebpf.MapSpec `ebpf:"connecting"`
+	Events          *ebpf.MapSpec `ebpf:"events"`
+	FailedConnects  *ebpf.MapSpec `ebpf:"failed_connects"`
+	KprobeConnectSk *ebpf.MapSpec `ebpf:"kprobe_connect_sk"`
+	Lost            *ebpf.MapSpec `ebpf:"lost"`
+	PidFilter       *ebpf.MapSpec `ebpf:"pid_filter"`
+	PortFilter      *ebpf.MapSpec `ebpf:"port_filter"`
 }
 
 // TuxscopeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -151,19 +173,23 @@ func (o *TuxscopeObjects) Close() error {
 //
 // It can be passed to LoadTuxscopeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TuxscopeMaps struct {
-	Connecting     *ebpf.Map `ebpf:"connecting"`
-	Events         *ebpf.Map `ebpf:"events"`
-	FailedConnects *ebpf.Map `ebpf:"failed_connects"`
-	Lost           *ebpf.Map `ebpf:"lost"`
-	PidFilter      *ebpf.Map `ebpf:"pid_filter"`
-	PortFilter     *ebpf.Map `ebpf:"port_filter"`
+	AcceptSeen      *ebpf.Map `ebpf:"accept_seen"`
+	Connecting      *ebpf.Map `ebpf:"connecting"`
+	Events          *ebpf.Map `ebpf:"events"`
+	FailedConnects  *ebpf.Map `ebpf:"failed_connects"`
+	KprobeConnectSk *ebpf.Map `ebpf:"kprobe_connect_sk"`
+	Lost            *ebpf.Map `ebpf:"lost"`
+	PidFilter       *ebpf.Map `ebpf:"pid_filter"`
+	PortFilter      *ebpf.Map `ebpf:"port_filter"`
 }
 
 func (m *TuxscopeMaps) Close() error {
 	return _TuxscopeClose(
+		m.AcceptSeen,
 		m.Connecting,
 		m.Events,
 		m.FailedConnects,
+		m.KprobeConnectSk,
 		m.Lost,
 		m.PidFilter,
 		m.PortFilter,
@@ -184,15 +210,33 @@ type TuxscopeVariables struct {
 //
 // It can be passed to LoadTuxscopeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TuxscopePrograms struct {
-	TpInetSockSetState *ebpf.Program `ebpf:"tp_inet_sock_set_state"`
-	TpSysEnterConnect  *ebpf.Program `ebpf:"tp_sys_enter_connect"`
-	TpSysExitAccept    *ebpf.Program `ebpf:"tp_sys_exit_accept"`
-	TpSysExitAccept4   *ebpf.Program `ebpf:"tp_sys_exit_accept4"`
-	TpSysExitConnect   *ebpf.Program `ebpf:"tp_sys_exit_connect"`
+	FexitInetCskAccept       *ebpf.Program `ebpf:"fexit_inet_csk_accept"`
+	FexitInetCskAcceptPre610 *ebpf.Program `ebpf:"fexit_inet_csk_accept_pre610"`
+	FexitTcpV4Connect        *ebpf.Program `ebpf:"fexit_tcp_v4_connect"`
+	FexitTcpV6Connect        *ebpf.Program `ebpf:"fexit_tcp_v6_connect"`
+	KprobeTcpV4Connect       *ebpf.Program `ebpf:"kprobe_tcp_v4_connect"`
+	KprobeTcpV6Connect       *ebpf.Program `ebpf:"kprobe_tcp_v6_connect"`
+	KretprobeInetCskAccept   *ebpf.Program `ebpf:"kretprobe_inet_csk_accept"`
+	KretprobeTcpV4Connect    *ebpf.Program `ebpf:"kretprobe_tcp_v4_connect"`
+	KretprobeTcpV6Connect    *ebpf.Program `ebpf:"kretprobe_tcp_v6_connect"`
+	TpInetSockSetState       *ebpf.Program `ebpf:"tp_inet_sock_set_state"`
+	TpSysEnterConnect        *ebpf.Program `ebpf:"tp_sys_enter_connect"`
+	TpSysExitAccept          *ebpf.Program `ebpf:"tp_sys_exit_accept"`
+	TpSysExitAccept4         *ebpf.Program `ebpf:"tp_sys_exit_accept4"`
+	TpSysExitConnect         *ebpf.Program `ebpf:"tp_sys_exit_connect"`
 }
 
 func (p *TuxscopePrograms) Close() error {
 	return _TuxscopeClose(
+		p.FexitInetCskAccept,
+		p.FexitInetCskAcceptPre610,
+		p.FexitTcpV4Connect,
+		p.FexitTcpV6Connect,
+		p.KprobeTcpV4Connect,
+		p.KprobeTcpV6Connect,
+		p.KretprobeInetCskAccept,
+		p.KretprobeTcpV4Connect,
+		p.KretprobeTcpV6Connect,
 		p.TpInetSockSetState,
 		p.TpSysEnterConnect,
 		p.TpSysExitAccept,

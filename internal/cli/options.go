@@ -22,6 +22,7 @@ type netOptions struct {
 	Filter          filter.Spec
 	RingBufferBytes int
 	BTFPath         string
+	Backend         tracer.Backend
 }
 
 // errHelp means --help was asked for and usage was printed.
@@ -43,6 +44,9 @@ Flags:
   -4, -6                only IPv4 / only IPv6 (an AF_INET6 socket talking to an
                         IPv4 peer counts as IPv6, as ss shows it)
   --buffer-size SIZE    kernel ring buffer size, a power of two (default 4M)
+  --backend NAME        how to hook the kernel: auto (default: per hook, the first
+                        of fentry, kprobe, tracepoint that works here), fentry,
+                        kprobe or tracepoint
   --btf FILE            kernel BTF to use instead of /sys/kernel/btf/vmlinux
 
 pid, type, family and port filters are applied in the kernel.
@@ -55,7 +59,7 @@ func parseNetOptions(args []string, stdout io.Writer) (netOptions, error) {
 	fs := flag.NewFlagSet("net", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
-		format, bufSize string
+		format, bufSize, backend string
 		opts            netOptions
 		ipv4, ipv6      bool
 	)
@@ -95,6 +99,7 @@ func parseNetOptions(args []string, stdout io.Writer) (netOptions, error) {
 	fs.BoolVar(&ipv6, "6", false, "")
 	fs.StringVar(&bufSize, "buffer-size", "4M", "")
 	fs.StringVar(&opts.BTFPath, "btf", "", "")
+	fs.StringVar(&backend, "backend", "auto", "")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -107,6 +112,9 @@ func parseNetOptions(args []string, stdout io.Writer) (netOptions, error) {
 	}
 	var err error
 	if opts.Format, err = output.ParseFormat(format); err != nil {
+		return opts, err
+	}
+	if opts.Backend, err = tracer.ParseBackend(backend); err != nil {
 		return opts, err
 	}
 	if ipv4 && ipv6 {
@@ -134,6 +142,7 @@ func (o *netOptions) tracerConfig() tracer.Config {
 		IPv6:            f.WantFamily(6),
 		RingBufferBytes: o.RingBufferBytes,
 		BTFPath:         o.BTFPath,
+		Backend:         o.Backend,
 	}
 }
 

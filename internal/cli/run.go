@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -75,7 +76,7 @@ func runNet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	sink := output.New(opts.Format, stdout, stderr)
 	// Scripts and tests wait for this line: events from here on are seen.
-	fmt.Fprintf(stderr, "tuxscope: attached %d hooks (%s backend); Ctrl-C to stop\n", len(tr.Hooks()), tr.Backend())
+	fmt.Fprintf(stderr, "tuxscope: attached %s; Ctrl-C to stop\n", describeChoices(tr.Choices()))
 	if err := sink.Start(); err != nil {
 		return exitWith(err, stderr)
 	}
@@ -91,6 +92,17 @@ func runNet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}()
 
 	return exitWith(pump(tr, &opts, sink, stderr), stderr)
+}
+
+// describeChoices is, e.g., "5 hooks (connect: tracepoint, accept: tracepoint)".
+func describeChoices(choices []tracer.Choice) string {
+	n := 0
+	parts := make([]string, len(choices))
+	for i, c := range choices {
+		n += len(c.Hooks)
+		parts[i] = fmt.Sprintf("%s: %s", c.Point, c.Backend)
+	}
+	return fmt.Sprintf("%d hooks (%s)", n, strings.Join(parts, ", "))
 }
 
 // lostCheckInterval is how often the kernel's lost-event counter is read.

@@ -4,62 +4,202 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 
 	"github.com/tuxscope/tuxscope/internal/bpf"
 )
 
-// hook is one BPF program and the kernel hook it attaches to.
-type hook struct {
-	prog        string // program name in the BPF object
-	kind        string // "tracepoint"
-	group, name string
-	connect     bool // needed to trace connects
-	accept      bool // needed to trace accepts
+// Backend is a way of hooking the kernel.
+type Backend string
+
+// The backends, and auto, which picks the first that works, per hook point.
+const (
+	Auto       Backend = "auto"
+	Fentry     Backend = "fentry"
+	Kprobe     Backend = "kprobe"
+	Tracepoint Backend = "tracepoint"
+)
+
+// Backends in auto's order of preference: cheapest first.
+var Backends = []Backend{Fentry, Kprobe, Tracepoint}
+
+// ParseBackend validates a --backend value.
+func ParseBackend(s string) (Backend, error) {
+	switch b := Backend(s); b {
+	case Auto, Fentry, Kprobe, Tracepoint:
+		return b, nil
+	}
+	return "", fmt.Errorf("unknown backend %q (want auto, fentry, kprobe or tracepoint)", s)
 }
 
-func (h hook) String() string { return h.kind + ":" + h.group + ":" + h.name }
+type hookKind string
+
+const (
+	kindFexit      hookKind = "fexit"
+	kindKprobe     hookKind = "kprobe"
+	kindKretprobe  hookKind = "kretprobe"
+	kindTracepoint hookKind = "tracepoint"
+)
+
+// hook is one BPF program and the kernel hook it attaches to.
+type hook struct {
+	prog   string   // program name in the BPF object
+	kind   hookKind //
+	target string   // kernel function, or "group:name" for a tracepoint
+	// catchUp hooks back up a function hook where it is blind (an accept()
+	// already waiting when the probe was attached); attached where they
+	// exist, skipped quietly where they do not.
+	catchUp bool
+}
+
+func (h hook) String() string { return string(h.kind) + ":" + h.target }
 
 func (h hook) attach(prog *ebpf.Program) (link.Link, error) {
-	l, err := link.Tracepoint(h.group, h.name, prog, nil)
+	var (
+		l   link.Link
+		err error
+	)
+	switch h.kind {
+	case kindFexit:
+		l, err = link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceFExit})
+	case kindKprobe:
+		l, err = link.Kprobe(h.target, prog, nil)
+	case kindKretprobe:
+		l, err = link.Kretprobe(h.target, prog, nil)
+	case kindTracepoint:
+		group, name, _ := strings.Cut(h.target, ":")
+		l, err = link.Tracepoint(group, name, prog, nil)
+	default:
+		err = fmt.Errorf("unknown hook kind %q", h.kind)
+	}
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("kernel hook %s is missing on this kernel (syscall tracepoints need CONFIG_FTRACE_SYSCALLS): %w", h, err)
-		}
-		return nil, fmt.Errorf("attaching %s: %w", h, err)
+		return nil, attachError(h, err)
 	}
 	return l, nil
 }
 
-// hookSet is one way of hooking the kernel. Each set covers every event
-// type; which one is used is decided per kernel.
-type hookSet struct {
-	name  string
-	hooks []hook
+// attachError says in words why a hook could not be attached.
+func attachError(h hook, err error) error {
+	switch {
+	case h.kind == kindKprobe || h.kind == kindKretprobe:
+		if !kprobesAvailable() {
+			return errors.New("kprobes: not built into this kernel (CONFIG_KPROBES is off)")
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: function %s not found (renamed or inlined in this kernel)", h.kind, h.target)
+		}
+	case h.kind == kindTracepoint && errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("tracepoint %s is missing (syscall tracepoints need CONFIG_FTRACE_SYSCALLS)", h.target)
+	case errors.Is(err, ebpf.ErrNotSupported):
+		return fmt.Errorf("%s: not supported by this kernel: %v", h.kind, err)
+	}
+	return fmt.Errorf("attaching %s: %v", h, err)
 }
 
-// hooksFor is the subset of the set that cfg needs.
-func (s *hookSet) hooksFor(cfg Config) []hook {
-	var out []hook
-	for _, h := range s.hooks {
-		if (h.connect && cfg.Connect) || (h.accept && cfg.Accept) {
-			out = append(out, h)
+// kprobesAvailable reports whether the kernel has a kprobe PMU or the
+// tracefs kprobe interface.
+func kprobesAvailable() bool {
+	for _, p := range []string{"/sys/bus/event_source/devices/kprobe/type", "/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events"} {
+		if _, err := os.Stat(p); err == nil {
+			return true
 		}
 	}
-	return out
+	return false
 }
 
-// tracepointSet uses stable tracepoints only: it needs neither kprobes nor
-// BPF trampolines, and every hook runs in the process that made the call.
-var tracepointSet = hookSet{
-	name: "tracepoint",
-	hooks: []hook{
-		{prog: bpf.TuxscopeProgTpSysEnterConnect, kind: "tracepoint", group: "syscalls", name: "sys_enter_connect", connect: true},
-		{prog: bpf.TuxscopeProgTpInetSockSetState, kind: "tracepoint", group: "sock", name: "inet_sock_set_state", connect: true},
-		{prog: bpf.TuxscopeProgTpSysExitConnect, kind: "tracepoint", group: "syscalls", name: "sys_exit_connect", connect: true},
-		{prog: bpf.TuxscopeProgTpSysExitAccept4, kind: "tracepoint", group: "syscalls", name: "sys_exit_accept4", accept: true},
-		{prog: bpf.TuxscopeProgTpSysExitAccept, kind: "tracepoint", group: "syscalls", name: "sys_exit_accept", accept: true},
-	},
+// HookPoint is one thing tuxscope needs to see, with the hooks each
+// backend uses for it.
+type HookPoint string
+
+// The hook points.
+const (
+	PointConnect HookPoint = "connect"
+	PointAccept  HookPoint = "accept"
+)
+
+// HookPoints in attach order.
+var HookPoints = []HookPoint{PointConnect, PointAccept}
+
+// implementation is the hooks one backend uses for one hook point, or why
+// that backend cannot provide it on this kernel.
+type implementation struct {
+	hooks       []hook
+	unavailable error
+}
+
+// implementations lists, for a hook point, what each backend attaches on
+// the kernel described by kernel.
+func implementations(p HookPoint, kernel *btf.Spec) map[Backend]implementation {
+	tp := func(prog, target string) hook { return hook{prog: prog, kind: kindTracepoint, target: target} }
+	catchUp := func(h hook) hook { h.catchUp = true; return h }
+	acceptTracepoints := []hook{
+		tp(bpf.TuxscopeProgTpSysExitAccept4, "syscalls:sys_exit_accept4"),
+		tp(bpf.TuxscopeProgTpSysExitAccept, "syscalls:sys_exit_accept"),
+	}
+	switch p {
+	case PointConnect:
+		return map[Backend]implementation{
+			Fentry: {hooks: []hook{
+				{prog: bpf.TuxscopeProgFexitTcpV4Connect, kind: kindFexit, target: "tcp_v4_connect"},
+				{prog: bpf.TuxscopeProgFexitTcpV6Connect, kind: kindFexit, target: "tcp_v6_connect"},
+			}},
+			Kprobe: {hooks: []hook{
+				{prog: bpf.TuxscopeProgKprobeTcpV4Connect, kind: kindKprobe, target: "tcp_v4_connect"},
+				{prog: bpf.TuxscopeProgKretprobeTcpV4Connect, kind: kindKretprobe, target: "tcp_v4_connect"},
+				{prog: bpf.TuxscopeProgKprobeTcpV6Connect, kind: kindKprobe, target: "tcp_v6_connect"},
+				{prog: bpf.TuxscopeProgKretprobeTcpV6Connect, kind: kindKretprobe, target: "tcp_v6_connect"},
+			}},
+			Tracepoint: {hooks: []hook{
+				tp(bpf.TuxscopeProgTpSysEnterConnect, "syscalls:sys_enter_connect"),
+				tp(bpf.TuxscopeProgTpInetSockSetState, "sock:inet_sock_set_state"),
+				tp(bpf.TuxscopeProgTpSysExitConnect, "syscalls:sys_exit_connect"),
+			}},
+		}
+	case PointAccept:
+		fexit := implementation{}
+		switch prog, err := fexitAcceptProgram(kernel); {
+		case err != nil:
+			fexit.unavailable = err
+		default:
+			fexit.hooks = []hook{{prog: prog, kind: kindFexit, target: "inet_csk_accept"}}
+			for _, h := range acceptTracepoints {
+				fexit.hooks = append(fexit.hooks, catchUp(h))
+			}
+		}
+		kprobe := implementation{hooks: []hook{{prog: bpf.TuxscopeProgKretprobeInetCskAccept, kind: kindKretprobe, target: "inet_csk_accept"}}}
+		for _, h := range acceptTracepoints {
+			kprobe.hooks = append(kprobe.hooks, catchUp(h))
+		}
+		return map[Backend]implementation{
+			Fentry:     fexit,
+			Kprobe:     kprobe,
+			Tracepoint: {hooks: acceptTracepoints},
+		}
+	}
+	return nil
+}
+
+// fexitAcceptProgram picks the fexit program that matches the running
+// kernel's inet_csk_accept: (sk, flags, err, kern) before Linux 6.10,
+// (sk, arg) since.
+func fexitAcceptProgram(kernel *btf.Spec) (string, error) {
+	var fn *btf.Func
+	if err := kernel.TypeByName("inet_csk_accept", &fn); err != nil {
+		return "", fmt.Errorf("fentry: inet_csk_accept not found in kernel BTF: %v", err)
+	}
+	proto, ok := fn.Type.(*btf.FuncProto)
+	if !ok {
+		return "", errors.New("fentry: inet_csk_accept has no prototype in kernel BTF")
+	}
+	switch len(proto.Params) {
+	case 2:
+		return bpf.TuxscopeProgFexitInetCskAccept, nil
+	case 4:
+		return bpf.TuxscopeProgFexitInetCskAcceptPre610, nil
+	}
+	return "", fmt.Errorf("fentry: unknown inet_csk_accept signature with %d parameters", len(proto.Params))
 }

@@ -12,9 +12,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
-	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
-	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/tuxscope/tuxscope/internal/bpf"
 )
@@ -35,89 +33,86 @@ type Config struct {
 	IPv4, IPv6      bool     // which address families
 	RingBufferBytes int      // power of two, multiple of the page size; 0: default
 	BTFPath         string   // kernel BTF; "": KernelBTFPath
+	Backend         Backend  // "" or Auto: the best that works, per hook point
+}
+
+func (c *Config) wants(p HookPoint) bool {
+	switch p {
+	case PointConnect:
+		return c.Connect
+	case PointAccept:
+		return c.Accept
+	}
+	return false
 }
 
 // MaxFilterEntries bounds the --pid and --port sets (the kernel maps' size).
 const MaxFilterEntries = 1024
 
-// Tracer is a loaded and attached hook set.
+// Tracer is the BPF side of a run: shared maps, one attached
+// implementation per hook point, and the ring-buffer reader.
 type Tracer struct {
-	coll    *ebpf.Collection
-	links   []link.Link
-	reader  *ringbuf.Reader
-	lost    *ebpf.Map
-	backend *hookSet
-	hooks   []hook
+	loader *loader
+	points []*attachedPoint
+	reader *ringbuf.Reader
+}
+
+// Choice says which backend serves a hook point and through which hooks.
+type Choice struct {
+	Point   HookPoint
+	Backend Backend
+	Hooks   []string // attached, e.g. "fexit:tcp_v4_connect"
+	Skipped []string // catch-up hooks that could not be attached, with why
 }
 
 // Open checks privileges and kernel support, loads the BPF objects and
-// attaches the hooks cfg needs. Errors are one line, meant for the user.
+// attaches, for every hook point cfg needs, the first backend that works
+// (or the one cfg names). Errors are one line, meant for the user.
 func Open(cfg Config) (_ *Tracer, err error) {
 	if err := checkPrivileges(); err != nil {
 		return nil, err
 	}
-	kernelTypes, err := loadKernelBTF(cfg.BTFPath)
+	l, err := newLoader(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := ensureTracefs(); err != nil {
-		return nil, err
-	}
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("raising the locked-memory limit for BPF maps: %w", err)
-	}
-
-	set := &tracepointSet
-	hooks := set.hooksFor(cfg)
-
-	spec, err := bpf.LoadTuxscope()
-	if err != nil {
-		return nil, fmt.Errorf("reading the embedded BPF objects: %w", err)
-	}
-	if err := configure(spec, cfg, hooks); err != nil {
-		return nil, err
-	}
-
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
-		Programs: ebpf.ProgramOptions{KernelTypes: kernelTypes},
-	})
-	if err != nil {
-		return nil, loadError(err)
-	}
-	t := &Tracer{coll: coll, lost: coll.Maps[bpf.TuxscopeMapLost], backend: set, hooks: hooks}
+	t := &Tracer{loader: l}
 	defer func() {
 		if err != nil {
 			t.Close()
 		}
 	}()
-
-	if err := fillFilters(coll, cfg); err != nil {
+	if err := fillFilters(l.maps, cfg); err != nil {
 		return nil, err
 	}
 	// Open the reader before attaching, so nothing emitted is unread.
-	if t.reader, err = ringbuf.NewReader(coll.Maps[bpf.TuxscopeMapEvents]); err != nil {
+	if t.reader, err = ringbuf.NewReader(l.maps.Maps[bpf.TuxscopeMapEvents]); err != nil {
 		return nil, fmt.Errorf("opening the ring buffer: %w", err)
 	}
-	for _, h := range hooks {
-		l, err := h.attach(coll.Programs[h.prog])
+	backend := cfg.Backend
+	if backend == "" {
+		backend = Auto
+	}
+	for _, p := range HookPoints {
+		if !cfg.wants(p) {
+			continue
+		}
+		ap, err := l.attachPoint(p, backend)
 		if err != nil {
 			return nil, err
 		}
-		t.links = append(t.links, l)
+		t.points = append(t.points, ap)
 	}
 	return t, nil
 }
 
-// Backend names the hook set in use.
-func (t *Tracer) Backend() string { return t.backend.name }
-
-// Hooks names the attached hooks, e.g. "tracepoint:syscalls:sys_exit_accept4".
-func (t *Tracer) Hooks() []string {
-	names := make([]string, len(t.hooks))
-	for i, h := range t.hooks {
-		names[i] = h.String()
+// Choices says, per hook point, which backend is attached.
+func (t *Tracer) Choices() []Choice {
+	out := make([]Choice, len(t.points))
+	for i, ap := range t.points {
+		out[i] = ap.choice()
 	}
-	return names
+	return out
 }
 
 // ReadInto blocks for the next raw record (see ringbuf.Reader.ReadInto).
@@ -141,10 +136,9 @@ func (t *Tracer) Stop() error {
 
 func (t *Tracer) detach() error {
 	var errs []error
-	for _, l := range t.links {
-		errs = append(errs, l.Close())
+	for _, ap := range t.points {
+		errs = append(errs, ap.detach())
 	}
-	t.links = nil
 	return errors.Join(errs...)
 }
 
@@ -152,7 +146,7 @@ func (t *Tracer) detach() error {
 // (ring buffer full), summed over CPUs.
 func (t *Tracer) Lost() (uint64, error) {
 	var perCPU []uint64
-	if err := t.lost.Lookup(uint32(0), &perCPU); err != nil {
+	if err := t.loader.maps.Maps[bpf.TuxscopeMapLost].Lookup(uint32(0), &perCPU); err != nil {
 		return 0, fmt.Errorf("reading the lost-event counter: %w", err)
 	}
 	var n uint64
@@ -164,13 +158,15 @@ func (t *Tracer) Lost() (uint64, error) {
 
 // Close detaches and frees everything.
 func (t *Tracer) Close() error {
-	errs := []error{t.detach()}
+	var errs []error
+	for _, ap := range t.points {
+		errs = append(errs, ap.close())
+	}
+	t.points = nil
 	if t.reader != nil {
 		errs = append(errs, t.reader.Close())
 	}
-	if t.coll != nil {
-		t.coll.Close()
-	}
+	t.loader.close()
 	return errors.Join(errs...)
 }
 
@@ -188,9 +184,8 @@ func loadKernelBTF(path string) (*btf.Spec, error) {
 	return spec, nil
 }
 
-// configure sets the filter constants, sizes the ring buffer and drops the
-// programs this run does not attach, so they are never loaded.
-func configure(spec *ebpf.CollectionSpec, cfg Config, hooks []hook) error {
+// configure sets the filter constants and sizes the ring buffer.
+func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 	set := func(name string, v uint8) error {
 		vs, ok := spec.Variables[name]
 		if !ok {
@@ -231,15 +226,6 @@ func configure(spec *ebpf.CollectionSpec, cfg Config, hooks []hook) error {
 	spec.Maps[bpf.TuxscopeMapEvents].Value = nil
 	spec.Maps[bpf.TuxscopeMapEvents].ValueSize = 0
 
-	keep := map[string]bool{}
-	for _, h := range hooks {
-		keep[h.prog] = true
-	}
-	for name := range spec.Programs {
-		if !keep[name] {
-			delete(spec.Programs, name)
-		}
-	}
 	return nil
 }
 
