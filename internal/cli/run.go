@@ -28,6 +28,7 @@ const usage = `Usage: tuxscope <command> [flags]
 
 Commands:
   net       show TCP connects and accepts as they happen
+  doctor    check what this kernel allows, backend by backend
   version   print the version
 
 Run 'tuxscope <command> --help' for a command's flags.
@@ -46,6 +47,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "net":
 		return runNet(ctx, args[1:], stdout, stderr)
+	case "doctor":
+		return runDoctor(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "tuxscope %s\n", Version)
 		return exitOK

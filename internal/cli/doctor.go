@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/tuxscope/tuxscope/internal/output"
+	"github.com/tuxscope/tuxscope/internal/tracer"
+)
+
+const doctorUsage = `Usage: tuxscope doctor [--format table|json] [--btf FILE]
+
+Check what this kernel lets tuxscope do: kernel version, BTF, lockdown,
+ring buffer, and for each backend (fentry, kprobe, tracepoint) and each hook
+point (connect, accept) whether it loads and attaches here, or why not; and
+what --backend auto would choose. Exit code 1 when tuxscope cannot run here.
+`
+
+func runDoctor(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	format := fs.String("format", "table", "")
+	btfPath := fs.String("btf", "", "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stdout, doctorUsage)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "tuxscope doctor: %v\nRun 'tuxscope doctor --help' for usage.\n", err)
+		return exitUsage
+	}
+	f, err := output.ParseFormat(*format)
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tuxscope doctor: %v\nRun 'tuxscope doctor --help' for usage.\n", err)
+		return exitUsage
+	}
+
+	r := tracer.Doctor(*btfPath)
+	if f == output.FormatJSON {
+		b, _ := json.Marshal(r)
+		stdout.Write(append(b, '\n'))
+	} else {
+		writeDoctorTable(stdout, r)
+	}
+	if !r.Usable() {
+		return exitError
+	}
+	return exitOK
+}
+
+func yesNo(c tracer.Check) string {
+	if c.OK {
+		return "yes: " + c.Detail
+	}
+	return "no: " + c.Detail
+}
+
+func writeDoctorTable(w io.Writer, r *tracer.Report) {
+	fmt.Fprintf(w, "%-12s %s\n", "kernel", r.Kernel)
+	fmt.Fprintf(w, "%-12s %s\n", "BTF", yesNo(r.BTF))
+	fmt.Fprintf(w, "%-12s %s\n", "lockdown", r.Lockdown)
+	fmt.Fprintf(w, "%-12s %s\n", "privileges", yesNo(r.Privileges))
+	fmt.Fprintf(w, "%-12s %s\n", "ring buffer", yesNo(r.RingBuffer))
+	fmt.Fprintf(w, "%-12s %s\n", "kprobes", yesNo(r.Kprobes))
+	if r.AcceptSignature != "" {
+		fmt.Fprintf(w, "%-12s %s\n", "accept()", "inet_csk_accept"+strings.TrimPrefix(r.AcceptSignature, "inet_csk_accept"))
+	}
+	fmt.Fprintln(w)
+	for _, b := range r.Backends {
+		for i, p := range b.Points {
+			name := ""
+			if i == 0 {
+				name = string(b.Backend)
+			}
+			status := "no: " + p.Reason
+			if p.OK {
+				status = "yes: " + strings.Join(p.Hooks, ", ")
+				if len(p.Skipped) > 0 {
+					status += "; without " + strings.Join(p.Skipped, ", ")
+				}
+			}
+			fmt.Fprintf(w, "%-12s %-8s %s\n", name, string(p.Point)+":", status)
+		}
+	}
+	fmt.Fprintln(w)
+	parts := make([]string, len(r.Auto))
+	for i, a := range r.Auto {
+		b := string(a.Backend)
+		if b == "" {
+			b = "nothing works"
+		}
+		parts[i] = fmt.Sprintf("%s: %s", a.Point, b)
+	}
+	fmt.Fprintf(w, "%-12s %s\n", "auto", strings.Join(parts, ", "))
+}

@@ -1,0 +1,194 @@
+package tracer
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
+	"golang.org/x/sys/unix"
+)
+
+// Check is one yes/no finding with its explanation.
+type Check struct {
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// PointCheck says whether one backend can serve one hook point here.
+type PointCheck struct {
+	Point   HookPoint `json:"point"`
+	OK      bool      `json:"ok"`
+	Reason  string    `json:"reason,omitempty"`  // why not, when !OK
+	Hooks   []string  `json:"hooks,omitempty"`   // what it attached, when OK
+	Skipped []string  `json:"skipped,omitempty"` // catch-up hooks it could not attach
+}
+
+// BackendCheck is one backend's PointChecks.
+type BackendCheck struct {
+	Backend Backend      `json:"backend"`
+	Points  []PointCheck `json:"points"`
+}
+
+// AutoChoice is what --backend auto picks for one hook point ("" if none).
+type AutoChoice struct {
+	Point   HookPoint `json:"point"`
+	Backend Backend   `json:"backend"`
+}
+
+// Report is what `tuxscope doctor` finds out about this kernel.
+type Report struct {
+	Kernel          string         `json:"kernel"`
+	BTF             Check          `json:"btf"`
+	Lockdown        string         `json:"lockdown"`
+	Privileges      Check          `json:"privileges"`
+	RingBuffer      Check          `json:"ring_buffer"`
+	Kprobes         Check          `json:"kprobes"`
+	AcceptSignature string         `json:"inet_csk_accept_signature"`
+	Backends        []BackendCheck `json:"backends"`
+	Auto            []AutoChoice   `json:"auto"`
+}
+
+// Usable reports whether auto finds a backend for every hook point.
+func (r *Report) Usable() bool {
+	if len(r.Auto) != len(HookPoints) {
+		return false
+	}
+	for _, a := range r.Auto {
+		if a.Backend == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// Doctor checks, for real, what each backend can do on this kernel: every
+// hook point's programs are loaded and attached, then removed.
+func Doctor(btfPath string) *Report {
+	r := &Report{Kernel: kernelRelease(), Lockdown: lockdownMode()}
+	r.Kprobes = Check{OK: kprobesAvailable(), Detail: "kprobe PMU or kprobe_events present"}
+	if !r.Kprobes.OK {
+		r.Kprobes.Detail = "not built into this kernel (CONFIG_KPROBES is off)"
+	}
+
+	kernel, err := loadKernelBTF(btfPath)
+	if err != nil {
+		r.BTF = Check{Detail: err.Error()}
+	} else {
+		path := btfPath
+		if path == "" {
+			path = KernelBTFPath
+		}
+		r.BTF = Check{OK: true, Detail: path}
+		r.AcceptSignature = acceptSignature(kernel)
+	}
+
+	notChecked := func(why string) *Report {
+		for _, b := range Backends {
+			bc := BackendCheck{Backend: b}
+			for _, p := range HookPoints {
+				bc.Points = append(bc.Points, PointCheck{Point: p, Reason: "not checked: " + why})
+			}
+			r.Backends = append(r.Backends, bc)
+		}
+		for _, p := range HookPoints {
+			r.Auto = append(r.Auto, AutoChoice{Point: p})
+		}
+		return r
+	}
+	if err := checkPrivileges(); err != nil {
+		r.Privileges = Check{Detail: err.Error()}
+		r.RingBuffer = Check{Detail: "not checked: not privileged"}
+		return notChecked("not privileged")
+	}
+	r.Privileges = Check{OK: true, Detail: "can load BPF programs"}
+	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
+		r.RingBuffer = Check{Detail: fmt.Sprintf("BPF ring buffer unavailable (needs Linux 5.8+): %v", err)}
+	} else {
+		r.RingBuffer = Check{OK: true, Detail: "BPF_MAP_TYPE_RINGBUF"}
+	}
+	if !r.BTF.OK {
+		return notChecked("no kernel BTF")
+	}
+
+	l, err := newLoader(Config{Connect: true, Accept: true, IPv4: true, IPv6: true, RingBufferBytes: os.Getpagesize(), BTFPath: btfPath})
+	if err != nil {
+		return notChecked(err.Error())
+	}
+	defer l.close()
+	auto := map[HookPoint]Backend{}
+	for _, b := range Backends {
+		bc := BackendCheck{Backend: b}
+		for _, p := range HookPoints {
+			pc := PointCheck{Point: p}
+			ap, err := l.try(p, b)
+			if err != nil {
+				pc.Reason = err.Error()
+			} else {
+				c := ap.choice()
+				pc.OK, pc.Hooks, pc.Skipped = true, c.Hooks, c.Skipped
+				ap.close()
+				if auto[p] == "" {
+					auto[p] = b
+				}
+			}
+			bc.Points = append(bc.Points, pc)
+		}
+		r.Backends = append(r.Backends, bc)
+	}
+	for _, p := range HookPoints {
+		r.Auto = append(r.Auto, AutoChoice{Point: p, Backend: auto[p]})
+	}
+	return r
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return string(bytes.TrimRight(u.Release[:], "\x00"))
+}
+
+// lockdownMode is the active mode in /sys/kernel/security/lockdown
+// ("none [integrity] confidentiality"), mounting securityfs for the read
+// if nothing has, or else what the boot command line set.
+func lockdownMode() string {
+	const dir, file = "/sys/kernel/security", "/sys/kernel/security/lockdown"
+	b, err := os.ReadFile(file)
+	if os.IsNotExist(err) && unix.Mount("securityfs", dir, "securityfs", unix.MS_RDONLY, "") == nil {
+		b, err = os.ReadFile(file)
+		unix.Unmount(dir, 0)
+	}
+	if err == nil {
+		s := string(b)
+		if i := strings.IndexByte(s, '['); i >= 0 {
+			if j := strings.IndexByte(s[i:], ']'); j > 0 {
+				return s[i+1 : i+j]
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
+		for _, f := range strings.Fields(string(b)) {
+			if v, ok := strings.CutPrefix(f, "lockdown="); ok {
+				return v + " (from the kernel command line)"
+			}
+		}
+	}
+	return "unknown (securityfs not mounted)"
+}
+
+// acceptSignature describes the kernel's inet_csk_accept.
+func acceptSignature(kernel *btf.Spec) string {
+	switch prog, err := fexitAcceptProgram(kernel); {
+	case err != nil:
+		return err.Error()
+	case strings.HasSuffix(prog, "pre610"):
+		return "(sk, flags, err, kern): before Linux 6.10"
+	default:
+		return "(sk, arg): Linux 6.10 and later"
+	}
+}
