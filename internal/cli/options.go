@@ -60,8 +60,8 @@ func parseNetOptions(args []string, stdout io.Writer) (netOptions, error) {
 	fs.SetOutput(io.Discard)
 	var (
 		format, bufSize, backend string
-		opts            netOptions
-		ipv4, ipv6      bool
+		opts                     netOptions
+		ipv4, ipv6               bool
 	)
 	fs.StringVar(&format, "format", "table", "")
 	fs.Var(listFlag(func(s string) error {
