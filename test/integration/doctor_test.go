@@ -8,7 +8,7 @@ import (
 )
 
 type doctorReport struct {
-	Kernel   string `json:"kernel"`
+	Kernel   string            `json:"kernel"`
 	BTF      struct{ OK bool } `json:"btf"`
 	Backends []struct {
 		Backend string `json:"backend"`
