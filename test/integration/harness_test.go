@@ -227,6 +227,13 @@ func (tr *tracer) all(match func(jsonEvent) bool) []jsonEvent {
 	return out
 }
 
+// rawLines returns the JSON lines printed so far.
+func (tr *tracer) rawLines() []string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return append([]string(nil), tr.lines...)
+}
+
 func (tr *tracer) dump() string {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()

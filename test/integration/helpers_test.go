@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"syscall"
 	"time"
 	"unsafe"
@@ -78,8 +79,16 @@ func helperClient(args []string) error {
 	bind := fs.String("bind", "", "local ip:port to bind first")
 	mode := fs.String("mode", "blocking", "blocking (raw connect) or go (Go's non-blocking dialer)")
 	wait := fs.Bool("wait", false, "wait for a line on stdin before connecting")
+	name := fs.String("name", "", "thread name (comm) to connect under")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *name != "" {
+		// comm is per thread: name this one and connect from it.
+		runtime.LockOSThread()
+		if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&append([]byte(*name), 0)[0])), 0, 0, 0); err != nil {
+			return err
+		}
 	}
 	in := bufio.NewReader(os.Stdin)
 	if *wait {
