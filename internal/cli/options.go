@@ -38,7 +38,8 @@ SRC is the remote client and DST the local listener.
 Flags:
   --format table|json   output format (default table); json is one object per line
   --pid PID             only these processes; repeat or give a comma list
-  --comm NAME           only processes with this name; repeat or comma list
+  --comm NAME           only processes with this name (its first 15 bytes, all the
+                        kernel keeps); repeat or comma list
   --port PORT           only connections with this port at either end; repeat or comma list
   --type connect|accept only this kind of event; repeat or comma list
   -4, -6                only IPv4 / only IPv6 (an AF_INET6 socket talking to an
@@ -73,9 +74,10 @@ func parseNetOptions(args []string, stdout io.Writer) (netOptions, error) {
 		return nil
 	}), "pid", "")
 	fs.Var(listFlag(func(s string) error {
-		if len(s) > 15 {
-			return fmt.Errorf("process name %q is longer than the kernel's 15 bytes", s)
+		if s == "" {
+			return errors.New("empty process name")
 		}
+		// Longer names match on the 15 bytes the kernel keeps, as pgrep does.
 		opts.Filter.Comms = append(opts.Filter.Comms, s)
 		return nil
 	}), "comm", "")

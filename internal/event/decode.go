@@ -40,7 +40,8 @@ const (
 var ErrShortRecord = errors.New("short record")
 
 // Decode fills e from one ring-buffer record. The record comes from the
-// kernel but is still checked: wrong sizes, types and families are errors.
+// kernel but is still checked: short records, unknown types and unknown
+// families are errors.
 func Decode(b []byte, e *Event) error {
 	if len(b) < recordSize {
 		return fmt.Errorf("%w: %d bytes, want %d", ErrShortRecord, len(b), recordSize)

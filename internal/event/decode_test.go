@@ -208,6 +208,7 @@ func TestDecodeComm(t *testing.T) {
 		{"15 bytes and NUL", [16]byte{'0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e'}, "0123456789abcde"},
 		{"NUL early, garbage after", [16]byte{'s', 'h', 0, 'X', 'Y', 'Z', 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, "sh"},
 		{"empty", [16]byte{0, 'x'}, ""},
+		{"low control bytes are not terminators", [16]byte{0x01, 'a', 0x02, 0x7f, 0x80}, "\x01a\x02\x7f\x80"},
 		{"hostile bytes kept raw", [16]byte{0x1b, '[', '3', '1', 'm', 0xff, 0x9b, '\n'}, "\x1b[31m\xff\x9b\n"},
 	}
 	for _, tt := range tests {

@@ -26,14 +26,11 @@ func appendTerminalSafe(b []byte, s []byte) ([]byte, int) {
 			b = append(b, '\\', '\\')
 			width += 2
 		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || !unicode.IsPrint(r):
-			if r < 0x100 {
-				b = append(b, '\\', 'x', hexDigits[r>>4], hexDigits[r&0xf])
+			// Escape the bytes, not the rune value, so U+009B (C2 9B) and
+			// an invalid lone 9B byte read differently.
+			for _, c := range s[:size] {
+				b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
 				width += 4
-			} else {
-				for _, c := range s[:size] {
-					b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
-					width += 4
-				}
 			}
 		default:
 			b = append(b, s[:size]...)

@@ -1,0 +1,275 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tuxscope/tuxscope/internal/event"
+	"github.com/tuxscope/tuxscope/internal/filter"
+	"github.com/tuxscope/tuxscope/internal/output"
+	"github.com/tuxscope/tuxscope/internal/tracer"
+)
+
+func parse(t *testing.T, args ...string) netOptions {
+	t.Helper()
+	var stdout bytes.Buffer
+	opts, err := parseNetOptions(args, &stdout)
+	if err != nil {
+		t.Fatalf("parseNetOptions(%q): %v", args, err)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("parseNetOptions(%q) wrote %q", args, stdout.String())
+	}
+	return opts
+}
+
+func TestParseDefaults(t *testing.T) {
+	opts := parse(t)
+	want := netOptions{Format: output.FormatTable, RingBufferBytes: 4 << 20, Backend: tracer.Auto}
+	if !reflect.DeepEqual(opts, want) {
+		t.Errorf("defaults = %+v, want %+v", opts, want)
+	}
+	if opts.RingBufferBytes != 4194304 {
+		t.Errorf("RingBufferBytes = %d, want 4194304", opts.RingBufferBytes)
+	}
+}
+
+func TestParseFilters(t *testing.T) {
+	tests := []struct {
+		args []string
+		want filter.Spec
+	}{
+		{[]string{"--pid", "1"}, filter.Spec{PIDs: []uint32{1}}},
+		{[]string{"--pid", "1,2", "--pid", "3"}, filter.Spec{PIDs: []uint32{1, 2, 3}}},
+		{[]string{"--pid=10, 20"}, filter.Spec{PIDs: []uint32{10, 20}}},
+		{[]string{"-pid", "4294967295"}, filter.Spec{PIDs: []uint32{4294967295}}},
+		{[]string{"--port", "80,443", "--port", "8080"}, filter.Spec{Ports: []uint16{80, 443, 8080}}},
+		{[]string{"--port", "65535"}, filter.Spec{Ports: []uint16{65535}}},
+		{[]string{"--type", "accept"}, filter.Spec{Types: []event.Type{event.Accept}}},
+		{[]string{"--type", "connect,accept"}, filter.Spec{Types: []event.Type{event.Connect, event.Accept}}},
+		{[]string{"--type", "connect", "--type", "accept"}, filter.Spec{Types: []event.Type{event.Connect, event.Accept}}},
+		{[]string{"--comm", "curl,wget", "--comm", "nginx"}, filter.Spec{Comms: []string{"curl", "wget", "nginx"}}},
+		{[]string{"--comm", "0123456789abcde"}, filter.Spec{Comms: []string{"0123456789abcde"}}},
+		{[]string{"--comm", "systemd-resolved"}, filter.Spec{Comms: []string{"systemd-resolved"}}},
+		{[]string{"-4"}, filter.Spec{IPv4: true}},
+		{[]string{"-6"}, filter.Spec{IPv6: true}},
+		{[]string{"--6"}, filter.Spec{IPv6: true}},
+		{[]string{"--pid", "5", "--port", "22", "--type", "connect", "--comm", "ssh", "-4"},
+			filter.Spec{PIDs: []uint32{5}, Ports: []uint16{22}, Types: []event.Type{event.Connect}, Comms: []string{"ssh"}, IPv4: true}},
+	}
+	for _, tt := range tests {
+		opts := parse(t, tt.args...)
+		if !reflect.DeepEqual(opts.Filter, tt.want) {
+			t.Errorf("%q: Filter = %+v, want %+v", tt.args, opts.Filter, tt.want)
+		}
+		if opts.Format != output.FormatTable || opts.RingBufferBytes != 4<<20 || opts.BTFPath != "" || opts.Backend != tracer.Auto {
+			t.Errorf("%q: other options changed: %+v", tt.args, opts)
+		}
+	}
+}
+
+func TestParseFormatAndBTF(t *testing.T) {
+	if opts := parse(t, "--format", "json"); opts.Format != output.FormatJSON {
+		t.Errorf("Format = %q, want json", opts.Format)
+	}
+	if opts := parse(t, "--format=table"); opts.Format != output.FormatTable {
+		t.Errorf("Format = %q, want table", opts.Format)
+	}
+	if opts := parse(t, "--btf", "/tmp/vmlinux.btf"); opts.BTFPath != "/tmp/vmlinux.btf" {
+		t.Errorf("BTFPath = %q", opts.BTFPath)
+	}
+}
+
+func TestParseBackend(t *testing.T) {
+	tests := []struct {
+		in   string
+		want tracer.Backend
+	}{
+		{"auto", tracer.Auto},
+		{"fentry", tracer.Fentry},
+		{"kprobe", tracer.Kprobe},
+		{"tracepoint", tracer.Tracepoint},
+	}
+	for _, tt := range tests {
+		if opts := parse(t, "--backend", tt.in); opts.Backend != tt.want {
+			t.Errorf("--backend %s: Backend = %q, want %q", tt.in, opts.Backend, tt.want)
+		}
+	}
+}
+
+func TestParseBufferSize(t *testing.T) {
+	page := os.Getpagesize()
+	tests := []struct {
+		in   string
+		want int
+	}{
+		{"1M", 1048576},
+		{"4MiB", 4194304},
+		{"4M", 4194304},
+		{"4m", 4194304},
+		{"4mib", 4194304},
+		{"8MB", 8388608},
+		{"64K", 65536},
+		{"64KiB", 65536},
+		{"1G", 1 << 30},
+		{"1GiB", 1 << 30},
+		{"1024M", 1 << 30},
+		{strconv.Itoa(page), page},
+		{"16777216", 16777216},
+	}
+	for _, tt := range tests {
+		opts := parse(t, "--buffer-size", tt.in)
+		if opts.RingBufferBytes != tt.want {
+			t.Errorf("--buffer-size %s = %d, want %d", tt.in, opts.RingBufferBytes, tt.want)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	page := os.Getpagesize()
+	tooMany := make([]string, tracer.MaxFilterEntries+1)
+	for i := range tooMany {
+		tooMany[i] = strconv.Itoa(i + 1)
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--pid", "0"}, `invalid value "0" for flag -pid: invalid pid "0"`},
+		{[]string{"--pid", "abc"}, `invalid value "abc" for flag -pid: invalid pid "abc"`},
+		{[]string{"--pid", "-1"}, `invalid value "-1" for flag -pid: invalid pid "-1"`},
+		{[]string{"--pid", "4294967296"}, `invalid value "4294967296" for flag -pid: invalid pid "4294967296"`},
+		{[]string{"--pid", "1,"}, `invalid value "1," for flag -pid: invalid pid ""`},
+		{[]string{"--pid", "1,x,3"}, `invalid value "1,x,3" for flag -pid: invalid pid "x"`},
+		{[]string{"--pid"}, `flag needs an argument: -pid`},
+		{[]string{"--port", "70000"}, `invalid value "70000" for flag -port: invalid port "70000"`},
+		{[]string{"--port", "0"}, `invalid value "0" for flag -port: invalid port "0"`},
+		{[]string{"--port", "http"}, `invalid value "http" for flag -port: invalid port "http"`},
+		{[]string{"--type", "foo"}, `invalid value "foo" for flag -type: unknown event type "foo" (want connect or accept)`},
+		{[]string{"--type", "lost"}, `invalid value "lost" for flag -type: unknown event type "lost" (want connect or accept)`},
+		{[]string{"--comm", ""}, `invalid value "" for flag -comm: empty process name`},
+		{[]string{"--format", "xml"}, `unknown format "xml" (want table or json)`},
+		{[]string{"--format", "JSON"}, `unknown format "JSON" (want table or json)`},
+		{[]string{"--backend", "ebpf"}, `unknown backend "ebpf" (want auto, fentry, kprobe or tracepoint)`},
+		{[]string{"--backend", ""}, `unknown backend "" (want auto, fentry, kprobe or tracepoint)`},
+		{[]string{"--backend", "Kprobe"}, `unknown backend "Kprobe" (want auto, fentry, kprobe or tracepoint)`},
+		{[]string{"-4", "-6"}, `-4 and -6 exclude each other (give neither for both)`},
+		{[]string{"-6", "-4"}, `-4 and -6 exclude each other (give neither for both)`},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"--pid", "1", "extra", "--port", "80"}, `unexpected argument "extra"`},
+		{[]string{"--bogus"}, `flag provided but not defined: -bogus`},
+		{[]string{"-x"}, `flag provided but not defined: -x`},
+		{[]string{"-4=maybe"}, `invalid boolean value "maybe" for -4: parse error`},
+		{[]string{"--buffer-size", "3000"}, fmt.Sprintf("--buffer-size: ring buffer size 3000: must be a power of two between %d and 1073741824 bytes", page)},
+		{[]string{"--buffer-size", "3M"}, fmt.Sprintf("--buffer-size: ring buffer size 3145728: must be a power of two between %d and 1073741824 bytes", page)},
+		{[]string{"--buffer-size", "1K"}, fmt.Sprintf("--buffer-size: ring buffer size 1024: must be a power of two between %d and 1073741824 bytes", page)},
+		{[]string{"--buffer-size", "2G"}, `--buffer-size: invalid size "2G"`},
+		{[]string{"--buffer-size", "2048M"}, `--buffer-size: invalid size "2048M"`},
+		{[]string{"--buffer-size", "0"}, `--buffer-size: invalid size "0"`},
+		{[]string{"--buffer-size", "-4M"}, `--buffer-size: invalid size "-4M"`},
+		{[]string{"--buffer-size", ""}, `--buffer-size: invalid size ""`},
+		{[]string{"--buffer-size", "M"}, `--buffer-size: invalid size "M"`},
+		{[]string{"--buffer-size", "4T"}, `--buffer-size: invalid size "4T"`},
+		{[]string{"--buffer-size", "four"}, `--buffer-size: invalid size "four"`},
+		{[]string{"--buffer-size", "99999999999999999999"}, `--buffer-size: invalid size "99999999999999999999"`},
+		{[]string{"--pid", strings.Join(tooMany, ",")}, `at most 1024 pids and 1024 ports`},
+		{[]string{"--port", strings.Join(tooMany, ",")}, `at most 1024 pids and 1024 ports`},
+	}
+	for _, tt := range tests {
+		var stdout bytes.Buffer
+		_, err := parseNetOptions(tt.args, &stdout)
+		name := strings.Join(tt.args, " ")
+		if len(name) > 60 {
+			name = name[:60] + "..."
+		}
+		if err == nil {
+			t.Errorf("%s: no error, want %q", name, tt.want)
+			continue
+		}
+		if err.Error() != tt.want {
+			t.Errorf("%s: error %q, want %q", name, err, tt.want)
+		}
+		if errors.Is(err, errHelp) {
+			t.Errorf("%s: error is errHelp", name)
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: error %q is not one line", name, err)
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("%s: wrote %q to stdout", name, stdout.String())
+		}
+	}
+}
+
+func TestParseHelp(t *testing.T) {
+	for _, arg := range []string{"--help", "-h", "-help", "--h"} {
+		var stdout bytes.Buffer
+		_, err := parseNetOptions([]string{"--pid", "1", arg}, &stdout)
+		if !errors.Is(err, errHelp) {
+			t.Errorf("%s: err = %v, want errHelp", arg, err)
+		}
+		if stdout.String() != netUsage {
+			t.Errorf("%s: stdout = %q, want the net usage", arg, stdout.String())
+		}
+	}
+	// After the flags end, -h is an argument, not a request for help.
+	var stdout bytes.Buffer
+	_, err := parseNetOptions([]string{"--", "-h"}, &stdout)
+	if err == nil || err.Error() != `unexpected argument "-h"` || stdout.Len() != 0 {
+		t.Errorf("-- -h: err = %v, stdout %q", err, stdout.String())
+	}
+}
+
+func TestTracerConfig(t *testing.T) {
+	tests := []struct {
+		args []string
+		want tracer.Config
+	}{
+		{nil, tracer.Config{Connect: true, Accept: true, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
+		{[]string{"--type", "accept"}, tracer.Config{Connect: false, Accept: true, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
+		{[]string{"--type", "connect"}, tracer.Config{Connect: true, Accept: false, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
+		{[]string{"--type", "accept,connect"}, tracer.Config{Connect: true, Accept: true, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
+		{[]string{"-6"}, tracer.Config{Connect: true, Accept: true, IPv4: false, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
+		{[]string{"-4"}, tracer.Config{Connect: true, Accept: true, IPv4: true, IPv6: false, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
+		{[]string{"--pid", "7,8", "--port", "443", "--comm", "curl", "--buffer-size", "64K", "--btf", "/b", "--format", "json", "--backend", "kprobe"},
+			tracer.Config{PIDs: []uint32{7, 8}, Ports: []uint16{443}, Connect: true, Accept: true, IPv4: true, IPv6: true, RingBufferBytes: 65536, BTFPath: "/b", Backend: tracer.Kprobe}},
+	}
+	for _, tt := range tests {
+		opts := parse(t, tt.args...)
+		if got := opts.tracerConfig(); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%q: tracerConfig = %+v, want %+v", tt.args, got, tt.want)
+		}
+	}
+}
+
+func TestListFlag(t *testing.T) {
+	var got []string
+	f := listFlag(func(s string) error {
+		if s == "bad" {
+			return errors.New("bad value")
+		}
+		got = append(got, s)
+		return nil
+	})
+	if err := f.Set(" a , b,c "); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Set("d"); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a", "b", "c", "d"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("values = %q, want %q", got, want)
+	}
+	if err := f.Set("e,bad,f"); err == nil || err.Error() != "bad value" {
+		t.Errorf("Set(bad) = %v", err)
+	}
+	if f.String() != "" {
+		t.Errorf("String() = %q", f.String())
+	}
+}

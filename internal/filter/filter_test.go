@@ -1,0 +1,169 @@
+package filter
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/tuxscope/tuxscope/internal/event"
+)
+
+func mkEvent(typ event.Type, family uint8, pid uint32, comm, local, remote string) *event.Event {
+	e := &event.Event{
+		Type:   typ,
+		Family: family,
+		PID:    pid,
+		Local:  netip.MustParseAddrPort(local),
+		Remote: netip.MustParseAddrPort(remote),
+	}
+	e.SetComm(comm)
+	return e
+}
+
+var (
+	curl  = mkEvent(event.Connect, 4, 6201, "curl", "10.0.0.5:53412", "93.184.216.34:443")
+	nginx = mkEvent(event.Accept, 6, 900, "nginx", "[2001:db8::1]:8080", "[2001:db8::2]:40000")
+	// A dual-stack listener accepting an IPv4 client is family 6.
+	mapped = mkEvent(event.Accept, 6, 901, "nginx", "[::ffff:10.0.0.1]:80", "[::ffff:1.2.3.4]:51000")
+	long   = mkEvent(event.Connect, 4, 77, "a-very-long-process-name", "10.0.0.5:1000", "10.0.0.6:2000")
+	all    = []*event.Event{curl, nginx, mapped, long}
+)
+
+func TestMatch(t *testing.T) {
+	tests := []struct {
+		name string
+		spec Spec
+		want []bool // for curl, nginx, mapped, long
+	}{
+		{"empty spec", Spec{}, []bool{true, true, true, true}},
+		{"pid", Spec{PIDs: []uint32{6201}}, []bool{true, false, false, false}},
+		{"pids", Spec{PIDs: []uint32{1, 900, 901}}, []bool{false, true, true, false}},
+		{"pid none", Spec{PIDs: []uint32{1}}, []bool{false, false, false, false}},
+		{"comm", Spec{Comms: []string{"nginx"}}, []bool{false, true, true, false}},
+		{"comms", Spec{Comms: []string{"curl", "nginx"}}, []bool{true, true, true, false}},
+		{"comm prefix is not a match", Spec{Comms: []string{"cur", "ngin"}}, []bool{false, false, false, false}},
+		{"comm longer is not a match", Spec{Comms: []string{"curl2"}}, []bool{false, false, false, false}},
+		{"comm case matters", Spec{Comms: []string{"CURL"}}, []bool{false, false, false, false}},
+		{"comm truncated to 15", Spec{Comms: []string{"a-very-long-process-name"}}, []bool{false, false, false, true}},
+		{"comm exactly 15", Spec{Comms: []string{"a-very-long-pro"}}, []bool{false, false, false, true}},
+		{"comm 14 is not a match", Spec{Comms: []string{"a-very-long-pr"}}, []bool{false, false, false, false}},
+		{"comm other 16+ byte name", Spec{Comms: []string{"a-very-long-proX"}}, []bool{false, false, false, true}},
+		{"remote port", Spec{Ports: []uint16{443}}, []bool{true, false, false, false}},
+		{"local port", Spec{Ports: []uint16{53412}}, []bool{true, false, false, false}},
+		{"listener port", Spec{Ports: []uint16{8080}}, []bool{false, true, false, false}},
+		{"client port of accept", Spec{Ports: []uint16{40000, 51000}}, []bool{false, true, true, false}},
+		{"port none", Spec{Ports: []uint16{22}}, []bool{false, false, false, false}},
+		{"ports both ends of one event", Spec{Ports: []uint16{1000, 2000}}, []bool{false, false, false, true}},
+		{"type connect", Spec{Types: []event.Type{event.Connect}}, []bool{true, false, false, true}},
+		{"type accept", Spec{Types: []event.Type{event.Accept}}, []bool{false, true, true, false}},
+		{"types both", Spec{Types: []event.Type{event.Connect, event.Accept}}, []bool{true, true, true, true}},
+		{"IPv4", Spec{IPv4: true}, []bool{true, false, false, true}},
+		{"IPv6 (v4-mapped counts)", Spec{IPv6: true}, []bool{false, true, true, false}},
+		{"IPv4 and IPv6", Spec{IPv4: true, IPv6: true}, []bool{true, true, true, true}},
+		{"combined all pass", Spec{PIDs: []uint32{6201}, Comms: []string{"curl"}, Ports: []uint16{443}, Types: []event.Type{event.Connect}, IPv4: true}, []bool{true, false, false, false}},
+		{"combined pid fails", Spec{PIDs: []uint32{6202}, Comms: []string{"curl"}, Ports: []uint16{443}, Types: []event.Type{event.Connect}, IPv4: true}, []bool{false, false, false, false}},
+		{"combined comm fails", Spec{PIDs: []uint32{6201}, Comms: []string{"wget"}, Ports: []uint16{443}, Types: []event.Type{event.Connect}, IPv4: true}, []bool{false, false, false, false}},
+		{"combined port fails", Spec{PIDs: []uint32{6201}, Comms: []string{"curl"}, Ports: []uint16{80}, Types: []event.Type{event.Connect}, IPv4: true}, []bool{false, false, false, false}},
+		{"combined type fails", Spec{PIDs: []uint32{6201}, Comms: []string{"curl"}, Ports: []uint16{443}, Types: []event.Type{event.Accept}, IPv4: true}, []bool{false, false, false, false}},
+		{"combined family fails", Spec{PIDs: []uint32{6201}, Comms: []string{"curl"}, Ports: []uint16{443}, Types: []event.Type{event.Connect}, IPv6: true}, []bool{false, false, false, false}},
+		{"nginx on 8080 over IPv6", Spec{Comms: []string{"nginx"}, Ports: []uint16{8080}, IPv6: true}, []bool{false, true, false, false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for i, e := range all {
+				if got := tt.spec.Match(e); got != tt.want[i] {
+					t.Errorf("Match(%s pid %d %s %v->%v) = %v, want %v",
+						e.Type, e.PID, e.Comm(), e.Local, e.Remote, got, tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestMatchEmptyComm(t *testing.T) {
+	e := mkEvent(event.Connect, 4, 1, "", "10.0.0.1:1", "10.0.0.2:2")
+	if !(&Spec{Comms: []string{""}}).Match(e) {
+		t.Error(`Comms [""] does not match an empty name`)
+	}
+	if (&Spec{Comms: []string{""}}).Match(curl) {
+		t.Error(`Comms [""] matches "curl"`)
+	}
+}
+
+func TestWantType(t *testing.T) {
+	tests := []struct {
+		types                 []event.Type
+		connect, accept, lost bool
+	}{
+		{nil, true, true, true},
+		{[]event.Type{}, true, true, true},
+		{[]event.Type{event.Connect}, true, false, false},
+		{[]event.Type{event.Accept}, false, true, false},
+		{[]event.Type{event.Accept, event.Connect}, true, true, false},
+	}
+	for _, tt := range tests {
+		s := Spec{Types: tt.types}
+		if got := s.WantType(event.Connect); got != tt.connect {
+			t.Errorf("%v: WantType(connect) = %v", tt.types, got)
+		}
+		if got := s.WantType(event.Accept); got != tt.accept {
+			t.Errorf("%v: WantType(accept) = %v", tt.types, got)
+		}
+		if got := s.WantType(event.Lost); got != tt.lost {
+			t.Errorf("%v: WantType(lost) = %v", tt.types, got)
+		}
+	}
+}
+
+func TestWantFamily(t *testing.T) {
+	tests := []struct {
+		ipv4, ipv6   bool
+		want4, want6 bool
+		want0, want5 bool
+	}{
+		{false, false, true, true, true, true}, // neither: everything
+		{true, false, true, false, false, false},
+		{false, true, false, true, false, false},
+		{true, true, true, true, false, false},
+	}
+	for _, tt := range tests {
+		s := Spec{IPv4: tt.ipv4, IPv6: tt.ipv6}
+		if got := s.WantFamily(4); got != tt.want4 {
+			t.Errorf("IPv4=%v IPv6=%v: WantFamily(4) = %v", tt.ipv4, tt.ipv6, got)
+		}
+		if got := s.WantFamily(6); got != tt.want6 {
+			t.Errorf("IPv4=%v IPv6=%v: WantFamily(6) = %v", tt.ipv4, tt.ipv6, got)
+		}
+		if got := s.WantFamily(0); got != tt.want0 {
+			t.Errorf("IPv4=%v IPv6=%v: WantFamily(0) = %v", tt.ipv4, tt.ipv6, got)
+		}
+		if got := s.WantFamily(5); got != tt.want5 {
+			t.Errorf("IPv4=%v IPv6=%v: WantFamily(5) = %v", tt.ipv4, tt.ipv6, got)
+		}
+	}
+}
+
+func TestTruncateComm(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"curl", "curl"},
+		{"0123456789abcde", "0123456789abcde"},
+		{"0123456789abcdef", "0123456789abcde"},
+	}
+	for _, tt := range tests {
+		if got := truncateComm(tt.in); got != tt.want {
+			t.Errorf("truncateComm(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestMatchAllocs(t *testing.T) {
+	s := Spec{PIDs: []uint32{1, 6201}, Comms: []string{"wget", "curl"}, Ports: []uint16{443}, Types: []event.Type{event.Connect}, IPv4: true}
+	allocs := testing.AllocsPerRun(1000, func() {
+		if !s.Match(curl) {
+			panic("no match")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Match: %v allocs per run, want 0", allocs)
+	}
+}
