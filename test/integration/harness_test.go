@@ -44,11 +44,16 @@ func setupAndRun(m *testing.M) int {
 	// World-readable, so the unprivileged test can run the binary.
 	os.Chmod(dir, 0o755)
 	tuxscopeBin = filepath.Join(dir, "tuxscope")
-	build := exec.Command("go", "build", "-o", tuxscopeBin, "../../cmd/tuxscope")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "building tuxscope: %v\n", err)
-		return 1
+	if bin := os.Getenv("TUXSCOPE_BIN"); bin != "" {
+		// A prebuilt binary (tools/matrix: the guests have no Go toolchain).
+		tuxscopeBin = bin
+	} else {
+		build := exec.Command("go", "build", "-o", tuxscopeBin, "../../cmd/tuxscope")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "building tuxscope: %v\n", err)
+			return 1
+		}
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -64,6 +69,18 @@ func setupAndRun(m *testing.M) int {
 		}
 	}
 	return m.Run()
+}
+
+// testBackend is the --backend every test runs tuxscope net with
+// (TUXSCOPE_TEST_BACKEND; tools/matrix runs the suite once per backend).
+var testBackend = os.Getenv("TUXSCOPE_TEST_BACKEND")
+
+// netCommand is `tuxscope net [--backend B] args...`.
+func netCommand(args ...string) *exec.Cmd {
+	if testBackend != "" {
+		args = append([]string{"--backend", testBackend}, args...)
+	}
+	return exec.Command(tuxscopeBin, append([]string{"net"}, args...)...)
 }
 
 func requireRoot(t *testing.T) {
@@ -113,7 +130,7 @@ type tracer struct {
 func startTracer(t *testing.T, args ...string) *tracer {
 	t.Helper()
 	tr := &tracer{t: t, done: make(chan struct{})}
-	tr.cmd = exec.Command(tuxscopeBin, append([]string{"net", "--format", "json"}, args...)...)
+	tr.cmd = netCommand(append([]string{"--format", "json"}, args...)...)
 	stdout, err := tr.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -374,7 +391,7 @@ func (s *syncBuffer) String() string {
 func runTable(t *testing.T, fn func(), done func(string) bool, args ...string) string {
 	t.Helper()
 	var stdout, stderr syncBuffer
-	cmd := exec.Command(tuxscopeBin, append([]string{"net"}, args...)...)
+	cmd := netCommand(args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -64,7 +64,7 @@ func TestSignalsDetachEverything(t *testing.T) {
 func TestClosedStdoutEndsQuietly(t *testing.T) {
 	requireRoot(t)
 	srv, port := server(t, "-n", "100")
-	cmd := exec.Command(tuxscopeBin, "net", "--port", fmt.Sprint(port))
+	cmd := netCommand("--port", fmt.Sprint(port))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

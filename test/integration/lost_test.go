@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -36,7 +35,7 @@ func TestLostEventsAreReported(t *testing.T) {
 		}
 	}()
 
-	cmd := exec.Command(tuxscopeBin, "net", "--format", "json", "--buffer-size", "4096", "--port", fmt.Sprint(port))
+	cmd := netCommand("--format", "json", "--buffer-size", "4096", "--port", fmt.Sprint(port))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
