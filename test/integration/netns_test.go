@@ -10,8 +10,8 @@ import (
 )
 
 // testHosts makes two network namespaces joined by a veth pair, with
-// 192.0.2.1 / 2001:db8::1 in the first and 192.0.2.2 / 2001:db8::2 in the
-// second (documentation ranges: test hosts only, never real ones). They
+// 198.18.0.1 / 2001:db8:7578::1 in the first and 198.18.0.2 / 2001:db8:7578::2 in the
+// second (benchmarking and documentation ranges, apart from the host's own networks: test hosts only). They
 // are removed when the test ends.
 func testHosts(t *testing.T) (nsA, nsB string) {
 	t.Helper()
@@ -33,8 +33,8 @@ func testHosts(t *testing.T) (nsA, nsB string) {
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsB).Run() })
 	ip("link", "add", vethA, "netns", nsA, "type", "veth", "peer", "name", vethB, "netns", nsB)
 	for _, h := range []struct{ ns, dev, v4, v6 string }{
-		{nsA, vethA, "192.0.2.1/24", "2001:db8::1/64"},
-		{nsB, vethB, "192.0.2.2/24", "2001:db8::2/64"},
+		{nsA, vethA, "198.18.0.1/24", "2001:db8:7578::1/64"},
+		{nsB, vethB, "198.18.0.2/24", "2001:db8:7578::2/64"},
 	} {
 		ip("-n", h.ns, "addr", "add", h.v4, "dev", h.dev)
 		ip("-n", h.ns, "addr", "add", h.v6, "dev", h.dev, "nodad")
@@ -56,8 +56,8 @@ func TestAcrossNetworkNamespaces(t *testing.T) {
 		listen, client string
 		serverAddr     string
 	}{
-		{"ipv4", 4, "192.0.2.2:0", "192.0.2.1", "192.0.2.2"},
-		{"ipv6", 6, "[2001:db8::2]:0", "2001:db8::1", "2001:db8::2"},
+		{"ipv4", 4, "198.18.0.2:0", "198.18.0.1", "198.18.0.2"},
+		{"ipv6", 6, "[2001:db8:7578::2]:0", "2001:db8:7578::1", "2001:db8:7578::2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fam := fmt.Sprint(tc.family)
