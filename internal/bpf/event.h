@@ -8,8 +8,18 @@
 #define TUXSCOPE_EVENT_H
 
 enum event_type {
-	EVENT_CONNECT = 1, /* connect() returned: SYN sent (or handshake done) */
-	EVENT_ACCEPT = 2,  /* accept()/accept4() returned a new connection */
+	EVENT_CONNECT = 1,     /* connect() returned: SYN sent (or handshake done) */
+	EVENT_ACCEPT = 2,      /* accept()/accept4() returned a new connection */
+	EVENT_ESTABLISHED = 3, /* an outbound connect's handshake completed */
+	EVENT_FAILED = 4,      /* an outbound connect failed (error says why) */
+	EVENT_CLOSE = 5,       /* a connection ended */
+};
+
+/* event.flags */
+enum event_flag {
+	FLAG_INBOUND = 1,       /* the connection was accepted, not connected */
+	FLAG_CLOSED_LOCAL = 2,  /* close: this end closed (or reset) first */
+	FLAG_CLOSED_REMOTE = 4, /* close: the peer closed (or reset) first */
 };
 
 struct event {
@@ -19,13 +29,19 @@ struct event {
 	__u32 uid;
 	__u16 family;	/* AF_INET or AF_INET6 (dual-stack sockets are AF_INET6) */
 	__u8 type;	/* enum event_type */
-	__u8 _pad0;
+	__u8 flags;	/* enum event_flag */
 	__u16 lport;	/* local port, host byte order */
 	__u16 rport;	/* remote port, host byte order */
-	__u32 _pad1;
+	__s32 error;	/* failed, close: positive errno from sk_err, 0 if none */
 	__u8 laddr[16];	/* local address: 4 bytes for AF_INET, 16 for AF_INET6 */
 	__u8 raddr[16];	/* remote address */
-	char comm[16];
+	char comm[16];	/* for established/failed/close: of the process that
+			 * connected or accepted; pid 0 if unknown */
+	__u64 latency_ns;     /* established, failed: since the connect's SYN */
+	__u64 duration_ns;    /* close: since established; 0 if unknown */
+	__u64 bytes_sent;     /* close: data bytes sent, retransmits counted once */
+	__u64 bytes_received; /* close: data bytes received */
+	__u64 cookie;         /* close: socket cookie, 0 if none was assigned */
 };
 
 #endif

@@ -17,7 +17,16 @@
 enum {
 	TCP_ESTABLISHED = 1,
 	TCP_SYN_SENT = 2,
+	TCP_SYN_RECV = 3,
+	TCP_FIN_WAIT1 = 4,
+	TCP_FIN_WAIT2 = 5,
+	TCP_TIME_WAIT = 6,
 	TCP_CLOSE = 7,
+	TCP_CLOSE_WAIT = 8,
+	TCP_LAST_ACK = 9,
+	TCP_LISTEN = 10,
+	TCP_CLOSING = 11,
+	TCP_NEW_SYN_RECV = 12,
 };
 
 #define EINPROGRESS 115
@@ -47,12 +56,28 @@ struct sock_common {
 	unsigned short skc_family;
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
+	struct {
+		__s64 counter;
+	} skc_cookie;
+	union {
+		unsigned long skc_flags; /* sk_flags: enum sock_flags bits */
+	};
 };
 
 struct sock {
 	struct sock_common __sk_common;
 	__u16 sk_type;
 	__u16 sk_protocol;
+	int sk_err;
+};
+
+/* enum sock_flags, include/net/sock.h: bit numbers, unchanged since 2.6 */
+#define SOCK_DONE 1 /* set by tcp_fin(): the peer's FIN was received */
+
+struct tcp_sock {
+	__u64 bytes_received; /* sum of rcv_nxt advances: data, plus 1 for a FIN */
+	__u64 bytes_sent;     /* payload bytes transmitted, retransmits included */
+	__u64 bytes_retrans;  /* payload bytes retransmitted */
 };
 
 /* inet_sport survives the port release that follows a failed connect,

@@ -22,6 +22,12 @@
  * returned fd leads to the new socket (task -> files -> fdt -> fd[] ->
  * file -> socket -> sock). Processes already blocked in accept() before we
  * attached are seen too, since only the syscall's exit matters.
+ *
+ * Lifecycle (every backend): sock:inet_sock_set_state follows each
+ * connection; the conns map remembers who connected or accepted it, so the
+ * outcome of a connect (established with its handshake latency, or failed
+ * with sk_err) and its close (duration, bytes, who closed first) are
+ * attributed to that process, not to whatever ran the softirq.
  */
 
 #include <stdbool.h>
@@ -43,6 +49,7 @@ const volatile __u8 filter_pid = 0;	/* 1: only tgids in pid_filter */
 const volatile __u8 filter_port = 0;	/* 1: only if either port is in port_filter */
 const volatile __u8 want_ipv4 = 1;
 const volatile __u8 want_ipv6 = 1;
+const volatile __u32 want_types = 0xffffffff; /* bit (1 << enum event_type) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -137,34 +144,215 @@ static __always_inline bool read_sock_tuple(struct sock *sk, struct tuple *t)
 	return true;
 }
 
-/* Emit one event, attributed to the current task. */
-static __always_inline void emit_event(const struct tuple *t, __u8 type, __u64 pid_tgid)
+/* Who a connection belongs to: the process that connected or accepted it. */
+struct owner {
+	__u32 pid; /* 0: unknown (it predates tuxscope, or was never accepted) */
+	__u32 tid;
+	__u32 uid;
+	char comm[16];
+};
+
+static __always_inline void owner_current(struct owner *o, __u64 pid_tgid)
+{
+	o->pid = pid_tgid >> 32;
+	o->tid = (__u32)pid_tgid;
+	o->uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(o->comm, sizeof(o->comm));
+}
+
+/* Reserve an event of this type for this tuple, unless the filters drop
+ * it; the caller fills the rest and submits. NULL when filtered or lost. */
+static __always_inline struct event *reserve_event(const struct tuple *t, __u8 type, const struct owner *o)
 {
 	struct event *e;
 
+	if (!(want_types & (1U << type)))
+		return NULL;
 	if (t->family == AF_INET ? !want_ipv4 : !want_ipv6)
-		return;
+		return NULL;
 	if (!port_wanted(t->lport, t->rport))
-		return;
+		return NULL;
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_lost();
-		return;
+		return NULL;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_ns();
-	e->pid = pid_tgid >> 32;
-	e->tid = (__u32)pid_tgid;
-	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->pid = o->pid;
+	e->tid = o->tid;
+	e->uid = o->uid;
+	__builtin_memcpy(e->comm, o->comm, sizeof(e->comm));
 	e->family = t->family;
 	e->type = type;
 	e->lport = t->lport;
 	e->rport = t->rport;
 	__builtin_memcpy(e->laddr, t->laddr, sizeof(e->laddr));
 	__builtin_memcpy(e->raddr, t->raddr, sizeof(e->raddr));
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return e;
+}
+
+/* Emit a connect or accept event, attributed to the current task. */
+static __always_inline void emit_event(const struct tuple *t, __u8 type, __u64 pid_tgid)
+{
+	struct owner o = {};
+	struct event *e;
+
+	owner_current(&o, pid_tgid);
+	e = reserve_event(t, type, &o);
+	if (!e)
+		return;
+	if (type == EVENT_ACCEPT)
+		e->flags = FLAG_INBOUND;
 	bpf_ringbuf_submit(e, 0);
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+struct conn {
+	__u64 syn_ns;         /* connect: when it entered SYN_SENT */
+	__u64 established_ns; /* 0: unknown */
+	struct owner owner;
+	__u8 inbound;
+};
+
+/* sock -> conn, for every connection seen starting. LRU: a connection
+ * whose close we miss cannot leak an entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct conn);
+} conns SEC(".maps");
+
+/* In the connecting thread, at CLOSE -> SYN_SENT. */
+static __always_inline void conn_connecting(__u64 sk)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct conn c = {};
+
+	if (!pid_wanted(pid_tgid))
+		return;
+	c.syn_ns = bpf_ktime_get_ns();
+	owner_current(&c.owner, pid_tgid);
+	bpf_map_update_elem(&conns, &sk, &c, BPF_ANY);
+}
+
+/* SYN_RECV -> ESTABLISHED, in softirq: owner unknown until accept(). */
+static __always_inline void conn_passive_established(__u64 sk)
+{
+	struct conn c = {};
+
+	c.established_ns = bpf_ktime_get_ns();
+	c.inbound = 1;
+	bpf_map_update_elem(&conns, &sk, &c, BPF_ANY);
+}
+
+/* accept() returned sk to the current task: it owns the connection. */
+static __always_inline void conn_accepted(struct sock *sk, __u64 pid_tgid)
+{
+	__u64 key = (__u64)sk;
+	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+	struct conn fresh = {};
+
+	if (!pid_wanted(pid_tgid)) {
+		if (c)
+			bpf_map_delete_elem(&conns, &key);
+		return;
+	}
+	if (!c) {
+		/* established before we attached: duration unknown */
+		fresh.inbound = 1;
+		owner_current(&fresh.owner, pid_tgid);
+		bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY);
+		return;
+	}
+	if (!c->owner.pid)
+		owner_current(&c->owner, pid_tgid);
+}
+
+static __always_inline void conn_outcome(struct sock *sk, __u64 key, int newstate)
+{
+	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+	struct tuple t = {};
+	struct event *e;
+	__u64 now;
+
+	if (!c)
+		return;
+	now = bpf_ktime_get_ns();
+	if (newstate == TCP_ESTABLISHED)
+		c->established_ns = now;
+	if (read_sock_tuple(sk, &t)) {
+		e = reserve_event(&t, newstate == TCP_ESTABLISHED ? EVENT_ESTABLISHED : EVENT_FAILED, &c->owner);
+		if (e) {
+			e->latency_ns = now - c->syn_ns;
+			if (newstate != TCP_ESTABLISHED) /* 0: closed before the handshake finished */
+				e->error = BPF_CORE_READ(sk, sk_err);
+			bpf_ringbuf_submit(e, 0);
+		}
+	}
+	if (newstate != TCP_ESTABLISHED)
+		bpf_map_delete_elem(&conns, &key);
+}
+
+/* Any established connection reaching CLOSE. oldstate tells who closed
+ * first: the side that sent the first FIN (or a reset). */
+static __always_inline void conn_closed(struct sock *sk, __u64 key, int oldstate)
+{
+	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+	struct owner unknown = {};
+	struct tuple t = {};
+	struct event *e;
+	int err;
+
+	if (!c && filter_pid)
+		return;
+	if (c && !c->owner.pid && filter_pid) {
+		bpf_map_delete_elem(&conns, &key);
+		return;
+	}
+	if (!read_sock_tuple(sk, &t))
+		goto out;
+	e = reserve_event(&t, EVENT_CLOSE, c ? &c->owner : &unknown);
+	if (!e)
+		goto out;
+	err = BPF_CORE_READ(sk, sk_err);
+	e->error = err;
+	switch (oldstate) {
+	case TCP_FIN_WAIT1:
+	case TCP_FIN_WAIT2:
+	case TCP_CLOSING:
+	case TCP_TIME_WAIT:
+		e->flags = FLAG_CLOSED_LOCAL;
+		break;
+	case TCP_CLOSE_WAIT:
+	case TCP_LAST_ACK:
+		e->flags = FLAG_CLOSED_REMOTE;
+		break;
+	case TCP_ESTABLISHED: /* reset: by the peer if it set an error */
+		e->flags = err ? FLAG_CLOSED_REMOTE : FLAG_CLOSED_LOCAL;
+		break;
+	}
+	if (c) {
+		if (c->inbound)
+			e->flags |= FLAG_INBOUND;
+		if (c->established_ns)
+			e->duration_ns = e->ts_ns - c->established_ns;
+	}
+	/* Data bytes only, each once: TCP's counters also count a received
+	 * FIN as a byte, and retransmissions. */
+	e->bytes_sent = BPF_CORE_READ((struct tcp_sock *)sk, bytes_sent) -
+			BPF_CORE_READ((struct tcp_sock *)sk, bytes_retrans);
+	e->bytes_received = BPF_CORE_READ((struct tcp_sock *)sk, bytes_received);
+	if (e->bytes_received && (BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << SOCK_DONE)))
+		e->bytes_received--;
+	e->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	bpf_ringbuf_submit(e, 0);
+out:
+	if (c)
+		bpf_map_delete_elem(&conns, &key);
 }
 
 /* ---- connect ---------------------------------------------------------- */
@@ -266,15 +454,44 @@ int tp_sys_exit_connect(struct syscall_exit_ctx *ctx)
 	return 0;
 }
 
+/* Every TCP state change, whatever the backend: the tracepoint connect
+ * path's socket and tuple bookkeeping, and the lifecycle. */
 SEC("tracepoint/sock/inet_sock_set_state")
 int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 {
+	__u64 key = (__u64)BPF_CORE_READ(ctx, skaddr);
+	struct sock *sk = (struct sock *)key;
+	int oldstate = ctx->oldstate, newstate = ctx->newstate;
+
 	if (BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP)
 		return 0;
-	if (ctx->oldstate == TCP_CLOSE && ctx->newstate == TCP_SYN_SENT)
-		connect_syn_sent(ctx->skaddr);
-	else if (ctx->oldstate == TCP_SYN_SENT && ctx->newstate == TCP_CLOSE)
-		connect_failed(ctx);
+	switch (oldstate) {
+	case TCP_CLOSE:
+		if (newstate == TCP_SYN_SENT) {
+			connect_syn_sent(ctx->skaddr);
+			conn_connecting(key);
+		}
+		break;
+	case TCP_SYN_SENT:
+		if (newstate == TCP_CLOSE)
+			connect_failed(ctx);
+		if (newstate == TCP_ESTABLISHED || newstate == TCP_CLOSE)
+			conn_outcome(sk, key, newstate);
+		break;
+	case TCP_SYN_RECV:
+		if (newstate == TCP_ESTABLISHED)
+			conn_passive_established(key);
+		else if (newstate == TCP_CLOSE)
+			bpf_map_delete_elem(&conns, &key);
+		break;
+	case TCP_LISTEN:
+	case TCP_NEW_SYN_RECV:
+		break;
+	default: /* an established connection, or one closing */
+		if (newstate == TCP_CLOSE)
+			conn_closed(sk, key, oldstate);
+		break;
+	}
 	return 0;
 }
 
@@ -400,6 +617,7 @@ static __always_inline void accept_returned(struct sock *sk)
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return;
 	bpf_map_update_elem(&accept_seen, &pid_tgid, &one, BPF_ANY);
+	conn_accepted(sk, pid_tgid);
 	if (!pid_wanted(pid_tgid))
 		return;
 	if (read_sock_tuple(sk, &t))
@@ -469,6 +687,7 @@ static __always_inline void accept_exit(long ret)
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
 	    BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
 		return;
+	conn_accepted(sk, pid_tgid);
 	if (read_sock_tuple(sk, &t))
 		emit_event(&t, EVENT_ACCEPT, pid_tgid);
 }

@@ -13,21 +13,41 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type TuxscopeConn struct {
+	_             structs.HostLayout
+	SynNs         uint64
+	EstablishedNs uint64
+	Owner         struct {
+		_    structs.HostLayout
+		Pid  uint32
+		Tid  uint32
+		Uid  uint32
+		Comm [16]int8
+	}
+	Inbound uint8
+	_       [3]byte
+}
+
 type TuxscopeEvent struct {
-	_      structs.HostLayout
-	TsNs   uint64
-	Pid    uint32
-	Tid    uint32
-	Uid    uint32
-	Family uint16
-	Type   uint8
-	Pad0   uint8
-	Lport  uint16
-	Rport  uint16
-	Pad1   uint32
-	Laddr  [16]uint8
-	Raddr  [16]uint8
-	Comm   [16]int8
+	_             structs.HostLayout
+	TsNs          uint64
+	Pid           uint32
+	Tid           uint32
+	Uid           uint32
+	Family        uint16
+	Type          uint8
+	Flags         uint8
+	Lport         uint16
+	Rport         uint16
+	Error         int32
+	Laddr         [16]uint8
+	Raddr         [16]uint8
+	Comm          [16]int8
+	LatencyNs     uint64
+	DurationNs    uint64
+	BytesSent     uint64
+	BytesReceived uint64
+	Cookie        uint64
 }
 
 type TuxscopeTuple struct {
@@ -45,6 +65,7 @@ type TuxscopeTuple struct {
 const (
 	TuxscopeMapAcceptSeen                = "accept_seen"
 	TuxscopeMapConnecting                = "connecting"
+	TuxscopeMapConns                     = "conns"
 	TuxscopeMapEvents                    = "events"
 	TuxscopeMapFailedConnects            = "failed_connects"
 	TuxscopeMapKprobeConnectSk           = "kprobe_connect_sk"
@@ -69,6 +90,7 @@ const (
 	TuxscopeVarFilterPort                = "filter_port"
 	TuxscopeVarWantIpv4                  = "want_ipv4"
 	TuxscopeVarWantIpv6                  = "want_ipv6"
+	TuxscopeVarWantTypes                 = "want_types"
 )
 
 // LoadTuxscope returns the embedded CollectionSpec for Tuxscope.
@@ -135,6 +157,7 @@ type TuxscopeProgramSpecs struct {
 type TuxscopeMapSpecs struct {
 	AcceptSeen      *ebpf.MapSpec `ebpf:"accept_seen"`
 	Connecting      *ebpf.MapSpec `ebpf:"connecting"`
+	Conns           *ebpf.MapSpec `ebpf:"conns"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	FailedConnects  *ebpf.MapSpec `ebpf:"failed_connects"`
 	KprobeConnectSk *ebpf.MapSpec `ebpf:"kprobe_connect_sk"`
@@ -151,6 +174,7 @@ type TuxscopeVariableSpecs struct {
 	FilterPort *ebpf.VariableSpec `ebpf:"filter_port"`
 	WantIpv4   *ebpf.VariableSpec `ebpf:"want_ipv4"`
 	WantIpv6   *ebpf.VariableSpec `ebpf:"want_ipv6"`
+	WantTypes  *ebpf.VariableSpec `ebpf:"want_types"`
 }
 
 // TuxscopeObjects contains all objects after they have been loaded into the kernel.
@@ -175,6 +199,7 @@ func (o *TuxscopeObjects) Close() error {
 type TuxscopeMaps struct {
 	AcceptSeen      *ebpf.Map `ebpf:"accept_seen"`
 	Connecting      *ebpf.Map `ebpf:"connecting"`
+	Conns           *ebpf.Map `ebpf:"conns"`
 	Events          *ebpf.Map `ebpf:"events"`
 	FailedConnects  *ebpf.Map `ebpf:"failed_connects"`
 	KprobeConnectSk *ebpf.Map `ebpf:"kprobe_connect_sk"`
@@ -187,6 +212,7 @@ func (m *TuxscopeMaps) Close() error {
 	return _TuxscopeClose(
 		m.AcceptSeen,
 		m.Connecting,
+		m.Conns,
 		m.Events,
 		m.FailedConnects,
 		m.KprobeConnectSk,
@@ -204,6 +230,7 @@ type TuxscopeVariables struct {
 	FilterPort *ebpf.Variable `ebpf:"filter_port"`
 	WantIpv4   *ebpf.Variable `ebpf:"want_ipv4"`
 	WantIpv6   *ebpf.Variable `ebpf:"want_ipv6"`
+	WantTypes  *ebpf.Variable `ebpf:"want_types"`
 }
 
 // TuxscopePrograms contains all programs after they have been loaded into the kernel.

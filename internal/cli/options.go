@@ -41,7 +41,8 @@ Flags:
   --comm NAME           only processes with this name (its first 15 bytes, all the
                         kernel keeps); repeat or comma list
   --port PORT           only connections with this port at either end; repeat or comma list
-  --type connect|accept only this kind of event; repeat or comma list
+  --type TYPE           only these events: connect, accept, established, failed,
+                        close; repeat or comma list
   -4, -6                only IPv4 / only IPv6 (an AF_INET6 socket talking to an
                         IPv4 peer counts as IPv6, as ss shows it)
   --buffer-size SIZE    kernel ring buffer size, a power of two (default 4M)
@@ -138,8 +139,7 @@ func (o *netOptions) tracerConfig() tracer.Config {
 	return tracer.Config{
 		PIDs:            f.PIDs,
 		Ports:           f.Ports,
-		Connect:         f.WantType(event.Connect),
-		Accept:          f.WantType(event.Accept),
+		Types:           f.Types,
 		IPv4:            f.WantFamily(4),
 		IPv6:            f.WantFamily(6),
 		RingBufferBytes: o.RingBufferBytes,

@@ -29,6 +29,13 @@ const (
 	offLaddr   = unsafe.Offsetof(layout.Laddr)
 	offRaddr   = unsafe.Offsetof(layout.Raddr)
 	offComm    = unsafe.Offsetof(layout.Comm)
+	offFlags   = unsafe.Offsetof(layout.Flags)
+	offError   = unsafe.Offsetof(layout.Error)
+	offLatency = unsafe.Offsetof(layout.LatencyNs)
+	offDur     = unsafe.Offsetof(layout.DurationNs)
+	offSent    = unsafe.Offsetof(layout.BytesSent)
+	offRecv    = unsafe.Offsetof(layout.BytesReceived)
+	offCookie  = unsafe.Offsetof(layout.Cookie)
 )
 
 const (
@@ -48,7 +55,7 @@ func Decode(b []byte, e *Event) error {
 	}
 	ne := binary.NativeEndian
 	t := Type(b[offType])
-	if t != Connect && t != Accept {
+	if t < Connect || t > Close {
 		return fmt.Errorf("unknown event type %d", b[offType])
 	}
 	e.Type = t
@@ -56,6 +63,17 @@ func Decode(b []byte, e *Event) error {
 	e.PID = ne.Uint32(b[offPid:])
 	e.TID = ne.Uint32(b[offTid:])
 	e.UID = ne.Uint32(b[offUid:])
+	e.Flags = Flags(b[offFlags])
+	if errno := int32(ne.Uint32(b[offError:])); errno > 0 {
+		e.Error = uint32(errno)
+	} else {
+		e.Error = 0
+	}
+	e.LatencyNs = ne.Uint64(b[offLatency:])
+	e.DurationNs = ne.Uint64(b[offDur:])
+	e.BytesSent = ne.Uint64(b[offSent:])
+	e.BytesReceived = ne.Uint64(b[offRecv:])
+	e.Cookie = ne.Uint64(b[offCookie:])
 	lport := ne.Uint16(b[offLport:])
 	rport := ne.Uint16(b[offRport:])
 	switch family := ne.Uint16(b[offFamily:]); family {

@@ -71,11 +71,11 @@ func v6Accept() bpf.TuxscopeEvent {
 // noticed here and not as garbage at run time.
 func TestRecordLayout(t *testing.T) {
 	var r bpf.TuxscopeEvent
-	if got := unsafe.Sizeof(r); got != 80 {
-		t.Errorf("sizeof(struct event) = %d, want 80", got)
+	if got := unsafe.Sizeof(r); got != 120 {
+		t.Errorf("sizeof(struct event) = %d, want 120", got)
 	}
-	if recordSize != 80 {
-		t.Errorf("recordSize = %d, want 80", recordSize)
+	if recordSize != 120 {
+		t.Errorf("recordSize = %d, want 120", recordSize)
 	}
 	offsets := []struct {
 		name      string
@@ -87,11 +87,18 @@ func TestRecordLayout(t *testing.T) {
 		{"uid", offUid, 16},
 		{"family", offFamily, 20},
 		{"type", offType, 22},
+		{"flags", offFlags, 23},
 		{"lport", offLport, 24},
 		{"rport", offRport, 26},
+		{"error", offError, 28},
 		{"laddr", offLaddr, 32},
 		{"raddr", offRaddr, 48},
 		{"comm", offComm, 64},
+		{"latency_ns", offLatency, 80},
+		{"duration_ns", offDur, 88},
+		{"bytes_sent", offSent, 96},
+		{"bytes_received", offRecv, 104},
+		{"cookie", offCookie, 112},
 	}
 	for _, o := range offsets {
 		if o.got != o.want {
@@ -252,7 +259,7 @@ func TestDecodeErrors(t *testing.T) {
 	goodBytes := recordBytes(&good)
 
 	t.Run("short", func(t *testing.T) {
-		for _, n := range []int{0, 1, 64, 79} {
+		for _, n := range []int{0, 1, 64, 79, 119} {
 			var e Event
 			err := Decode(goodBytes[:n], &e)
 			if !errors.Is(err, ErrShortRecord) {
@@ -261,8 +268,8 @@ func TestDecodeErrors(t *testing.T) {
 		}
 		var e Event
 		err := Decode(goodBytes[:79], &e)
-		if err == nil || err.Error() != "short record: 79 bytes, want 80" {
-			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 80")
+		if err == nil || err.Error() != "short record: 79 bytes, want 120" {
+			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 120")
 		}
 		if err := Decode(nil, &e); !errors.Is(err, ErrShortRecord) {
 			t.Errorf("nil: err = %v", err)
@@ -270,7 +277,7 @@ func TestDecodeErrors(t *testing.T) {
 	})
 
 	t.Run("unknown type", func(t *testing.T) {
-		for _, typ := range []uint8{0, 3, 255} {
+		for _, typ := range []uint8{0, 6, 7, 255} {
 			rec := v4Connect()
 			rec.Type = typ
 			var e Event

@@ -16,18 +16,25 @@ type Type uint8
 // Values shared with the kernel (enum event_type in internal/bpf/event.h),
 // plus Lost, which only user space makes.
 const (
-	Connect Type = 1
-	Accept  Type = 2
-	Lost    Type = 255
+	Connect     Type = 1 // connect() returned: the SYN is out
+	Accept      Type = 2 // accept() returned a connection
+	Established Type = 3 // an outbound connect's handshake completed
+	Failed      Type = 4 // an outbound connect failed
+	Close       Type = 5 // a connection ended
+	Existing    Type = 6 // a connection that existed when tracing started (user space only)
+	Lost        Type = 255
 )
 
+// Types are the event types a user can ask for with --type, in order.
+var Types = []Type{Connect, Accept, Established, Failed, Close}
+
+var typeNames = [...]string{Connect: "connect", Accept: "accept", Established: "established", Failed: "failed", Close: "close", Existing: "existing"}
+
 func (t Type) String() string {
-	switch t {
-	case Connect:
-		return "connect"
-	case Accept:
-		return "accept"
-	case Lost:
+	if int(t) < len(typeNames) && typeNames[t] != "" {
+		return typeNames[t]
+	}
+	if t == Lost {
 		return "lost"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
@@ -35,14 +42,22 @@ func (t Type) String() string {
 
 // ParseType is the inverse of Type.String for the types a user can ask for.
 func ParseType(s string) (Type, error) {
-	switch s {
-	case "connect":
-		return Connect, nil
-	case "accept":
-		return Accept, nil
+	for _, t := range Types {
+		if t.String() == s {
+			return t, nil
+		}
 	}
-	return 0, fmt.Errorf("unknown event type %q (want connect or accept)", s)
+	return 0, fmt.Errorf("unknown event type %q (want connect, accept, established, failed or close)", s)
 }
+
+// Flags qualify an event (enum event_flag in internal/bpf/event.h).
+type Flags uint8
+
+const (
+	FlagInbound      Flags = 1 // the connection was accepted, not connected
+	FlagClosedLocal  Flags = 2 // close: this end closed (or reset) first
+	FlagClosedRemote Flags = 4 // close: the peer closed (or reset) first
+)
 
 // Event is one observed TCP event.
 type Event struct {
@@ -55,8 +70,41 @@ type Event struct {
 	UID         uint32
 	Local       netip.AddrPort
 	Remote      netip.AddrPort
-	comm        [16]byte
-	commLen     uint8
+	Flags       Flags
+	// Error is the errno a connect failed with, or a connection ended with
+	// (ECONNRESET when the peer reset it); 0 if none.
+	Error         uint32
+	LatencyNs     uint64 // established, failed: since the connect's SYN
+	DurationNs    uint64 // close: since established; 0 if unknown
+	BytesSent     uint64 // close: bytes the peer acknowledged
+	BytesReceived uint64 // close: bytes received
+	Cookie        uint64 // close: the socket's cookie, 0 if it had none
+	comm          [16]byte
+	commLen       uint8
+}
+
+// Inbound reports whether the connection was accepted here (an accept, or
+// the close of an accepted connection) rather than connected from here.
+func (e *Event) Inbound() bool { return e.Type == Accept || e.Flags&FlagInbound != 0 }
+
+// Direction is "inbound" or "outbound".
+func (e *Event) Direction() string {
+	if e.Inbound() {
+		return "inbound"
+	}
+	return "outbound"
+}
+
+// ClosedBy is "local" or "remote" for a close, "" when the kernel did not
+// say.
+func (e *Event) ClosedBy() string {
+	switch {
+	case e.Flags&FlagClosedLocal != 0:
+		return "local"
+	case e.Flags&FlagClosedRemote != 0:
+		return "remote"
+	}
+	return ""
 }
 
 // Comm is the process (thread) name as the kernel reported it: untrusted
@@ -68,19 +116,20 @@ func (e *Event) SetComm(name string) {
 	e.commLen = uint8(copy(e.comm[:15], name))
 }
 
-// Src is the SRC column: the local end for a connect, the remote client for
-// an accept.
+// Src is the SRC column: the side that opened the connection. The local
+// end of an outbound one (connect), the remote client of an inbound one
+// (accept).
 func (e *Event) Src() netip.AddrPort {
-	if e.Type == Accept {
+	if e.Inbound() {
 		return e.Remote
 	}
 	return e.Local
 }
 
-// Dst is the DST column: the remote end for a connect, the local listener
-// for an accept.
+// Dst is the DST column: the side that was connected to. The remote end of
+// an outbound connection, the local listener of an inbound one.
 func (e *Event) Dst() netip.AddrPort {
-	if e.Type == Accept {
+	if e.Inbound() {
 		return e.Local
 	}
 	return e.Remote

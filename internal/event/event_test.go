@@ -15,9 +15,13 @@ func TestTypeString(t *testing.T) {
 	}{
 		{Connect, "connect"},
 		{Accept, "accept"},
+		{Established, "established"},
+		{Failed, "failed"},
+		{Close, "close"},
+		{Existing, "existing"},
 		{Lost, "lost"},
 		{0, "type(0)"},
-		{3, "type(3)"},
+		{7, "type(7)"},
 		{254, "type(254)"},
 	}
 	for _, tt := range tests {
@@ -26,19 +30,19 @@ func TestTypeString(t *testing.T) {
 		}
 	}
 	// The kernel's enum event_type values.
-	if Connect != 1 || Accept != 2 || Lost != 255 {
-		t.Errorf("Connect/Accept/Lost = %d/%d/%d, want 1/2/255", Connect, Accept, Lost)
+	if Connect != 1 || Accept != 2 || Established != 3 || Failed != 4 || Close != 5 || Lost != 255 {
+		t.Errorf("enum event_type mismatch: %d %d %d %d %d %d", Connect, Accept, Established, Failed, Close, Lost)
 	}
 }
 
 func TestParseType(t *testing.T) {
-	for _, typ := range []Type{Connect, Accept} {
+	for _, typ := range []Type{Connect, Accept, Established, Failed, Close} {
 		got, err := ParseType(typ.String())
 		if err != nil || got != typ {
 			t.Errorf("ParseType(%q) = %v, %v; want %v", typ.String(), got, err, typ)
 		}
 	}
-	for _, s := range []string{"", "lost", "Connect", "ACCEPT", "connect ", "type(1)", "1"} {
+	for _, s := range []string{"", "lost", "existing", "Connect", "ACCEPT", "connect ", "type(1)", "1"} {
 		got, err := ParseType(s)
 		if err == nil {
 			t.Errorf("ParseType(%q) = %v, want an error", s, got)
@@ -49,7 +53,7 @@ func TestParseType(t *testing.T) {
 		}
 	}
 	_, err := ParseType("foo")
-	if want := `unknown event type "foo" (want connect or accept)`; err == nil || err.Error() != want {
+	if want := `unknown event type "foo" (want connect, accept, established, failed or close)`; err == nil || err.Error() != want {
 		t.Errorf("ParseType(foo) error = %v, want %q", err, want)
 	}
 }

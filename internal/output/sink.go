@@ -57,7 +57,7 @@ type Table struct {
 	buf     []byte
 }
 
-const tableHeader = "PID      COMM             TYPE     SRC                      DST\n"
+const tableHeader = "PID      COMM             TYPE        SRC                      DST                      DETAIL\n"
 
 func (t *Table) Start() error {
 	_, err := io.WriteString(t.w, tableHeader)
@@ -67,20 +67,32 @@ func (t *Table) Start() error {
 func (t *Table) Event(e *event.Event) error {
 	b := t.buf[:0]
 	start := len(b)
-	b = strconv.AppendUint(b, uint64(e.PID), 10)
-	b = pad(b, len(b)-start, 9)
 	var w int
-	b, w = appendTerminalSafe(b, e.Comm())
-	b = pad(b, w, 17)
+	if e.PID == 0 { // a connection whose owner tuxscope never saw
+		b = append(b, '-')
+		b = pad(b, 1, 9)
+		b = append(b, '-')
+		b = pad(b, 1, 17)
+	} else {
+		b = strconv.AppendUint(b, uint64(e.PID), 10)
+		b = pad(b, len(b)-start, 9)
+		b, w = appendTerminalSafe(b, e.Comm())
+		b = pad(b, w, 17)
+	}
 	start = len(b)
 	b = append(b, e.Type.String()...)
-	b = pad(b, len(b)-start, 9)
+	b = pad(b, len(b)-start, 12)
 	start = len(b)
 	// 1.2.3.4:80 or [::1]:80, as ss -tn prints them; an IPv4 peer of a
 	// dual-stack socket shows as [::ffff:1.2.3.4]:80.
 	b = e.Src().AppendTo(b)
 	b = pad(b, len(b)-start, 25)
+	start = len(b)
 	b = e.Dst().AppendTo(b)
+	if e.Type == event.Established || e.Type == event.Failed || e.Type == event.Close {
+		b = pad(b, len(b)-start, 25)
+		b = appendDetail(b, e)
+	}
 	b = append(b, '\n')
 	t.buf = b
 	_, err := t.w.Write(b)
@@ -140,10 +152,52 @@ func (j *JSON) Event(e *event.Event) error {
 	b = dst.Addr().AppendTo(b)
 	b = append(b, `","dport":`...)
 	b = strconv.AppendUint(b, uint64(dst.Port()), 10)
+	b = append(b, `,"direction":"`...)
+	b = append(b, e.Direction()...)
+	b = append(b, '"')
+	b = appendLifecycleJSON(b, e)
 	b = append(b, "}\n"...)
 	j.buf = b
 	_, err := j.w.Write(b)
 	return err
+}
+
+// appendLifecycleJSON adds the keys of established, failed and close
+// events: latency_ns; error and reason; duration_ns (when known),
+// bytes_sent, bytes_received, closed_by.
+func appendLifecycleJSON(b []byte, e *event.Event) []byte {
+	switch e.Type {
+	case event.Established, event.Failed:
+		b = append(b, `,"latency_ns":`...)
+		b = strconv.AppendUint(b, e.LatencyNs, 10)
+	case event.Close:
+		if e.DurationNs > 0 {
+			b = append(b, `,"duration_ns":`...)
+			b = strconv.AppendUint(b, e.DurationNs, 10)
+		}
+		b = append(b, `,"bytes_sent":`...)
+		b = strconv.AppendUint(b, e.BytesSent, 10)
+		b = append(b, `,"bytes_received":`...)
+		b = strconv.AppendUint(b, e.BytesReceived, 10)
+		if by := e.ClosedBy(); by != "" {
+			b = append(b, `,"closed_by":"`...)
+			b = append(b, by...)
+			b = append(b, '"')
+		}
+	default:
+		return b
+	}
+	if e.Type == event.Failed || e.Error != 0 {
+		b = append(b, `,"reason":"`...)
+		b = append(b, Reason(e.Error)...)
+		b = append(b, '"')
+		if e.Error != 0 {
+			b = append(b, `,"error":"`...)
+			b = append(b, ErrnoName(e.Error)...)
+			b = append(b, '"')
+		}
+	}
+	return b
 }
 
 func (j *JSON) Lost(n uint64, at time.Time) error {

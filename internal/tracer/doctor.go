@@ -41,20 +41,23 @@ type AutoChoice struct {
 
 // Report is what `tuxscope doctor` finds out about this kernel.
 type Report struct {
-	Kernel          string         `json:"kernel"`
-	BTF             Check          `json:"btf"`
-	Lockdown        string         `json:"lockdown"`
-	Privileges      Check          `json:"privileges"`
-	RingBuffer      Check          `json:"ring_buffer"`
-	Kprobes         Check          `json:"kprobes"`
-	AcceptSignature string         `json:"inet_csk_accept_signature"`
-	Backends        []BackendCheck `json:"backends"`
-	Auto            []AutoChoice   `json:"auto"`
+	Kernel          string `json:"kernel"`
+	BTF             Check  `json:"btf"`
+	Lockdown        string `json:"lockdown"`
+	Privileges      Check  `json:"privileges"`
+	RingBuffer      Check  `json:"ring_buffer"`
+	Kprobes         Check  `json:"kprobes"`
+	AcceptSignature string `json:"inet_csk_accept_signature"`
+	// State is whether sock:inet_sock_set_state (outcomes, closes) works;
+	// every backend relies on it.
+	State    Check          `json:"state_tracepoint"`
+	Backends []BackendCheck `json:"backends"`
+	Auto     []AutoChoice   `json:"auto"`
 }
 
 // Usable reports whether auto finds a backend for every hook point.
 func (r *Report) Usable() bool {
-	if len(r.Auto) != len(HookPoints) {
+	if !r.State.OK || len(r.Auto) != len(HookPoints) {
 		return false
 	}
 	for _, a := range r.Auto {
@@ -102,6 +105,7 @@ func Doctor(btfPath string) *Report {
 	if err := checkPrivileges(); err != nil {
 		r.Privileges = Check{Detail: err.Error()}
 		r.RingBuffer = Check{Detail: "not checked: not privileged"}
+		r.State = Check{Detail: "not checked: not privileged"}
 		return notChecked("not privileged")
 	}
 	r.Privileges = Check{OK: true, Detail: "can load BPF programs"}
@@ -114,11 +118,17 @@ func Doctor(btfPath string) *Report {
 		return notChecked("no kernel BTF")
 	}
 
-	l, err := newLoader(Config{Connect: true, Accept: true, IPv4: true, IPv6: true, RingBufferBytes: os.Getpagesize(), BTFPath: btfPath})
+	l, err := newLoader(Config{IPv4: true, IPv6: true, RingBufferBytes: os.Getpagesize(), BTFPath: btfPath})
 	if err != nil {
 		return notChecked(err.Error())
 	}
 	defer l.close()
+	if ap, err := l.try(PointState, Tracepoint); err != nil {
+		r.State = Check{Detail: err.Error()}
+	} else {
+		r.State = Check{OK: true, Detail: strings.Join(ap.choice().Hooks, ", ")}
+		ap.close()
+	}
 	auto := map[HookPoint]Backend{}
 	for _, b := range Backends {
 		bc := BackendCheck{Backend: b}

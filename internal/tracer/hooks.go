@@ -119,9 +119,14 @@ type HookPoint string
 const (
 	PointConnect HookPoint = "connect"
 	PointAccept  HookPoint = "accept"
+	// PointState follows TCP state changes (a connect's outcome, closes).
+	// Every backend uses the stable sock:inet_sock_set_state tracepoint
+	// for it: it fires where the kernel changes state, on every kernel
+	// since 4.16, at about the cost of a function hook.
+	PointState HookPoint = "state"
 )
 
-// HookPoints in attach order.
+// HookPoints are the points a backend is chosen for, in attach order.
 var HookPoints = []HookPoint{PointConnect, PointAccept}
 
 // implementation is the hooks one backend uses for one hook point, or why
@@ -153,11 +158,16 @@ func implementations(p HookPoint, kernel *btf.Spec) map[Backend]implementation {
 				{prog: bpf.TuxscopeProgKprobeTcpV6Connect, kind: kindKprobe, target: "tcp_v6_connect"},
 				{prog: bpf.TuxscopeProgKretprobeTcpV6Connect, kind: kindKretprobe, target: "tcp_v6_connect"},
 			}},
+			// With PointState's tracepoint, which records the socket
+			// between the two syscall hooks.
 			Tracepoint: {hooks: []hook{
 				tp(bpf.TuxscopeProgTpSysEnterConnect, "syscalls:sys_enter_connect"),
-				tp(bpf.TuxscopeProgTpInetSockSetState, "sock:inet_sock_set_state"),
 				tp(bpf.TuxscopeProgTpSysExitConnect, "syscalls:sys_exit_connect"),
 			}},
+		}
+	case PointState:
+		return map[Backend]implementation{
+			Tracepoint: {hooks: []hook{tp(bpf.TuxscopeProgTpInetSockSetState, "sock:inet_sock_set_state")}},
 		}
 	case PointAccept:
 		fexit := implementation{}

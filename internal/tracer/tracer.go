@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -15,6 +16,7 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/tuxscope/tuxscope/internal/bpf"
+	"github.com/tuxscope/tuxscope/internal/event"
 )
 
 // DefaultRingBufferBytes is the ring buffer's default size: about 45,000
@@ -27,23 +29,40 @@ const KernelBTFPath = "/sys/kernel/btf/vmlinux"
 // Config says what to trace. The kernel side applies all of it, so events
 // that do not match cost no ring-buffer traffic.
 type Config struct {
-	PIDs            []uint32 // only these processes (tgids); empty: all
-	Ports           []uint16 // only connections with either port in this set; empty: all
-	Connect, Accept bool     // which events
-	IPv4, IPv6      bool     // which address families
-	RingBufferBytes int      // power of two, multiple of the page size; 0: default
-	BTFPath         string   // kernel BTF; "": KernelBTFPath
-	Backend         Backend  // "" or Auto: the best that works, per hook point
+	PIDs            []uint32     // only these processes (tgids); empty: all
+	Ports           []uint16     // only connections with either port in this set; empty: all
+	Types           []event.Type // which events; empty: all
+	IPv4, IPv6      bool         // which address families
+	RingBufferBytes int          // power of two, multiple of the page size; 0: default
+	BTFPath         string       // kernel BTF; "": KernelBTFPath
+	Backend         Backend      // "" or Auto: the best that works, per hook point
 }
 
+func (c *Config) wantsType(t event.Type) bool {
+	return len(c.Types) == 0 || slices.Contains(c.Types, t)
+}
+
+// wants says whether a hook point is needed. The accept hooks also tell
+// whom an accepted connection's close belongs to.
 func (c *Config) wants(p HookPoint) bool {
 	switch p {
 	case PointConnect:
-		return c.Connect
+		return c.wantsType(event.Connect)
 	case PointAccept:
-		return c.Accept
+		return c.wantsType(event.Accept) || c.wantsType(event.Close)
 	}
 	return false
+}
+
+// typeMask is want_types: bit 1<<t for each wanted type.
+func (c *Config) typeMask() uint32 {
+	var m uint32
+	for _, t := range event.Types {
+		if c.wantsType(t) {
+			m |= 1 << t
+		}
+	}
+	return m
 }
 
 // MaxFilterEntries bounds the --pid and --port sets (the kernel maps' size).
@@ -103,6 +122,12 @@ func Open(cfg Config) (_ *Tracer, err error) {
 		}
 		t.points = append(t.points, ap)
 	}
+	// State changes: always, for every backend (see PointState).
+	ap, err := l.try(PointState, Tracepoint)
+	if err != nil {
+		return nil, fmt.Errorf("cannot follow TCP state changes: %v", err)
+	}
+	t.points = append(t.points, ap)
 	return t, nil
 }
 
@@ -198,6 +223,9 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 			return 1
 		}
 		return 0
+	}
+	if err := spec.Variables[bpf.TuxscopeVarWantTypes].Set(cfg.typeMask()); err != nil {
+		return fmt.Errorf("setting want_types: %w", err)
 	}
 	for name, v := range map[string]uint8{
 		bpf.TuxscopeVarFilterPid:  b2u(len(cfg.PIDs) > 0),
