@@ -272,6 +272,9 @@ static __always_inline void conn_accepted(struct sock *sk, __u64 pid_tgid)
 		owner_current(&c->owner, pid_tgid);
 }
 
+static __always_inline void connect_emit_early(struct sock *sk, __u64 key, const struct owner *o,
+					       const struct tuple *t);
+
 static __always_inline void conn_outcome(struct sock *sk, __u64 key, int newstate)
 {
 	struct conn *c = bpf_map_lookup_elem(&conns, &key);
@@ -285,6 +288,7 @@ static __always_inline void conn_outcome(struct sock *sk, __u64 key, int newstat
 	if (newstate == TCP_ESTABLISHED)
 		c->established_ns = now;
 	if (read_sock_tuple(sk, &t)) {
+		connect_emit_early(sk, key, &c->owner, &t);
 		e = reserve_event(&t, newstate == TCP_ESTABLISHED ? EVENT_ESTABLISHED : EVENT_FAILED, &c->owner);
 		if (e) {
 			e->latency_ns = now - c->syn_ns;
@@ -357,15 +361,15 @@ out:
 
 /* ---- connect ---------------------------------------------------------- */
 
-/* When a blocking connect fails (refused, timed out), connect() tears the
- * socket down before it returns (tcp_disconnect clears the addresses), so
- * the tuple is kept from the SYN_SENT -> CLOSE transition: sock -> tuple. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, struct tuple);
-} failed_connects SEC(".maps");
+/*
+ * The tracepoint path emits a connect when connect() returns. A blocking
+ * connect returns after the handshake: then the connect is emitted at the
+ * SYN_SENT -> ESTABLISHED or CLOSE change instead (the tuple is complete and
+ * still intact there; a failed connect() clears it before returning), so
+ * it always comes before its outcome, as with the function hooks. The low
+ * bit of the connecting map's value records that it was.
+ */
+#define CONNECT_EMITTED 1ULL
 
 static __always_inline void connect_enter(void)
 {
@@ -388,56 +392,41 @@ static __always_inline void connect_syn_sent(const void *skaddr)
 		*sk = (__u64)skaddr;
 }
 
-static __always_inline void connect_failed(struct trace_event_raw_inet_sock_set_state *ctx)
-{
-	__u64 sk_key = (__u64)BPF_CORE_READ(ctx, skaddr);
-	struct tuple t = {};
-
-	t.family = BPF_CORE_READ(ctx, family);
-	t.lport = BPF_CORE_READ(ctx, sport);
-	t.rport = BPF_CORE_READ(ctx, dport);
-	if (t.family == AF_INET) {
-		BPF_CORE_READ_INTO((__u32 *)t.laddr, ctx, saddr);
-		BPF_CORE_READ_INTO((__u32 *)t.raddr, ctx, daddr);
-	} else if (t.family == AF_INET6) {
-		BPF_CORE_READ_INTO(&t.laddr, ctx, saddr_v6);
-		BPF_CORE_READ_INTO(&t.raddr, ctx, daddr_v6);
-	} else {
-		return;
-	}
-	bpf_map_update_elem(&failed_connects, &sk_key, &t, BPF_ANY);
-}
-
 static __always_inline void connect_exit(long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u64 *skp = bpf_map_lookup_elem(&connecting, &pid_tgid);
-	struct tuple t = {}, *saved;
-	struct sock *sk;
-	__u64 sk_key;
+	struct tuple t = {};
+	__u64 sk;
 
 	if (!skp)
 		return;
-	sk_key = *skp;
-	sk = (struct sock *)sk_key;
+	sk = *skp;
 	bpf_map_delete_elem(&connecting, &pid_tgid);
 	/* No SYN_SENT during this call: not TCP, or it failed before a SYN
-	 * left (EADDRNOTAVAIL, ENETUNREACH, EALREADY, ...). */
-	if (!sk)
+	 * left (EADDRNOTAVAIL, ENETUNREACH, EALREADY, ...). Or the handshake
+	 * already ended and the connect was emitted then. */
+	if (!sk || (sk & CONNECT_EMITTED))
 		return;
-	if (ret == 0 || ret == -EINPROGRESS) {
-		if (read_sock_tuple(sk, &t))
-			emit_event(&t, EVENT_CONNECT, pid_tgid);
+	/* 0, EINPROGRESS, or e.g. EINTR: the socket is still connecting. */
+	if (read_sock_tuple((struct sock *)sk, &t))
+		emit_event(&t, EVENT_CONNECT, pid_tgid);
+}
+
+/* At the end of a handshake: emit the connect first if its thread is
+ * still inside connect() (see CONNECT_EMITTED). */
+static __always_inline void connect_emit_early(struct sock *sk, __u64 key, const struct owner *o, const struct tuple *t)
+{
+	__u64 pid_tgid = ((__u64)o->pid << 32) | o->tid;
+	__u64 *skp = bpf_map_lookup_elem(&connecting, &pid_tgid);
+	struct event *e;
+
+	if (!skp || *skp != key)
 		return;
-	}
-	/* The attempt failed inside this call, after its SYN left. */
-	saved = bpf_map_lookup_elem(&failed_connects, &sk_key);
-	if (saved) {
-		emit_event(saved, EVENT_CONNECT, pid_tgid);
-		bpf_map_delete_elem(&failed_connects, &sk_key);
-	} else if (read_sock_tuple(sk, &t)) {
-		emit_event(&t, EVENT_CONNECT, pid_tgid); /* e.g. EINTR: still in SYN_SENT */
-	}
+	*skp = key | CONNECT_EMITTED;
+	e = reserve_event(t, EVENT_CONNECT, o);
+	if (e)
+		bpf_ringbuf_submit(e, 0);
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")
@@ -473,8 +462,6 @@ int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		}
 		break;
 	case TCP_SYN_SENT:
-		if (newstate == TCP_CLOSE)
-			connect_failed(ctx);
 		if (newstate == TCP_ESTABLISHED || newstate == TCP_CLOSE)
 			conn_outcome(sk, key, newstate);
 		break;

@@ -50,15 +50,6 @@ type TuxscopeEvent struct {
 	Cookie        uint64
 }
 
-type TuxscopeTuple struct {
-	_      structs.HostLayout
-	Laddr  [16]uint8
-	Raddr  [16]uint8
-	Lport  uint16
-	Rport  uint16
-	Family uint16
-}
-
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -67,7 +58,6 @@ const (
 	TuxscopeMapConnecting                = "connecting"
 	TuxscopeMapConns                     = "conns"
 	TuxscopeMapEvents                    = "events"
-	TuxscopeMapFailedConnects            = "failed_connects"
 	TuxscopeMapKprobeConnectSk           = "kprobe_connect_sk"
 	TuxscopeMapLost                      = "lost"
 	TuxscopeMapPidFilter                 = "pid_filter"
@@ -159,7 +149,6 @@ type TuxscopeMapSpecs struct {
 	Connecting      *ebpf.MapSpec `ebpf:"connecting"`
 	Conns           *ebpf.MapSpec `ebpf:"conns"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
-	FailedConnects  *ebpf.MapSpec `ebpf:"failed_connects"`
 	KprobeConnectSk *ebpf.MapSpec `ebpf:"kprobe_connect_sk"`
 	Lost            *ebpf.MapSpec `ebpf:"lost"`
 	PidFilter       *ebpf.MapSpec `ebpf:"pid_filter"`
@@ -201,7 +190,6 @@ type TuxscopeMaps struct {
 	Connecting      *ebpf.Map `ebpf:"connecting"`
 	Conns           *ebpf.Map `ebpf:"conns"`
 	Events          *ebpf.Map `ebpf:"events"`
-	FailedConnects  *ebpf.Map `ebpf:"failed_connects"`
 	KprobeConnectSk *ebpf.Map `ebpf:"kprobe_connect_sk"`
 	Lost            *ebpf.Map `ebpf:"lost"`
 	PidFilter       *ebpf.Map `ebpf:"pid_filter"`
@@ -214,7 +202,6 @@ func (m *TuxscopeMaps) Close() error {
 		m.Connecting,
 		m.Conns,
 		m.Events,
-		m.FailedConnects,
 		m.KprobeConnectSk,
 		m.Lost,
 		m.PidFilter,

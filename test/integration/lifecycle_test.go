@@ -122,7 +122,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{"unknown flag", []string{"net", "--bogus"}, 0, 2, "flag provided but not defined: -bogus"},
 		{"bad pid", []string{"net", "--pid", "abc"}, 0, 2, `invalid pid "abc"`},
-		{"bad type", []string{"net", "--type", "close"}, 0, 2, "unknown event type"},
+		{"bad type", []string{"net", "--type", "bogus"}, 0, 2, "unknown event type"},
 		{"unknown command", []string{"frobnicate"}, 0, 2, "unknown command"},
 		{"not privileged", []string{"net"}, 65534, 1, "missing: CAP_BPF, CAP_PERFMON"},
 		{"missing BTF file", []string{"net", "--btf", "/nonexistent/vmlinux"}, 0, 1, "reading kernel BTF from /nonexistent/vmlinux"},

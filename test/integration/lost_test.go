@@ -35,7 +35,7 @@ func TestLostEventsAreReported(t *testing.T) {
 		}
 	}()
 
-	cmd := netCommand("--format", "json", "--buffer-size", "4096", "--port", fmt.Sprint(port))
+	cmd := netCommand("--format", "json", "--type", "connect,accept", "--buffer-size", "4096", "--port", fmt.Sprint(port))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
