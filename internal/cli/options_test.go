@@ -54,6 +54,11 @@ func TestParseFilters(t *testing.T) {
 		{[]string{"--type", "accept"}, filter.Spec{Types: []event.Type{event.Accept}}},
 		{[]string{"--type", "connect,accept"}, filter.Spec{Types: []event.Type{event.Connect, event.Accept}}},
 		{[]string{"--type", "connect", "--type", "accept"}, filter.Spec{Types: []event.Type{event.Connect, event.Accept}}},
+		{[]string{"--type", "established"}, filter.Spec{Types: []event.Type{event.Established}}},
+		{[]string{"--type", "failed"}, filter.Spec{Types: []event.Type{event.Failed}}},
+		{[]string{"--type", "close"}, filter.Spec{Types: []event.Type{event.Close}}},
+		{[]string{"--type", "connect,accept,established,failed,close"}, filter.Spec{Types: []event.Type{event.Connect, event.Accept, event.Established, event.Failed, event.Close}}},
+		{[]string{"--type", "close, failed", "--type", "established"}, filter.Spec{Types: []event.Type{event.Close, event.Failed, event.Established}}},
 		{[]string{"--comm", "curl,wget", "--comm", "nginx"}, filter.Spec{Comms: []string{"curl", "wget", "nginx"}}},
 		{[]string{"--comm", "0123456789abcde"}, filter.Spec{Comms: []string{"0123456789abcde"}}},
 		{[]string{"--comm", "systemd-resolved"}, filter.Spec{Comms: []string{"systemd-resolved"}}},
@@ -151,8 +156,10 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--port", "70000"}, `invalid value "70000" for flag -port: invalid port "70000"`},
 		{[]string{"--port", "0"}, `invalid value "0" for flag -port: invalid port "0"`},
 		{[]string{"--port", "http"}, `invalid value "http" for flag -port: invalid port "http"`},
-		{[]string{"--type", "foo"}, `invalid value "foo" for flag -type: unknown event type "foo" (want connect or accept)`},
-		{[]string{"--type", "lost"}, `invalid value "lost" for flag -type: unknown event type "lost" (want connect or accept)`},
+		{[]string{"--type", "foo"}, `invalid value "foo" for flag -type: unknown event type "foo" (want connect, accept, established, failed or close)`},
+		{[]string{"--type", "lost"}, `invalid value "lost" for flag -type: unknown event type "lost" (want connect, accept, established, failed or close)`},
+		{[]string{"--type", "existing"}, `invalid value "existing" for flag -type: unknown event type "existing" (want connect, accept, established, failed or close)`},
+		{[]string{"--type", "connect,Close"}, `invalid value "connect,Close" for flag -type: unknown event type "Close" (want connect, accept, established, failed or close)`},
 		{[]string{"--comm", ""}, `invalid value "" for flag -comm: empty process name`},
 		{[]string{"--format", "xml"}, `unknown format "xml" (want table or json)`},
 		{[]string{"--format", "JSON"}, `unknown format "JSON" (want table or json)`},
@@ -231,14 +238,17 @@ func TestTracerConfig(t *testing.T) {
 		args []string
 		want tracer.Config
 	}{
-		{nil, tracer.Config{Connect: true, Accept: true, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
-		{[]string{"--type", "accept"}, tracer.Config{Connect: false, Accept: true, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
-		{[]string{"--type", "connect"}, tracer.Config{Connect: true, Accept: false, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
-		{[]string{"--type", "accept,connect"}, tracer.Config{Connect: true, Accept: true, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
-		{[]string{"-6"}, tracer.Config{Connect: true, Accept: true, IPv4: false, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
-		{[]string{"-4"}, tracer.Config{Connect: true, Accept: true, IPv4: true, IPv6: false, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
+		// No --type: Types stays nil, which the tracer reads as all types.
+		{nil, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
+		{[]string{"--type", "accept"}, tracer.Config{Types: []event.Type{event.Accept}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
+		{[]string{"--type", "connect"}, tracer.Config{Types: []event.Type{event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
+		{[]string{"--type", "accept,connect"}, tracer.Config{Types: []event.Type{event.Accept, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
+		{[]string{"--type", "established"}, tracer.Config{Types: []event.Type{event.Established}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
+		{[]string{"--type", "failed,close", "--type", "connect"}, tracer.Config{Types: []event.Type{event.Failed, event.Close, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
+		{[]string{"-6"}, tracer.Config{IPv4: false, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
+		{[]string{"-4"}, tracer.Config{IPv4: true, IPv6: false, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
 		{[]string{"--pid", "7,8", "--port", "443", "--comm", "curl", "--buffer-size", "64K", "--btf", "/b", "--format", "json", "--backend", "kprobe"},
-			tracer.Config{PIDs: []uint32{7, 8}, Ports: []uint16{443}, Connect: true, Accept: true, IPv4: true, IPv6: true, RingBufferBytes: 65536, BTFPath: "/b", Backend: tracer.Kprobe}},
+			tracer.Config{PIDs: []uint32{7, 8}, Ports: []uint16{443}, IPv4: true, IPv6: true, RingBufferBytes: 65536, BTFPath: "/b", Backend: tracer.Kprobe}},
 	}
 	for _, tt := range tests {
 		opts := parse(t, tt.args...)

@@ -29,7 +29,7 @@ func TestRunNetUsageErrors(t *testing.T) {
 		{[]string{"net", "--pid", "abc"}, `invalid value "abc" for flag -pid: invalid pid "abc"`},
 		{[]string{"net", "--pid", "0"}, `invalid value "0" for flag -pid: invalid pid "0"`},
 		{[]string{"net", "--port", "70000"}, `invalid value "70000" for flag -port: invalid port "70000"`},
-		{[]string{"net", "--type", "foo"}, `invalid value "foo" for flag -type: unknown event type "foo" (want connect or accept)`},
+		{[]string{"net", "--type", "foo"}, `invalid value "foo" for flag -type: unknown event type "foo" (want connect, accept, established, failed or close)`},
 		{[]string{"net", "--format", "xml"}, `unknown format "xml" (want table or json)`},
 		{[]string{"net", "-4", "-6"}, `-4 and -6 exclude each other (give neither for both)`},
 		{[]string{"net", "extra"}, `unexpected argument "extra"`},
@@ -184,6 +184,7 @@ func TestWriteDoctorTable(t *testing.T) {
 		RingBuffer:      tracer.Check{OK: true, Detail: "BPF_MAP_TYPE_RINGBUF"},
 		Kprobes:         tracer.Check{OK: false, Detail: "not built in"},
 		AcceptSignature: "inet_csk_accept(sk, arg)",
+		State:           tracer.Check{OK: true, Detail: "tracepoint:sock:inet_sock_set_state"},
 		Backends: []tracer.BackendCheck{
 			{Backend: tracer.Fentry, Points: []tracer.PointCheck{
 				{Point: tracer.PointConnect, OK: true, Hooks: []string{"fexit:tcp_v4_connect"}},
@@ -204,6 +205,7 @@ func TestWriteDoctorTable(t *testing.T) {
 		"ring buffer  yes: BPF_MAP_TYPE_RINGBUF\n" +
 		"kprobes      no: not built in\n" +
 		"accept()     inet_csk_accept(sk, arg)\n" +
+		"state        yes: tracepoint:sock:inet_sock_set_state\n" +
 		"\n" +
 		"fentry       connect: yes: fexit:tcp_v4_connect\n" +
 		"             accept:  no: no BTF\n" +
@@ -212,5 +214,16 @@ func TestWriteDoctorTable(t *testing.T) {
 		"auto         connect: fentry, accept: nothing works\n"
 	if b.String() != want {
 		t.Errorf("doctor table\n got %q\nwant %q", b.String(), want)
+	}
+
+	// Without the state tracepoint: said so, on the same line.
+	r.State = tracer.Check{Detail: "not checked: not privileged"}
+	r.AcceptSignature = ""
+	b.Reset()
+	writeDoctorTable(&b, r)
+	want = strings.Replace(want, "accept()     inet_csk_accept(sk, arg)\n", "", 1)
+	want = strings.Replace(want, "state        yes: tracepoint:sock:inet_sock_set_state\n", "state        no: not checked: not privileged\n", 1)
+	if b.String() != want {
+		t.Errorf("doctor table without state\n got %q\nwant %q", b.String(), want)
 	}
 }

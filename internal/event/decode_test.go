@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"strconv"
@@ -63,6 +64,39 @@ func v6Accept() bpf.TuxscopeEvent {
 	rec.Laddr = netip.MustParseAddr("2001:db8::1").As16()
 	rec.Raddr = netip.MustParseAddr("2001:db8:0:1::2").As16()
 	setComm(&rec, "python3")
+	return rec
+}
+
+// v6InboundClose is the close of an accepted connection, reset by the peer,
+// with every lifecycle field set to a value whose bytes all differ, so a
+// field read at the wrong offset or width cannot go unnoticed.
+func v6InboundClose() bpf.TuxscopeEvent {
+	rec := v6Accept()
+	rec.Type = 5                           // EVENT_CLOSE
+	rec.Flags = 1 | 4                      // FLAG_INBOUND | FLAG_CLOSED_REMOTE
+	rec.Error = 104                        // ECONNRESET
+	rec.LatencyNs = 0x0102030405060708     // not sent for a close, still decoded
+	rec.DurationNs = 1_234_567_890_123     // 1234.567890123s
+	rec.BytesSent = 0x1112131415161718     // 1230066625199609624
+	rec.BytesReceived = 0x2122232425262728 // 2387509390608836392
+	rec.Cookie = 0xf1f2f3f4f5f6f7f8        // 17434265340928784376
+	return rec
+}
+
+// v4Failed is a refused connect.
+func v4Failed() bpf.TuxscopeEvent {
+	rec := v4Connect()
+	rec.Type = 4    // EVENT_FAILED
+	rec.Error = 111 // ECONNREFUSED
+	rec.LatencyNs = 85_000
+	return rec
+}
+
+// v4Established is a connect's completed handshake.
+func v4Established() bpf.TuxscopeEvent {
+	rec := v4Connect()
+	rec.Type = 3 // EVENT_ESTABLISHED
+	rec.LatencyNs = 1_234_000
 	return rec
 }
 
@@ -205,6 +239,160 @@ func TestDecodeV4MappedIPv6(t *testing.T) {
 	}
 }
 
+func TestDecodeClose(t *testing.T) {
+	rec := v6InboundClose()
+	var e Event
+	if err := Decode(recordBytes(&rec), &e); err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if e.Type != Close || e.Family != 6 {
+		t.Errorf("Type/Family = %v/%d, want close/6", e.Type, e.Family)
+	}
+	if e.TimestampNs != 987654321 || e.PID != 4242 || e.TID != 4243 || e.UID != 0 {
+		t.Errorf("ts/pid/tid/uid = %d/%d/%d/%d", e.TimestampNs, e.PID, e.TID, e.UID)
+	}
+	if e.Flags != FlagInbound|FlagClosedRemote {
+		t.Errorf("Flags = %#x, want %#x", e.Flags, FlagInbound|FlagClosedRemote)
+	}
+	if e.Error != 104 {
+		t.Errorf("Error = %d, want 104", e.Error)
+	}
+	if e.LatencyNs != 0x0102030405060708 {
+		t.Errorf("LatencyNs = %#x, want 0x0102030405060708", e.LatencyNs)
+	}
+	if e.DurationNs != 1_234_567_890_123 {
+		t.Errorf("DurationNs = %d, want 1234567890123", e.DurationNs)
+	}
+	if e.BytesSent != 0x1112131415161718 {
+		t.Errorf("BytesSent = %#x, want 0x1112131415161718", e.BytesSent)
+	}
+	if e.BytesReceived != 0x2122232425262728 {
+		t.Errorf("BytesReceived = %#x, want 0x2122232425262728", e.BytesReceived)
+	}
+	if e.Cookie != 0xf1f2f3f4f5f6f7f8 {
+		t.Errorf("Cookie = %#x, want 0xf1f2f3f4f5f6f7f8", e.Cookie)
+	}
+	if got := string(e.Comm()); got != "python3" {
+		t.Errorf("Comm = %q", got)
+	}
+	// Inbound: SRC is the remote client, DST the local listener.
+	if !e.Inbound() || e.Direction() != "inbound" || e.ClosedBy() != "remote" {
+		t.Errorf("Inbound/Direction/ClosedBy = %v/%q/%q, want true/inbound/remote", e.Inbound(), e.Direction(), e.ClosedBy())
+	}
+	if got := e.Src().String(); got != "[2001:db8:0:1::2]:40000" {
+		t.Errorf("Src = %s, want the remote client", got)
+	}
+	if got := e.Dst().String(); got != "[2001:db8::1]:8080" {
+		t.Errorf("Dst = %s, want the local listener", got)
+	}
+}
+
+// The same close, laid out by hand at the offsets of struct event (see
+// TestRecordLayout), independently of the bpf2go struct.
+func TestDecodeCloseRawOffsets(t *testing.T) {
+	b := make([]byte, 120)
+	ne := binary.NativeEndian
+	ne.PutUint64(b[0:], 5_000_000_000)
+	ne.PutUint32(b[8:], 6201)
+	ne.PutUint32(b[12:], 6202)
+	ne.PutUint32(b[16:], 1000)
+	ne.PutUint16(b[20:], 2) // AF_INET
+	b[22] = 5               // EVENT_CLOSE
+	b[23] = 2               // FLAG_CLOSED_LOCAL
+	ne.PutUint16(b[24:], 53412)
+	ne.PutUint16(b[26:], 443)
+	ne.PutUint32(b[28:], 32) // EPIPE
+	copy(b[32:], []byte{10, 0, 0, 5})
+	copy(b[48:], []byte{93, 184, 216, 34})
+	copy(b[64:], "curl")
+	ne.PutUint64(b[80:], 0)
+	ne.PutUint64(b[88:], 1_200_000_000)
+	ne.PutUint64(b[96:], 1024)
+	ne.PutUint64(b[104:], 2048)
+	ne.PutUint64(b[112:], 4097)
+
+	var e Event
+	if err := Decode(b, &e); err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	got := [...]uint64{uint64(e.Type), uint64(e.Flags), uint64(e.Error), e.LatencyNs, e.DurationNs, e.BytesSent, e.BytesReceived, e.Cookie, e.TimestampNs}
+	want := [...]uint64{5, 2, 32, 0, 1_200_000_000, 1024, 2048, 4097, 5_000_000_000}
+	if got != want {
+		t.Errorf("type, flags, error, latency, duration, sent, received, cookie, ts =\n %v\nwant %v", got, want)
+	}
+	if e.Local.String() != "10.0.0.5:53412" || e.Remote.String() != "93.184.216.34:443" || string(e.Comm()) != "curl" {
+		t.Errorf("Local/Remote/Comm = %v/%v/%q", e.Local, e.Remote, e.Comm())
+	}
+	if e.Inbound() || e.ClosedBy() != "local" {
+		t.Errorf("Inbound/ClosedBy = %v/%q, want false/local", e.Inbound(), e.ClosedBy())
+	}
+	// The same bytes through the generated struct.
+	var rec bpf.TuxscopeEvent
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec)), unsafe.Sizeof(rec)), b)
+	if rec.Type != 5 || rec.Flags != 2 || rec.Error != 32 || rec.DurationNs != 1_200_000_000 ||
+		rec.BytesSent != 1024 || rec.BytesReceived != 2048 || rec.Cookie != 4097 {
+		t.Errorf("bpf.TuxscopeEvent over the same bytes: %+v", rec)
+	}
+}
+
+func TestDecodeLifecycleTypes(t *testing.T) {
+	tests := []struct {
+		name    string
+		rec     bpf.TuxscopeEvent
+		typ     Type
+		err     uint32
+		latency uint64
+	}{
+		{"established", v4Established(), Established, 0, 1_234_000},
+		{"failed", v4Failed(), Failed, 111, 85_000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var e Event
+			if err := Decode(recordBytes(&tt.rec), &e); err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if e.Type != tt.typ || e.Error != tt.err || e.LatencyNs != tt.latency {
+				t.Errorf("Type/Error/LatencyNs = %v/%d/%d, want %v/%d/%d", e.Type, e.Error, e.LatencyNs, tt.typ, tt.err, tt.latency)
+			}
+			if e.Flags != 0 || e.DurationNs != 0 || e.BytesSent != 0 || e.BytesReceived != 0 || e.Cookie != 0 {
+				t.Errorf("close-only fields set: %+v", e)
+			}
+			if e.Inbound() || e.Src().String() != "10.0.0.5:53412" || e.Dst().String() != "93.184.216.34:443" {
+				t.Errorf("Inbound/Src/Dst = %v/%v/%v, want outbound", e.Inbound(), e.Src(), e.Dst())
+			}
+		})
+	}
+}
+
+// sk_err is positive; anything else the record holds means no error.
+func TestDecodeError(t *testing.T) {
+	tests := []struct {
+		raw  int32
+		want uint32
+	}{
+		{0, 0},
+		{1, 1},
+		{104, 104},
+		{111, 111},
+		{2147483647, 2147483647},
+		{-1, 0},
+		{-111, 0},
+		{-2147483648, 0},
+	}
+	for _, tt := range tests {
+		rec := v4Failed()
+		rec.Error = tt.raw
+		e := Event{Error: 12345} // stale from an earlier record
+		if err := Decode(recordBytes(&rec), &e); err != nil {
+			t.Fatalf("error %d: Decode: %v", tt.raw, err)
+		}
+		if e.Error != tt.want {
+			t.Errorf("error %d: Error = %d, want %d", tt.raw, e.Error, tt.want)
+		}
+	}
+}
+
 func TestDecodeComm(t *testing.T) {
 	tests := []struct {
 		name string
@@ -251,6 +439,19 @@ func TestDecodeReuse(t *testing.T) {
 		e.Local.String() != "10.0.0.5:53412" || e.Remote.String() != "93.184.216.34:443" ||
 		e.PID != 6201 || e.UID != 1000 {
 		t.Errorf("stale fields after reuse: %+v comm=%q", e, e.Comm())
+	}
+
+	// A close leaves nothing of itself in the connect decoded after it.
+	rc := v6InboundClose()
+	if err := Decode(recordBytes(&rc), &e); err != nil {
+		t.Fatal(err)
+	}
+	if err := Decode(recordBytes(&r4), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Type != Connect || e.Flags != 0 || e.Error != 0 || e.LatencyNs != 0 || e.DurationNs != 0 ||
+		e.BytesSent != 0 || e.BytesReceived != 0 || e.Cookie != 0 || e.Inbound() {
+		t.Errorf("stale lifecycle fields after reuse: %+v", e)
 	}
 }
 
@@ -307,8 +508,8 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestDecodeAllocs(t *testing.T) {
-	rec4, rec6 := v4Connect(), v6Accept()
-	b4, b6 := recordBytes(&rec4), recordBytes(&rec6)
+	rec4, rec6, recClose := v4Connect(), v6Accept(), v6InboundClose()
+	b4, b6, bClose := recordBytes(&rec4), recordBytes(&rec6), recordBytes(&recClose)
 	var e Event
 	allocs := testing.AllocsPerRun(1000, func() {
 		if err := Decode(b4, &e); err != nil {
@@ -317,9 +518,25 @@ func TestDecodeAllocs(t *testing.T) {
 		if err := Decode(b6, &e); err != nil {
 			panic(err)
 		}
+		if err := Decode(bClose, &e); err != nil {
+			panic(err)
+		}
 	})
 	if allocs != 0 {
 		t.Errorf("Decode: %v allocs per run, want 0", allocs)
+	}
+}
+
+func BenchmarkDecodeClose(b *testing.B) {
+	rec := v6InboundClose()
+	buf := recordBytes(&rec)
+	var e Event
+	b.ReportAllocs()
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		if err := Decode(buf, &e); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
@@ -339,10 +556,14 @@ func BenchmarkDecode(b *testing.B) {
 // FuzzDecode checks Decode never panics and, when it accepts a record,
 // agrees field by field with the bpf2go struct laid over the same bytes.
 func FuzzDecode(f *testing.F) {
-	r4, r6 := v4Connect(), v6Accept()
+	r4, r6, rc, rf, re := v4Connect(), v6Accept(), v6InboundClose(), v4Failed(), v4Established()
 	f.Add(recordBytes(&r4))
 	f.Add(recordBytes(&r6))
+	f.Add(recordBytes(&rc))
+	f.Add(recordBytes(&rf))
+	f.Add(recordBytes(&re))
 	f.Add(recordBytes(&r4)[:79])
+	f.Add(recordBytes(&rc)[:119])
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var e Event
@@ -356,18 +577,28 @@ func FuzzDecode(f *testing.F) {
 		var rec bpf.TuxscopeEvent
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec)), unsafe.Sizeof(rec)), b)
 		if err != nil {
-			if rec.Type == 1 || rec.Type == 2 {
+			if rec.Type >= 1 && rec.Type <= 5 {
 				if rec.Family == 2 || rec.Family == 10 {
 					t.Fatalf("valid record rejected: %v", err)
 				}
 			}
 			return
 		}
-		if uint8(e.Type) != rec.Type || (e.Type != Connect && e.Type != Accept) {
+		if uint8(e.Type) != rec.Type || e.Type < Connect || e.Type > Close {
 			t.Fatalf("Type = %d, record says %d", e.Type, rec.Type)
 		}
 		if e.TimestampNs != rec.TsNs || e.PID != rec.Pid || e.TID != rec.Tid || e.UID != rec.Uid {
 			t.Fatalf("ids differ: %+v vs %+v", e, rec)
+		}
+		if uint8(e.Flags) != rec.Flags {
+			t.Fatalf("Flags = %#x, record says %#x", e.Flags, rec.Flags)
+		}
+		if wantErr := uint32(max(rec.Error, 0)); e.Error != wantErr {
+			t.Fatalf("Error = %d, record says %d", e.Error, rec.Error)
+		}
+		if e.LatencyNs != rec.LatencyNs || e.DurationNs != rec.DurationNs || e.BytesSent != rec.BytesSent ||
+			e.BytesReceived != rec.BytesReceived || e.Cookie != rec.Cookie {
+			t.Fatalf("lifecycle fields differ: %+v vs %+v", e, rec)
 		}
 		if e.Local.Port() != rec.Lport || e.Remote.Port() != rec.Rport {
 			t.Fatalf("ports %d/%d, record %d/%d", e.Local.Port(), e.Remote.Port(), rec.Lport, rec.Rport)

@@ -63,16 +63,90 @@ func TestSrcDst(t *testing.T) {
 	remote := netip.MustParseAddrPort("198.51.100.7:40000")
 	tests := []struct {
 		typ      Type
+		flags    Flags
 		src, dst netip.AddrPort
 	}{
-		{Connect, local, remote},
-		{Accept, remote, local},
-		{Lost, local, remote}, // anything but accept is shown like a connect
+		{Connect, 0, local, remote},
+		{Accept, 0, remote, local},
+		{Accept, FlagInbound, remote, local},
+		{Established, 0, local, remote},
+		{Failed, 0, local, remote},
+		// The close of a connected connection: as its connect.
+		{Close, 0, local, remote},
+		{Close, FlagClosedLocal, local, remote},
+		{Close, FlagClosedRemote, local, remote},
+		// The close of an accepted connection: as its accept.
+		{Close, FlagInbound, remote, local},
+		{Close, FlagInbound | FlagClosedRemote, remote, local},
+		{Close, FlagInbound | FlagClosedLocal, remote, local},
+		{Existing, FlagInbound, remote, local},
+		{Existing, 0, local, remote},
+		{Lost, 0, local, remote}, // anything not inbound is shown like a connect
 	}
 	for _, tt := range tests {
-		e := Event{Type: tt.typ, Local: local, Remote: remote}
+		e := Event{Type: tt.typ, Flags: tt.flags, Local: local, Remote: remote}
 		if e.Src() != tt.src || e.Dst() != tt.dst {
-			t.Errorf("%v: Src/Dst = %v/%v, want %v/%v", tt.typ, e.Src(), e.Dst(), tt.src, tt.dst)
+			t.Errorf("%v flags %#x: Src/Dst = %v/%v, want %v/%v", tt.typ, tt.flags, e.Src(), e.Dst(), tt.src, tt.dst)
+		}
+	}
+}
+
+func TestFlagValues(t *testing.T) {
+	// enum event_flag in internal/bpf/event.h.
+	if FlagInbound != 1 || FlagClosedLocal != 2 || FlagClosedRemote != 4 {
+		t.Errorf("enum event_flag mismatch: %d %d %d, want 1 2 4", FlagInbound, FlagClosedLocal, FlagClosedRemote)
+	}
+}
+
+func TestInboundDirection(t *testing.T) {
+	tests := []struct {
+		typ       Type
+		flags     Flags
+		inbound   bool
+		direction string
+	}{
+		{Connect, 0, false, "outbound"},
+		{Accept, 0, true, "inbound"}, // an accept is inbound even without the flag
+		{Accept, FlagInbound, true, "inbound"},
+		{Established, 0, false, "outbound"},
+		{Failed, 0, false, "outbound"},
+		{Close, 0, false, "outbound"},
+		{Close, FlagClosedLocal | FlagClosedRemote, false, "outbound"},
+		{Close, FlagInbound, true, "inbound"},
+		{Close, FlagInbound | FlagClosedRemote, true, "inbound"},
+		{Connect, FlagInbound, true, "inbound"}, // the flag alone decides
+		{Lost, 0, false, "outbound"},
+		{0, 0, false, "outbound"},
+	}
+	for _, tt := range tests {
+		e := Event{Type: tt.typ, Flags: tt.flags}
+		if got := e.Inbound(); got != tt.inbound {
+			t.Errorf("%v flags %#x: Inbound() = %v, want %v", tt.typ, tt.flags, got, tt.inbound)
+		}
+		if got := e.Direction(); got != tt.direction {
+			t.Errorf("%v flags %#x: Direction() = %q, want %q", tt.typ, tt.flags, got, tt.direction)
+		}
+	}
+}
+
+func TestClosedBy(t *testing.T) {
+	tests := []struct {
+		flags Flags
+		want  string
+	}{
+		{0, ""},
+		{FlagInbound, ""},
+		{FlagClosedLocal, "local"},
+		{FlagClosedRemote, "remote"},
+		{FlagInbound | FlagClosedLocal, "local"},
+		{FlagInbound | FlagClosedRemote, "remote"},
+		{FlagClosedLocal | FlagClosedRemote, "local"}, // never sent; local wins
+		{0xf8, ""}, // unknown bits say nothing
+	}
+	for _, tt := range tests {
+		e := Event{Type: Close, Flags: tt.flags}
+		if got := e.ClosedBy(); got != tt.want {
+			t.Errorf("flags %#x: ClosedBy() = %q, want %q", tt.flags, got, tt.want)
 		}
 	}
 }

@@ -90,27 +90,75 @@ func TestMatchEmptyComm(t *testing.T) {
 }
 
 func TestWantType(t *testing.T) {
+	types := []event.Type{event.Connect, event.Accept, event.Established, event.Failed, event.Close, event.Existing, event.Lost}
 	tests := []struct {
-		types                 []event.Type
-		connect, accept, lost bool
+		types []event.Type
+		want  []bool // for connect, accept, established, failed, close, existing, lost
 	}{
-		{nil, true, true, true},
-		{[]event.Type{}, true, true, true},
-		{[]event.Type{event.Connect}, true, false, false},
-		{[]event.Type{event.Accept}, false, true, false},
-		{[]event.Type{event.Accept, event.Connect}, true, true, false},
+		{nil, []bool{true, true, true, true, true, true, true}},
+		{[]event.Type{}, []bool{true, true, true, true, true, true, true}},
+		{[]event.Type{event.Connect}, []bool{true, false, false, false, false, false, false}},
+		{[]event.Type{event.Accept}, []bool{false, true, false, false, false, false, false}},
+		{[]event.Type{event.Accept, event.Connect}, []bool{true, true, false, false, false, false, false}},
+		{[]event.Type{event.Established}, []bool{false, false, true, false, false, false, false}},
+		{[]event.Type{event.Failed}, []bool{false, false, false, true, false, false, false}},
+		{[]event.Type{event.Close}, []bool{false, false, false, false, true, false, false}},
+		{[]event.Type{event.Close, event.Failed}, []bool{false, false, false, true, true, false, false}},
+		{[]event.Type{event.Connect, event.Accept, event.Established, event.Failed, event.Close}, []bool{true, true, true, true, true, false, false}},
 	}
 	for _, tt := range tests {
 		s := Spec{Types: tt.types}
-		if got := s.WantType(event.Connect); got != tt.connect {
-			t.Errorf("%v: WantType(connect) = %v", tt.types, got)
+		for i, typ := range types {
+			if got := s.WantType(typ); got != tt.want[i] {
+				t.Errorf("%v: WantType(%v) = %v, want %v", tt.types, typ, got, tt.want[i])
+			}
 		}
-		if got := s.WantType(event.Accept); got != tt.accept {
-			t.Errorf("%v: WantType(accept) = %v", tt.types, got)
-		}
-		if got := s.WantType(event.Lost); got != tt.lost {
-			t.Errorf("%v: WantType(lost) = %v", tt.types, got)
-		}
+	}
+}
+
+// Lifecycle events: an accepted connection's close is matched on the same
+// pid, comm and ports as its accept; a close whose owner was never seen
+// (pid 0, no comm) passes only filters that do not ask about the process.
+func TestMatchLifecycle(t *testing.T) {
+	est := mkEvent(event.Established, 4, 6201, "curl", "10.0.0.5:53412", "93.184.216.34:443")
+	est.LatencyNs = 85_000
+	failed := mkEvent(event.Failed, 4, 6201, "curl", "10.0.0.5:53414", "93.184.216.34:81")
+	failed.Error = 111
+	closeIn := mkEvent(event.Close, 6, 900, "nginx", "[2001:db8::1]:8080", "[2001:db8::2]:40000")
+	closeIn.Flags = event.FlagInbound | event.FlagClosedRemote
+	orphan := mkEvent(event.Close, 4, 0, "", "10.0.0.1:22", "10.0.0.9:50000")
+	events := []*event.Event{est, failed, closeIn, orphan}
+
+	tests := []struct {
+		name string
+		spec Spec
+		want []bool // for est, failed, closeIn, orphan
+	}{
+		{"empty spec", Spec{}, []bool{true, true, true, true}},
+		{"type established", Spec{Types: []event.Type{event.Established}}, []bool{true, false, false, false}},
+		{"type failed", Spec{Types: []event.Type{event.Failed}}, []bool{false, true, false, false}},
+		{"type close", Spec{Types: []event.Type{event.Close}}, []bool{false, false, true, true}},
+		{"type connect matches no outcome", Spec{Types: []event.Type{event.Connect, event.Accept}}, []bool{false, false, false, false}},
+		{"pid", Spec{PIDs: []uint32{6201}}, []bool{true, true, false, false}},
+		{"pid of the accepting process", Spec{PIDs: []uint32{900}}, []bool{false, false, true, false}},
+		{"pid filter drops unknown owners", Spec{PIDs: []uint32{1, 900}}, []bool{false, false, true, false}},
+		{"comm", Spec{Comms: []string{"nginx"}}, []bool{false, false, true, false}},
+		{"empty comm matches the unknown owner", Spec{Comms: []string{""}}, []bool{false, false, false, true}},
+		{"listener port", Spec{Ports: []uint16{8080}}, []bool{false, false, true, false}},
+		{"remote port", Spec{Ports: []uint16{81}}, []bool{false, true, false, false}},
+		{"port of an unowned close", Spec{Ports: []uint16{22}}, []bool{false, false, false, true}},
+		{"IPv6", Spec{IPv6: true}, []bool{false, false, true, false}},
+		{"IPv4 closes", Spec{IPv4: true, Types: []event.Type{event.Close}}, []bool{false, false, false, true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for i, e := range events {
+				if got := tt.spec.Match(e); got != tt.want[i] {
+					t.Errorf("Match(%s pid %d %q %v->%v) = %v, want %v",
+						e.Type, e.PID, e.Comm(), e.Local, e.Remote, got, tt.want[i])
+				}
+			}
+		})
 	}
 }
 

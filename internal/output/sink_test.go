@@ -123,7 +123,7 @@ func TestTableStart(t *testing.T) {
 	if err := New(FormatTable, &out, &diag).Start(); err != nil {
 		t.Fatal(err)
 	}
-	if want := "PID      COMM             TYPE     SRC                      DST\n"; out.String() != want || tableHeader != want {
+	if want := "PID      COMM             TYPE        SRC                      DST                      DETAIL\n"; out.String() != want || tableHeader != want {
 		t.Errorf("header = %q, want %q", out.String(), want)
 	}
 	if diag.Len() != 0 {
@@ -134,7 +134,7 @@ func TestTableStart(t *testing.T) {
 // columnStarts is where each header column begins.
 func columnStarts() []int {
 	var starts []int
-	for _, name := range []string{"PID", "COMM", "TYPE", "SRC", "DST"} {
+	for _, name := range []string{"PID", "COMM", "TYPE", "SRC", "DST", "DETAIL"} {
 		starts = append(starts, strings.Index(tableHeader, name))
 	}
 	return starts
@@ -147,16 +147,18 @@ func TestTableEvent(t *testing.T) {
 		want string
 	}{
 		{"IPv4 connect", v4Connect(),
-			"6201     curl             connect  10.0.0.5:53412           93.184.216.34:443\n"},
+			"6201     curl             connect     10.0.0.5:53412           93.184.216.34:443\n"},
 		{"IPv6 accept", v6Accept(),
-			"42       python3          accept   [2001:db8::2]:40000      [2001:db8::1]:8080\n"},
+			"42       python3          accept      [2001:db8::2]:40000      [2001:db8::1]:8080\n"},
 		{"v4-mapped accept", v4MappedAccept(),
-			"7        nginx            accept   [::ffff:1.2.3.4]:51000   [::ffff:10.0.0.1]:80\n"},
+			"7        nginx            accept      [::ffff:1.2.3.4]:51000   [::ffff:10.0.0.1]:80\n"},
 	}
 	starts := columnStarts()
-	if want := []int{0, 9, 26, 35, 60}; !slices.Equal(starts, want) {
+	if want := []int{0, 9, 26, 38, 63, 88}; !slices.Equal(starts, want) {
 		t.Fatalf("header columns at %v, want %v", starts, want)
 	}
+	// connect and accept have no DETAIL: the line ends with DST.
+	starts = starts[:5]
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := tableLine(t, tt.e)
@@ -178,7 +180,7 @@ func TestTableOverlongColumns(t *testing.T) {
 	e.PID = 4294967295 // 10 digits, wider than the PID column
 	e.SetComm("0123456789abcdefg")
 	e.Remote = netip.MustParseAddrPort("[2001:db8:1234:5678:9abc:def0:1234:5678]:65535")
-	want := "4294967295 0123456789abcde  accept   [2001:db8:1234:5678:9abc:def0:1234:5678]:65535 [2001:db8::1]:8080\n"
+	want := "4294967295 0123456789abcde  accept      [2001:db8:1234:5678:9abc:def0:1234:5678]:65535 [2001:db8::1]:8080\n"
 	if got := tableLine(t, e); got != want {
 		t.Errorf("line\n got %q\nwant %q", got, want)
 	}
@@ -186,16 +188,16 @@ func TestTableOverlongColumns(t *testing.T) {
 
 func TestTableHostileComm(t *testing.T) {
 	tests := []struct{ comm, want string }{
-		{"\x1b[31mevil", `6201     \x1b[31mevil     connect  10.0.0.5:53412           93.184.216.34:443` + "\n"},
-		{"a\nb", `6201     a\x0ab           connect  10.0.0.5:53412           93.184.216.34:443` + "\n"},
-		{"a\rb", `6201     a\x0db           connect  10.0.0.5:53412           93.184.216.34:443` + "\n"},
-		{"a\tb", `6201     a\x09b           connect  10.0.0.5:53412           93.184.216.34:443` + "\n"},
-		{"a\x7fb", `6201     a\x7fb           connect  10.0.0.5:53412           93.184.216.34:443` + "\n"},
-		{"a\x9bb", `6201     a\x9bb           connect  10.0.0.5:53412           93.184.216.34:443` + "\n"},
-		{"a\xffb", `6201     a\xffb           connect  10.0.0.5:53412           93.184.216.34:443` + "\n"},
-		{`a\b`, `6201     a\\b             connect  10.0.0.5:53412           93.184.216.34:443` + "\n"},
-		{"héllo", "6201     héllo            connect  10.0.0.5:53412           93.184.216.34:443\n"},
-		{"\x1b\x1b\x1b\x1b\x1b", `6201     \x1b\x1b\x1b\x1b\x1b connect  10.0.0.5:53412           93.184.216.34:443` + "\n"},
+		{"\x1b[31mevil", `6201     \x1b[31mevil     connect     10.0.0.5:53412           93.184.216.34:443` + "\n"},
+		{"a\nb", `6201     a\x0ab           connect     10.0.0.5:53412           93.184.216.34:443` + "\n"},
+		{"a\rb", `6201     a\x0db           connect     10.0.0.5:53412           93.184.216.34:443` + "\n"},
+		{"a\tb", `6201     a\x09b           connect     10.0.0.5:53412           93.184.216.34:443` + "\n"},
+		{"a\x7fb", `6201     a\x7fb           connect     10.0.0.5:53412           93.184.216.34:443` + "\n"},
+		{"a\x9bb", `6201     a\x9bb           connect     10.0.0.5:53412           93.184.216.34:443` + "\n"},
+		{"a\xffb", `6201     a\xffb           connect     10.0.0.5:53412           93.184.216.34:443` + "\n"},
+		{`a\b`, `6201     a\\b             connect     10.0.0.5:53412           93.184.216.34:443` + "\n"},
+		{"héllo", "6201     héllo            connect     10.0.0.5:53412           93.184.216.34:443\n"},
+		{"\x1b\x1b\x1b\x1b\x1b", `6201     \x1b\x1b\x1b\x1b\x1b connect     10.0.0.5:53412           93.184.216.34:443` + "\n"},
 	}
 	for _, tt := range tests {
 		e := v4Connect()
@@ -252,12 +254,12 @@ func TestJSONEvent(t *testing.T) {
 		want string
 	}{
 		{"IPv4 connect", v4Connect(),
-			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":123456789012,"event_type":"connect","pid":6201,"tid":6202,"uid":1000,"comm":"curl","family":4,"saddr":"10.0.0.5","sport":53412,"daddr":"93.184.216.34","dport":443}` + "\n"},
+			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":123456789012,"event_type":"connect","pid":6201,"tid":6202,"uid":1000,"comm":"curl","family":4,"saddr":"10.0.0.5","sport":53412,"daddr":"93.184.216.34","dport":443,"direction":"outbound"}` + "\n"},
 		// For an accept, saddr/sport are the remote client.
 		{"IPv6 accept", v6Accept(),
-			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":987654321,"event_type":"accept","pid":42,"tid":43,"uid":0,"comm":"python3","family":6,"saddr":"2001:db8::2","sport":40000,"daddr":"2001:db8::1","dport":8080}` + "\n"},
+			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":987654321,"event_type":"accept","pid":42,"tid":43,"uid":0,"comm":"python3","family":6,"saddr":"2001:db8::2","sport":40000,"daddr":"2001:db8::1","dport":8080,"direction":"inbound"}` + "\n"},
 		{"v4-mapped accept", v4MappedAccept(),
-			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":5,"event_type":"accept","pid":7,"tid":7,"uid":33,"comm":"nginx","family":6,"saddr":"::ffff:1.2.3.4","sport":51000,"daddr":"::ffff:10.0.0.1","dport":80}` + "\n"},
+			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":5,"event_type":"accept","pid":7,"tid":7,"uid":33,"comm":"nginx","family":6,"saddr":"::ffff:1.2.3.4","sport":51000,"daddr":"::ffff:10.0.0.1","dport":80,"direction":"inbound"}` + "\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -310,6 +312,15 @@ type jsonEvent struct {
 	Sport       uint16 `json:"sport"`
 	Daddr       string `json:"daddr"`
 	Dport       uint16 `json:"dport"`
+	Direction   string `json:"direction"`
+	// Lifecycle keys: nil or "" when absent.
+	LatencyNs     *uint64 `json:"latency_ns"`
+	DurationNs    *uint64 `json:"duration_ns"`
+	BytesSent     *uint64 `json:"bytes_sent"`
+	BytesReceived *uint64 `json:"bytes_received"`
+	ClosedBy      string  `json:"closed_by"`
+	Reason        string  `json:"reason"`
+	Error         string  `json:"error"`
 }
 
 func decodeStrict(t *testing.T, line string) jsonEvent {
@@ -329,21 +340,22 @@ func TestJSONSchemaTypes(t *testing.T) {
 	if err := json.Unmarshal([]byte(line), &m); err != nil {
 		t.Fatal(err)
 	}
-	if len(m) != 12 {
-		t.Errorf("%d keys, want 12: %v", len(m), m)
+	if len(m) != 13 {
+		t.Errorf("%d keys, want 13: %v", len(m), m)
 	}
 	for _, k := range []string{"timestamp_ns", "pid", "tid", "uid", "family", "sport", "dport"} {
 		if _, ok := m[k].(float64); !ok {
 			t.Errorf("%s = %#v, want a number", k, m[k])
 		}
 	}
-	for _, k := range []string{"time", "event_type", "comm", "saddr", "daddr"} {
+	for _, k := range []string{"time", "event_type", "comm", "saddr", "daddr", "direction"} {
 		if _, ok := m[k].(string); !ok {
 			t.Errorf("%s = %#v, want a string", k, m[k])
 		}
 	}
 	v := decodeStrict(t, line)
-	want := jsonEvent{"2024-05-06T07:08:09.123456789Z", 987654321, "accept", 42, 43, 0, "python3", 6, "2001:db8::2", 40000, "2001:db8::1", 8080}
+	want := jsonEvent{Time: "2024-05-06T07:08:09.123456789Z", TimestampNs: 987654321, EventType: "accept", PID: 42, TID: 43, UID: 0,
+		Comm: "python3", Family: 6, Saddr: "2001:db8::2", Sport: 40000, Daddr: "2001:db8::1", Dport: 8080, Direction: "inbound"}
 	if v != want {
 		t.Errorf("decoded %+v, want %+v", v, want)
 	}
@@ -371,7 +383,7 @@ func TestJSONHostileComm(t *testing.T) {
 		e.SetComm(tt.comm)
 		line := jsonLine(t, e)
 		want := `{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":123456789012,"event_type":"connect","pid":6201,"tid":6202,"uid":1000,"comm":` +
-			tt.wantJSON + `,"family":4,"saddr":"10.0.0.5","sport":53412,"daddr":"93.184.216.34","dport":443}` + "\n"
+			tt.wantJSON + `,"family":4,"saddr":"10.0.0.5","sport":53412,"daddr":"93.184.216.34","dport":443,"direction":"outbound"}` + "\n"
 		if line != want {
 			t.Errorf("comm %q:\n got %s\nwant %s", tt.comm, line, want)
 		}
@@ -483,6 +495,11 @@ func TestSinkAllocs(t *testing.T) {
 	hostile := v4Connect()
 	hostile.SetComm("\x1b[31m\xff\u2028\\")
 	events = append(events, hostile)
+	// Every lifecycle shape: DETAIL, durations, reasons and errno names
+	// must not allocate either.
+	for _, tt := range lifecycleCases() {
+		events = append(events, tt.e)
+	}
 	for _, f := range []Format{FormatTable, FormatJSON} {
 		s := New(f, io.Discard, io.Discard)
 		for _, e := range events { // warm up: grow the line buffer
@@ -506,6 +523,28 @@ func TestSinkAllocs(t *testing.T) {
 func BenchmarkTableEvent(b *testing.B) {
 	s := New(FormatTable, io.Discard, io.Discard)
 	e := v4Connect()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Event(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkTableEventClose(b *testing.B) {
+	s := New(FormatTable, io.Discard, io.Discard)
+	e := v4Reset()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Event(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkJSONEventClose(b *testing.B) {
+	s := New(FormatJSON, io.Discard, io.Discard)
+	e := v4Reset()
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := s.Event(e); err != nil {

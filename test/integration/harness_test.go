@@ -105,13 +105,34 @@ type jsonEvent struct {
 	Daddr       string `json:"daddr"`
 	Dport       int    `json:"dport"`
 	Count       uint64 `json:"count"`
+
+	Direction     string  `json:"direction"`
+	LatencyNs     *uint64 `json:"latency_ns"`
+	DurationNs    *uint64 `json:"duration_ns"`
+	BytesSent     *uint64 `json:"bytes_sent"`
+	BytesReceived *uint64 `json:"bytes_received"`
+	ClosedBy      string  `json:"closed_by"`
+	Reason        string  `json:"reason"`
+	Error         string  `json:"error"`
 }
 
 func (e jsonEvent) String() string {
 	if e.EventType == "lost" {
 		return fmt.Sprintf("lost %d", e.Count)
 	}
-	return fmt.Sprintf("%s pid=%d comm=%q %s:%d -> %s:%d (family %d)", e.EventType, e.PID, e.Comm, e.Saddr, e.Sport, e.Daddr, e.Dport, e.Family)
+	s := fmt.Sprintf("%s pid=%d comm=%q %s:%d -> %s:%d (family %d, %s)", e.EventType, e.PID, e.Comm, e.Saddr, e.Sport, e.Daddr, e.Dport, e.Family, e.Direction)
+	for _, f := range []struct {
+		name string
+		v    *uint64
+	}{{"latency_ns", e.LatencyNs}, {"duration_ns", e.DurationNs}, {"bytes_sent", e.BytesSent}, {"bytes_received", e.BytesReceived}} {
+		if f.v != nil {
+			s += fmt.Sprintf(" %s=%d", f.name, *f.v)
+		}
+	}
+	if e.ClosedBy != "" || e.Reason != "" || e.Error != "" {
+		s += fmt.Sprintf(" closed_by=%q reason=%q error=%q", e.ClosedBy, e.Reason, e.Error)
+	}
+	return s
 }
 
 // tracer is a running `tuxscope net --format json`.

@@ -80,6 +80,9 @@ func helperClient(args []string) error {
 	mode := fs.String("mode", "blocking", "blocking (raw connect) or go (Go's non-blocking dialer)")
 	wait := fs.Bool("wait", false, "wait for a line on stdin before connecting")
 	name := fs.String("name", "", "thread name (comm) to connect under")
+	send := fs.Int("send", 0, "after connecting, send this many bytes")
+	recv := fs.Int("recv", 0, "then read this many bytes (-1: until EOF), and close without waiting")
+	abort := fs.Bool("abort", false, "connect without blocking and close at once (EINPROGRESS)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -132,6 +135,12 @@ func helperClient(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *abort {
+		unix.SetNonblock(fd, true)
+		err := unix.Connect(fd, sa)
+		fmt.Printf("ABORTED %v\n", err)
+		return nil // the deferred close abandons the handshake
+	}
 	if err := unix.Connect(fd, sa); err != nil {
 		errno, _ := err.(syscall.Errno)
 		fmt.Printf("FAILED %d %s\n", int(errno), *bind)
@@ -143,7 +152,41 @@ func helperClient(args []string) error {
 		return err
 	}
 	fmt.Printf("LOCAL %s\n", addrOf(local))
+	if *send != 0 || *recv != 0 {
+		return transfer(fd, *send, *recv)
+	}
 	in.ReadString('\n')
+	return nil
+}
+
+// transfer writes send bytes, then reads recv bytes (-1: until EOF) and
+// prints "DONE sent received errno" (errno 0 when the reads ended cleanly).
+func transfer(fd, send, recv int) error {
+	buf := make([]byte, 64<<10)
+	for i := range buf {
+		buf[i] = 'x'
+	}
+	sent := 0
+	for sent < send {
+		n, err := unix.Write(fd, buf[:min(len(buf), send-sent)])
+		if err != nil {
+			return err
+		}
+		sent += n
+	}
+	got, errno := 0, 0
+	for recv < 0 || got < recv {
+		n, err := unix.Read(fd, buf)
+		if err != nil {
+			errno = int(err.(syscall.Errno))
+			break
+		}
+		if n == 0 {
+			break
+		}
+		got += n
+	}
+	fmt.Printf("DONE %d %d %d\n", sent, got, errno)
 	return nil
 }
 
@@ -158,6 +201,9 @@ func helperServer(args []string) error {
 	n := fs.Int("n", 1, "connections to accept")
 	call := fs.String("syscall", "accept4", "accept or accept4")
 	mode := fs.String("mode", "raw", "raw (blocking syscalls) or go (Go's net.Listener)")
+	send := fs.Int("send", 0, "per connection: send this many bytes")
+	recv := fs.Int("recv", 0, "per connection: read this many bytes (-1: until EOF), then close")
+	reset := fs.Bool("reset", false, "per connection: close with SO_LINGER 0 (a reset) after the transfer")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -209,6 +255,13 @@ func helperServer(args []string) error {
 			return err
 		}
 		fmt.Printf("ACCEPTED %s\n", addrOf(peer))
+		if *send != 0 || *recv != 0 || *reset {
+			// Read first, then answer: the client sends, then reads.
+			if err := serveTransfer(int(nfd), *recv, *send, *reset); err != nil {
+				return err
+			}
+			continue
+		}
 		conns = append(conns, int(nfd))
 	}
 	bufio.NewReader(os.Stdin).ReadString('\n')
@@ -243,4 +296,31 @@ func goServer(addr string, n int) error {
 		c.Close()
 	}
 	return nil
+}
+
+// serveTransfer reads recv bytes (-1: until EOF), writes send bytes, and
+// closes, with a reset if asked.
+func serveTransfer(fd, recv, send int, reset bool) error {
+	buf := make([]byte, 64<<10)
+	got := 0
+	for recv < 0 || got < recv {
+		n, err := unix.Read(fd, buf)
+		if err != nil || n == 0 {
+			break
+		}
+		got += n
+	}
+	sent := 0
+	for sent < send {
+		n, err := unix.Write(fd, buf[:min(len(buf), send-sent)])
+		if err != nil {
+			return err
+		}
+		sent += n
+	}
+	if reset {
+		unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
+	fmt.Printf("SERVED %d %d\n", got, sent)
+	return unix.Close(fd)
 }
