@@ -204,6 +204,7 @@ func helperServer(args []string) error {
 	send := fs.Int("send", 0, "per connection: send this many bytes")
 	recv := fs.Int("recv", 0, "per connection: read this many bytes (-1: until EOF), then close")
 	reset := fs.Bool("reset", false, "per connection: close with SO_LINGER 0 (a reset) after the transfer")
+	waitEOF := fs.Bool("wait-eof", false, "per connection: after sending, wait for the client to close first")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -257,7 +258,7 @@ func helperServer(args []string) error {
 		fmt.Printf("ACCEPTED %s\n", addrOf(peer))
 		if *send != 0 || *recv != 0 || *reset {
 			// Read first, then answer: the client sends, then reads.
-			if err := serveTransfer(int(nfd), *recv, *send, *reset); err != nil {
+			if err := serveTransfer(int(nfd), *recv, *send, *waitEOF, *reset); err != nil {
 				return err
 			}
 			continue
@@ -299,8 +300,8 @@ func goServer(addr string, n int) error {
 }
 
 // serveTransfer reads recv bytes (-1: until EOF), writes send bytes, and
-// closes, with a reset if asked.
-func serveTransfer(fd, recv, send int, reset bool) error {
+// closes (after the client has, with waitEOF), with a reset if asked.
+func serveTransfer(fd, recv, send int, waitEOF, reset bool) error {
 	buf := make([]byte, 64<<10)
 	got := 0
 	for recv < 0 || got < recv {
@@ -317,6 +318,11 @@ func serveTransfer(fd, recv, send int, reset bool) error {
 			return err
 		}
 		sent += n
+	}
+	for waitEOF {
+		if n, err := unix.Read(fd, buf); err != nil || n == 0 {
+			break
+		}
 	}
 	if reset {
 		unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})

@@ -39,18 +39,18 @@ func TestConnectionLifecycle(t *testing.T) {
 	tr := startTracer(t)
 	for _, tc := range []struct {
 		name                string
-		clientRecv          int // -1: until the server closes
-		serverRecv          int
+		clientRecv          int  // -1: until the server closes
+		serverWaits         bool // for the client to close first
 		clientBy, serverBy  string
 		clientSent, srvSent int
 	}{
 		// The client sends, reads the whole answer and closes first.
-		{"client-closes", 70001, -1, "local", "remote", 12345, 70001},
+		{"client-closes", 70001, true, "local", "remote", 12345, 70001},
 		// The server answers and closes first; the client reads to EOF.
-		{"server-closes", -1, 12345, "remote", "local", 12345, 70001},
+		{"server-closes", -1, false, "remote", "local", 12345, 70001},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, port := server(t, "-recv", fmt.Sprint(tc.serverRecv), "-send", fmt.Sprint(tc.srvSent))
+			srv, port := server(t, "-recv", fmt.Sprint(tc.clientSent), "-send", fmt.Sprint(tc.srvSent), fmt.Sprintf("-wait-eof=%v", tc.serverWaits))
 			c := client(t, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-send", fmt.Sprint(tc.clientSent), "-recv", fmt.Sprint(tc.clientRecv))
 			local := netip.MustParseAddrPort(c.expect("LOCAL")[0])
 			if done := c.expect("DONE"); done[0] != fmt.Sprint(tc.clientSent) || done[1] != fmt.Sprint(tc.srvSent) || done[2] != "0" {
