@@ -76,9 +76,10 @@ type Event struct {
 	Error         uint32
 	LatencyNs     uint64 // established, failed: since the connect's SYN
 	DurationNs    uint64 // close: since established; 0 if unknown
-	BytesSent     uint64 // close: bytes the peer acknowledged
+	BytesSent     uint64 // close: data bytes sent, retransmissions counted once
 	BytesReceived uint64 // close: bytes received
 	Cookie        uint64 // close: the socket's cookie, 0 if it had none
+	State         uint8  // existing: the TCP state (include/net/tcp_states.h)
 	comm          [16]byte
 	commLen       uint8
 }

@@ -25,7 +25,7 @@ func Reason(errno uint32) string {
 	case unix.ECONNRESET:
 		return "reset"
 	case unix.ECONNABORTED:
-		return "aborted"
+		return "connection aborted"
 	case unix.EPIPE:
 		return "broken pipe"
 	}
@@ -42,8 +42,8 @@ func ErrnoName(errno uint32) string {
 
 // appendDetail writes the table's DETAIL column for lifecycle events:
 //
-//	established  latency 85µs
-//	failed       refused (ECONNREFUSED) after 85µs
+//	established  latency 85.0µs
+//	failed       refused (ECONNREFUSED) after 85.0µs
 //	close        1.20s, sent 1024, received 2048, closed by remote
 func appendDetail(b []byte, e *event.Event) []byte {
 	switch e.Type {
@@ -85,27 +85,23 @@ func appendDetail(b []byte, e *event.Event) []byte {
 }
 
 // appendDuration writes ns with three significant digits: 850ns, 85.0µs,
-// 1.23ms, 12.3s; whole seconds past 1000s.
+// 1.23ms, 12.3s; seconds past 999s stay whole (1234s).
 func appendDuration(b []byte, ns uint64) []byte {
-	units := []struct {
-		div  float64
-		name string
-	}{{1, "ns"}, {1e3, "µs"}, {1e6, "ms"}, {1e9, "s"}}
-	u := units[0]
-	for _, c := range units[1:] {
-		if float64(ns) >= c.div {
-			u = c
+	units := [...]string{"ns", "µs", "ms", "s"}
+	v, u := float64(ns), 0
+	for u < len(units)-1 && v >= 999.5 {
+		v /= 1000
+		u++
+	}
+	prec := 0
+	if u > 0 { // rounding may carry into the next decade: 9.999 -> 10.0
+		switch {
+		case v < 9.995:
+			prec = 2
+		case v < 99.95:
+			prec = 1
 		}
 	}
-	v := float64(ns) / u.div
-	prec := 0
-	switch {
-	case u.div == 1:
-	case v < 10:
-		prec = 2
-	case v < 100:
-		prec = 1
-	}
 	b = strconv.AppendFloat(b, v, 'f', prec, 64)
-	return append(b, u.name...)
+	return append(b, units[u]...)
 }

@@ -50,8 +50,9 @@ func New(f Format, w, diag io.Writer) Sink {
 
 // Table is the human-readable sink:
 //
-//	PID      COMM             TYPE     SRC                      DST
-//	6201     curl             connect  10.0.0.5:53412           93.184.216.34:443
+//	PID      COMM             TYPE        SRC                      DST                      DETAIL
+//	6201     curl             connect     10.0.0.5:53412           93.184.216.34:443
+//	6201     curl             established 10.0.0.5:53412           93.184.216.34:443        latency 12.3ms
 type Table struct {
 	w, diag io.Writer
 	buf     []byte
