@@ -23,6 +23,7 @@ type netOptions struct {
 	RingBufferBytes int
 	BTFPath         string
 	Backend         tracer.Backend
+	Existing        bool
 }
 
 // errHelp means --help was asked for and usage was printed.
@@ -31,9 +32,12 @@ var errHelp = flag.ErrHelp
 const netUsage = `Usage: tuxscope net [flags]
 
 Show every TCP connection on this host as it happens: outbound connects
-and inbound accepts, with the process, both endpoints and the direction.
-For a connect, SRC is the local end and DST the remote one; for an accept,
-SRC is the remote client and DST the local listener.
+and inbound accepts, with the process, both endpoints and the direction,
+then each connection's outcome (established with its handshake latency, or
+failed and why) and its close (duration, data bytes each way, who closed
+first), attributed to the process that connected or accepted it.
+SRC is the side that opened the connection: the local end of a connect,
+the remote client of an accept. DETAIL holds what the event adds.
 
 Flags:
   --format table|json   output format (default table); json is one object per line
@@ -45,6 +49,8 @@ Flags:
                         close; repeat or comma list
   -4, -6                only IPv4 / only IPv6 (an AF_INET6 socket talking to an
                         IPv4 peer counts as IPv6, as ss shows it)
+  --existing            first list the connections that already exist (type
+                        existing), so their closes have context
   --buffer-size SIZE    kernel ring buffer size, a power of two (default 4M)
   --backend NAME        how to hook the kernel: auto (default: per hook, the first
                         of fentry, kprobe, tracepoint that works here), fentry,
@@ -103,6 +109,7 @@ func parseNetOptions(args []string, stdout io.Writer) (netOptions, error) {
 	fs.StringVar(&bufSize, "buffer-size", "4M", "")
 	fs.StringVar(&opts.BTFPath, "btf", "", "")
 	fs.StringVar(&backend, "backend", "auto", "")
+	fs.BoolVar(&opts.Existing, "existing", false, "")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

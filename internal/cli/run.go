@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
 
 	"github.com/tuxscope/tuxscope/internal/event"
 	"github.com/tuxscope/tuxscope/internal/output"
+	"github.com/tuxscope/tuxscope/internal/snapshot"
 	"github.com/tuxscope/tuxscope/internal/tracer"
 )
 
@@ -83,6 +85,26 @@ func runNet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := sink.Start(); err != nil {
 		return exitWith(err, stderr)
 	}
+	var owners snapshot.Owners
+	if opts.Existing {
+		// After attaching: a connection made meanwhile may show twice,
+		// but none is missed.
+		var existing []event.Event
+		if existing, owners, err = snapshot.Take(); err != nil {
+			fmt.Fprintf(stderr, "tuxscope: --existing: %v\n", err)
+		}
+		now, mono := time.Now(), monotonicNow()
+		for i := range existing {
+			e := &existing[i]
+			if !opts.Filter.Match(e) {
+				continue
+			}
+			e.Time, e.TimestampNs = now, mono
+			if err := sink.Event(e); err != nil {
+				return exitWith(err, stderr)
+			}
+		}
+	}
 
 	stopped := make(chan struct{})
 	defer close(stopped)
@@ -94,7 +116,7 @@ func runNet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	return exitWith(pump(tr, &opts, sink, stderr), stderr)
+	return exitWith(pump(tr, &opts, owners, sink, stderr), stderr)
 }
 
 // describeChoices is, e.g., "5 hooks (connect: tracepoint, accept: tracepoint)".
@@ -113,7 +135,7 @@ const lostCheckInterval = time.Second
 
 // pump moves events from the ring buffer through decode and filter to the
 // sink until the tracer is stopped and drained.
-func pump(tr *tracer.Tracer, opts *netOptions, sink output.Sink, stderr io.Writer) error {
+func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink output.Sink, stderr io.Writer) error {
 	var (
 		rec       ringbuf.Record
 		ev        event.Event
@@ -167,6 +189,7 @@ func pump(tr *tracer.Tracer, opts *netOptions, sink output.Sink, stderr io.Write
 			malformed++
 			continue
 		}
+		owners.Enrich(&ev)
 		if !opts.Filter.Match(&ev) {
 			continue
 		}
@@ -185,4 +208,11 @@ func exitWith(err error, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "tuxscope: %v\n", err)
 	return exitError
+}
+
+// monotonicNow is CLOCK_MONOTONIC in ns, the kernel side's timestamp clock.
+func monotonicNow() uint64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
 }

@@ -153,3 +153,13 @@ func NewClock() Clock {
 func (c Clock) Wall(monoNs uint64) time.Time {
 	return time.Unix(0, int64(monoNs)+c.offset)
 }
+
+var tcpStateNames = [...]string{"", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV"}
+
+// TCPStateName is "ESTABLISHED" for 1, and so on (include/net/tcp_states.h).
+func TCPStateName(s uint8) string {
+	if int(s) < len(tcpStateNames) && tcpStateNames[s] != "" {
+		return tcpStateNames[s]
+	}
+	return "UNKNOWN"
+}

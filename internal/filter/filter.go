@@ -33,7 +33,8 @@ func (s *Spec) WantFamily(v uint8) bool {
 
 // Match reports whether e passes every filter.
 func (s *Spec) Match(e *event.Event) bool {
-	if !s.WantType(e.Type) || !s.WantFamily(e.Family) {
+	// Existing connections are asked for with --existing, not --type.
+	if (e.Type != event.Existing && !s.WantType(e.Type)) || !s.WantFamily(e.Family) {
 		return false
 	}
 	if len(s.PIDs) > 0 && !contains(s.PIDs, e.PID) {

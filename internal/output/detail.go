@@ -47,6 +47,9 @@ func ErrnoName(errno uint32) string {
 //	close        1.20s, sent 1024, received 2048, closed by remote
 func appendDetail(b []byte, e *event.Event) []byte {
 	switch e.Type {
+	case event.Existing:
+		b = append(b, "state "...)
+		b = append(b, event.TCPStateName(e.State)...)
 	case event.Established:
 		b = append(b, "latency "...)
 		b = appendDuration(b, e.LatencyNs)

@@ -324,7 +324,7 @@ func TestReason(t *testing.T) {
 		{110, "timed out"}, // ETIMEDOUT
 		{113, "host unreachable"},
 		{101, "network unreachable"},
-		{104, "reset"},   // ECONNRESET
+		{104, "reset"},              // ECONNRESET
 		{103, "connection aborted"}, // ECONNABORTED
 		{32, "broken pipe"},
 		{1, "error"}, // EPERM: named, but no words for it

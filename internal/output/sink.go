@@ -90,7 +90,7 @@ func (t *Table) Event(e *event.Event) error {
 	b = pad(b, len(b)-start, 25)
 	start = len(b)
 	b = e.Dst().AppendTo(b)
-	if e.Type == event.Established || e.Type == event.Failed || e.Type == event.Close {
+	if e.Type == event.Established || e.Type == event.Failed || e.Type == event.Close || e.Type == event.Existing {
 		b = pad(b, len(b)-start, 25)
 		b = appendDetail(b, e)
 	}
@@ -168,6 +168,10 @@ func (j *JSON) Event(e *event.Event) error {
 // bytes_sent, bytes_received, closed_by.
 func appendLifecycleJSON(b []byte, e *event.Event) []byte {
 	switch e.Type {
+	case event.Existing:
+		b = append(b, `,"state":"`...)
+		b = append(b, event.TCPStateName(e.State)...)
+		return append(b, '"')
 	case event.Established, event.Failed:
 		b = append(b, `,"latency_ns":`...)
 		b = strconv.AppendUint(b, e.LatencyNs, 10)

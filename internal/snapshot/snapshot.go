@@ -29,16 +29,6 @@ const (
 	stateListen      = 10
 )
 
-var stateNames = [...]string{"", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV"}
-
-// StateName is "ESTABLISHED" for 1, and so on.
-func StateName(s uint8) string {
-	if int(s) < len(stateNames) && stateNames[s] != "" {
-		return stateNames[s]
-	}
-	return "state " + strconv.Itoa(int(s))
-}
-
 // Owner is who holds a socket.
 type Owner struct {
 	PID     uint32
@@ -81,7 +71,7 @@ func Take() ([]event.Event, Owners, error) {
 	listeners := map[netip.AddrPort]bool{}
 	for _, s := range socks {
 		if s.State == stateListen {
-			listeners[netip.AddrPortFrom(addr(s.ID.Source), s.ID.SourcePort)] = true
+			listeners[netip.AddrPortFrom(addr(s.Family, s.ID.Source), s.ID.SourcePort)] = true
 		}
 	}
 	procs := socketOwners()
@@ -94,8 +84,8 @@ func Take() ([]event.Event, Owners, error) {
 			continue
 		}
 		e := event.Event{Type: event.Existing, UID: s.UID, State: s.State}
-		e.Local = netip.AddrPortFrom(addr(s.ID.Source), s.ID.SourcePort)
-		e.Remote = netip.AddrPortFrom(addr(s.ID.Destination), s.ID.DestinationPort)
+		e.Local = netip.AddrPortFrom(addr(s.Family, s.ID.Source), s.ID.SourcePort)
+		e.Remote = netip.AddrPortFrom(addr(s.Family, s.ID.Destination), s.ID.DestinationPort)
 		e.Family = 4
 		if s.Family == unix.AF_INET6 {
 			e.Family = 6
@@ -117,13 +107,13 @@ func Take() ([]event.Event, Owners, error) {
 	return events, owners, nil
 }
 
-// addr keeps the socket's own family: a 4-byte IPv4 address of an AF_INET
-// socket, or the 16 bytes (v4-mapped too) of an AF_INET6 one.
-func addr(ip net.IP) netip.Addr {
-	a, _ := netip.AddrFromSlice(ip)
-	if v4 := ip.To4(); v4 != nil && len(ip) == net.IPv4len {
+// addr keeps the socket's own family: the IPv4 address of an AF_INET
+// socket, the 16 bytes (v4-mapped too, as ss shows them) of an AF_INET6 one.
+func addr(family uint8, ip net.IP) netip.Addr {
+	if v4 := ip.To4(); family == unix.AF_INET && v4 != nil {
 		return netip.AddrFrom4([4]byte(v4))
 	}
+	a, _ := netip.AddrFromSlice(ip.To16())
 	return a
 }
 

@@ -83,6 +83,7 @@ func helperClient(args []string) error {
 	send := fs.Int("send", 0, "after connecting, send this many bytes")
 	recv := fs.Int("recv", 0, "then read this many bytes (-1: until EOF), and close without waiting")
 	abort := fs.Bool("abort", false, "connect without blocking and close at once (EINPROGRESS)")
+	hold := fs.Bool("hold", false, "after the transfer, keep the connection until stdin closes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -153,7 +154,9 @@ func helperClient(args []string) error {
 	}
 	fmt.Printf("LOCAL %s\n", addrOf(local))
 	if *send != 0 || *recv != 0 {
-		return transfer(fd, *send, *recv)
+		if err := transfer(fd, *send, *recv); err != nil || !*hold {
+			return err
+		}
 	}
 	in.ReadString('\n')
 	return nil
