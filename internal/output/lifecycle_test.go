@@ -162,8 +162,8 @@ func TestTableDetailAfterLongDst(t *testing.T) {
 	}
 }
 
-// DETAIL belongs to established, failed and close only: lifecycle fields
-// left on other events are not shown.
+// Lifecycle fields left on other events are not shown: connect and accept
+// have no DETAIL, existing shows only its TCP state.
 func TestTableNoDetailForOtherTypes(t *testing.T) {
 	tests := []struct {
 		typ  event.Type
@@ -171,12 +171,13 @@ func TestTableNoDetailForOtherTypes(t *testing.T) {
 	}{
 		{event.Connect, "6201     curl             connect     10.0.0.5:53412           93.184.216.34:443\n"},
 		{event.Accept, "6201     curl             accept      93.184.216.34:443        10.0.0.5:53412\n"},
-		{event.Existing, "6201     curl             existing    10.0.0.5:53412           93.184.216.34:443\n"},
+		{event.Existing, "6201     curl             existing    10.0.0.5:53412           93.184.216.34:443        state ESTABLISHED\n"},
 	}
 	for _, tt := range tests {
 		e := v4Reset()
 		e.Type = tt.typ
 		e.LatencyNs = 85_000
+		e.State = 1
 		if got := tableLine(t, e); got != tt.want {
 			t.Errorf("%v: line\n got %q\nwant %q", tt.typ, got, tt.want)
 		}
