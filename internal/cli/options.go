@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tuxscope/tuxscope/internal/event"
 	"github.com/tuxscope/tuxscope/internal/filter"
@@ -24,6 +25,10 @@ type netOptions struct {
 	BTFPath         string
 	Backend         tracer.Backend
 	Existing        bool
+	Duration        time.Duration // stop after this long; 0: until Ctrl-C
+	Summary         bool
+	Interval        time.Duration // --summary: print every Interval; 0: at the end
+	Top             int           // --summary: peers shown per process; 0: all
 }
 
 // errHelp means --help was asked for and usage was printed.
@@ -49,6 +54,11 @@ Flags:
                         close; repeat or comma list
   -4, -6                only IPv4 / only IPv6 (an AF_INET6 socket talking to an
                         IPv4 peer counts as IPv6, as ss shows it)
+  --summary             instead of events, print per process the top peers: connects,
+                        accepts, failures, bytes, latency and duration percentiles
+  --interval N          with --summary: print one every N seconds (or 500ms, 1m)
+  --top N               with --summary: peers shown per process (default 10, 0: all)
+  --duration D          stop after D (seconds, or 500ms, 1m); default: at Ctrl-C
   --existing            first list the connections that already exist (type
                         existing), so their closes have context
   --buffer-size SIZE    kernel ring buffer size, a power of two (default 4M)
@@ -110,6 +120,10 @@ func parseNetOptions(args []string, stdout io.Writer) (netOptions, error) {
 	fs.StringVar(&opts.BTFPath, "btf", "", "")
 	fs.StringVar(&backend, "backend", "auto", "")
 	fs.BoolVar(&opts.Existing, "existing", false, "")
+	fs.BoolVar(&opts.Summary, "summary", false, "")
+	fs.Var(durationFlag{&opts.Duration}, "duration", "")
+	fs.Var(durationFlag{&opts.Interval}, "interval", "")
+	fs.IntVar(&opts.Top, "top", 10, "")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -119,6 +133,12 @@ func parseNetOptions(args []string, stdout io.Writer) (netOptions, error) {
 	}
 	if fs.NArg() > 0 {
 		return opts, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if opts.Interval > 0 && !opts.Summary {
+		return opts, errors.New("--interval needs --summary")
+	}
+	if opts.Top < 0 {
+		return opts, fmt.Errorf("invalid --top %d", opts.Top)
 	}
 	var err error
 	if opts.Format, err = output.ParseFormat(format); err != nil {
@@ -191,4 +211,25 @@ func parseSize(s string) (int, error) {
 		return 0, err
 	}
 	return n, nil
+}
+
+// durationFlag takes whole seconds ("5") or a Go duration ("500ms", "1m").
+type durationFlag struct{ d *time.Duration }
+
+func (f durationFlag) String() string {
+	if f.d == nil {
+		return "0"
+	}
+	return f.d.String()
+}
+
+func (f durationFlag) Set(s string) error {
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
+		*f.d = time.Duration(n) * time.Second
+	} else if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		*f.d = d
+	} else {
+		return fmt.Errorf("invalid duration %q (want seconds, or e.g. 500ms, 1m)", s)
+	}
+	return nil
 }

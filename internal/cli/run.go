@@ -16,6 +16,7 @@ import (
 	"github.com/tuxscope/tuxscope/internal/event"
 	"github.com/tuxscope/tuxscope/internal/output"
 	"github.com/tuxscope/tuxscope/internal/snapshot"
+	"github.com/tuxscope/tuxscope/internal/summary"
 	"github.com/tuxscope/tuxscope/internal/tracer"
 )
 
@@ -72,6 +73,11 @@ func runNet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	if opts.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opts.Duration)
+		defer cancel()
+	}
 	tr, err := tracer.Open(opts.tracerConfig())
 	if err != nil {
 		fmt.Fprintf(stderr, "tuxscope: %v\n", err)
@@ -79,7 +85,12 @@ func runNet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer tr.Close()
 
-	sink := output.New(opts.Format, stdout, stderr)
+	var sink output.Sink = output.New(opts.Format, stdout, stderr)
+	var summarySink *summary.Sink
+	if opts.Summary {
+		summarySink = summary.NewSink(stdout, opts.Format, opts.Interval, summary.ByConnections, opts.Top)
+		sink = summarySink
+	}
 	// Scripts and tests wait for this line: events from here on are seen.
 	fmt.Fprintf(stderr, "tuxscope: attached %s; Ctrl-C to stop\n", describeChoices(tr.Choices()))
 	if err := sink.Start(); err != nil {
@@ -116,7 +127,11 @@ func runNet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	return exitWith(pump(tr, &opts, owners, sink, stderr), stderr)
+	err = pump(tr, &opts, owners, sink, stderr)
+	if err == nil && summarySink != nil {
+		err = summarySink.Finish()
+	}
+	return exitWith(err, stderr)
 }
 
 // describeChoices is, e.g., "5 hooks (connect: tracepoint, accept: tracepoint)".
@@ -129,6 +144,9 @@ func describeChoices(choices []tracer.Choice) string {
 	}
 	return fmt.Sprintf("%d hooks (%s)", n, strings.Join(parts, ", "))
 }
+
+// ticker is a sink that does something periodically (summaries).
+type ticker interface{ Tick(now time.Time) error }
 
 // lostCheckInterval is how often the kernel's lost-event counter is read.
 const lostCheckInterval = time.Second
@@ -177,6 +195,11 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 			if now := time.Now(); !now.Before(next) {
 				if err := reportLost(); err != nil {
 					return err
+				}
+				if tk, ok := sink.(ticker); ok {
+					if err := tk.Tick(now); err != nil {
+						return err
+					}
 				}
 				next = now.Add(lostCheckInterval)
 				tr.SetDeadline(next)

@@ -52,7 +52,7 @@ func appendDetail(b []byte, e *event.Event) []byte {
 		b = append(b, event.TCPStateName(e.State)...)
 	case event.Established:
 		b = append(b, "latency "...)
-		b = appendDuration(b, e.LatencyNs)
+		b = AppendDuration(b, e.LatencyNs)
 	case event.Failed:
 		b = append(b, Reason(e.Error)...)
 		if e.Error != 0 {
@@ -61,10 +61,10 @@ func appendDetail(b []byte, e *event.Event) []byte {
 			b = append(b, ')')
 		}
 		b = append(b, " after "...)
-		b = appendDuration(b, e.LatencyNs)
+		b = AppendDuration(b, e.LatencyNs)
 	case event.Close:
 		if e.DurationNs > 0 {
-			b = appendDuration(b, e.DurationNs)
+			b = AppendDuration(b, e.DurationNs)
 		} else {
 			b = append(b, "duration ?"...)
 		}
@@ -87,9 +87,9 @@ func appendDetail(b []byte, e *event.Event) []byte {
 	return b
 }
 
-// appendDuration writes ns with three significant digits: 850ns, 85.0µs,
+// AppendDuration writes ns with three significant digits: 850ns, 85.0µs,
 // 1.23ms, 12.3s; seconds past 999s stay whole (1234s).
-func appendDuration(b []byte, ns uint64) []byte {
+func AppendDuration(b []byte, ns uint64) []byte {
 	units := [...]string{"ns", "µs", "ms", "s"}
 	v, u := float64(ns), 0
 	for u < len(units)-1 && v >= 999.5 {

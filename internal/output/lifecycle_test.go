@@ -308,9 +308,9 @@ func TestAppendDuration(t *testing.T) {
 		{86_400_000_000_000, "86400s"},
 	}
 	for _, tt := range tests {
-		got := appendDuration([]byte("pre|"), tt.ns)
+		got := AppendDuration([]byte("pre|"), tt.ns)
 		if string(got) != "pre|"+tt.want {
-			t.Errorf("appendDuration(%d) = %q, want %q", tt.ns, got[4:], tt.want)
+			t.Errorf("AppendDuration(%d) = %q, want %q", tt.ns, got[4:], tt.want)
 		}
 	}
 }

@@ -1,0 +1,176 @@
+package summary
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tuxscope/tuxscope/internal/output"
+)
+
+func reason(errno uint32) string { return output.Reason(errno) }
+
+// peerString is "93.184.216.34:443" for an outbound row and
+// "203.0.113.42 -> :8080" for an inbound one.
+func (k Key) peerString() string {
+	if k.Inbound {
+		return k.Peer.String() + " -> :" + strconv.Itoa(int(k.Port))
+	}
+	return netip.AddrPortFrom(k.Peer, k.Port).String()
+}
+
+func dur(d time.Duration, ok bool) string {
+	if !ok {
+		return "-"
+	}
+	return string(output.AppendDuration(nil, uint64(d)))
+}
+
+// TableHeader is the summary table's column line.
+const TableHeader = "PID      COMM             DIR  PEER                                  CONNS   FAIL   SENT         RECEIVED     LATENCY p50/p99    DURATION p50/p99\n"
+
+// WriteTable writes a summary for people: a title line, then one line per
+// process and peer, processes busiest first.
+func WriteTable(w io.Writer, a *Aggregator, end time.Time, by SortBy, topPeers int) error {
+	procs := a.Processes(by, topPeers)
+	var b strings.Builder
+	fmt.Fprintf(&b, "tuxscope summary %s to %s (%s): %d processes, by %s",
+		a.since.Format("15:04:05"), end.Format("15:04:05"), dur(end.Sub(a.since).Round(time.Millisecond), true), len(procs), by)
+	if a.lost > 0 {
+		fmt.Fprintf(&b, ", %d events lost", a.lost)
+	}
+	b.WriteString("\n")
+	b.WriteString(TableHeader)
+	for _, p := range procs {
+		for _, r := range p.Rows {
+			writeRow(&b, r)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeRow(b *strings.Builder, r *Row) {
+	dir := "out"
+	if r.Inbound {
+		dir = "in"
+	}
+	pid, comm := strconv.Itoa(int(r.PID)), escape(r.Comm)
+	if r.PID == 0 {
+		pid, comm = "-", "-"
+	}
+	l50, ok50 := r.Latency(50)
+	l99, ok99 := r.Latency(99)
+	d50, okd50 := r.Duration(50)
+	d99, okd99 := r.Duration(99)
+	fmt.Fprintf(b, "%-8s %-16s %-4s %-37s %5d  %5d  %-12d %-12d %-18s %s\n",
+		pid, comm, dir, r.peerString(), r.Connections(), r.Failures, r.BytesSent, r.BytesReceived,
+		dur(l50, ok50)+"/"+dur(l99, ok99), dur(d50, okd50)+"/"+dur(d99, okd99))
+}
+
+// escape makes a process name safe for a terminal (see output's escaping).
+func escape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\\' || r == '\uFFFD' {
+			fmt.Fprintf(&b, "\\x%02x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// Percentiles of a distribution, in ns; absent when there were no samples.
+type Percentiles struct {
+	P50 int64 `json:"p50"`
+	P90 int64 `json:"p90"`
+	P99 int64 `json:"p99"`
+	Max int64 `json:"max"`
+}
+
+func percentiles(f func(float64) (time.Duration, bool)) *Percentiles {
+	p50, ok := f(50)
+	if !ok {
+		return nil
+	}
+	p90, _ := f(90)
+	p99, _ := f(99)
+	mx, _ := f(100)
+	return &Percentiles{P50: int64(p50), P90: int64(p90), P99: int64(p99), Max: int64(mx)}
+}
+
+type jsonPeer struct {
+	Direction     string            `json:"direction"`
+	Peer          string            `json:"peer"`
+	Port          uint16            `json:"port"`
+	Connects      uint64            `json:"connects"`
+	Accepts       uint64            `json:"accepts"`
+	Established   uint64            `json:"established"`
+	Failures      uint64            `json:"failures"`
+	Errors        map[string]uint64 `json:"errors,omitempty"`
+	Closes        uint64            `json:"closes"`
+	BytesSent     uint64            `json:"bytes_sent"`
+	BytesReceived uint64            `json:"bytes_received"`
+	LatencyNs     *Percentiles      `json:"latency_ns,omitempty"`
+	DurationNs    *Percentiles      `json:"duration_ns,omitempty"`
+}
+
+type jsonProcess struct {
+	PID           uint32     `json:"pid"`
+	Comm          string     `json:"comm"`
+	Connects      uint64     `json:"connects"`
+	Accepts       uint64     `json:"accepts"`
+	Failures      uint64     `json:"failures"`
+	BytesSent     uint64     `json:"bytes_sent"`
+	BytesReceived uint64     `json:"bytes_received"`
+	Peers         []jsonPeer `json:"peers"`
+}
+
+type jsonSummary struct {
+	Time       string        `json:"time"`
+	EventType  string        `json:"event_type"`
+	Start      string        `json:"start"`
+	DurationNs int64         `json:"duration_ns"`
+	SortedBy   string        `json:"sorted_by"`
+	Lost       uint64        `json:"lost"`
+	Processes  []jsonProcess `json:"processes"`
+}
+
+const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// WriteJSON writes a summary as one JSON object on one line, with
+// "event_type":"summary".
+func WriteJSON(w io.Writer, a *Aggregator, end time.Time, by SortBy, topPeers int) error {
+	s := jsonSummary{
+		Time: end.Format(timeLayout), EventType: "summary", Start: a.since.Format(timeLayout),
+		DurationNs: int64(end.Sub(a.since)), SortedBy: by.String(), Lost: a.lost, Processes: []jsonProcess{},
+	}
+	for _, p := range a.Processes(by, topPeers) {
+		jp := jsonProcess{PID: p.PID, Comm: p.Comm, Connects: p.Total.Connects, Accepts: p.Total.Accepts,
+			Failures: p.Total.Failures, BytesSent: p.Total.BytesSent, BytesReceived: p.Total.BytesReceived}
+		for _, r := range p.Rows {
+			dir := "outbound"
+			if r.Inbound {
+				dir = "inbound"
+			}
+			jp.Peers = append(jp.Peers, jsonPeer{
+				Direction: dir, Peer: r.Peer.String(), Port: r.Port, Connects: r.Connects, Accepts: r.Accepts,
+				Established: r.Established, Failures: r.Failures, Errors: r.Errors, Closes: r.Closes,
+				BytesSent: r.BytesSent, BytesReceived: r.BytesReceived,
+				LatencyNs: percentiles(r.Latency), DurationNs: percentiles(r.Duration),
+			})
+		}
+		s.Processes = append(s.Processes, jp)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}

@@ -1,0 +1,77 @@
+package summary
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tuxscope/tuxscope/internal/event"
+	"github.com/tuxscope/tuxscope/internal/output"
+)
+
+// Sink is the output.Sink of `tuxscope net --summary`: it aggregates
+// events and writes a summary every Interval (if set) and at the end.
+type Sink struct {
+	w        io.Writer
+	format   output.Format
+	interval time.Duration
+	by       SortBy
+	topPeers int
+	agg      *Aggregator
+	next     time.Time
+}
+
+// NewSink writes summaries in format to w; interval 0 means only at the
+// end. topPeers bounds the peers shown per process (0: all).
+func NewSink(w io.Writer, format output.Format, interval time.Duration, by SortBy, topPeers int) *Sink {
+	return &Sink{w: w, format: format, interval: interval, by: by, topPeers: topPeers}
+}
+
+// Start begins the first period.
+func (s *Sink) Start() error {
+	now := time.Now()
+	s.agg = New(now)
+	s.next = now.Add(s.interval)
+	return nil
+}
+
+// Event accounts for e.
+func (s *Sink) Event(e *event.Event) error {
+	s.agg.Add(e)
+	return nil
+}
+
+// Lost counts dropped events into the current period.
+func (s *Sink) Lost(n uint64, _ time.Time) error {
+	s.agg.AddLost(n)
+	return nil
+}
+
+// Tick writes and restarts the period once the interval has passed.
+func (s *Sink) Tick(now time.Time) error {
+	if s.interval <= 0 || now.Before(s.next) {
+		return nil
+	}
+	if err := s.write(now); err != nil {
+		return err
+	}
+	s.agg = New(now)
+	for !s.next.After(now) {
+		s.next = s.next.Add(s.interval)
+	}
+	return nil
+}
+
+// Finish writes the last (or only) summary.
+func (s *Sink) Finish() error { return s.write(time.Now()) }
+
+func (s *Sink) write(end time.Time) error {
+	if s.format == output.FormatJSON {
+		return WriteJSON(s.w, s.agg, end, s.by, s.topPeers)
+	}
+	if err := WriteTable(s.w, s.agg, end, s.by, s.topPeers); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(s.w)
+	return err
+}
