@@ -6,7 +6,7 @@ FUZZTIME ?= 10s
 
 # Packages the tests and `go generate` need, from Debian's archive.
 # clang-16 is pinned: the committed BPF objects are its output.
-TEST_PACKAGES := clang-16 llvm-16 libbpf-dev iproute2 curl python3
+TEST_PACKAGES := clang-16 llvm-16 libbpf-dev iproute2 curl python3 tmux
 
 .PHONY: build run test unit integration fuzz generate check-generated test-deps lint bench
 

@@ -14,6 +14,7 @@ import (
 	"github.com/tuxscope/tuxscope/internal/event"
 	"github.com/tuxscope/tuxscope/internal/filter"
 	"github.com/tuxscope/tuxscope/internal/output"
+	"github.com/tuxscope/tuxscope/internal/summary"
 	"github.com/tuxscope/tuxscope/internal/tracer"
 )
 
@@ -29,6 +30,7 @@ type netOptions struct {
 	Summary         bool
 	Interval        time.Duration // --summary: print every Interval; 0: at the end
 	Top             int           // --summary: peers shown per process; 0: all
+	Sort            summary.SortBy
 }
 
 // errHelp means --help was asked for and usage was printed.
@@ -71,17 +73,45 @@ pid, type, family and port filters are applied in the kernel.
 Needs root, or CAP_BPF and CAP_PERFMON.
 `
 
+const topUsage = `Usage: tuxscope top [flags]
+
+A live, full-screen view of who talks to whom: processes and their peers
+with connections, failures, bytes, latency and duration, refreshed every
+--interval. Keys: s cycles the sort (connections, bytes, failures),
+/ filters by process or peer (Enter applies, Esc clears), c clears the
+counters, q quits. When stdout is not a terminal it prints a plain
+summary every --interval instead.
+
+Flags:
+  --interval D          refresh every D (default 2s; seconds, or 500ms, 1m)
+  --sort KEY            connections (default), bytes or failures
+  --duration D          stop after D
+  --pid, --comm, --port, -4, -6, --buffer-size, --backend, --btf: as for net
+`
+
 // parseNetOptions parses `tuxscope net` arguments. Usage errors are
 // returned as is; errHelp means usage was written to stdout.
 func parseNetOptions(args []string, stdout io.Writer) (netOptions, error) {
-	fs := flag.NewFlagSet("net", flag.ContinueOnError)
+	return parseOptions("net", args, stdout)
+}
+
+// parseOptions parses the flags of `tuxscope net` or `tuxscope top`; top
+// takes the filters and kernel-side flags, plus its own.
+func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, err error) {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
-		format, bufSize, backend string
-		opts                     netOptions
-		ipv4, ipv6               bool
+		format, bufSize, backend, sortBy string
+		opts                             netOptions
+		ipv4, ipv6                       bool
 	)
-	fs.StringVar(&format, "format", "table", "")
+	if cmd == "net" {
+		fs.StringVar(&format, "format", "table", "")
+	} else {
+		format = "table"
+		opts.Summary, opts.Interval = true, 2*time.Second
+		fs.StringVar(&sortBy, "sort", "connections", "")
+	}
 	fs.Var(listFlag(func(s string) error {
 		pid, err := strconv.ParseUint(s, 10, 32)
 		if err != nil || pid == 0 {
@@ -106,30 +136,44 @@ func parseNetOptions(args []string, stdout io.Writer) (netOptions, error) {
 		opts.Filter.Ports = append(opts.Filter.Ports, uint16(port))
 		return nil
 	}), "port", "")
-	fs.Var(listFlag(func(s string) error {
-		t, err := event.ParseType(s)
-		if err != nil {
-			return err
-		}
-		opts.Filter.Types = append(opts.Filter.Types, t)
-		return nil
-	}), "type", "")
+	if cmd == "net" {
+		fs.Var(listFlag(func(s string) error {
+			t, err := event.ParseType(s)
+			if err != nil {
+				return err
+			}
+			opts.Filter.Types = append(opts.Filter.Types, t)
+			return nil
+		}), "type", "")
+		fs.BoolVar(&opts.Existing, "existing", false, "")
+		fs.BoolVar(&opts.Summary, "summary", false, "")
+		fs.IntVar(&opts.Top, "top", 10, "")
+	}
 	fs.BoolVar(&ipv4, "4", false, "")
 	fs.BoolVar(&ipv6, "6", false, "")
 	fs.StringVar(&bufSize, "buffer-size", "4M", "")
 	fs.StringVar(&opts.BTFPath, "btf", "", "")
 	fs.StringVar(&backend, "backend", "auto", "")
-	fs.BoolVar(&opts.Existing, "existing", false, "")
-	fs.BoolVar(&opts.Summary, "summary", false, "")
 	fs.Var(durationFlag{&opts.Duration}, "duration", "")
 	fs.Var(durationFlag{&opts.Interval}, "interval", "")
-	fs.IntVar(&opts.Top, "top", 10, "")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, netUsage)
+			if cmd == "net" {
+				io.WriteString(stdout, netUsage)
+			} else {
+				io.WriteString(stdout, topUsage)
+			}
 		}
 		return opts, err
+	}
+	if cmd == "top" {
+		if opts.Interval <= 0 {
+			return opts, errors.New("--interval must be positive")
+		}
+		if opts.Sort, err = summary.ParseSortBy(sortBy); err != nil {
+			return opts, err
+		}
 	}
 	if fs.NArg() > 0 {
 		return opts, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -140,7 +184,6 @@ func parseNetOptions(args []string, stdout io.Writer) (netOptions, error) {
 	if opts.Top < 0 {
 		return opts, fmt.Errorf("invalid --top %d", opts.Top)
 	}
-	var err error
 	if opts.Format, err = output.ParseFormat(format); err != nil {
 		return opts, err
 	}

@@ -31,7 +31,7 @@ func parse(t *testing.T, args ...string) netOptions {
 
 func TestParseDefaults(t *testing.T) {
 	opts := parse(t)
-	want := netOptions{Format: output.FormatTable, RingBufferBytes: 4 << 20, Backend: tracer.Auto}
+	want := netOptions{Format: output.FormatTable, RingBufferBytes: 4 << 20, Backend: tracer.Auto, Top: 10}
 	if !reflect.DeepEqual(opts, want) {
 		t.Errorf("defaults = %+v, want %+v", opts, want)
 	}

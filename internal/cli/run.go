@@ -31,6 +31,7 @@ const usage = `Usage: tuxscope <command> [flags]
 
 Commands:
   net       show TCP connects and accepts as they happen
+  top       live full-screen view: processes, their peers, counts and bytes
   doctor    check what this kernel allows, backend by backend
   version   print the version
 
@@ -52,6 +53,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runNet(ctx, args[1:], stdout, stderr)
 	case "doctor":
 		return runDoctor(args[1:], stdout, stderr)
+	case "top":
+		return runTop(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "tuxscope %s\n", Version)
 		return exitOK
@@ -72,7 +75,13 @@ func runNet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tuxscope net: %v\nRun 'tuxscope net --help' for usage.\n", err)
 		return exitUsage
 	}
+	return trace(ctx, &opts, stdout, stderr, nil)
+}
 
+// trace attaches, then feeds events to a sink until ctx ends: the sink
+// opts ask for, or, with view, a sink that view displays while the events
+// flow (tuxscope top); view's return ends the run.
+func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view *liveView) int {
 	if opts.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, opts.Duration)
@@ -87,8 +96,11 @@ func runNet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	var sink output.Sink = output.New(opts.Format, stdout, stderr)
 	var summarySink *summary.Sink
-	if opts.Summary {
-		summarySink = summary.NewSink(stdout, opts.Format, opts.Interval, summary.ByConnections, opts.Top)
+	switch {
+	case view != nil:
+		sink = view.sink
+	case opts.Summary:
+		summarySink = summary.NewSink(stdout, opts.Format, opts.Interval, opts.Sort, opts.Top)
 		sink = summarySink
 	}
 	// Scripts and tests wait for this line: events from here on are seen.
@@ -127,7 +139,17 @@ func runNet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	err = pump(tr, &opts, owners, sink, stderr)
+	if view != nil {
+		pumped := make(chan error, 1)
+		go func() { pumped <- pump(tr, opts, owners, sink, stderr) }()
+		viewErr := view.run(ctx)
+		tr.Stop()
+		if err := <-pumped; err != nil {
+			return exitWith(err, stderr)
+		}
+		return exitWith(viewErr, stderr)
+	}
+	err = pump(tr, opts, owners, sink, stderr)
 	if err == nil && summarySink != nil {
 		err = summarySink.Finish()
 	}

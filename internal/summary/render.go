@@ -47,14 +47,16 @@ func WriteTable(w io.Writer, a *Aggregator, end time.Time, by SortBy, topPeers i
 	b.WriteString(TableHeader)
 	for _, p := range procs {
 		for _, r := range p.Rows {
-			writeRow(&b, r)
+			b.WriteString(FormatRow(r))
+			b.WriteByte('\n')
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func writeRow(b *strings.Builder, r *Row) {
+// FormatRow is one row of the summary table, without a newline.
+func FormatRow(r *Row) string {
 	dir := "out"
 	if r.Inbound {
 		dir = "in"
@@ -67,9 +69,14 @@ func writeRow(b *strings.Builder, r *Row) {
 	l99, ok99 := r.Latency(99)
 	d50, okd50 := r.Duration(50)
 	d99, okd99 := r.Duration(99)
-	fmt.Fprintf(b, "%-8s %-16s %-4s %-37s %5d  %5d  %-12d %-12d %-18s %s\n",
+	return fmt.Sprintf("%-8s %-16s %-4s %-37s %5d  %5d  %-12d %-12d %-18s %s",
 		pid, comm, dir, r.peerString(), r.Connections(), r.Failures, r.BytesSent, r.BytesReceived,
 		dur(l50, ok50)+"/"+dur(l99, ok99), dur(d50, okd50)+"/"+dur(d99, okd99))
+}
+
+// Matches reports whether a row's process name or peer contains s.
+func (r *Row) Matches(s string) bool {
+	return s == "" || strings.Contains(r.Comm, s) || strings.Contains(r.peerString(), s) || strings.Contains(strconv.Itoa(int(r.PID)), s)
 }
 
 // escape makes a process name safe for a terminal (see output's escaping).

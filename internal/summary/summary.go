@@ -6,6 +6,7 @@ package summary
 
 import (
 	"cmp"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -162,6 +163,19 @@ const (
 
 func (s SortBy) String() string {
 	return [...]string{"connections", "bytes", "failures"}[s]
+}
+
+// Next is the order after s, cycling.
+func (s SortBy) Next() SortBy { return (s + 1) % 3 }
+
+// ParseSortBy reads a --sort value.
+func ParseSortBy(v string) (SortBy, error) {
+	for s := ByConnections; s <= ByFailures; s++ {
+		if s.String() == v {
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown sort %q (want connections, bytes or failures)", v)
 }
 
 func (s SortBy) value(r *Row) uint64 {

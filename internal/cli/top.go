@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"golang.org/x/term"
+
+	"github.com/tuxscope/tuxscope/internal/top"
+)
+
+// liveView is a full-screen view fed by the event pump.
+type liveView struct {
+	sink *top.Feed
+	run  func(ctx context.Context) error
+}
+
+func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	opts, err := parseOptions("top", args, stdout)
+	if errors.Is(err, errHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tuxscope top: %v\nRun 'tuxscope top --help' for usage.\n", err)
+		return exitUsage
+	}
+	out, ok := stdout.(*os.File)
+	if !ok || !term.IsTerminal(int(out.Fd())) {
+		// Not a terminal: plain periodic summaries, as net --summary --interval.
+		opts.Top = 0
+		return trace(ctx, &opts, stdout, stderr, nil)
+	}
+	feed := top.NewFeed()
+	view := &liveView{sink: feed, run: func(ctx context.Context) error {
+		p := tea.NewProgram(top.NewModel(feed, opts.Interval, opts.Sort),
+			tea.WithAltScreen(), tea.WithOutput(out), tea.WithContext(ctx))
+		_, err := p.Run()
+		if errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return nil // SIGINT/SIGTERM or --duration
+		}
+		return err
+	}}
+	return trace(ctx, &opts, stdout, stderr, view)
+}
