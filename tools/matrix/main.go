@@ -1,0 +1,385 @@
+// Command matrix boots real Debian kernels under qemu (TCG) and runs
+// tuxscope's integration test binary inside each, once per backend, then
+// prints a matrix kernel × backend → pass / FAIL / unsupported.
+//
+// Run it as root from the repository (make matrix, or go run ./tools/matrix).
+// Everything it fetches or builds is cached outside the repository
+// (-cache, default /var/cache/tuxscope-matrix); each run's serial logs,
+// doctor output and summary go to -out (default CACHE/out/TIMESTAMP, with
+// CACHE/out/latest pointing at the newest).
+//
+// What to try is data, in this file: the backends (defaultBackends), the
+// kernels (kernels.go), the commands run on each kernel (guestProbes,
+// testEnv, testArgs) and the default test subset (coreTests).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// knownBackends are the values tuxscope's --backend takes, in the order the
+// matrix shows them. defaultBackends is what runs without -backends
+// (-backends all runs every known one): this is the one place to change it.
+var (
+	knownBackends   = []string{"fentry", "kprobe", "tracepoint", "auto"}
+	defaultBackends = []string{"tracepoint"}
+)
+
+// coreTests is the -test.run regexp of -run core (the default): the
+// connect/accept tests and the ones that exercise the kernel side (signals
+// detach everything, in-kernel filters, lost-event accounting, a veth pair
+// between namespaces). Under TCG they take 20-60 s per backend with two
+// guests at once; the whole suite (-run all) 40 s alone, 60 s or more with
+// two guests at once.
+var coreTests = "^(" + strings.Join([]string{
+	"TestIPv4BlockingConnectPreBlockedAccept4",
+	"TestIPv6NonBlockingConnectAccept",
+	"TestDualStack",
+	"TestRefusedBlockingConnectKeepsSourcePort",
+	"TestSignalsDetachEverything",
+	"TestFilters",
+	"TestLostEventsAreReported",
+	"TestAcrossNetworkNamespaces",
+}, "|") + ")$"
+
+// probe is a command run once per kernel (in the guest, and on the host)
+// whose standard output is saved to the output directory as
+// KERNEL-SaveAs when it exits 0. $TUXSCOPE is the tuxscope binary.
+type probe struct {
+	Name   string // marker name, letters and digits only
+	Cmd    string // sh command line
+	SaveAs string
+}
+
+// guestProbes run before the tests. The doctor's report also turns a
+// backend's failed cell into "unsupported: reason" (doctorUnsupported).
+var guestProbes = []probe{
+	{Name: "doctor", Cmd: `"$TUXSCOPE" doctor --format json`, SaveAs: "doctor.json"},
+}
+
+// testEnv is the environment the integration test binary gets, per backend,
+// in the guest and on the host. TUXSCOPE_BIN makes TestMain use the
+// prebuilt binary instead of running go build.
+func testEnv(tuxscopeBin, backend string) []string {
+	return []string{"TUXSCOPE_BIN=" + tuxscopeBin, "TUXSCOPE_TEST_BACKEND=" + backend}
+}
+
+// testArgs are the integration test binary's arguments (go test's flags
+// with the test. prefix, as a compiled test binary takes them).
+func testArgs(run string, timeout time.Duration) []string {
+	args := []string{"-test.v", "-test.count=1", "-test.timeout=" + timeout.String()}
+	if run != "" {
+		args = append(args, "-test.run="+run)
+	}
+	return args
+}
+
+// guestModules are loaded with insmod, with their dependencies, when the
+// kernel has them as modules: the guest has no modprobe to load them on
+// demand as a real machine would. veth: the network-namespace tests;
+// tcp_diag (and inet_diag): sock_diag, for tuxscope net --existing.
+var guestModules = []string{"veth", "tcp_diag"}
+
+type config struct {
+	repo        string
+	cache       string
+	out         string
+	kernels     []string
+	backends    []string
+	run         string
+	timeout     time.Duration
+	jobs        int
+	refresh     time.Duration
+	mirror      string
+	secMirror   string
+	memory      int
+	cpus        int
+	shipIP      bool
+	noInstall   bool
+	goBin       string
+	verbose     bool
+	tailLines   int
+	hostTimeout time.Duration
+	cmdline     string
+	accel       string
+
+	runUnsupported bool
+}
+
+func main() {
+	code, err := run()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "matrix:", err)
+		if code == 0 {
+			code = 2
+		}
+	}
+	os.Exit(code)
+}
+
+func run() (int, error) {
+	var cfg config
+	var kernelsFlag, backendsFlag string
+	cacheDefault := os.Getenv("TUXSCOPE_MATRIX_CACHE")
+	if cacheDefault == "" {
+		cacheDefault = "/var/cache/tuxscope-matrix"
+	}
+	var names []string
+	for _, k := range kernels {
+		names = append(names, k.Name)
+	}
+	flag.StringVar(&kernelsFlag, "kernels", "host,"+strings.Join(names, ","), "comma-separated kernels to run: host and/or "+strings.Join(names, ", "))
+	flag.StringVar(&backendsFlag, "backends", strings.Join(defaultBackends, ","), "comma-separated backends ("+strings.Join(knownBackends, ", ")+"), or all")
+	flag.StringVar(&cfg.run, "run", "core", "tests to run: core (the connect/accept core), all (the whole suite), or a regexp for -test.run")
+	flag.StringVar(&cfg.cache, "cache", cacheDefault, "cache directory (env TUXSCOPE_MATRIX_CACHE)")
+	flag.StringVar(&cfg.out, "out", "", "output directory for logs and results (default CACHE/out/TIMESTAMP)")
+	flag.DurationVar(&cfg.timeout, "timeout", 600*time.Second, "time limit for each guest, from qemu start to power-off")
+	flag.DurationVar(&cfg.hostTimeout, "host-timeout", 600*time.Second, "time limit for each host test run")
+	flag.IntVar(&cfg.jobs, "jobs", 2, "guests to run in parallel (each is one host thread: -accel tcg,thread=single)")
+	flag.DurationVar(&cfg.refresh, "refresh", 24*time.Hour, "re-read the package lists when they are older than this")
+	flag.StringVar(&cfg.mirror, "mirror", "http://deb.debian.org/debian", "Debian archive")
+	flag.StringVar(&cfg.secMirror, "security-mirror", "http://deb.debian.org/debian-security", "Debian security archive")
+	flag.StringVar(&cfg.cmdline, "cmdline", "console=ttyS0 panic=-1 quiet", "guest kernel command line (drop quiet to see every kernel message)")
+	// One TCG thread per guest, not one per vCPU: with multi-threaded TCG
+	// (qemu 7.2, -smp 2) guests hung now and then in a soft lockup on
+	// kernel text that had just been patched (tracepoint static keys being
+	// flipped: 2 hangs in 7 runs of TestDoctorTellsTheTruth on 6.1, none in
+	// dozens with thread=single). It also lets two guests share two cores.
+	flag.StringVar(&cfg.accel, "accel", "tcg,thread=single", "qemu -accel value")
+	flag.IntVar(&cfg.memory, "m", 1024, "guest memory, MiB")
+	flag.IntVar(&cfg.cpus, "smp", 2, "guest CPUs")
+	flag.BoolVar(&cfg.shipIP, "guest-ip", true, "ship the host's iproute2 ip (with its libraries) into the guests, so the network-namespace test runs")
+	flag.BoolVar(&cfg.noInstall, "no-install", false, "do not apt-get install missing host tools (qemu-system-x86, busybox-static, xz-utils, zstd)")
+	flag.BoolVar(&cfg.runUnsupported, "run-unsupported", false, "on the host, run the tests of backends tuxscope doctor calls unsupported too (by default they are not run)")
+	flag.BoolVar(&cfg.verbose, "v", false, "echo guest serial output while running")
+	flag.IntVar(&cfg.tailLines, "tail", 60, "lines of a failing guest's log to print")
+	flag.Parse()
+	if flag.NArg() != 0 {
+		return 2, fmt.Errorf("unexpected arguments %q", flag.Args())
+	}
+	switch cfg.run {
+	case "all":
+		cfg.run = ""
+	case "core":
+		cfg.run = coreTests
+	}
+	cfg.goBin = os.Getenv("GO")
+	if cfg.goBin == "" {
+		cfg.goBin = "go"
+	}
+
+	cfg.kernels = splitList(kernelsFlag)
+	for _, k := range cfg.kernels {
+		if k != "host" && findKernel(k) == nil {
+			return 2, fmt.Errorf("-kernels: unknown kernel %q (have host, %s)", k, strings.Join(names, ", "))
+		}
+	}
+	if backendsFlag == "all" {
+		cfg.backends = knownBackends
+	} else {
+		cfg.backends = splitList(backendsFlag)
+	}
+	for _, b := range cfg.backends {
+		if !contains(knownBackends, b) {
+			return 2, fmt.Errorf("-backends: unknown backend %q (have %s)", b, strings.Join(knownBackends, ", "))
+		}
+	}
+	if len(cfg.kernels) == 0 || len(cfg.backends) == 0 {
+		return 2, errors.New("nothing to run: -kernels and -backends must not be empty")
+	}
+	if cfg.jobs < 1 {
+		cfg.jobs = 1
+	}
+	if os.Geteuid() != 0 {
+		return 2, errors.New("run as root: the tests load BPF programs and the runner installs qemu with apt-get")
+	}
+
+	repo, err := findRepo()
+	if err != nil {
+		return 2, err
+	}
+	cfg.repo = repo
+	if cfg.cache, err = filepath.Abs(cfg.cache); err != nil {
+		return 2, err
+	}
+	if err := os.MkdirAll(cfg.cache, 0o755); err != nil {
+		return 2, err
+	}
+	unlock, err := lockDir(cfg.cache)
+	if err != nil {
+		return 2, err
+	}
+	defer unlock()
+	if cfg.out == "" {
+		base := filepath.Join(cfg.cache, "out")
+		cfg.out = filepath.Join(base, time.Now().Format("20060102-150405"))
+		defer func() {
+			os.Remove(filepath.Join(base, "latest"))
+			os.Symlink(filepath.Base(cfg.out), filepath.Join(base, "latest"))
+		}()
+	}
+	if cfg.out, err = filepath.Abs(cfg.out); err != nil {
+		return 2, err
+	}
+	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
+		return 2, err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	start := time.Now()
+	logf("output: %s", cfg.out)
+	var guests []*kernelSpec
+	for _, k := range cfg.kernels {
+		if k != "host" {
+			guests = append(guests, findKernel(k))
+		}
+	}
+
+	if len(guests) > 0 {
+		if err := ensureHostTools(&cfg); err != nil {
+			return 2, err
+		}
+	}
+	bins, err := buildBinaries(ctx, &cfg)
+	if err != nil {
+		return 2, err
+	}
+
+	var rows []*row
+	if contains(cfg.kernels, "host") {
+		rows = append(rows, runHost(ctx, &cfg, bins))
+	}
+
+	// Fetch every kernel first (the network part, timed per kernel), then
+	// boot them jobs at a time.
+	var guestRows []*row
+	for _, k := range guests {
+		if ctx.Err() != nil {
+			break
+		}
+		r := &row{Kernel: k.Name, Cells: map[string]*cell{}}
+		guestRows = append(guestRows, r)
+		t0 := time.Now()
+		img, err := fetchKernel(ctx, &cfg, k)
+		r.Fetch = time.Since(t0)
+		if err != nil {
+			r.Unavailable = err.Error()
+			logf("%s: unavailable: %v", k.Name, err)
+			continue
+		}
+		r.image = img
+		r.Package = img.Package + " " + img.Version
+		r.Notes = append(r.Notes, img.Notes...)
+		logf("%s: %s %s (%s) ready in %s", k.Name, img.Package, img.Version, img.Release, round(r.Fetch))
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, cfg.jobs)
+	for _, r := range guestRows {
+		if r.image == nil {
+			continue
+		}
+		sem <- struct{}{} // in row order
+		wg.Add(1)
+		go func(r *row) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if ctx.Err() != nil {
+				r.Unavailable = "interrupted"
+				return
+			}
+			runGuest(ctx, &cfg, bins, r)
+		}(r)
+	}
+	wg.Wait()
+	rows = append(rows, guestRows...)
+
+	if ctx.Err() != nil {
+		logf("interrupted")
+	}
+	report := renderReport(&cfg, rows, time.Since(start))
+	fmt.Print(report)
+	os.WriteFile(filepath.Join(cfg.out, "matrix.md"), []byte(report), 0o644)
+	if failed(rows) || ctx.Err() != nil {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// findRepo walks up from the working directory to tuxscope's go.mod.
+func findRepo() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(b), "module github.com/tuxscope/tuxscope\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run from inside the tuxscope repository (no go.mod for github.com/tuxscope/tuxscope above the working directory)")
+		}
+		dir = parent
+	}
+}
+
+// lockDir holds an exclusive lock on dir/lock for the whole run: two runs
+// would otherwise share apt lists and work files.
+func lockDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another matrix run holds %s", f.Name())
+	}
+	return func() { f.Close() }, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+var logMu sync.Mutex
+
+func logf(format string, args ...any) {
+	logMu.Lock()
+	defer logMu.Unlock()
+	fmt.Fprintf(os.Stderr, "matrix: "+format+"\n", args...)
+}
+
+func round(d time.Duration) time.Duration {
+	if d > 10*time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(100 * time.Millisecond)
+}
