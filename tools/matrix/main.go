@@ -32,7 +32,7 @@ import (
 // (-backends all runs every known one): this is the one place to change it.
 var (
 	knownBackends   = []string{"fentry", "kprobe", "tracepoint", "auto"}
-	defaultBackends = []string{"tracepoint"}
+	defaultBackends = []string{"fentry", "kprobe", "tracepoint"}
 )
 
 // coreTests is the -test.run regexp of -run core (the default): the
@@ -50,6 +50,11 @@ var coreTests = "^(" + strings.Join([]string{
 	"TestFilters",
 	"TestLostEventsAreReported",
 	"TestAcrossNetworkNamespaces",
+	"TestDoctorTellsTheTruth",
+	"TestConnectionLifecycle",
+	"TestResetConnection",
+	"TestRefusedConnectOutcome",
+	"TestExistingConnections",
 }, "|") + ")$"
 
 // probe is a command run once per kernel (in the guest, and on the host)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -29,6 +30,9 @@ type row struct {
 
 	image  *kernelImage
 	doctor []byte // tuxscope doctor --format json, when it exited 0
+	// AutoWrong says how --backend auto's choice differs from what this
+	// kernel should give (expectations); it fails the row.
+	AutoWrong string
 }
 
 const (
@@ -68,6 +72,9 @@ func (r *row) failAll(cfg *config, why string) {
 }
 
 func (r *row) failed() bool {
+	if r.AutoWrong != "" {
+		return true
+	}
 	for _, c := range r.Cells {
 		if c.State == stateFail {
 			return true
@@ -233,12 +240,44 @@ func (r *row) applyDoctor() {
 	if r.doctor == nil {
 		return
 	}
+	wantAuto, supported := expectations(r.Kernel)
+	var doc doctorReport
+	if json.Unmarshal(r.doctor, &doc) == nil {
+		for _, a := range doc.Auto {
+			if a.Backend != wantAuto {
+				r.AutoWrong += fmt.Sprintf("auto picks %q for %s, expected %q; ", a.Backend, a.Point, wantAuto)
+			}
+		}
+		if len(doc.Auto) == 0 {
+			r.AutoWrong = "doctor reported no auto choice"
+		}
+		if r.AutoWrong != "" {
+			r.Notes = append(r.Notes, "FAIL: "+strings.TrimSuffix(r.AutoWrong, "; "))
+		}
+	}
 	for be, c := range r.Cells {
-		if reason := doctorUnsupported(r.doctor, be); reason != "" && c.State == stateFail && !c.Incomplete {
+		reason := doctorUnsupported(r.doctor, be)
+		if reason != "" && slices.Contains(supported, be) {
+			// A backend this kernel must support: "unsupported" is a regression.
+			c.fail("doctor says unsupported, but this kernel supports it: " + reason)
+			continue
+		}
+		if reason != "" && c.State == stateFail && !c.Incomplete {
 			r.Notes = append(r.Notes, fmt.Sprintf("%s: doctor says unsupported (%s); test result was %s", be, reason, c.Text))
 			c.State, c.Text, c.Tail = stateUnsupported, "unsupported: "+reason, nil
 		}
 	}
+}
+
+// expectations is what a kernel must give: auto's choice for every hook
+// point and the backends that must work. Our host kernel (6.18, no
+// kprobes, fentry refused) allows only tracepoints; the Debian kernels
+// under qemu allow all three, and auto must prefer fentry there.
+func expectations(kernel string) (auto string, supported []string) {
+	if kernel == "host" {
+		return "tracepoint", []string{"tracepoint", "auto"}
+	}
+	return "fentry", []string{"fentry", "kprobe", "tracepoint", "auto"}
 }
 
 // doctorReport is the part of `tuxscope doctor --format json` the runner
