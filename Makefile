@@ -57,3 +57,22 @@ test-deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# Boot Debian kernels (5.10, 6.1, 6.12, newest sid) under qemu and run the
+# integration tests inside each, once per backend, plus the host; prints the
+# kernel × backend matrix (root; tools/matrix; caches in
+# /var/cache/tuxscope-matrix). E.g. MATRIX_FLAGS="-backends all -run all".
+MATRIX_FLAGS ?=
+.PHONY: matrix
+matrix:
+	$(GO) run ./tools/matrix $(MATRIX_FLAGS)
+
+# Benchmarks against the peers (libbpf-tools tcplife/tcpstates, bpftrace),
+# interleaved over rounds: throughput, events and lost, CPU, RSS, start-up
+# (root; loopback traffic only; installs libbpf-tools and bpftrace if
+# missing). Writes docs/benchmarks.md and docs/benchmarks.png. E.g.
+# BENCH_FLAGS="-rounds 5 -duration 8s -fixed-rate 3000".
+BENCH_FLAGS ?=
+.PHONY: bench-compare
+bench-compare:
+	BENCH_VIA_MAKE=1 $(GO) run ./bench/run $(BENCH_FLAGS)
