@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 
+	"github.com/tuxscope/tuxscope/internal/dns"
 	"github.com/tuxscope/tuxscope/internal/event"
 	"github.com/tuxscope/tuxscope/internal/output"
 	"github.com/tuxscope/tuxscope/internal/snapshot"
@@ -103,6 +105,9 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		summarySink = summary.NewSink(stdout, opts.Format, opts.Interval, opts.Sort, opts.Top)
 		sink = summarySink
 	}
+	if tr.DNSError != nil {
+		fmt.Fprintf(stderr, "tuxscope: no DNS names: %v\n", tr.DNSError)
+	}
 	// Scripts and tests wait for this line: events from here on are seen.
 	fmt.Fprintf(stderr, "tuxscope: attached %s; Ctrl-C to stop\n", describeChoices(tr.Choices()))
 	if err := sink.Start(); err != nil {
@@ -180,6 +185,7 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 		rec       ringbuf.Record
 		ev        event.Event
 		clock     = event.NewClock()
+		names     = dns.NewTracker()
 		lostSeen  uint64
 		malformed uint64
 	)
@@ -209,6 +215,9 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 			if malformed > 0 {
 				fmt.Fprintf(stderr, "tuxscope: skipped %d malformed records\n", malformed)
 			}
+			if names.Malformed > 0 {
+				fmt.Fprintf(stderr, "tuxscope: skipped %d malformed or truncated DNS messages\n", names.Malformed)
+			}
 			return reportLost()
 		default:
 			return fmt.Errorf("reading the ring buffer: %w", err)
@@ -234,7 +243,22 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 			malformed++
 			continue
 		}
+		if ev.Type == event.DNS {
+			responses, latencies := names.Observe(&ev)
+			if !opts.ShowDNS || !ev.DNSResponse || !opts.Filter.Match(&ev) {
+				continue
+			}
+			ev.Time = clock.Wall(ev.TimestampNs)
+			for i := range responses {
+				ev.DNSInfo, ev.LatencyNs = dnsInfo(&responses[i]), latencies[i]
+				if err := sink.Event(&ev); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		owners.Enrich(&ev)
+		names.Name(&ev)
 		if !opts.Filter.Match(&ev) {
 			continue
 		}
@@ -260,4 +284,26 @@ func monotonicNow() uint64 {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return uint64(ts.Nano())
+}
+
+// dnsInfo is the --dns view of a response.
+func dnsInfo(m *dns.Message) *event.DNSInfo {
+	info := &event.DNSInfo{Name: m.Name, QType: m.Type.String(), RCode: m.RCode.String(), CNAMEs: m.CNAMEs}
+	info.QType = strings.TrimPrefix(info.QType, "Type")
+	info.RCode = rcodeNames[m.RCode]
+	if info.RCode == "" {
+		info.RCode = fmt.Sprintf("RCODE%d", m.RCode)
+	}
+	for i, a := range m.Addrs {
+		info.Answers = append(info.Answers, a.IP.String())
+		if i == 0 || a.TTL < info.TTL {
+			info.TTL = a.TTL
+		}
+	}
+	return info
+}
+
+var rcodeNames = map[dnsmessage.RCode]string{
+	dnsmessage.RCodeSuccess: "NOERROR", dnsmessage.RCodeFormatError: "FORMERR", dnsmessage.RCodeServerFailure: "SERVFAIL",
+	dnsmessage.RCodeNameError: "NXDOMAIN", dnsmessage.RCodeNotImplemented: "NOTIMP", dnsmessage.RCodeRefused: "REFUSED",
 }
