@@ -6,7 +6,7 @@ FUZZTIME ?= 10s
 
 # Packages the tests and `go generate` need, from Debian's archive.
 # clang-16 is pinned: the committed BPF objects are its output.
-TEST_PACKAGES := clang-16 llvm-16 libbpf-dev iproute2 curl python3 tmux
+TEST_PACKAGES := clang-16 llvm-16 libbpf-dev iproute2 curl python3 tmux dnsmasq-base dnsutils
 
 .PHONY: build run test unit integration fuzz generate check-generated test-deps lint bench
 
@@ -33,6 +33,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/event
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendJSONString$$' -fuzztime $(FUZZTIME) ./internal/output
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendTerminalSafe$$' -fuzztime $(FUZZTIME) ./internal/output
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/dns
+	$(GO) test -run '^$$' -fuzz '^FuzzTrackerTCP$$' -fuzztime $(FUZZTIME) ./internal/dns
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
