@@ -46,9 +46,16 @@ type Addr struct {
 // ErrMalformed wraps every parse failure.
 var ErrMalformed = errors.New("malformed DNS message")
 
+// normalize lowers ASCII letters only (DNS compares names ASCII
+// case-insensitively) and drops the final dot.
 func normalize(n dnsmessage.Name) string {
-	s := strings.ToLower(n.String())
-	return strings.TrimSuffix(s, ".")
+	b := []byte(strings.TrimSuffix(n.String(), "."))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // Parse reads one DNS message (without the TCP length prefix).
@@ -95,12 +102,18 @@ func Parse(b []byte) (Message, error) {
 		r := rr{name: normalize(ah.Name), ttl: ah.TTL}
 		switch ah.Type {
 		case dnsmessage.TypeA:
+			if ah.Length != 4 {
+				return m, fmt.Errorf("%w: A record of %d bytes", ErrMalformed, ah.Length)
+			}
 			a, err := p.AResource()
 			if err != nil {
 				return m, fmt.Errorf("%w: A: %v", ErrMalformed, err)
 			}
 			r.ip = netip.AddrFrom4(a.A)
 		case dnsmessage.TypeAAAA:
+			if ah.Length != 16 {
+				return m, fmt.Errorf("%w: AAAA record of %d bytes", ErrMalformed, ah.Length)
+			}
 			a, err := p.AAAAResource()
 			if err != nil {
 				return m, fmt.Errorf("%w: AAAA: %v", ErrMalformed, err)

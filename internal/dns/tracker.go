@@ -93,35 +93,47 @@ func (t *Tracker) messages(e *event.Event) [][]byte {
 		return [][]byte{e.Payload}
 	}
 	key := streamKey{e.Cookie, e.DNSResponse}
-	buf := t.streams[key]
-	if e.PayloadLen > uint32(len(e.Payload)) || len(buf)+len(e.Payload) > maxStreamBytes {
+	buf, known := t.streams[key]
+	if e.PayloadLen > uint32(len(e.Payload)) {
 		delete(t.streams, key) // lost bytes: the stream cannot be followed
 		t.Malformed++
 		return nil
 	}
-	if buf == nil && len(t.streams) >= maxStreams {
+	if !known && len(t.streams) >= maxStreams {
 		clear(t.streams)
 	}
 	buf = append(buf, e.Payload...)
 	var out [][]byte
+	consumed := false
 	for len(buf) >= 2 {
 		n := int(binary.BigEndian.Uint16(buf))
 		if len(buf) < 2+n {
 			break
 		}
 		out = append(out, buf[2:2+n])
-		buf = buf[2+n:]
+		buf, consumed = buf[2+n:], true
 	}
-	if len(buf) == 0 {
+	switch {
+	case len(buf) == 0:
 		delete(t.streams, key)
-	} else {
+	case len(buf) > maxStreamBytes: // more than one message can be: not DNS framing
+		delete(t.streams, key)
+		t.Malformed++
+	case consumed:
+		// Copy the rest, so the messages returned keep their bytes and the
+		// consumed ones are freed; otherwise keep appending in place.
 		t.streams[key] = slices.Clone(buf)
+	default:
+		t.streams[key] = buf
 	}
 	return out
 }
 
 // learn records a response's addresses under its question's name.
 func (t *Tracker) learn(e *event.Event, m *Message) {
+	if m.Name == "" {
+		return // the root: not a host name
+	}
 	for _, a := range m.Addrs {
 		ip := a.IP.Unmap()
 		ttl := max(uint64(a.TTL)*1e9, minTTLNs)
@@ -163,11 +175,14 @@ func (t *Tracker) Name(e *event.Event) {
 	if len(list) == 0 {
 		return
 	}
+	// live: not expired, and not learned after the event (1 s of slack
+	// for timestamps taken on different CPUs).
+	live := func(en *entry) bool { return en.expires >= e.TimestampNs && en.seenNs <= e.TimestampNs+1e9 }
 	var own, group, any *entry
 	for i := range list {
 		en := &list[i]
-		if en.expires < e.TimestampNs || en.seenNs > e.TimestampNs+1e9 {
-			continue // expired, or learned after this event
+		if !live(en) {
+			continue
 		}
 		if e.PID != 0 && en.pid == e.PID && (own == nil || en.seenNs > own.seenNs) {
 			own = en
@@ -191,8 +206,9 @@ func (t *Tracker) Name(e *event.Event) {
 	}
 	e.Hostname, e.HostnameSource = pick.name, source
 	if source != "process" {
-		for _, en := range list {
-			if en.name != pick.name && en.expires >= e.TimestampNs && !slices.Contains(e.HostnameAlso, en.name) {
+		for i := range list {
+			en := &list[i]
+			if en.name != pick.name && live(en) && !slices.Contains(e.HostnameAlso, en.name) {
 				e.HostnameAlso = append(e.HostnameAlso, en.name)
 			}
 		}
