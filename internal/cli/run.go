@@ -172,8 +172,11 @@ func describeChoices(choices []tracer.Choice) string {
 	return fmt.Sprintf("%d hooks (%s)", n, strings.Join(parts, ", "))
 }
 
-// ticker is a sink that does something periodically (summaries).
-type ticker interface{ Tick(now time.Time) error }
+// ticker is a sink that does something every Interval (summaries).
+type ticker interface {
+	Tick(now time.Time) error
+	Interval() time.Duration
+}
 
 // lostCheckInterval is how often the kernel's lost-event counter is read.
 const lostCheckInterval = time.Second
@@ -204,7 +207,11 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 	// The lost counter is read when the ring buffer stays empty until the
 	// deadline, and checked every 256 events under sustained load, so drops
 	// are reported within about a second either way.
-	next := time.Now().Add(lostCheckInterval)
+	every := lostCheckInterval
+	if tk, ok := sink.(ticker); ok && tk.Interval() > 0 {
+		every = min(every, tk.Interval())
+	}
+	next := time.Now().Add(every)
 	tr.SetDeadline(next)
 	for n := uint(1); ; n++ {
 		err := tr.ReadInto(&rec)
@@ -232,7 +239,7 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 						return err
 					}
 				}
-				next = now.Add(lostCheckInterval)
+				next = now.Add(every)
 				tr.SetDeadline(next)
 			}
 			if idle {
