@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -96,13 +97,16 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	}
 	defer tr.Close()
 
-	var sink output.Sink = output.New(opts.Format, stdout, stderr)
+	// Output is buffered and flushed whenever the ring buffer is drained:
+	// a line per event when events are sparse, big writes under load.
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	var sink output.Sink = output.New(opts.Format, out, stderr)
 	var summarySink *summary.Sink
 	switch {
 	case view != nil:
 		sink = view.sink
 	case opts.Summary:
-		summarySink = summary.NewSink(stdout, opts.Format, opts.Interval, opts.Sort, opts.Top)
+		summarySink = summary.NewSink(out, opts.Format, opts.Interval, opts.Sort, opts.Top)
 		sink = summarySink
 	}
 	if tr.DNSError != nil {
@@ -111,6 +115,9 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	// Scripts and tests wait for this line: events from here on are seen.
 	fmt.Fprintf(stderr, "tuxscope: attached %s; Ctrl-C to stop\n", describeChoices(tr.Choices()))
 	if err := sink.Start(); err != nil {
+		return exitWith(err, stderr)
+	}
+	if err := out.Flush(); err != nil {
 		return exitWith(err, stderr)
 	}
 	var owners snapshot.Owners
@@ -132,6 +139,9 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 				return exitWith(err, stderr)
 			}
 		}
+		if err := out.Flush(); err != nil {
+			return exitWith(err, stderr)
+		}
 	}
 
 	stopped := make(chan struct{})
@@ -146,7 +156,7 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 
 	if view != nil {
 		pumped := make(chan error, 1)
-		go func() { pumped <- pump(tr, opts, owners, sink, stderr) }()
+		go func() { pumped <- pump(tr, opts, owners, sink, out.Flush, stderr) }()
 		viewErr := view.run(ctx)
 		tr.Stop()
 		if err := <-pumped; err != nil {
@@ -154,9 +164,12 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		}
 		return exitWith(viewErr, stderr)
 	}
-	err = pump(tr, opts, owners, sink, stderr)
+	err = pump(tr, opts, owners, sink, out.Flush, stderr)
 	if err == nil && summarySink != nil {
 		err = summarySink.Finish()
+	}
+	if ferr := out.Flush(); err == nil {
+		err = ferr
 	}
 	return exitWith(err, stderr)
 }
@@ -183,7 +196,8 @@ const lostCheckInterval = time.Second
 
 // pump moves events from the ring buffer through decode and filter to the
 // sink until the tracer is stopped and drained.
-func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink output.Sink, stderr io.Writer) error {
+// flush is called whenever the ring buffer has been drained.
+func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink output.Sink, flush func() error, stderr io.Writer) error {
 	var (
 		rec       ringbuf.Record
 		ev        event.Event
@@ -214,6 +228,11 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 	next := time.Now().Add(every)
 	tr.SetDeadline(next)
 	for n := uint(1); ; n++ {
+		if tr.Pending() == 0 { // caught up: show what we have before waiting
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 		err := tr.ReadInto(&rec)
 		idle := errors.Is(err, os.ErrDeadlineExceeded)
 		switch {
@@ -225,7 +244,10 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 			if names.Malformed > 0 {
 				fmt.Fprintf(stderr, "tuxscope: skipped %d malformed or truncated DNS messages\n", names.Malformed)
 			}
-			return reportLost()
+			if err := reportLost(); err != nil {
+				return err
+			}
+			return flush()
 		default:
 			return fmt.Errorf("reading the ring buffer: %w", err)
 		}

@@ -45,8 +45,9 @@ func New(f Format, w, diag io.Writer) Sink {
 	return &Table{w: w, diag: diag}
 }
 
-// Each sink writes a whole line with one Write, as soon as the event is
-// seen: nothing is held in a buffer, even when stdout is a pipe.
+// Each sink writes a whole line with one Write; the caller decides when
+// its writer is flushed (tuxscope net: whenever it has caught up with the
+// kernel).
 
 // Table is the human-readable sink:
 //

@@ -156,6 +156,9 @@ func (t *Tracer) Choices() []Choice {
 // and ringbuf.ErrFlushed once Stop has drained what was pending.
 func (t *Tracer) ReadInto(rec *ringbuf.Record) error { return t.reader.ReadInto(rec) }
 
+// Pending is how many bytes of records wait in the ring buffer.
+func (t *Tracer) Pending() int { return t.reader.AvailableBytes() }
+
 // SetDeadline bounds how long ReadInto waits.
 func (t *Tracer) SetDeadline(d time.Time) { t.reader.SetDeadline(d) }
 
