@@ -18,10 +18,12 @@ run: build
 	./tuxscope net
 
 # Everything CI runs: the generated code is current, code is formatted and
-# vetted, unit and integration tests (integration needs root), short fuzzing.
+# vetted, unit and integration tests (integration needs root), short
+# fuzzing, and the kernel matrix under qemu.
 test: test-deps check-generated lint
 	$(GO) test -count=1 ./...
 	$(MAKE) fuzz
+	$(MAKE) matrix
 
 unit:
 	$(GO) test -count=1 ./internal/...
