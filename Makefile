@@ -6,7 +6,7 @@ FUZZTIME ?= 10s
 
 # Packages the tests and `go generate` need, from Debian's archive.
 # clang-16 is pinned: the committed BPF objects are its output.
-TEST_PACKAGES := clang-16 llvm-16 libbpf-dev iproute2 curl python3 tmux
+TEST_PACKAGES := clang-16 llvm-16 libbpf-dev iproute2 curl python3 tmux dnsmasq-base dnsutils
 
 .PHONY: build run test unit integration fuzz generate check-generated test-deps lint bench
 
@@ -18,10 +18,12 @@ run: build
 	./tuxscope net
 
 # Everything CI runs: the generated code is current, code is formatted and
-# vetted, unit and integration tests (integration needs root), short fuzzing.
+# vetted, unit and integration tests (integration needs root), short
+# fuzzing, and the kernel matrix under qemu.
 test: test-deps check-generated lint
 	$(GO) test -count=1 ./...
 	$(MAKE) fuzz
+	$(MAKE) matrix
 
 unit:
 	$(GO) test -count=1 ./internal/...
@@ -33,6 +35,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/event
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendJSONString$$' -fuzztime $(FUZZTIME) ./internal/output
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendTerminalSafe$$' -fuzztime $(FUZZTIME) ./internal/output
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/dns
+	$(GO) test -run '^$$' -fuzz '^FuzzTrackerTCP$$' -fuzztime $(FUZZTIME) ./internal/dns
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...

@@ -13,6 +13,7 @@ enum event_type {
 	EVENT_ESTABLISHED = 3, /* an outbound connect's handshake completed */
 	EVENT_FAILED = 4,      /* an outbound connect failed (error says why) */
 	EVENT_CLOSE = 5,       /* a connection ended */
+	EVENT_DNS = 7,         /* a DNS message (struct dns_event); 6 is user space's */
 };
 
 /* event.flags */
@@ -42,6 +43,43 @@ struct event {
 	__u64 bytes_sent;     /* close: data bytes sent, retransmits counted once */
 	__u64 bytes_received; /* close: data bytes received */
 	__u64 cookie;         /* close: socket cookie, 0 if none was assigned */
+	__u64 cgroup_id;      /* cgroup v2 id of the process (as pid) */
+};
+
+/* DNS payload bytes captured per packet: a power of two, for the verifier.
+ * Enough for typical answers (EDNS's common 1232-byte limit fits). */
+#define DNS_MAX_PAYLOAD 2048
+
+enum dns_direction {
+	DNS_QUERY = 0,    /* leaving a local socket for port 53 */
+	DNS_RESPONSE = 1, /* arriving at a local socket from port 53 */
+};
+
+/*
+ * A DNS message seen by the cgroup socket-buffer hooks. The first 80 bytes
+ * have struct event's layout (type at the same offset), so one ring buffer
+ * carries both, in order.
+ */
+struct dns_event {
+	__u64 ts_ns;
+	__u32 pid;	/* owner of the socket (who connected or sent to port 53), 0 if unknown */
+	__u32 tid;
+	__u32 uid;
+	__u16 family;
+	__u8 type;	/* EVENT_DNS */
+	__u8 direction;	/* enum dns_direction */
+	__u16 lport;
+	__u16 rport;
+	__u32 len;	/* payload bytes in data */
+	__u8 laddr[16];
+	__u8 raddr[16];
+	char comm[16];
+	__u64 cookie;	  /* socket cookie */
+	__u64 cgroup_id;  /* cgroup v2 id of the socket */
+	__u32 total_len;  /* the payload's full length, >= len */
+	__u8 protocol;	  /* IPPROTO_UDP or IPPROTO_TCP */
+	__u8 _pad[3];
+	__u8 data[DNS_MAX_PAYLOAD];
 };
 
 #endif

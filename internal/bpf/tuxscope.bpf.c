@@ -150,6 +150,7 @@ struct owner {
 	__u32 tid;
 	__u32 uid;
 	char comm[16];
+	__u64 cgroup_id;
 };
 
 static __always_inline void owner_current(struct owner *o, __u64 pid_tgid)
@@ -158,6 +159,7 @@ static __always_inline void owner_current(struct owner *o, __u64 pid_tgid)
 	o->tid = (__u32)pid_tgid;
 	o->uid = (__u32)bpf_get_current_uid_gid();
 	bpf_get_current_comm(o->comm, sizeof(o->comm));
+	o->cgroup_id = bpf_get_current_cgroup_id();
 }
 
 /* Reserve an event of this type for this tuple, unless the filters drop
@@ -183,6 +185,7 @@ static __always_inline struct event *reserve_event(const struct tuple *t, __u8 t
 	e->pid = o->pid;
 	e->tid = o->tid;
 	e->uid = o->uid;
+	e->cgroup_id = o->cgroup_id;
 	__builtin_memcpy(e->comm, o->comm, sizeof(e->comm));
 	e->family = t->family;
 	e->type = type;
@@ -691,4 +694,175 @@ int tp_sys_exit_accept(struct syscall_exit_ctx *ctx)
 {
 	accept_exit(ctx->ret);
 	return 0;
+}
+
+/* ---- DNS -------------------------------------------------------------- */
+
+/*
+ * DNS messages are read off socket buffers by cgroup_skb programs on the
+ * root cgroup v2 (they see every socket's packets, in every network
+ * namespace, without kprobes), and attributed through the socket cookie to
+ * the process that connected or sent to port 53: the cgroup sock_addr
+ * hooks run in that process.
+ */
+#define IPPROTO_UDP 17
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define DNS_PORT 53
+
+struct dns_owner {
+	struct owner owner;
+};
+
+/* socket cookie -> who talks DNS through it */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct dns_owner);
+} dns_owners SEC(".maps");
+
+struct dns_event *unused_dns_event __attribute__((unused));
+
+static __always_inline void dns_owner_record(__u64 cookie, __u16 port_be)
+{
+	struct dns_owner o = {};
+
+	if (bpf_ntohs(port_be) != DNS_PORT)
+		return;
+	owner_current(&o.owner, bpf_get_current_pid_tgid());
+	bpf_map_update_elem(&dns_owners, &cookie, &o, BPF_ANY);
+}
+
+/* sock_addr hooks: connect() and sendto()/sendmsg() with an address. */
+SEC("cgroup/connect4")
+int dns_connect4(struct bpf_sock_addr *ctx)
+{
+	dns_owner_record(bpf_get_socket_cookie(ctx), (__u16)ctx->user_port);
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int dns_connect6(struct bpf_sock_addr *ctx)
+{
+	dns_owner_record(bpf_get_socket_cookie(ctx), (__u16)ctx->user_port);
+	return 1;
+}
+
+SEC("cgroup/sendmsg4")
+int dns_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	dns_owner_record(bpf_get_socket_cookie(ctx), (__u16)ctx->user_port);
+	return 1;
+}
+
+SEC("cgroup/sendmsg6")
+int dns_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	dns_owner_record(bpf_get_socket_cookie(ctx), (__u16)ctx->user_port);
+	return 1;
+}
+
+/* Parse the IP and transport headers of a cgroup_skb packet (it starts at
+ * the network header) and copy a DNS payload to the ring buffer. */
+static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
+{
+	__u32 l4off, payload_off, len, n;
+	__u8 proto, l4[20];
+	__u16 sport, dport, port, family;
+	__u8 saddr[16] = {}, daddr[16] = {};
+	struct dns_owner *o;
+	struct dns_event *e;
+	__u64 cookie;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		__u8 vihl;
+
+		if (bpf_skb_load_bytes(skb, 0, &vihl, 1) || bpf_skb_load_bytes(skb, 9, &proto, 1))
+			return;
+		l4off = (vihl & 0xf) * 4;
+		family = AF_INET;
+		if (bpf_skb_load_bytes(skb, 12, saddr, 4) || bpf_skb_load_bytes(skb, 16, daddr, 4))
+			return;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		/* No extension headers: DNS packets carry none in practice. */
+		if (bpf_skb_load_bytes(skb, 6, &proto, 1))
+			return;
+		l4off = 40;
+		family = AF_INET6;
+		if (bpf_skb_load_bytes(skb, 8, saddr, 16) || bpf_skb_load_bytes(skb, 24, daddr, 16))
+			return;
+	} else {
+		return;
+	}
+	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+		return;
+	if (bpf_skb_load_bytes(skb, l4off, l4, proto == IPPROTO_TCP ? 20 : 8))
+		return;
+	sport = (l4[0] << 8) | l4[1];
+	dport = (l4[2] << 8) | l4[3];
+	port = direction == DNS_QUERY ? dport : sport;
+	if (port != DNS_PORT)
+		return;
+	payload_off = l4off + (proto == IPPROTO_TCP ? (l4[12] >> 4) * 4 : 8);
+	if (skb->len <= payload_off)
+		return; /* a bare TCP ACK, SYN or FIN */
+	len = skb->len - payload_off;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return;
+	}
+	__builtin_memset(e, 0, offsetof(struct dns_event, data));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->type = EVENT_DNS;
+	e->direction = direction;
+	e->family = family;
+	e->protocol = proto;
+	cookie = bpf_get_socket_cookie(skb);
+	e->cookie = cookie;
+	e->cgroup_id = bpf_skb_cgroup_id(skb);
+	/* local/remote as seen by the local socket */
+	if (direction == DNS_QUERY) {
+		e->lport = sport;
+		e->rport = dport;
+		__builtin_memcpy(e->laddr, saddr, 16);
+		__builtin_memcpy(e->raddr, daddr, 16);
+	} else {
+		e->lport = dport;
+		e->rport = sport;
+		__builtin_memcpy(e->laddr, daddr, 16);
+		__builtin_memcpy(e->raddr, saddr, 16);
+	}
+	o = bpf_map_lookup_elem(&dns_owners, &cookie);
+	if (o) {
+		e->pid = o->owner.pid;
+		e->tid = o->owner.tid;
+		e->uid = o->owner.uid;
+		__builtin_memcpy(e->comm, o->owner.comm, sizeof(e->comm));
+	}
+	e->total_len = len;
+	n = len < DNS_MAX_PAYLOAD ? len : DNS_MAX_PAYLOAD;
+	e->len = n;
+	n &= DNS_MAX_PAYLOAD - 1;
+	if (n == 0) /* exactly DNS_MAX_PAYLOAD: keep one byte less */
+		n = DNS_MAX_PAYLOAD - 1, e->len = n;
+	if (bpf_skb_load_bytes(skb, payload_off, e->data, n))
+		e->len = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("cgroup_skb/egress")
+int dns_egress(struct __sk_buff *skb)
+{
+	dns_capture(skb, DNS_QUERY);
+	return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int dns_ingress(struct __sk_buff *skb)
+{
+	dns_capture(skb, DNS_RESPONSE);
+	return 1;
 }

@@ -18,14 +18,52 @@ type TuxscopeConn struct {
 	SynNs         uint64
 	EstablishedNs uint64
 	Owner         struct {
-		_    structs.HostLayout
-		Pid  uint32
-		Tid  uint32
-		Uid  uint32
-		Comm [16]int8
+		_        structs.HostLayout
+		Pid      uint32
+		Tid      uint32
+		Uid      uint32
+		Comm     [16]int8
+		_        [4]byte
+		CgroupId uint64
 	}
 	Inbound uint8
-	_       [3]byte
+	_       [7]byte
+}
+
+type TuxscopeDnsEvent struct {
+	_         structs.HostLayout
+	TsNs      uint64
+	Pid       uint32
+	Tid       uint32
+	Uid       uint32
+	Family    uint16
+	Type      uint8
+	Direction uint8
+	Lport     uint16
+	Rport     uint16
+	Len       uint32
+	Laddr     [16]uint8
+	Raddr     [16]uint8
+	Comm      [16]int8
+	Cookie    uint64
+	CgroupId  uint64
+	TotalLen  uint32
+	Protocol  uint8
+	Pad       [3]uint8
+	Data      [2048]uint8
+}
+
+type TuxscopeDnsOwner struct {
+	_     structs.HostLayout
+	Owner struct {
+		_        structs.HostLayout
+		Pid      uint32
+		Tid      uint32
+		Uid      uint32
+		Comm     [16]int8
+		_        [4]byte
+		CgroupId uint64
+	}
 }
 
 type TuxscopeEvent struct {
@@ -48,6 +86,7 @@ type TuxscopeEvent struct {
 	BytesSent     uint64
 	BytesReceived uint64
 	Cookie        uint64
+	CgroupId      uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -57,11 +96,18 @@ const (
 	TuxscopeMapAcceptSeen                = "accept_seen"
 	TuxscopeMapConnecting                = "connecting"
 	TuxscopeMapConns                     = "conns"
+	TuxscopeMapDnsOwners                 = "dns_owners"
 	TuxscopeMapEvents                    = "events"
 	TuxscopeMapKprobeConnectSk           = "kprobe_connect_sk"
 	TuxscopeMapLost                      = "lost"
 	TuxscopeMapPidFilter                 = "pid_filter"
 	TuxscopeMapPortFilter                = "port_filter"
+	TuxscopeProgDnsConnect4              = "dns_connect4"
+	TuxscopeProgDnsConnect6              = "dns_connect6"
+	TuxscopeProgDnsEgress                = "dns_egress"
+	TuxscopeProgDnsIngress               = "dns_ingress"
+	TuxscopeProgDnsSendmsg4              = "dns_sendmsg4"
+	TuxscopeProgDnsSendmsg6              = "dns_sendmsg6"
 	TuxscopeProgFexitInetCskAccept       = "fexit_inet_csk_accept"
 	TuxscopeProgFexitInetCskAcceptPre610 = "fexit_inet_csk_accept_pre610"
 	TuxscopeProgFexitTcpV4Connect        = "fexit_tcp_v4_connect"
@@ -78,6 +124,7 @@ const (
 	TuxscopeProgTpSysExitConnect         = "tp_sys_exit_connect"
 	TuxscopeVarFilterPid                 = "filter_pid"
 	TuxscopeVarFilterPort                = "filter_port"
+	TuxscopeVarUnusedDnsEvent            = "unused_dns_event"
 	TuxscopeVarWantIpv4                  = "want_ipv4"
 	TuxscopeVarWantIpv6                  = "want_ipv6"
 	TuxscopeVarWantTypes                 = "want_types"
@@ -125,6 +172,12 @@ type TuxscopeSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TuxscopeProgramSpecs struct {
+	DnsConnect4              *ebpf.ProgramSpec `ebpf:"dns_connect4"`
+	DnsConnect6              *ebpf.ProgramSpec `ebpf:"dns_connect6"`
+	DnsEgress                *ebpf.ProgramSpec `ebpf:"dns_egress"`
+	DnsIngress               *ebpf.ProgramSpec `ebpf:"dns_ingress"`
+	DnsSendmsg4              *ebpf.ProgramSpec `ebpf:"dns_sendmsg4"`
+	DnsSendmsg6              *ebpf.ProgramSpec `ebpf:"dns_sendmsg6"`
 	FexitInetCskAccept       *ebpf.ProgramSpec `ebpf:"fexit_inet_csk_accept"`
 	FexitInetCskAcceptPre610 *ebpf.ProgramSpec `ebpf:"fexit_inet_csk_accept_pre610"`
 	FexitTcpV4Connect        *ebpf.ProgramSpec `ebpf:"fexit_tcp_v4_connect"`
@@ -148,6 +201,7 @@ type TuxscopeMapSpecs struct {
 	AcceptSeen      *ebpf.MapSpec `ebpf:"accept_seen"`
 	Connecting      *ebpf.MapSpec `ebpf:"connecting"`
 	Conns           *ebpf.MapSpec `ebpf:"conns"`
+	DnsOwners       *ebpf.MapSpec `ebpf:"dns_owners"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	KprobeConnectSk *ebpf.MapSpec `ebpf:"kprobe_connect_sk"`
 	Lost            *ebpf.MapSpec `ebpf:"lost"`
@@ -159,11 +213,12 @@ type TuxscopeMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TuxscopeVariableSpecs struct {
-	FilterPid  *ebpf.VariableSpec `ebpf:"filter_pid"`
-	FilterPort *ebpf.VariableSpec `ebpf:"filter_port"`
-	WantIpv4   *ebpf.VariableSpec `ebpf:"want_ipv4"`
-	WantIpv6   *ebpf.VariableSpec `ebpf:"want_ipv6"`
-	WantTypes  *ebpf.VariableSpec `ebpf:"want_types"`
+	FilterPid      *ebpf.VariableSpec `ebpf:"filter_pid"`
+	FilterPort     *ebpf.VariableSpec `ebpf:"filter_port"`
+	UnusedDnsEvent *ebpf.VariableSpec `ebpf:"unused_dns_event"`
+	WantIpv4       *ebpf.VariableSpec `ebpf:"want_ipv4"`
+	WantIpv6       *ebpf.VariableSpec `ebpf:"want_ipv6"`
+	WantTypes      *ebpf.VariableSpec `ebpf:"want_types"`
 }
 
 // TuxscopeObjects contains all objects after they have been loaded into the kernel.
@@ -189,6 +244,7 @@ type TuxscopeMaps struct {
 	AcceptSeen      *ebpf.Map `ebpf:"accept_seen"`
 	Connecting      *ebpf.Map `ebpf:"connecting"`
 	Conns           *ebpf.Map `ebpf:"conns"`
+	DnsOwners       *ebpf.Map `ebpf:"dns_owners"`
 	Events          *ebpf.Map `ebpf:"events"`
 	KprobeConnectSk *ebpf.Map `ebpf:"kprobe_connect_sk"`
 	Lost            *ebpf.Map `ebpf:"lost"`
@@ -201,6 +257,7 @@ func (m *TuxscopeMaps) Close() error {
 		m.AcceptSeen,
 		m.Connecting,
 		m.Conns,
+		m.DnsOwners,
 		m.Events,
 		m.KprobeConnectSk,
 		m.Lost,
@@ -213,17 +270,24 @@ func (m *TuxscopeMaps) Close() error {
 //
 // It can be passed to LoadTuxscopeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TuxscopeVariables struct {
-	FilterPid  *ebpf.Variable `ebpf:"filter_pid"`
-	FilterPort *ebpf.Variable `ebpf:"filter_port"`
-	WantIpv4   *ebpf.Variable `ebpf:"want_ipv4"`
-	WantIpv6   *ebpf.Variable `ebpf:"want_ipv6"`
-	WantTypes  *ebpf.Variable `ebpf:"want_types"`
+	FilterPid      *ebpf.Variable `ebpf:"filter_pid"`
+	FilterPort     *ebpf.Variable `ebpf:"filter_port"`
+	UnusedDnsEvent *ebpf.Variable `ebpf:"unused_dns_event"`
+	WantIpv4       *ebpf.Variable `ebpf:"want_ipv4"`
+	WantIpv6       *ebpf.Variable `ebpf:"want_ipv6"`
+	WantTypes      *ebpf.Variable `ebpf:"want_types"`
 }
 
 // TuxscopePrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to LoadTuxscopeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TuxscopePrograms struct {
+	DnsConnect4              *ebpf.Program `ebpf:"dns_connect4"`
+	DnsConnect6              *ebpf.Program `ebpf:"dns_connect6"`
+	DnsEgress                *ebpf.Program `ebpf:"dns_egress"`
+	DnsIngress               *ebpf.Program `ebpf:"dns_ingress"`
+	DnsSendmsg4              *ebpf.Program `ebpf:"dns_sendmsg4"`
+	DnsSendmsg6              *ebpf.Program `ebpf:"dns_sendmsg6"`
 	FexitInetCskAccept       *ebpf.Program `ebpf:"fexit_inet_csk_accept"`
 	FexitInetCskAcceptPre610 *ebpf.Program `ebpf:"fexit_inet_csk_accept_pre610"`
 	FexitTcpV4Connect        *ebpf.Program `ebpf:"fexit_tcp_v4_connect"`
@@ -242,6 +306,12 @@ type TuxscopePrograms struct {
 
 func (p *TuxscopePrograms) Close() error {
 	return _TuxscopeClose(
+		p.DnsConnect4,
+		p.DnsConnect6,
+		p.DnsEgress,
+		p.DnsIngress,
+		p.DnsSendmsg4,
+		p.DnsSendmsg6,
 		p.FexitInetCskAccept,
 		p.FexitInetCskAcceptPre610,
 		p.FexitTcpV4Connect,

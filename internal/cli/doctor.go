@@ -73,6 +73,7 @@ func writeDoctorTable(w io.Writer, r *tracer.Report) {
 		fmt.Fprintf(w, "%-12s %s\n", "accept()", "inet_csk_accept"+strings.TrimPrefix(r.AcceptSignature, "inet_csk_accept"))
 	}
 	fmt.Fprintf(w, "%-12s %s\n", "state", yesNo(r.State))
+	fmt.Fprintf(w, "%-12s %s\n", "dns", yesNo(r.DNS))
 	fmt.Fprintln(w)
 	for _, b := range r.Backends {
 		for i, p := range b.Points {

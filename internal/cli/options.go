@@ -31,6 +31,8 @@ type netOptions struct {
 	Interval        time.Duration // --summary: print every Interval; 0: at the end
 	Top             int           // --summary: peers shown per process; 0: all
 	Sort            summary.SortBy
+	ShowDNS         bool // --dns: show DNS responses as events
+	NoNames         bool // --no-names: no DNS capture, no hostnames
 }
 
 // errHelp means --help was asked for and usage was printed.
@@ -61,6 +63,10 @@ Flags:
   --interval N          with --summary: print one every N seconds (or 500ms, 1m)
   --top N               with --summary: peers shown per process (default 10, 0: all)
   --duration D          stop after D (seconds, or 500ms, 1m); default: at Ctrl-C
+  --dns                 also show DNS responses (type dns): which process asked
+                        what, the answer, the latency
+  --no-names            do not watch DNS: no hostnames for addresses (saves the
+                        cost of the cgroup packet hooks, see README)
   --existing            first list the connections that already exist (type
                         existing), so their closes have context
   --buffer-size SIZE    kernel ring buffer size, a power of two (default 4M)
@@ -86,7 +92,8 @@ Flags:
   --interval D          refresh every D (default 2s; seconds, or 500ms, 1m)
   --sort KEY            connections (default), bytes or failures
   --duration D          stop after D
-  --pid, --comm, --port, -4, -6, --buffer-size, --backend, --btf: as for net
+  --pid, --comm, --port, -4, -6, --no-names, --buffer-size, --backend, --btf:
+                        as for net
 `
 
 // parseNetOptions parses `tuxscope net` arguments. Usage errors are
@@ -155,6 +162,10 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	fs.StringVar(&opts.BTFPath, "btf", "", "")
 	fs.StringVar(&backend, "backend", "auto", "")
 	fs.Var(durationFlag{&opts.Duration}, "duration", "")
+	fs.BoolVar(&opts.NoNames, "no-names", false, "")
+	if cmd == "net" {
+		fs.BoolVar(&opts.ShowDNS, "dns", false, "")
+	}
 	fs.Var(durationFlag{&opts.Interval}, "interval", "")
 
 	if err := fs.Parse(args); err != nil {
@@ -180,6 +191,9 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	}
 	if opts.Interval > 0 && !opts.Summary {
 		return opts, errors.New("--interval needs --summary")
+	}
+	if opts.ShowDNS && opts.NoNames {
+		return opts, errors.New("--dns and --no-names exclude each other")
 	}
 	if opts.Top < 0 {
 		return opts, fmt.Errorf("invalid --top %d", opts.Top)
@@ -215,6 +229,7 @@ func (o *netOptions) tracerConfig() tracer.Config {
 		RingBufferBytes: o.RingBufferBytes,
 		BTFPath:         o.BTFPath,
 		Backend:         o.Backend,
+		DNS:             !o.NoNames,
 	}
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,8 +12,10 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 
+	"github.com/tuxscope/tuxscope/internal/dns"
 	"github.com/tuxscope/tuxscope/internal/event"
 	"github.com/tuxscope/tuxscope/internal/output"
 	"github.com/tuxscope/tuxscope/internal/snapshot"
@@ -94,18 +97,27 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	}
 	defer tr.Close()
 
-	var sink output.Sink = output.New(opts.Format, stdout, stderr)
+	// Output is buffered and flushed whenever the ring buffer is drained:
+	// a line per event when events are sparse, big writes under load.
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	var sink output.Sink = output.New(opts.Format, out, stderr)
 	var summarySink *summary.Sink
 	switch {
 	case view != nil:
 		sink = view.sink
 	case opts.Summary:
-		summarySink = summary.NewSink(stdout, opts.Format, opts.Interval, opts.Sort, opts.Top)
+		summarySink = summary.NewSink(out, opts.Format, opts.Interval, opts.Sort, opts.Top)
 		sink = summarySink
+	}
+	if tr.DNSError != nil {
+		fmt.Fprintf(stderr, "tuxscope: no DNS names: %v\n", tr.DNSError)
 	}
 	// Scripts and tests wait for this line: events from here on are seen.
 	fmt.Fprintf(stderr, "tuxscope: attached %s; Ctrl-C to stop\n", describeChoices(tr.Choices()))
 	if err := sink.Start(); err != nil {
+		return exitWith(err, stderr)
+	}
+	if err := out.Flush(); err != nil {
 		return exitWith(err, stderr)
 	}
 	var owners snapshot.Owners
@@ -127,6 +139,9 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 				return exitWith(err, stderr)
 			}
 		}
+		if err := out.Flush(); err != nil {
+			return exitWith(err, stderr)
+		}
 	}
 
 	stopped := make(chan struct{})
@@ -141,7 +156,7 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 
 	if view != nil {
 		pumped := make(chan error, 1)
-		go func() { pumped <- pump(tr, opts, owners, sink, stderr) }()
+		go func() { pumped <- pump(tr, opts, owners, sink, out.Flush, stderr) }()
 		viewErr := view.run(ctx)
 		tr.Stop()
 		if err := <-pumped; err != nil {
@@ -149,9 +164,12 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		}
 		return exitWith(viewErr, stderr)
 	}
-	err = pump(tr, opts, owners, sink, stderr)
+	err = pump(tr, opts, owners, sink, out.Flush, stderr)
 	if err == nil && summarySink != nil {
 		err = summarySink.Finish()
+	}
+	if ferr := out.Flush(); err == nil {
+		err = ferr
 	}
 	return exitWith(err, stderr)
 }
@@ -167,19 +185,24 @@ func describeChoices(choices []tracer.Choice) string {
 	return fmt.Sprintf("%d hooks (%s)", n, strings.Join(parts, ", "))
 }
 
-// ticker is a sink that does something periodically (summaries).
-type ticker interface{ Tick(now time.Time) error }
+// ticker is a sink that does something every Interval (summaries).
+type ticker interface {
+	Tick(now time.Time) error
+	Interval() time.Duration
+}
 
 // lostCheckInterval is how often the kernel's lost-event counter is read.
 const lostCheckInterval = time.Second
 
 // pump moves events from the ring buffer through decode and filter to the
 // sink until the tracer is stopped and drained.
-func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink output.Sink, stderr io.Writer) error {
+// flush is called whenever the ring buffer has been drained.
+func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink output.Sink, flush func() error, stderr io.Writer) error {
 	var (
 		rec       ringbuf.Record
 		ev        event.Event
 		clock     = event.NewClock()
+		names     = dns.NewTracker()
 		lostSeen  uint64
 		malformed uint64
 	)
@@ -198,9 +221,18 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 	// The lost counter is read when the ring buffer stays empty until the
 	// deadline, and checked every 256 events under sustained load, so drops
 	// are reported within about a second either way.
-	next := time.Now().Add(lostCheckInterval)
+	every := lostCheckInterval
+	if tk, ok := sink.(ticker); ok && tk.Interval() > 0 {
+		every = min(every, tk.Interval())
+	}
+	next := time.Now().Add(every)
 	tr.SetDeadline(next)
 	for n := uint(1); ; n++ {
+		if tr.Pending() == 0 { // caught up: show what we have before waiting
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 		err := tr.ReadInto(&rec)
 		idle := errors.Is(err, os.ErrDeadlineExceeded)
 		switch {
@@ -209,7 +241,13 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 			if malformed > 0 {
 				fmt.Fprintf(stderr, "tuxscope: skipped %d malformed records\n", malformed)
 			}
-			return reportLost()
+			if names.Malformed > 0 {
+				fmt.Fprintf(stderr, "tuxscope: skipped %d malformed or truncated DNS messages\n", names.Malformed)
+			}
+			if err := reportLost(); err != nil {
+				return err
+			}
+			return flush()
 		default:
 			return fmt.Errorf("reading the ring buffer: %w", err)
 		}
@@ -223,7 +261,7 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 						return err
 					}
 				}
-				next = now.Add(lostCheckInterval)
+				next = now.Add(every)
 				tr.SetDeadline(next)
 			}
 			if idle {
@@ -234,7 +272,22 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 			malformed++
 			continue
 		}
+		if ev.Type == event.DNS {
+			responses, latencies := names.Observe(&ev)
+			if !opts.ShowDNS || !ev.DNSResponse || !opts.Filter.Match(&ev) {
+				continue
+			}
+			ev.Time = clock.Wall(ev.TimestampNs)
+			for i := range responses {
+				ev.DNSInfo, ev.LatencyNs = dnsInfo(&responses[i]), latencies[i]
+				if err := sink.Event(&ev); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		owners.Enrich(&ev)
+		names.Name(&ev)
 		if !opts.Filter.Match(&ev) {
 			continue
 		}
@@ -260,4 +313,26 @@ func monotonicNow() uint64 {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return uint64(ts.Nano())
+}
+
+// dnsInfo is the --dns view of a response.
+func dnsInfo(m *dns.Message) *event.DNSInfo {
+	info := &event.DNSInfo{Name: m.Name, QType: m.Type.String(), RCode: m.RCode.String(), CNAMEs: m.CNAMEs}
+	info.QType = strings.TrimPrefix(info.QType, "Type")
+	info.RCode = rcodeNames[m.RCode]
+	if info.RCode == "" {
+		info.RCode = fmt.Sprintf("RCODE%d", m.RCode)
+	}
+	for i, a := range m.Addrs {
+		info.Answers = append(info.Answers, a.IP.String())
+		if i == 0 || a.TTL < info.TTL {
+			info.TTL = a.TTL
+		}
+	}
+	return info
+}
+
+var rcodeNames = map[dnsmessage.RCode]string{
+	dnsmessage.RCodeSuccess: "NOERROR", dnsmessage.RCodeFormatError: "FORMERR", dnsmessage.RCodeServerFailure: "SERVFAIL",
+	dnsmessage.RCodeNameError: "NXDOMAIN", dnsmessage.RCodeNotImplemented: "NOTIMP", dnsmessage.RCodeRefused: "REFUSED",
 }

@@ -196,6 +196,7 @@ func TestWriteDoctorTable(t *testing.T) {
 		},
 		Auto: []tracer.AutoChoice{{Point: tracer.PointConnect, Backend: tracer.Fentry}, {Point: tracer.PointAccept}},
 	}
+	r.DNS = tracer.Check{OK: true, Detail: "cgroup:ingress"}
 	var b bytes.Buffer
 	writeDoctorTable(&b, r)
 	want := "kernel       6.8.0-test\n" +
@@ -206,6 +207,7 @@ func TestWriteDoctorTable(t *testing.T) {
 		"kprobes      no: not built in\n" +
 		"accept()     inet_csk_accept(sk, arg)\n" +
 		"state        yes: tracepoint:sock:inet_sock_set_state\n" +
+		"dns          yes: cgroup:ingress\n" +
 		"\n" +
 		"fentry       connect: yes: fexit:tcp_v4_connect\n" +
 		"             accept:  no: no BTF\n" +

@@ -36,7 +36,25 @@ const (
 	offSent    = unsafe.Offsetof(layout.BytesSent)
 	offRecv    = unsafe.Offsetof(layout.BytesReceived)
 	offCookie  = unsafe.Offsetof(layout.Cookie)
+	offCgroup  = unsafe.Offsetof(layout.CgroupId)
 )
+
+// The DNS record's layout, from bpf2go's rendering of struct dns_event.
+var dnsLayout bpf.TuxscopeDnsEvent
+
+const (
+	dnsHeaderSize = int(unsafe.Offsetof(dnsLayout.Data))
+	offDNSDir     = unsafe.Offsetof(dnsLayout.Direction)
+	offDNSLen     = unsafe.Offsetof(dnsLayout.Len)
+	offDNSCookie  = unsafe.Offsetof(dnsLayout.Cookie)
+	offDNSCgroup  = unsafe.Offsetof(dnsLayout.CgroupId)
+	offDNSTotal   = unsafe.Offsetof(dnsLayout.TotalLen)
+	offDNSProto   = unsafe.Offsetof(dnsLayout.Protocol)
+	offDNSData    = unsafe.Offsetof(dnsLayout.Data)
+)
+
+// The shared prefix: struct dns_event starts like struct event.
+var _ = [1]struct{}{}[offType-unsafe.Offsetof(dnsLayout.Type)]
 
 const (
 	afInet  = 2
@@ -55,14 +73,13 @@ func Decode(b []byte, e *Event) error {
 	}
 	ne := binary.NativeEndian
 	t := Type(b[offType])
+	if t == DNS {
+		return decodeDNS(b, e)
+	}
 	if t < Connect || t > Close {
 		return fmt.Errorf("unknown event type %d", b[offType])
 	}
-	e.Type = t
-	e.TimestampNs = ne.Uint64(b[offTs:])
-	e.PID = ne.Uint32(b[offPid:])
-	e.TID = ne.Uint32(b[offTid:])
-	e.UID = ne.Uint32(b[offUid:])
+	*e = Event{Type: t} // a reused Event keeps nothing from the last record
 	e.Flags = Flags(b[offFlags])
 	if errno := int32(ne.Uint32(b[offError:])); errno > 0 {
 		e.Error = uint32(errno)
@@ -74,6 +91,18 @@ func Decode(b []byte, e *Event) error {
 	e.BytesSent = ne.Uint64(b[offSent:])
 	e.BytesReceived = ne.Uint64(b[offRecv:])
 	e.Cookie = ne.Uint64(b[offCookie:])
+	e.CgroupID = ne.Uint64(b[offCgroup:])
+	return decodeCommon(b, e)
+}
+
+// decodeCommon reads the prefix both records share: times, owner,
+// addresses, ports, comm.
+func decodeCommon(b []byte, e *Event) error {
+	ne := binary.NativeEndian
+	e.TimestampNs = ne.Uint64(b[offTs:])
+	e.PID = ne.Uint32(b[offPid:])
+	e.TID = ne.Uint32(b[offTid:])
+	e.UID = ne.Uint32(b[offUid:])
 	lport := ne.Uint16(b[offLport:])
 	rport := ne.Uint16(b[offRport:])
 	switch family := ne.Uint16(b[offFamily:]); family {
@@ -95,4 +124,24 @@ func Decode(b []byte, e *Event) error {
 	}
 	e.commLen = uint8(copy(e.comm[:], comm[:n]))
 	return nil
+}
+
+// decodeDNS reads a struct dns_event.
+func decodeDNS(b []byte, e *Event) error {
+	if len(b) < dnsHeaderSize {
+		return fmt.Errorf("%w: %d bytes, want at least %d for a DNS record", ErrShortRecord, len(b), dnsHeaderSize)
+	}
+	ne := binary.NativeEndian
+	*e = Event{Type: DNS}
+	e.DNSResponse = b[offDNSDir] == 1
+	e.Protocol = b[offDNSProto]
+	e.Cookie = ne.Uint64(b[offDNSCookie:])
+	e.CgroupID = ne.Uint64(b[offDNSCgroup:])
+	e.PayloadLen = ne.Uint32(b[offDNSTotal:])
+	n := int(ne.Uint32(b[offDNSLen:]))
+	if n > len(b)-int(offDNSData) {
+		return fmt.Errorf("DNS record claims %d payload bytes, has %d", n, len(b)-int(offDNSData))
+	}
+	e.Payload = b[offDNSData : int(offDNSData)+n]
+	return decodeCommon(b, e)
 }

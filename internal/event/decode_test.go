@@ -105,11 +105,11 @@ func v4Established() bpf.TuxscopeEvent {
 // noticed here and not as garbage at run time.
 func TestRecordLayout(t *testing.T) {
 	var r bpf.TuxscopeEvent
-	if got := unsafe.Sizeof(r); got != 120 {
-		t.Errorf("sizeof(struct event) = %d, want 120", got)
+	if got := unsafe.Sizeof(r); got != 128 {
+		t.Errorf("sizeof(struct event) = %d, want 128", got)
 	}
-	if recordSize != 120 {
-		t.Errorf("recordSize = %d, want 120", recordSize)
+	if recordSize != 128 {
+		t.Errorf("recordSize = %d, want 128", recordSize)
 	}
 	offsets := []struct {
 		name      string
@@ -133,6 +133,7 @@ func TestRecordLayout(t *testing.T) {
 		{"bytes_sent", offSent, 96},
 		{"bytes_received", offRecv, 104},
 		{"cookie", offCookie, 112},
+		{"cgroup_id", offCgroup, 120},
 	}
 	for _, o := range offsets {
 		if o.got != o.want {
@@ -290,7 +291,7 @@ func TestDecodeClose(t *testing.T) {
 // The same close, laid out by hand at the offsets of struct event (see
 // TestRecordLayout), independently of the bpf2go struct.
 func TestDecodeCloseRawOffsets(t *testing.T) {
-	b := make([]byte, 120)
+	b := make([]byte, 128)
 	ne := binary.NativeEndian
 	ne.PutUint64(b[0:], 5_000_000_000)
 	ne.PutUint32(b[8:], 6201)
@@ -460,7 +461,7 @@ func TestDecodeErrors(t *testing.T) {
 	goodBytes := recordBytes(&good)
 
 	t.Run("short", func(t *testing.T) {
-		for _, n := range []int{0, 1, 64, 79, 119} {
+		for _, n := range []int{0, 1, 64, 79, 119, 127} {
 			var e Event
 			err := Decode(goodBytes[:n], &e)
 			if !errors.Is(err, ErrShortRecord) {
@@ -469,8 +470,8 @@ func TestDecodeErrors(t *testing.T) {
 		}
 		var e Event
 		err := Decode(goodBytes[:79], &e)
-		if err == nil || err.Error() != "short record: 79 bytes, want 120" {
-			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 120")
+		if err == nil || err.Error() != "short record: 79 bytes, want 128" {
+			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 128")
 		}
 		if err := Decode(nil, &e); !errors.Is(err, ErrShortRecord) {
 			t.Errorf("nil: err = %v", err)
@@ -478,7 +479,7 @@ func TestDecodeErrors(t *testing.T) {
 	})
 
 	t.Run("unknown type", func(t *testing.T) {
-		for _, typ := range []uint8{0, 6, 7, 255} {
+		for _, typ := range []uint8{0, 6, 8, 255} {
 			rec := v4Connect()
 			rec.Type = typ
 			var e Event

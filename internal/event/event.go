@@ -22,13 +22,14 @@ const (
 	Failed      Type = 4 // an outbound connect failed
 	Close       Type = 5 // a connection ended
 	Existing    Type = 6 // a connection that existed when tracing started (user space only)
+	DNS         Type = 7 // a DNS message (a response, with --dns)
 	Lost        Type = 255
 )
 
 // Types are the event types a user can ask for with --type, in order.
 var Types = []Type{Connect, Accept, Established, Failed, Close}
 
-var typeNames = [...]string{Connect: "connect", Accept: "accept", Established: "established", Failed: "failed", Close: "close", Existing: "existing"}
+var typeNames = [...]string{Connect: "connect", Accept: "accept", Established: "established", Failed: "failed", Close: "close", Existing: "existing", DNS: "dns"}
 
 func (t Type) String() string {
 	if int(t) < len(typeNames) && typeNames[t] != "" {
@@ -80,8 +81,26 @@ type Event struct {
 	BytesReceived uint64 // close: bytes received
 	Cookie        uint64 // close: the socket's cookie, 0 if it had none
 	State         uint8  // existing: the TCP state (include/net/tcp_states.h)
-	comm          [16]byte
-	commLen       uint8
+
+	// Hostname is the name that resolved to the remote address (outbound
+	// events), learned from DNS; HostnameSource says whose lookup it was:
+	// "process" (this one), "cgroup" (another in its cgroup) or "host"
+	// (another process); HostnameAlso lists other names for the address
+	// when the choice was not this process's own.
+	Hostname       string
+	HostnameSource string
+	HostnameAlso   []string
+
+	// A DNS message (Type DNS). Payload aliases the ring-buffer record:
+	// valid until the next read.
+	DNSResponse bool   // arriving from a server, not a query leaving
+	Protocol    uint8  // IPPROTO_UDP (17) or IPPROTO_TCP (6)
+	CgroupID    uint64 // cgroup v2 id: of the process; of the socket for DNS
+	Payload     []byte // the captured bytes
+	PayloadLen  uint32 // the payload's full length (more than len(Payload) if cut)
+	DNSInfo     *DNSInfo
+	comm        [16]byte
+	commLen     uint8
 }
 
 // Inbound reports whether the connection was accepted here (an accept, or
@@ -162,4 +181,14 @@ func TCPStateName(s uint8) string {
 		return tcpStateNames[s]
 	}
 	return "UNKNOWN"
+}
+
+// DNSInfo is what a DNS response said, for --dns.
+type DNSInfo struct {
+	Name    string   // the question
+	QType   string   // A, AAAA, ...
+	RCode   string   // NOERROR, NXDOMAIN, ...
+	Answers []string // addresses
+	CNAMEs  []string // the alias chain from Name, in order
+	TTL     uint32   // smallest TTL of the answers
 }

@@ -21,7 +21,8 @@ func TestTypeString(t *testing.T) {
 		{Existing, "existing"},
 		{Lost, "lost"},
 		{0, "type(0)"},
-		{7, "type(7)"},
+		{DNS, "dns"},
+		{8, "type(8)"},
 		{254, "type(254)"},
 	}
 	for _, tt := range tests {

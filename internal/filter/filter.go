@@ -33,8 +33,9 @@ func (s *Spec) WantFamily(v uint8) bool {
 
 // Match reports whether e passes every filter.
 func (s *Spec) Match(e *event.Event) bool {
-	// Existing connections are asked for with --existing, not --type.
-	if (e.Type != event.Existing && !s.WantType(e.Type)) || !s.WantFamily(e.Family) {
+	// Existing connections and DNS messages are asked for with --existing
+	// and --dns, not --type.
+	if (e.Type != event.Existing && e.Type != event.DNS && !s.WantType(e.Type)) || !s.WantFamily(e.Family) {
 		return false
 	}
 	if len(s.PIDs) > 0 && !contains(s.PIDs, e.PID) {

@@ -47,6 +47,34 @@ func ErrnoName(errno uint32) string {
 //	close        1.20s, sent 1024, received 2048, closed by remote
 func appendDetail(b []byte, e *event.Event) []byte {
 	switch e.Type {
+	case event.DNS:
+		if d := e.DNSInfo; d != nil {
+			b, _ = appendTerminalSafe(b, []byte(d.Name))
+			b = append(b, ' ')
+			b = append(b, d.QType...)
+			b = append(b, ' ')
+			b = append(b, d.RCode...)
+			for i, c := range d.CNAMEs {
+				if i == 0 {
+					b = append(b, " via "...)
+				} else {
+					b = append(b, ", "...)
+				}
+				b, _ = appendTerminalSafe(b, []byte(c))
+			}
+			for i, a := range d.Answers {
+				if i == 0 {
+					b = append(b, " -> "...)
+				} else {
+					b = append(b, ", "...)
+				}
+				b = append(b, a...)
+			}
+			if e.LatencyNs > 0 {
+				b = append(b, " in "...)
+				b = AppendDuration(b, e.LatencyNs)
+			}
+		}
 	case event.Existing:
 		b = append(b, "state "...)
 		b = append(b, event.TCPStateName(e.State)...)

@@ -45,8 +45,9 @@ func New(f Format, w, diag io.Writer) Sink {
 	return &Table{w: w, diag: diag}
 }
 
-// Each sink writes a whole line with one Write, as soon as the event is
-// seen: nothing is held in a buffer, even when stdout is a pipe.
+// Each sink writes a whole line with one Write; the caller decides when
+// its writer is flushed (tuxscope net: whenever it has caught up with the
+// kernel).
 
 // Table is the human-readable sink:
 //
@@ -89,8 +90,19 @@ func (t *Table) Event(e *event.Event) error {
 	b = e.Src().AppendTo(b)
 	b = pad(b, len(b)-start, 25)
 	start = len(b)
-	b = e.Dst().AppendTo(b)
-	if e.Type == event.Established || e.Type == event.Failed || e.Type == event.Close || e.Type == event.Existing {
+	if e.Hostname != "" && !e.Inbound() {
+		// example.com (93.184.216.34):443
+		var w int
+		b, w = appendTerminalSafe(b, []byte(e.Hostname))
+		b = append(b, " ("...)
+		b = e.Dst().Addr().Unmap().AppendTo(b)
+		b = append(b, "):"...)
+		b = strconv.AppendUint(b, uint64(e.Dst().Port()), 10)
+		start -= w - len(e.Hostname) // escapes widen the text, not the column
+	} else {
+		b = e.Dst().AppendTo(b)
+	}
+	if e.Type == event.Established || e.Type == event.Failed || e.Type == event.Close || e.Type == event.Existing || e.Type == event.DNS {
 		b = pad(b, len(b)-start, 25)
 		b = appendDetail(b, e)
 	}
@@ -156,6 +168,23 @@ func (j *JSON) Event(e *event.Event) error {
 	b = append(b, `,"direction":"`...)
 	b = append(b, e.Direction()...)
 	b = append(b, '"')
+	if e.Hostname != "" {
+		b = append(b, `,"hostname":`...)
+		b = appendJSONString(b, []byte(e.Hostname))
+		b = append(b, `,"hostname_source":"`...)
+		b = append(b, e.HostnameSource...)
+		b = append(b, '"')
+		if len(e.HostnameAlso) > 0 {
+			b = append(b, `,"hostname_also":[`...)
+			for i, n := range e.HostnameAlso {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, []byte(n))
+			}
+			b = append(b, ']')
+		}
+	}
 	b = appendLifecycleJSON(b, e)
 	b = append(b, "}\n"...)
 	j.buf = b
@@ -168,6 +197,36 @@ func (j *JSON) Event(e *event.Event) error {
 // bytes_sent, bytes_received, closed_by.
 func appendLifecycleJSON(b []byte, e *event.Event) []byte {
 	switch e.Type {
+	case event.DNS:
+		if d := e.DNSInfo; d != nil {
+			b = append(b, `,"query":`...)
+			b = appendJSONString(b, []byte(d.Name))
+			b = append(b, `,"qtype":"`...)
+			b = append(b, d.QType...)
+			b = append(b, `","rcode":"`...)
+			b = append(b, d.RCode...)
+			b = append(b, `","answers":[`...)
+			for i, a := range d.Answers {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, []byte(a))
+			}
+			b = append(b, `],"cnames":[`...)
+			for i, c := range d.CNAMEs {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, []byte(c))
+			}
+			b = append(b, `],"ttl":`...)
+			b = strconv.AppendUint(b, uint64(d.TTL), 10)
+			if e.LatencyNs > 0 {
+				b = append(b, `,"latency_ns":`...)
+				b = strconv.AppendUint(b, e.LatencyNs, 10)
+			}
+		}
+		return b
 	case event.Existing:
 		b = append(b, `,"state":"`...)
 		b = append(b, event.TCPStateName(e.State)...)

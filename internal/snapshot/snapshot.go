@@ -63,6 +63,9 @@ func Take() ([]event.Event, Owners, error) {
 	var socks []*netlink.Socket
 	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		s, err := netlink.SocketDiagTCP(family)
+		if errors.Is(err, unix.ENOENT) {
+			return nil, nil, errors.New("the kernel's TCP socket diagnostics are not available (load the tcp_diag module: modprobe tcp_diag)")
+		}
 		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 			return nil, nil, fmt.Errorf("listing existing TCP connections (sock_diag): %w", err)
 		}

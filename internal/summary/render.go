@@ -14,13 +14,16 @@ import (
 
 func reason(errno uint32) string { return output.Reason(errno) }
 
-// peerString is "93.184.216.34:443" for an outbound row and
-// "203.0.113.42 -> :8080" for an inbound one.
-func (k Key) peerString() string {
-	if k.Inbound {
-		return k.Peer.String() + " -> :" + strconv.Itoa(int(k.Port))
+// peerString is "93.184.216.34:443" (or "example.com (93.184.216.34):443")
+// for an outbound row and "203.0.113.42 -> :8080" for an inbound one.
+func (r *Row) peerString() string {
+	if r.Inbound {
+		return r.Peer.String() + " -> :" + strconv.Itoa(int(r.Port))
 	}
-	return netip.AddrPortFrom(k.Peer, k.Port).String()
+	if r.Hostname != "" {
+		return escape(r.Hostname) + " (" + r.Peer.Unmap().String() + "):" + strconv.Itoa(int(r.Port))
+	}
+	return netip.AddrPortFrom(r.Peer, r.Port).String()
 }
 
 func dur(d time.Duration, ok bool) string {
@@ -114,6 +117,7 @@ func percentiles(f func(float64) (time.Duration, bool)) *Percentiles {
 type jsonPeer struct {
 	Direction     string            `json:"direction"`
 	Peer          string            `json:"peer"`
+	Hostname      string            `json:"hostname,omitempty"`
 	Port          uint16            `json:"port"`
 	Connects      uint64            `json:"connects"`
 	Accepts       uint64            `json:"accepts"`
@@ -166,7 +170,7 @@ func WriteJSON(w io.Writer, a *Aggregator, end time.Time, by SortBy, topPeers in
 				dir = "inbound"
 			}
 			jp.Peers = append(jp.Peers, jsonPeer{
-				Direction: dir, Peer: r.Peer.String(), Port: r.Port, Connects: r.Connects, Accepts: r.Accepts,
+				Direction: dir, Peer: r.Peer.String(), Hostname: r.Hostname, Port: r.Port, Connects: r.Connects, Accepts: r.Accepts,
 				Established: r.Established, Failures: r.Failures, Errors: r.Errors, Closes: r.Closes,
 				BytesSent: r.BytesSent, BytesReceived: r.BytesReceived,
 				LatencyNs: percentiles(r.Latency), DurationNs: percentiles(r.Duration),

@@ -62,6 +62,9 @@ func (s *Sink) Tick(now time.Time) error {
 	return nil
 }
 
+// Interval is how often Tick writes a summary (0: never).
+func (s *Sink) Interval() time.Duration { return s.interval }
+
 // Finish writes the last (or only) summary.
 func (s *Sink) Finish() error { return s.write(time.Now()) }
 

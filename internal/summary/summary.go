@@ -37,6 +37,7 @@ type Row struct {
 	BytesSent     uint64
 	BytesReceived uint64
 	Errors        map[string]uint64 // failures by reason ("refused", ...)
+	Hostname      string            // the peer's name, as last resolved (outbound)
 	latency       samples           // handshake latencies (ns)
 	duration      samples           // connection durations (ns)
 }
@@ -126,6 +127,9 @@ func (a *Aggregator) Add(e *event.Event) {
 		}
 		r = &Row{Key: k}
 		a.rows[k] = r
+	}
+	if e.Hostname != "" {
+		r.Hostname = e.Hostname
 	}
 	switch e.Type {
 	case event.Connect:

@@ -50,7 +50,9 @@ type Report struct {
 	AcceptSignature string `json:"inet_csk_accept_signature"`
 	// State is whether sock:inet_sock_set_state (outcomes, closes) works;
 	// every backend relies on it.
-	State    Check          `json:"state_tracepoint"`
+	State Check `json:"state_tracepoint"`
+	// DNS is whether the cgroup hooks that read DNS (for hostnames) work.
+	DNS      Check          `json:"dns_cgroup_hooks"`
 	Backends []BackendCheck `json:"backends"`
 	Auto     []AutoChoice   `json:"auto"`
 }
@@ -106,6 +108,7 @@ func Doctor(btfPath string) *Report {
 		r.Privileges = Check{Detail: err.Error()}
 		r.RingBuffer = Check{Detail: "not checked: not privileged"}
 		r.State = Check{Detail: "not checked: not privileged"}
+		r.DNS = Check{Detail: "not checked: not privileged"}
 		return notChecked("not privileged")
 	}
 	r.Privileges = Check{OK: true, Detail: "can load BPF programs"}
@@ -123,12 +126,8 @@ func Doctor(btfPath string) *Report {
 		return notChecked(err.Error())
 	}
 	defer l.close()
-	if ap, err := l.try(PointState, Tracepoint); err != nil {
-		r.State = Check{Detail: err.Error()}
-	} else {
-		r.State = Check{OK: true, Detail: strings.Join(ap.choice().Hooks, ", ")}
-		ap.close()
-	}
+	r.State = l.check(PointState, Tracepoint)
+	r.DNS = l.check(PointDNS, Cgroup)
 	auto := map[HookPoint]Backend{}
 	for _, b := range Backends {
 		bc := BackendCheck{Backend: b}
@@ -201,4 +200,14 @@ func acceptSignature(kernel *btf.Spec) string {
 	default:
 		return "(sk, arg): Linux 6.10 and later"
 	}
+}
+
+// check tries a hook point with one backend, then removes it.
+func (l *loader) check(p HookPoint, b Backend) Check {
+	ap, err := l.try(p, b)
+	if err != nil {
+		return Check{Detail: err.Error()}
+	}
+	defer ap.close()
+	return Check{OK: true, Detail: strings.Join(ap.choice().Hooks, ", ")}
 }

@@ -24,6 +24,9 @@ const (
 	Tracepoint Backend = "tracepoint"
 )
 
+// Cgroup is not a backend one chooses: the DNS hook point's cgroup hooks.
+const Cgroup Backend = "cgroup"
+
 // Backends in auto's order of preference: cheapest first.
 var Backends = []Backend{Fentry, Kprobe, Tracepoint}
 
@@ -43,6 +46,7 @@ const (
 	kindKprobe     hookKind = "kprobe"
 	kindKretprobe  hookKind = "kretprobe"
 	kindTracepoint hookKind = "tracepoint"
+	kindCgroup     hookKind = "cgroup"
 )
 
 // hook is one BPF program and the kernel hook it attaches to.
@@ -73,6 +77,11 @@ func (h hook) attach(prog *ebpf.Program) (link.Link, error) {
 	case kindTracepoint:
 		group, name, _ := strings.Cut(h.target, ":")
 		l, err = link.Tracepoint(group, name, prog, nil)
+	case kindCgroup:
+		var root string
+		if root, err = cgroup2Root(); err == nil {
+			l, err = link.AttachCgroup(link.CgroupOptions{Path: root, Attach: cgroupAttachTypes[h.target], Program: prog})
+		}
 	default:
 		err = fmt.Errorf("unknown hook kind %q", h.kind)
 	}
@@ -119,6 +128,9 @@ type HookPoint string
 const (
 	PointConnect HookPoint = "connect"
 	PointAccept  HookPoint = "accept"
+	// PointDNS reads DNS messages off socket buffers: cgroup hooks on the
+	// root cgroup v2, whatever the backend (kprobes are not needed).
+	PointDNS HookPoint = "dns"
 	// PointState follows TCP state changes (a connect's outcome, closes).
 	// Every backend uses the stable sock:inet_sock_set_state tracepoint
 	// for it: it fires where the kernel changes state, on every kernel
@@ -165,6 +177,16 @@ func implementations(p HookPoint, kernel *btf.Spec) map[Backend]implementation {
 				tp(bpf.TuxscopeProgTpSysExitConnect, "syscalls:sys_exit_connect"),
 			}},
 		}
+	case PointDNS:
+		cg := func(prog, target string) hook { return hook{prog: prog, kind: kindCgroup, target: target} }
+		return map[Backend]implementation{Cgroup: {hooks: []hook{
+			cg(bpf.TuxscopeProgDnsConnect4, "connect4"),
+			cg(bpf.TuxscopeProgDnsConnect6, "connect6"),
+			cg(bpf.TuxscopeProgDnsSendmsg4, "sendmsg4"),
+			cg(bpf.TuxscopeProgDnsSendmsg6, "sendmsg6"),
+			cg(bpf.TuxscopeProgDnsEgress, "egress"),
+			cg(bpf.TuxscopeProgDnsIngress, "ingress"),
+		}}}
 	case PointState:
 		return map[Backend]implementation{
 			Tracepoint: {hooks: []hook{tp(bpf.TuxscopeProgTpInetSockSetState, "sock:inet_sock_set_state")}},
@@ -212,4 +234,29 @@ func fexitAcceptProgram(kernel *btf.Spec) (string, error) {
 		return bpf.TuxscopeProgFexitInetCskAcceptPre610, nil
 	}
 	return "", fmt.Errorf("fentry: unknown inet_csk_accept signature with %d parameters", len(proto.Params))
+}
+
+var cgroupAttachTypes = map[string]ebpf.AttachType{
+	"connect4": ebpf.AttachCGroupInet4Connect,
+	"connect6": ebpf.AttachCGroupInet6Connect,
+	"sendmsg4": ebpf.AttachCGroupUDP4Sendmsg,
+	"sendmsg6": ebpf.AttachCGroupUDP6Sendmsg,
+	"egress":   ebpf.AttachCGroupInetEgress,
+	"ingress":  ebpf.AttachCGroupInetIngress,
+}
+
+// cgroup2Root is where the cgroup v2 hierarchy is mounted
+// (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems); its root
+// holds every process, so hooks there see every socket.
+func cgroup2Root() (string, error) {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[2] == "cgroup2" {
+			return f[1], nil
+		}
+	}
+	return "", errors.New("no cgroup v2 hierarchy is mounted (mount -t cgroup2 none /sys/fs/cgroup)")
 }

@@ -36,6 +36,7 @@ type Config struct {
 	RingBufferBytes int          // power of two, multiple of the page size; 0: default
 	BTFPath         string       // kernel BTF; "": KernelBTFPath
 	Backend         Backend      // "" or Auto: the best that works, per hook point
+	DNS             bool         // capture DNS messages (names for addresses, --dns)
 }
 
 func (c *Config) wantsType(t event.Type) bool {
@@ -74,6 +75,9 @@ type Tracer struct {
 	loader *loader
 	points []*attachedPoint
 	reader *ringbuf.Reader
+	// DNSError says why DNS capture is off although asked for; tracing
+	// goes on without it.
+	DNSError error
 }
 
 // Choice says which backend serves a hook point and through which hooks.
@@ -128,6 +132,13 @@ func Open(cfg Config) (_ *Tracer, err error) {
 		return nil, fmt.Errorf("cannot follow TCP state changes: %v", err)
 	}
 	t.points = append(t.points, ap)
+	if cfg.DNS {
+		if ap, err := l.try(PointDNS, Cgroup); err != nil {
+			t.DNSError = err
+		} else {
+			t.points = append(t.points, ap)
+		}
+	}
 	return t, nil
 }
 
@@ -144,6 +155,9 @@ func (t *Tracer) Choices() []Choice {
 // It returns os.ErrDeadlineExceeded when the deadline passes with no record,
 // and ringbuf.ErrFlushed once Stop has drained what was pending.
 func (t *Tracer) ReadInto(rec *ringbuf.Record) error { return t.reader.ReadInto(rec) }
+
+// Pending is how many bytes of records wait in the ring buffer.
+func (t *Tracer) Pending() int { return t.reader.AvailableBytes() }
 
 // SetDeadline bounds how long ReadInto waits.
 func (t *Tracer) SetDeadline(d time.Time) { t.reader.SetDeadline(d) }

@@ -114,6 +114,15 @@ type jsonEvent struct {
 	ClosedBy      string  `json:"closed_by"`
 	Reason        string  `json:"reason"`
 	Error         string  `json:"error"`
+
+	Hostname       string   `json:"hostname"`
+	HostnameSource string   `json:"hostname_source"`
+	HostnameAlso   []string `json:"hostname_also"`
+	Query          string   `json:"query"`
+	QType          string   `json:"qtype"`
+	RCode          string   `json:"rcode"`
+	Answers        []string `json:"answers"`
+	CNAMEs         []string `json:"cnames"`
 }
 
 func (e jsonEvent) String() string {

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"context"
 	"flag"
 	"fmt"
 	"net"
@@ -84,6 +85,10 @@ func helperClient(args []string) error {
 	recv := fs.Int("recv", 0, "then read this many bytes (-1: until EOF), and close without waiting")
 	abort := fs.Bool("abort", false, "connect without blocking and close at once (EINPROGRESS)")
 	hold := fs.Bool("hold", false, "after the transfer, keep the connection until stdin closes")
+	resolve := fs.String("resolve", "", "resolve this name with Go's resolver first, and connect to its first IPv4 address at -port")
+	port := fs.Int("port", 0, "with -resolve: the port to connect to")
+	dnsServer := fs.String("dns-server", "", "with -resolve: the DNS server, ip:port")
+	dnsTCP := fs.Bool("dns-tcp", false, "with -resolve: ask over TCP")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -99,6 +104,21 @@ func helperClient(args []string) error {
 		if _, err := in.ReadString('\n'); err != nil {
 			return err
 		}
+	}
+	if *resolve != "" {
+		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			if *dnsTCP {
+				network = "tcp"
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, network, *dnsServer)
+		}}
+		ips, err := r.LookupNetIP(context.Background(), "ip4", *resolve)
+		if err != nil || len(ips) == 0 {
+			return fmt.Errorf("resolving %s: %v", *resolve, err)
+		}
+		fmt.Printf("RESOLVED %s\n", ips[0])
+		*addr = netip.AddrPortFrom(ips[0], uint16(*port)).String()
 	}
 	remote, err := netip.ParseAddrPort(*addr)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -125,18 +126,25 @@ func TestTopInTerminal(t *testing.T) {
 // Without a terminal, top prints plain summaries every interval.
 func TestTopWithoutTerminal(t *testing.T) {
 	requireRoot(t)
-	args := []string{"top", "--interval", "500ms", "--duration", "2"}
+	args := []string{"top", "--interval", "300ms"}
 	if testBackend != "" {
 		args = append(args, "--backend", testBackend)
 	}
-	out, err := exec.Command(tuxscopeBin, args...).Output()
-	if err != nil {
-		t.Fatalf("tuxscope top: %v", err)
+	cmd := exec.Command(tuxscopeBin, args...)
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	if n := strings.Count(string(out), "tuxscope summary "); n < 3 {
-		t.Errorf("%d summaries in 2s at a 500ms interval, want at least 3:\n%s", n, out)
+	waitUntil(t, "three summaries", func() bool { return strings.Count(stdout.String(), "tuxscope summary ") >= 3 })
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("tuxscope top: %v: %s", err, stderr.String())
 	}
-	if strings.Contains(string(out), "\x1b[") {
-		t.Errorf("escape sequences in plain output:\n%q", out)
+	if strings.Contains(stdout.String(), "\x1b[") {
+		t.Errorf("escape sequences in plain output:\n%q", stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "PID      COMM             DIR  PEER") {
+		t.Errorf("no table header in plain output:\n%s", stdout.String())
 	}
 }
