@@ -46,8 +46,8 @@ struct event {
 	__u64 cgroup_id;      /* cgroup v2 id of the process (as pid) */
 };
 
-/* DNS payload bytes captured per packet: a power of two, for the verifier.
- * Enough for typical answers (EDNS's common 1232-byte limit fits). */
+/* Room for a DNS payload per packet; up to DNS_MAX_PAYLOAD - 1 bytes are
+ * captured, enough for typical answers (EDNS's common 1232-byte limit). */
 #define DNS_MAX_PAYLOAD 2048
 
 enum dns_direction {

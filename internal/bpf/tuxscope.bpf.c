@@ -843,13 +843,14 @@ static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 		__builtin_memcpy(e->comm, o->owner.comm, sizeof(e->comm));
 	}
 	e->total_len = len;
-	n = len < DNS_MAX_PAYLOAD ? len : DNS_MAX_PAYLOAD;
-	e->len = n;
-	n &= DNS_MAX_PAYLOAD - 1;
-	if (n == 0) /* exactly DNS_MAX_PAYLOAD: keep one byte less */
-		n = DNS_MAX_PAYLOAD - 1, e->len = n;
-	if (bpf_skb_load_bytes(skb, payload_off, e->data, n))
-		e->len = 0;
+	/* Older verifiers want the length provably in [1, size]: bound it
+	 * with explicit checks right before the call. */
+	n = len;
+	if (n > DNS_MAX_PAYLOAD - 1)
+		n = DNS_MAX_PAYLOAD - 1;
+	e->len = 0;
+	if (n > 0 && n < DNS_MAX_PAYLOAD && !bpf_skb_load_bytes(skb, payload_off, e->data, n))
+		e->len = n;
 	bpf_ringbuf_submit(e, 0);
 }
 

@@ -67,7 +67,7 @@ func TestDoctorTellsTheTruth(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			waitUntil(t, b.Backend+" to attach or fail", func() bool { return stderr.String() != "" })
+			waitUntil(t, b.Backend+" to attach", func() bool { return strings.Contains(stderr.String(), "attached") })
 			cmd.Process.Kill()
 			cmd.Wait()
 			want := "connect: " + b.Backend + ", accept: " + b.Backend
