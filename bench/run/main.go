@@ -324,16 +324,18 @@ func freePort() int {
 
 // How a cell knows its tracer has attached.
 const (
-	attachNone     = iota
-	attachStderr   // a line on stderr starting with cell.marker
-	attachBPFLink  // the process holds a bpf_link fd (libbpf tools)
-	attachDisabled // no tracer
+	attachStderr   = iota + 1 // a line on stderr starting with cell.marker
+	attachBPFLink             // the process holds a bpf_link fd (libbpf tools)
+	attachDisabled            // no tracer
 )
 
 // cell is one configuration measured in every round.
 type cell struct {
-	Name   string
-	Kind   string // "max": overhead at max rate; "fixed": fixed rate; "complete": output to a file, BPF stats on
+	Name string
+	// Kind: "max", overhead at max rate; "fixed", at the fixed rate;
+	// "complete", max rate with every event to a file and BPF stats on;
+	// "attrib", like complete with the loadgen as two processes.
+	Kind   string
 	Tracer string // "", "tuxscope", "tcplife", "tcpstates", "bpftrace"
 	Rate   float64
 	ToFile bool // the tracer's stdout goes to a file that is counted
@@ -348,11 +350,10 @@ type cell struct {
 	// (0: not known for this cell).
 	PerConn float64
 	// count reads the tracer's output after it stopped: events received,
-	// lost events (-1: not reported in this cell), events not attributed to
-	// the loadgen process (-1: not known).
+	// lost events (-1: not reported in this cell), events attributed to
+	// another process than the one that made that end (-1: not known).
 	count func(res *result, stdout, stderr string, lr loadResult)
-	// Headline marks the cell that stands for tuxscope with default
-	// settings, or for a peer, in the targets.
+	// Note is shown beside the cell's command in the report.
 	Note string
 }
 
