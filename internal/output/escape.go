@@ -41,6 +41,13 @@ func appendTerminalSafe(b []byte, s []byte) ([]byte, int) {
 	return b, width
 }
 
+// TerminalSafe is s escaped like appendTerminalSafe, for callers that
+// build strings (summaries).
+func TerminalSafe(s string) string {
+	b, _ := appendTerminalSafe(nil, []byte(s))
+	return string(b)
+}
+
 // appendJSONString appends s as a JSON string. Control characters are
 // escaped as \u00XX and invalid UTF-8 becomes U+FFFD (as encoding/json
 // does), so every line is valid JSON whatever bytes s holds. U+2028 and

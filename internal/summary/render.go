@@ -82,18 +82,8 @@ func (r *Row) Matches(s string) bool {
 	return s == "" || strings.Contains(r.Comm, s) || strings.Contains(r.peerString(), s) || strings.Contains(strconv.Itoa(int(r.PID)), s)
 }
 
-// escape makes a process name safe for a terminal (see output's escaping).
-func escape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\\' || r == '\uFFFD' {
-			fmt.Fprintf(&b, "\\x%02x", r)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// escape makes a name safe for a terminal, as the event table does.
+func escape(s string) string { return output.TerminalSafe(s) }
 
 // Percentiles of a distribution, in ns; absent when there were no samples.
 type Percentiles struct {
