@@ -10,9 +10,27 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/tuxscope/tuxscope/internal/bpf"
 )
 
-// loadedPrograms counts the BPF programs loaded on the host.
+// tuxscopePrograms are the names of every program in tuxscope's BPF
+// object, whole (from BTF) and as the kernel's 15-byte name field keeps
+// them.
+var tuxscopePrograms = func() map[string]bool {
+	names := map[string]bool{}
+	spec, err := bpf.LoadTuxscope()
+	if err != nil {
+		panic(err)
+	}
+	for name := range spec.Programs {
+		names[name], names[name[:min(len(name), 15)]] = true, true
+	}
+	return names
+}()
+
+// loadedPrograms counts tuxscope's BPF programs loaded on the host (by
+// name: other tracers may come and go meanwhile).
 func loadedPrograms(t *testing.T) int {
 	t.Helper()
 	n := 0
@@ -23,7 +41,14 @@ func loadedPrograms(t *testing.T) int {
 			return n
 		}
 		id = next
-		n++
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if info, err := p.Info(); err == nil && tuxscopePrograms[info.Name] {
+			n++
+		}
+		p.Close()
 	}
 	t.Fatal("too many programs")
 	return n
