@@ -541,6 +541,7 @@ type result struct {
 	TimeWait                     int64         // TCP sockets in TIME_WAIT when the load started (/proc/net/sockstat)
 	Messages                     []string      // the tracer's stderr, less its attached line and known noise
 	Misses                       uint64        // recursion misses of the tracer's BPF programs
+	StealPct                     float64       // CPU time the hypervisor took during the load, % (/proc/stat steal)
 	Err                          string
 }
 
@@ -832,6 +833,7 @@ func (e *env) runCell(c *cell, round int) *result {
 	exclude[lr.ServerPID] = true
 	res.OtherCPUPct = otherCPU(before, after, exclude) / (window.Seconds() * float64(runtime.NumCPU())) * 100
 	res.BusyPct = busy1.since(busy0)
+	res.StealPct = busy1.stealSince(busy0)
 	res.Load, res.LoadCPU = lr, loadCPU
 	if err != nil {
 		res.Err = err.Error()
@@ -1005,7 +1007,7 @@ func timeWaitSockets() int64 {
 }
 
 // busy is /proc/stat's first line: busy and total ticks of all CPUs.
-type busy struct{ busy, total uint64 }
+type busy struct{ busy, steal, total uint64 }
 
 func cpuBusy() busy {
 	b, err := os.ReadFile("/proc/stat")
@@ -1024,8 +1026,20 @@ func cpuBusy() busy {
 		if i != 3 && i != 4 { // idle, iowait
 			x.busy += n
 		}
+		if i == 7 {
+			x.steal = n
+		}
 	}
 	return x
+}
+
+// stealSince is the share of time the hypervisor ran something else
+// instead of this machine's CPUs, in %.
+func (b busy) stealSince(a busy) float64 {
+	if b.total <= a.total {
+		return math.NaN()
+	}
+	return float64(b.steal-a.steal) / float64(b.total-a.total) * 100
 }
 
 func (b busy) since(a busy) float64 {
@@ -1891,8 +1905,8 @@ func (r *report) markdown() string {
 
 	// Noise.
 	p("## Other load on the machine\n\n")
-	p("Other processes: CPU used by user-space processes other than the runner, the loadgen and the tracer (kernel threads left out) while each cell's load ran, in %% of all %d CPUs. Machine busy: all CPUs' busy time in that window (/proc/stat), everything included. Other tracing BPF programs: the most tracepoint, kprobe, fentry or perf-event programs not belonging to the cell's tracer seen loaded during the load (sampled every 250 ms), e.g. another tuxscope from a test run; they slow every connection. Before each cell the runner waited (up to -quiet-wait, within -quiet-budget) for other processes under %s%% and no such programs. A run during which other processes used more than %s%% or another tracing BPF program was loaded counts as disturbed and was run again, up to %d times (at most %d such re-runs in the whole run); the last attempt is the one kept, so a cell can still show a disturbed run here. Cells with much here were measured on a busy machine: their throughput and CPU figures are less trustworthy. TIME_WAIT: TCP sockets in TIME_WAIT on the host when the load started (/proc/net/sockstat), which make connect()'s port search slower as they pile up.\n\n", m.CPUs, f0(r.o.quietCPU), f0(r.o.maxOther), r.o.retries, r.o.retryBudget)
-	p("| cell | other processes %%, median (max) | machine busy %%, median | other tracing BPF programs, max (names) | started on a busy machine | disturbed runs redone | TIME_WAIT at start, median |\n|---|---|---|---|---|---|---|\n")
+	p("Other processes: CPU used by user-space processes other than the runner, the loadgen and the tracer (kernel threads left out) while each cell's load ran, in %% of all %d CPUs. Machine busy: all CPUs' busy time in that window (/proc/stat), everything included. Steal: the time the hypervisor gave this virtual machine's CPUs to something else in that window (/proc/stat `steal`), which slows everything and shows in no process. Other tracing BPF programs: the most tracepoint, kprobe, fentry or perf-event programs not belonging to the cell's tracer seen loaded during the load (sampled every 250 ms), e.g. another tuxscope from a test run; they slow every connection. Before each cell the runner waited (up to -quiet-wait, within -quiet-budget) for other processes under %s%% and no such programs. A run during which other processes used more than %s%% or another tracing BPF program was loaded counts as disturbed and was run again, up to %d times (at most %d such re-runs in the whole run); the last attempt is the one kept, so a cell can still show a disturbed run here. Cells with much here were measured on a busy machine: their throughput and CPU figures are less trustworthy. TIME_WAIT: TCP sockets in TIME_WAIT on the host when the load started (/proc/net/sockstat), which make connect()'s port search slower as they pile up.\n\n", m.CPUs, f0(r.o.quietCPU), f0(r.o.maxOther), r.o.retries, r.o.retryBudget)
+	p("| cell | other processes %%, median (max) | machine busy %%, median | steal %%, median (max) | other tracing BPF programs, max (names) | started on a busy machine | disturbed runs redone | TIME_WAIT at start, median |\n|---|---|---|---|---|---|---|---|\n")
 	for _, c := range r.cells {
 		rs := r.results[c]
 		if len(rs) == 0 {
@@ -1926,8 +1940,10 @@ func (r *report) markdown() string {
 				redone++
 			}
 		}
-		p("| %s | %s (%s) | %s | %s | %d of %d | %d | %s |\n", c.Name, f1(median(v)), f1(hi),
-			f1(median(r.vals(c, func(res *result) float64 { return res.BusyPct }))), fs, busyStarts, len(rs), redone,
+		steal := r.vals(c, func(res *result) float64 { return res.StealPct })
+		_, stealHi := minMax(steal)
+		p("| %s | %s (%s) | %s | %s (%s) | %s | %d of %d | %d | %s |\n", c.Name, f1(median(v)), f1(hi),
+			f1(median(r.vals(c, func(res *result) float64 { return res.BusyPct }))), f1(median(steal)), f1(stealHi), fs, busyStarts, len(rs), redone,
 			f0(median(r.vals(c, func(res *result) float64 { return float64(res.TimeWait) }))))
 	}
 	p("\n")
@@ -1986,7 +2002,26 @@ func (r *report) markdown() string {
 	p("## How to read these numbers\n\n")
 	p("- At max rate the loadgen keeps the machine's %d CPUs mostly busy (see \"machine busy\" above), so nearly every CPU cycle a tracer takes, in its own process or in its BPF programs, comes out of the loadgen's throughput. The BPF programs run inside the loadgen's own system calls and in the softirqs of its loopback packets, so their cost appears as the loadgen's extra CPU per connection, not in the tracer's column.\n", m.CPUs)
 	p("- The tracers do not do the same work: tuxscope writes 5 events per connection, `tcplife -D` writes 1 (the client end's close; its port filters are ANDed, so it cannot follow both ends of one port), `tcplife` without a filter writes 2 (both ends, and any other TCP connection on the host), `tcpstates -D` one per client-side state change, and bpftrace's count() writes nothing per event. The per-output-event column normalizes for that; the targets compare per connection, as the issue asks.\n")
-	p("- On this kernel tuxscope uses its tracepoint backend: besides `sock:inet_sock_set_state` (which all the peers here use too), it attaches `syscalls:sys_enter_connect`, `sys_exit_connect`, `sys_exit_accept4` and `sys_exit_accept`. Syscall tracepoints run for every connect()/accept() on the host, whatever the filter.\n")
+	var tuxProgs []string
+	for _, c := range r.cells {
+		if c.Tracer != "tuxscope" || !c.Stats {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, res := range r.results[c] {
+			for _, ps := range res.Progs {
+				if !seen[ps.Name] {
+					seen[ps.Name] = true
+					tuxProgs = append(tuxProgs, "`"+ps.Name+"`")
+				}
+			}
+		}
+		break
+	}
+	if len(tuxProgs) > 0 {
+		sort.Strings(tuxProgs)
+		p("- tuxscope's BPF programs in this run (as loaded by `tuxscope net` with its defaults on this kernel): %s. The peers here have one program each, on `sock:inet_sock_set_state`. Syscall-tracepoint programs run for every connect()/accept() on the host and cgroup programs for every packet or connect() of the processes under the cgroup they are attached to, whatever `--port` says: the port filter only decides what reaches the ring buffer.\n", strings.Join(tuxProgs, ", "))
+	}
 	p("- Lost events: tuxscope counts ring-buffer reservations that failed and reports them (table: stderr; JSON: in band; summary: its `lost` field); libbpf-tools and bpftrace report perf-buffer losses on stderr. Cells whose output goes to /dev/null in JSON mode cannot show tuxscope's in-band lost records, hence n/a there.\n")
 	p("- The machine is shared: other work running at the same time shows in \"Other load on the machine\". Medians over rounds, interleaving and the rotating order damp it but do not remove it.\n\n")
 
@@ -2162,7 +2197,7 @@ func (r *report) whereFrom(b *strings.Builder) {
 		if tuxEv < lifeEv {
 			cmp = "less"
 		}
-		p("- The tracer process: `tuxscope table` made %s write system calls and %s context switches per connection (one write per event, by design: \"nothing is held in a buffer\"), `tcplife -D port` %s writes and %s context switches (stdio-buffered output). Per output event tuxscope's process used %s CPU than tcplife's (%s vs %s µs), but it writes 5 events per connection where `tcplife -D` writes 1.\n",
+		p("- The tracer process: `tuxscope table` made %s write system calls and %s context switches per connection, `tcplife -D port` %s writes and %s context switches (its output is stdio-buffered; the tracer wakes when the kernel signals new events, so context switches count its wake-ups). Per output event tuxscope's process used %s CPU than tcplife's (%s vs %s µs), but it writes 5 events per connection where `tcplife -D` writes 1.\n",
 			f3(x), f3(med("tuxscope table", switches)), f3(med("tcplife -D port", writes)), f3(med("tcplife -D port", switches)),
 			cmp, f1(tuxEv), f1(lifeEv))
 	}
