@@ -50,6 +50,12 @@ const volatile __u8 filter_port = 0;	/* 1: only if either port is in port_filter
 const volatile __u8 want_ipv4 = 1;
 const volatile __u8 want_ipv6 = 1;
 const volatile __u32 want_types = 0xffffffff; /* bit (1 << enum event_type) */
+/* Wake-up batching: 0 wakes the reader for every event (the kernel then
+ * wakes it only when it had caught up); otherwise events are queued
+ * without a wake-up until this many bytes wait, and the reader collects
+ * them on its own timer (--max-delay). A wake-up costs the traced task an
+ * irq_work and often an IPI; batching saves most of them under load. */
+const volatile __u32 wakeup_bytes = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -113,6 +119,17 @@ static __always_inline void count_lost(void)
 
 	if (n)
 		*n += 1; /* per-CPU slot: no atomics needed */
+}
+
+/* Submit a reserved event, waking the reader only as wakeup_bytes says. */
+static __always_inline void submit(void *e)
+{
+	__u64 flags = 0;
+
+	if (wakeup_bytes)
+		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+			BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
 }
 
 /* Both ends of a connection, host byte order ports. */
@@ -208,7 +225,7 @@ static __always_inline void emit_event(const struct tuple *t, __u8 type, __u64 p
 		return;
 	if (type == EVENT_ACCEPT)
 		e->flags = FLAG_INBOUND;
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -297,7 +314,7 @@ static __always_inline void conn_outcome(struct sock *sk, __u64 key, int newstat
 			e->latency_ns = now - c->syn_ns;
 			if (newstate != TCP_ESTABLISHED) /* 0: closed before the handshake finished */
 				e->error = BPF_CORE_READ(sk, sk_err);
-			bpf_ringbuf_submit(e, 0);
+			submit(e);
 		}
 	}
 	if (newstate != TCP_ESTABLISHED)
@@ -356,7 +373,7 @@ static __always_inline void conn_closed(struct sock *sk, __u64 key, int oldstate
 	if (e->bytes_received && (BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << SOCK_DONE)))
 		e->bytes_received--;
 	e->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 out:
 	if (c)
 		bpf_map_delete_elem(&conns, &key);
@@ -429,7 +446,7 @@ static __always_inline void connect_emit_early(struct sock *sk, __u64 key, const
 	*skp = key | CONNECT_EMITTED;
 	e = reserve_event(t, EVENT_CONNECT, o);
 	if (e)
-		bpf_ringbuf_submit(e, 0);
+		submit(e);
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")
@@ -448,19 +465,14 @@ int tp_sys_exit_connect(struct syscall_exit_ctx *ctx)
 
 /* Every TCP state change, whatever the backend: the tracepoint connect
  * path's socket and tuple bookkeeping, and the lifecycle. */
-SEC("tracepoint/sock/inet_sock_set_state")
-int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+static __always_inline void state_changed(struct sock *sk, int oldstate, int newstate)
 {
-	__u64 key = (__u64)BPF_CORE_READ(ctx, skaddr);
-	struct sock *sk = (struct sock *)key;
-	int oldstate = ctx->oldstate, newstate = ctx->newstate;
+	__u64 key = (__u64)sk;
 
-	if (BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP)
-		return 0;
 	switch (oldstate) {
 	case TCP_CLOSE:
 		if (newstate == TCP_SYN_SENT) {
-			connect_syn_sent(ctx->skaddr);
+			connect_syn_sent(sk);
 			conn_connecting(key);
 		}
 		break;
@@ -482,6 +494,30 @@ int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			conn_closed(sk, key, oldstate);
 		break;
 	}
+}
+
+/* The raw tracepoint: the same hook, but no trace-buffer record is built
+ * for it, so it costs less per state change than the classic one. Its
+ * arguments are inet_sock_set_state's own (sk, oldstate, newstate). */
+SEC("raw_tp/inet_sock_set_state")
+int raw_inet_sock_set_state(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct sock *sk = (struct sock *)ctx->args[0];
+
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	state_changed(sk, (int)ctx->args[1], (int)ctx->args[2]);
+	return 0;
+}
+
+/* The classic tracepoint: --backend tracepoint's, and the fallback where
+ * the raw one cannot be attached. */
+SEC("tracepoint/sock/inet_sock_set_state")
+int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	if (BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP)
+		return 0;
+	state_changed((struct sock *)BPF_CORE_READ(ctx, skaddr), ctx->oldstate, ctx->newstate);
 	return 0;
 }
 
@@ -851,7 +887,7 @@ static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 	e->len = 0;
 	if (n > 0 && n < DNS_MAX_PAYLOAD && !bpf_skb_load_bytes(skb, payload_off, e->data, n))
 		e->len = n;
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 }
 
 SEC("cgroup_skb/egress")

@@ -117,6 +117,7 @@ const (
 	TuxscopeProgKretprobeInetCskAccept   = "kretprobe_inet_csk_accept"
 	TuxscopeProgKretprobeTcpV4Connect    = "kretprobe_tcp_v4_connect"
 	TuxscopeProgKretprobeTcpV6Connect    = "kretprobe_tcp_v6_connect"
+	TuxscopeProgRawInetSockSetState      = "raw_inet_sock_set_state"
 	TuxscopeProgTpInetSockSetState       = "tp_inet_sock_set_state"
 	TuxscopeProgTpSysEnterConnect        = "tp_sys_enter_connect"
 	TuxscopeProgTpSysExitAccept          = "tp_sys_exit_accept"
@@ -125,6 +126,7 @@ const (
 	TuxscopeVarFilterPid                 = "filter_pid"
 	TuxscopeVarFilterPort                = "filter_port"
 	TuxscopeVarUnusedDnsEvent            = "unused_dns_event"
+	TuxscopeVarWakeupBytes               = "wakeup_bytes"
 	TuxscopeVarWantIpv4                  = "want_ipv4"
 	TuxscopeVarWantIpv6                  = "want_ipv6"
 	TuxscopeVarWantTypes                 = "want_types"
@@ -187,6 +189,7 @@ type TuxscopeProgramSpecs struct {
 	KretprobeInetCskAccept   *ebpf.ProgramSpec `ebpf:"kretprobe_inet_csk_accept"`
 	KretprobeTcpV4Connect    *ebpf.ProgramSpec `ebpf:"kretprobe_tcp_v4_connect"`
 	KretprobeTcpV6Connect    *ebpf.ProgramSpec `ebpf:"kretprobe_tcp_v6_connect"`
+	RawInetSockSetState      *ebpf.ProgramSpec `ebpf:"raw_inet_sock_set_state"`
 	TpInetSockSetState       *ebpf.ProgramSpec `ebpf:"tp_inet_sock_set_state"`
 	TpSysEnterConnect        *ebpf.ProgramSpec `ebpf:"tp_sys_enter_connect"`
 	TpSysExitAccept          *ebpf.ProgramSpec `ebpf:"tp_sys_exit_accept"`
@@ -216,6 +219,7 @@ type TuxscopeVariableSpecs struct {
 	FilterPid      *ebpf.VariableSpec `ebpf:"filter_pid"`
 	FilterPort     *ebpf.VariableSpec `ebpf:"filter_port"`
 	UnusedDnsEvent *ebpf.VariableSpec `ebpf:"unused_dns_event"`
+	WakeupBytes    *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 	WantIpv4       *ebpf.VariableSpec `ebpf:"want_ipv4"`
 	WantIpv6       *ebpf.VariableSpec `ebpf:"want_ipv6"`
 	WantTypes      *ebpf.VariableSpec `ebpf:"want_types"`
@@ -273,6 +277,7 @@ type TuxscopeVariables struct {
 	FilterPid      *ebpf.Variable `ebpf:"filter_pid"`
 	FilterPort     *ebpf.Variable `ebpf:"filter_port"`
 	UnusedDnsEvent *ebpf.Variable `ebpf:"unused_dns_event"`
+	WakeupBytes    *ebpf.Variable `ebpf:"wakeup_bytes"`
 	WantIpv4       *ebpf.Variable `ebpf:"want_ipv4"`
 	WantIpv6       *ebpf.Variable `ebpf:"want_ipv6"`
 	WantTypes      *ebpf.Variable `ebpf:"want_types"`
@@ -297,6 +302,7 @@ type TuxscopePrograms struct {
 	KretprobeInetCskAccept   *ebpf.Program `ebpf:"kretprobe_inet_csk_accept"`
 	KretprobeTcpV4Connect    *ebpf.Program `ebpf:"kretprobe_tcp_v4_connect"`
 	KretprobeTcpV6Connect    *ebpf.Program `ebpf:"kretprobe_tcp_v6_connect"`
+	RawInetSockSetState      *ebpf.Program `ebpf:"raw_inet_sock_set_state"`
 	TpInetSockSetState       *ebpf.Program `ebpf:"tp_inet_sock_set_state"`
 	TpSysEnterConnect        *ebpf.Program `ebpf:"tp_sys_enter_connect"`
 	TpSysExitAccept          *ebpf.Program `ebpf:"tp_sys_exit_accept"`
@@ -321,6 +327,7 @@ func (p *TuxscopePrograms) Close() error {
 		p.KretprobeInetCskAccept,
 		p.KretprobeTcpV4Connect,
 		p.KretprobeTcpV6Connect,
+		p.RawInetSockSetState,
 		p.TpInetSockSetState,
 		p.TpSysEnterConnect,
 		p.TpSysExitAccept,

@@ -33,7 +33,16 @@ type netOptions struct {
 	Sort            summary.SortBy
 	ShowDNS         bool // --dns: show DNS responses as events
 	NoNames         bool // --no-names: no DNS capture, no hostnames
+	// MaxDelay is how long an event may wait in the kernel before it is
+	// read (the reader is then woken only when a quarter of the ring
+	// buffer is full); 0: woken for every event.
+	MaxDelay time.Duration
 }
+
+// DefaultMaxDelay is --max-delay's default: short enough to read as live,
+// long enough that under load the reader wakes a few times a second, not
+// for every event.
+const DefaultMaxDelay = 100 * time.Millisecond
 
 // errHelp means --help was asked for and usage was printed.
 var errHelp = flag.ErrHelp
@@ -70,6 +79,9 @@ Flags:
   --existing            first list the connections that already exist (type
                         existing), so their closes have context
   --buffer-size SIZE    kernel ring buffer size, a power of two (default 4M)
+  --max-delay D         longest an event waits in the kernel before it is shown
+                        (default 100ms; 0: wake tuxscope for every event, at a
+                        higher CPU cost under load)
   --backend NAME        how to hook the kernel: auto (default: per hook, the first
                         of fentry, kprobe, tracepoint that works here), fentry,
                         kprobe or tracepoint
@@ -92,8 +104,8 @@ Flags:
   --interval D          refresh every D (default 2s; seconds, or 500ms, 1m)
   --sort KEY            connections (default), bytes or failures
   --duration D          stop after D
-  --pid, --comm, --port, -4, -6, --no-names, --buffer-size, --backend, --btf:
-                        as for net
+  --pid, --comm, --port, -4, -6, --no-names, --buffer-size, --max-delay,
+  --backend, --btf:     as for net
 `
 
 // parseNetOptions parses `tuxscope net` arguments. Usage errors are
@@ -159,6 +171,8 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	fs.BoolVar(&ipv4, "4", false, "")
 	fs.BoolVar(&ipv6, "6", false, "")
 	fs.StringVar(&bufSize, "buffer-size", "4M", "")
+	opts.MaxDelay = DefaultMaxDelay
+	fs.Var(durationFlag{&opts.MaxDelay}, "max-delay", "")
 	fs.StringVar(&opts.BTFPath, "btf", "", "")
 	fs.StringVar(&backend, "backend", "auto", "")
 	fs.Var(durationFlag{&opts.Duration}, "duration", "")
@@ -195,6 +209,9 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	if opts.ShowDNS && opts.NoNames {
 		return opts, errors.New("--dns and --no-names exclude each other")
 	}
+	if opts.MaxDelay > time.Second {
+		return opts, errors.New("--max-delay must be at most 1s")
+	}
 	if opts.Top < 0 {
 		return opts, fmt.Errorf("invalid --top %d", opts.Top)
 	}
@@ -230,6 +247,7 @@ func (o *netOptions) tracerConfig() tracer.Config {
 		BTFPath:         o.BTFPath,
 		Backend:         o.Backend,
 		DNS:             !o.NoNames,
+		BatchWakeups:    o.MaxDelay > 0,
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tuxscope/tuxscope/internal/event"
 	"github.com/tuxscope/tuxscope/internal/filter"
@@ -31,7 +32,7 @@ func parse(t *testing.T, args ...string) netOptions {
 
 func TestParseDefaults(t *testing.T) {
 	opts := parse(t)
-	want := netOptions{Format: output.FormatTable, RingBufferBytes: 4 << 20, Backend: tracer.Auto, Top: 10}
+	want := netOptions{Format: output.FormatTable, RingBufferBytes: 4 << 20, Backend: tracer.Auto, Top: 10, MaxDelay: 100 * time.Millisecond}
 	if !reflect.DeepEqual(opts, want) {
 		t.Errorf("defaults = %+v, want %+v", opts, want)
 	}
@@ -186,6 +187,8 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--buffer-size", "four"}, `--buffer-size: invalid size "four"`},
 		{[]string{"--buffer-size", "99999999999999999999"}, `--buffer-size: invalid size "99999999999999999999"`},
 		{[]string{"--pid", strings.Join(tooMany, ",")}, `at most 1024 pids and 1024 ports`},
+		{[]string{"--max-delay", "2s"}, `--max-delay must be at most 1s`},
+		{[]string{"--max-delay", "-1ms"}, `invalid value "-1ms" for flag -max-delay: invalid duration "-1ms" (want seconds, or e.g. 500ms, 1m)`},
 		{[]string{"--port", strings.Join(tooMany, ",")}, `at most 1024 pids and 1024 ports`},
 	}
 	for _, tt := range tests {
@@ -239,17 +242,19 @@ func TestTracerConfig(t *testing.T) {
 		want tracer.Config
 	}{
 		// No --type: Types stays nil, which the tracer reads as all types.
-		{nil, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true}},
-		{[]string{"--type", "accept"}, tracer.Config{Types: []event.Type{event.Accept}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true}},
-		{[]string{"--type", "connect"}, tracer.Config{Types: []event.Type{event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true}},
-		{[]string{"--type", "accept,connect"}, tracer.Config{Types: []event.Type{event.Accept, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true}},
-		{[]string{"--type", "established"}, tracer.Config{Types: []event.Type{event.Established}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true}},
-		{[]string{"--type", "failed,close", "--type", "connect"}, tracer.Config{Types: []event.Type{event.Failed, event.Close, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true}},
-		{[]string{"-6"}, tracer.Config{IPv4: false, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true}},
-		{[]string{"-4"}, tracer.Config{IPv4: true, IPv6: false, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true}},
+		{nil, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
+		{[]string{"--type", "accept"}, tracer.Config{Types: []event.Type{event.Accept}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
+		{[]string{"--type", "connect"}, tracer.Config{Types: []event.Type{event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
+		{[]string{"--type", "accept,connect"}, tracer.Config{Types: []event.Type{event.Accept, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
+		{[]string{"--type", "established"}, tracer.Config{Types: []event.Type{event.Established}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
+		{[]string{"--type", "failed,close", "--type", "connect"}, tracer.Config{Types: []event.Type{event.Failed, event.Close, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
+		{[]string{"-6"}, tracer.Config{IPv4: false, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
+		{[]string{"-4"}, tracer.Config{IPv4: true, IPv6: false, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
 		{[]string{"--pid", "7,8", "--port", "443", "--comm", "curl", "--buffer-size", "64K", "--btf", "/b", "--format", "json", "--backend", "kprobe"},
-			tracer.Config{PIDs: []uint32{7, 8}, Ports: []uint16{443}, IPv4: true, IPv6: true, RingBufferBytes: 65536, BTFPath: "/b", Backend: tracer.Kprobe, DNS: true}},
-		{[]string{"--no-names"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto}},
+			tracer.Config{PIDs: []uint32{7, 8}, Ports: []uint16{443}, IPv4: true, IPv6: true, RingBufferBytes: 65536, BTFPath: "/b", Backend: tracer.Kprobe, DNS: true, BatchWakeups: true}},
+		{[]string{"--max-delay", "0"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true}},
+		{[]string{"--max-delay", "250ms"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
+		{[]string{"--no-names"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, BatchWakeups: true}},
 	}
 	for _, tt := range tests {
 		opts := parse(t, tt.args...)

@@ -199,34 +199,53 @@ const lostCheckInterval = time.Second
 // flush is called whenever the ring buffer has been drained.
 func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink output.Sink, flush func() error, stderr io.Writer) error {
 	var (
-		rec       ringbuf.Record
-		ev        event.Event
-		clock     = event.NewClock()
-		names     = dns.NewTracker()
-		lostSeen  uint64
-		malformed uint64
+		rec         ringbuf.Record
+		ev          event.Event
+		clock       = event.NewClock()
+		names       = dns.NewTracker()
+		lostSeen    uint64
+		skippedSeen uint64
+		malformed   uint64
 	)
 	reportLost := func() error {
 		n, err := tr.Lost()
 		if err != nil {
 			return err
 		}
-		if n <= lostSeen {
-			return nil
+		if n > lostSeen {
+			delta := n - lostSeen
+			lostSeen = n
+			if err := sink.Lost(delta, output.RingBufferFull, time.Now()); err != nil {
+				return err
+			}
 		}
-		delta := n - lostSeen
-		lostSeen = n
-		return sink.Lost(delta, time.Now())
+		if n, err = tr.Skipped(); err != nil {
+			return err
+		}
+		if n > skippedSeen {
+			delta := n - skippedSeen
+			skippedSeen = n
+			return sink.Lost(delta, output.HookSkipped, time.Now())
+		}
+		return nil
 	}
 	// The lost counter is read when the ring buffer stays empty until the
 	// deadline, and checked every 256 events under sustained load, so drops
-	// are reported within about a second either way.
+	// are reported within about a second either way. With --max-delay the
+	// kernel does not wake us for each event: the read deadline is also
+	// our timer for collecting what it queued.
 	every := lostCheckInterval
 	if tk, ok := sink.(ticker); ok && tk.Interval() > 0 {
 		every = min(every, tk.Interval())
 	}
 	next := time.Now().Add(every)
-	tr.SetDeadline(next)
+	deadline := func(now time.Time) time.Time {
+		if opts.MaxDelay > 0 {
+			return minTime(next, now.Add(opts.MaxDelay))
+		}
+		return next
+	}
+	tr.SetDeadline(deadline(time.Now()))
 	for n := uint(1); ; n++ {
 		if tr.Pending() == 0 { // caught up: show what we have before waiting
 			if err := flush(); err != nil {
@@ -252,7 +271,8 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 			return fmt.Errorf("reading the ring buffer: %w", err)
 		}
 		if idle || n%256 == 0 {
-			if now := time.Now(); !now.Before(next) {
+			now := time.Now()
+			if !now.Before(next) {
 				if err := reportLost(); err != nil {
 					return err
 				}
@@ -262,9 +282,10 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 					}
 				}
 				next = now.Add(every)
-				tr.SetDeadline(next)
+				tr.SetDeadline(deadline(now))
 			}
 			if idle {
+				tr.SetDeadline(deadline(now))
 				continue
 			}
 		}
@@ -300,6 +321,13 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 
 // exitWith ends the run on err: quietly when stdout's reader went away
 // (tuxscope net | head), with a one-line message otherwise.
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 func exitWith(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, syscall.EPIPE) {
 		return exitOK

@@ -14,8 +14,28 @@ type Sink interface {
 	// Start is called once the tracer is attached, before any event.
 	Start() error
 	Event(e *event.Event) error
-	// Lost reports n events the kernel had to drop since the last report.
-	Lost(n uint64, at time.Time) error
+	// Lost reports n events lost since the last report, and why.
+	Lost(n uint64, why Loss, at time.Time) error
+}
+
+// Loss says why events were lost.
+type Loss uint8
+
+const (
+	// RingBufferFull: the kernel side could not queue n events.
+	RingBufferFull Loss = iota
+	// HookSkipped: the kernel skipped tuxscope's programs n times because
+	// another BPF program was running on that CPU (the programs' recursion
+	// misses); each skip may have cost an event, so up to n are missing.
+	HookSkipped
+)
+
+// Key is the loss's "reason" in JSON.
+func (l Loss) Key() string {
+	if l == HookSkipped {
+		return "hook_skipped"
+	}
+	return "ring_buffer_full"
 }
 
 // Format names an output format.
@@ -112,8 +132,13 @@ func (t *Table) Event(e *event.Event) error {
 	return err
 }
 
-func (t *Table) Lost(n uint64, _ time.Time) error {
-	_, err := fmt.Fprintf(t.diag, "tuxscope: lost %d events: the ring buffer was full (try a larger --buffer-size)\n", n)
+func (t *Table) Lost(n uint64, why Loss, _ time.Time) error {
+	var err error
+	if why == HookSkipped {
+		_, err = fmt.Fprintf(t.diag, "tuxscope: up to %d events missing: the kernel skipped tuxscope's programs %d times (another BPF program was running on that CPU)\n", n, n)
+	} else {
+		_, err = fmt.Fprintf(t.diag, "tuxscope: lost %d events: the ring buffer was full (try a larger --buffer-size)\n", n)
+	}
 	return err
 }
 
@@ -264,13 +289,15 @@ func appendLifecycleJSON(b []byte, e *event.Event) []byte {
 	return b
 }
 
-func (j *JSON) Lost(n uint64, at time.Time) error {
+func (j *JSON) Lost(n uint64, why Loss, at time.Time) error {
 	b := j.buf[:0]
 	b = append(b, `{"time":"`...)
 	b = at.AppendFormat(b, timeLayout)
 	b = append(b, `","event_type":"lost","count":`...)
 	b = strconv.AppendUint(b, n, 10)
-	b = append(b, "}\n"...)
+	b = append(b, `,"reason":"`...)
+	b = append(b, why.Key()...)
+	b = append(b, "\"}\n"...)
 	j.buf = b
 	_, err := j.w.Write(b)
 	return err

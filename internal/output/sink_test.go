@@ -226,7 +226,7 @@ func TestTableHostileComm(t *testing.T) {
 func TestTableLostGoesToDiag(t *testing.T) {
 	var out, diag bytes.Buffer
 	s := New(FormatTable, &out, &diag)
-	if err := s.Lost(17, fixedTime); err != nil {
+	if err := s.Lost(17, RingBufferFull, fixedTime); err != nil {
 		t.Fatal(err)
 	}
 	if out.Len() != 0 {
@@ -412,6 +412,24 @@ func TestJSONHostileComm(t *testing.T) {
 	}
 }
 
+func TestLostSkipped(t *testing.T) {
+	var out, diag bytes.Buffer
+	if err := New(FormatTable, &out, &diag).Lost(3, HookSkipped, fixedTime); err != nil {
+		t.Fatal(err)
+	}
+	if want := "tuxscope: up to 3 events missing: the kernel skipped tuxscope's programs 3 times (another BPF program was running on that CPU)\n"; diag.String() != want || out.Len() != 0 {
+		t.Errorf("table: stdout %q, stderr %q, want stderr %q", out.String(), diag.String(), want)
+	}
+	out.Reset()
+	diag.Reset()
+	if err := New(FormatJSON, &out, &diag).Lost(3, HookSkipped, fixedTime); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"time":"2024-05-06T07:08:09.123456789Z","event_type":"lost","count":3,"reason":"hook_skipped"}` + "\n"; out.String() != want || diag.Len() != 0 {
+		t.Errorf("json: stdout %q, stderr %q, want stdout %q", out.String(), diag.String(), want)
+	}
+}
+
 func TestJSONLost(t *testing.T) {
 	var out, diag bytes.Buffer
 	s := New(FormatJSON, &out, &diag)
@@ -419,10 +437,10 @@ func TestJSONLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	if err := s.Lost(1234, fixedTime); err != nil {
+	if err := s.Lost(1234, RingBufferFull, fixedTime); err != nil {
 		t.Fatal(err)
 	}
-	if want := `{"time":"2024-05-06T07:08:09.123456789Z","event_type":"lost","count":1234}` + "\n"; out.String() != want {
+	if want := `{"time":"2024-05-06T07:08:09.123456789Z","event_type":"lost","count":1234,"reason":"ring_buffer_full"}` + "\n"; out.String() != want {
 		t.Errorf("lost line %q, want %q", out.String(), want)
 	}
 	if diag.Len() != 0 {
@@ -481,7 +499,7 @@ func TestWriteErrorsReturned(t *testing.T) {
 		if err := s.Event(v4Connect()); !errors.Is(err, boom) {
 			t.Errorf("%s Event: err = %v, want boom", f, err)
 		}
-		if err := s.Lost(1, fixedTime); !errors.Is(err, boom) {
+		if err := s.Lost(1, RingBufferFull, fixedTime); !errors.Is(err, boom) {
 			t.Errorf("%s Lost: err = %v, want boom", f, err)
 		}
 	}

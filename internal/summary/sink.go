@@ -42,7 +42,7 @@ func (s *Sink) Event(e *event.Event) error {
 }
 
 // Lost counts dropped events into the current period.
-func (s *Sink) Lost(n uint64, _ time.Time) error {
+func (s *Sink) Lost(n uint64, _ output.Loss, _ time.Time) error {
 	s.agg.AddLost(n)
 	return nil
 }

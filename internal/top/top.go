@@ -11,6 +11,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/tuxscope/tuxscope/internal/event"
+	"github.com/tuxscope/tuxscope/internal/output"
 	"github.com/tuxscope/tuxscope/internal/summary"
 )
 
@@ -33,7 +34,7 @@ func (f *Feed) Event(e *event.Event) error {
 	return nil
 }
 
-func (f *Feed) Lost(n uint64, _ time.Time) error {
+func (f *Feed) Lost(n uint64, _ output.Loss, _ time.Time) error {
 	f.mu.Lock()
 	f.agg.AddLost(n)
 	f.mu.Unlock()

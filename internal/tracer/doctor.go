@@ -126,7 +126,7 @@ func Doctor(btfPath string) *Report {
 		return notChecked(err.Error())
 	}
 	defer l.close()
-	r.State = l.check(PointState, Tracepoint)
+	r.State = l.checkState()
 	r.DNS = l.check(PointDNS, Cgroup)
 	auto := map[HookPoint]Backend{}
 	for _, b := range Backends {
@@ -200,6 +200,22 @@ func acceptSignature(kernel *btf.Spec) string {
 	default:
 		return "(sk, arg): Linux 6.10 and later"
 	}
+}
+
+// checkState says which forms of the state tracepoint work here: the raw
+// one (auto, fentry, kprobe prefer it) and the classic one (--backend
+// tracepoint's, and everyone's fallback).
+func (l *loader) checkState() Check {
+	raw, classic := l.check(PointState, RawTracepoint), l.check(PointState, Tracepoint)
+	switch {
+	case raw.OK && classic.OK:
+		return Check{OK: true, Detail: raw.Detail + "; " + classic.Detail + " with --backend tracepoint"}
+	case raw.OK:
+		return Check{OK: true, Detail: raw.Detail + "; not the classic tracepoint (--backend tracepoint): " + classic.Detail}
+	case classic.OK:
+		return Check{OK: true, Detail: classic.Detail + "; raw tracepoint: " + raw.Detail}
+	}
+	return Check{Detail: "raw tracepoint: " + raw.Detail + "; tracepoint: " + classic.Detail}
 }
 
 // check tries a hook point with one backend, then removes it.

@@ -27,6 +27,11 @@ const (
 // Cgroup is not a backend one chooses: the DNS hook point's cgroup hooks.
 const Cgroup Backend = "cgroup"
 
+// RawTracepoint is not a backend one chooses either: the state hook
+// point's raw tracepoint, which every backend but Tracepoint prefers to
+// the classic tracepoint for it.
+const RawTracepoint Backend = "raw_tracepoint"
+
 // Backends in auto's order of preference: cheapest first.
 var Backends = []Backend{Fentry, Kprobe, Tracepoint}
 
@@ -46,6 +51,7 @@ const (
 	kindKprobe     hookKind = "kprobe"
 	kindKretprobe  hookKind = "kretprobe"
 	kindTracepoint hookKind = "tracepoint"
+	kindRawTP      hookKind = "raw_tracepoint"
 	kindCgroup     hookKind = "cgroup"
 )
 
@@ -77,6 +83,8 @@ func (h hook) attach(prog *ebpf.Program) (link.Link, error) {
 	case kindTracepoint:
 		group, name, _ := strings.Cut(h.target, ":")
 		l, err = link.Tracepoint(group, name, prog, nil)
+	case kindRawTP:
+		l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: h.target, Program: prog})
 	case kindCgroup:
 		var root string
 		if root, err = cgroup2Root(); err == nil {
@@ -134,7 +142,9 @@ const (
 	// PointState follows TCP state changes (a connect's outcome, closes).
 	// Every backend uses the stable sock:inet_sock_set_state tracepoint
 	// for it: it fires where the kernel changes state, on every kernel
-	// since 4.16, at about the cost of a function hook.
+	// since 4.16. Its raw form is cheaper (no trace record is built for
+	// the program), the classic form is --backend tracepoint's: see
+	// stateBackends.
 	PointState HookPoint = "state"
 )
 
@@ -189,7 +199,8 @@ func implementations(p HookPoint, kernel *btf.Spec) map[Backend]implementation {
 		}}}
 	case PointState:
 		return map[Backend]implementation{
-			Tracepoint: {hooks: []hook{tp(bpf.TuxscopeProgTpInetSockSetState, "sock:inet_sock_set_state")}},
+			RawTracepoint: {hooks: []hook{{prog: bpf.TuxscopeProgRawInetSockSetState, kind: kindRawTP, target: "inet_sock_set_state"}}},
+			Tracepoint:    {hooks: []hook{tp(bpf.TuxscopeProgTpInetSockSetState, "sock:inet_sock_set_state")}},
 		}
 	case PointAccept:
 		fexit := implementation{}
@@ -213,6 +224,18 @@ func implementations(p HookPoint, kernel *btf.Spec) map[Backend]implementation {
 		}
 	}
 	return nil
+}
+
+// stateBackends are the ways PointState is tried, best first, for the
+// backend chosen for the other points: --backend tracepoint means classic
+// tracepoints throughout (the most portable set); the others prefer the
+// raw tracepoint, which skips building a trace record for each state
+// change.
+func stateBackends(b Backend) []Backend {
+	if b == Tracepoint {
+		return []Backend{Tracepoint}
+	}
+	return []Backend{RawTracepoint, Tracepoint}
 }
 
 // fexitAcceptProgram picks the fexit program that matches the running

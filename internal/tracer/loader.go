@@ -125,6 +125,20 @@ func (l *loader) attachPoint(p HookPoint, want Backend) (*attachedPoint, error) 
 	return nil, fmt.Errorf("no backend can trace %ss on this kernel (%s)", p, strings.Join(reasons, "; "))
 }
 
+// attachState attaches PointState the first of stateBackends(b) ways
+// that works.
+func (l *loader) attachState(b Backend) (*attachedPoint, error) {
+	var reasons []string
+	for _, sb := range stateBackends(b) {
+		ap, err := l.try(PointState, sb)
+		if err == nil {
+			return ap, nil
+		}
+		reasons = append(reasons, fmt.Sprintf("%s: %v", sb, err))
+	}
+	return nil, fmt.Errorf("cannot follow TCP state changes (%s)", strings.Join(reasons, "; "))
+}
+
 // try loads and attaches backend b's programs for point p, all or nothing.
 func (l *loader) try(p HookPoint, b Backend) (_ *attachedPoint, err error) {
 	impl := implementations(p, l.kernel)[b]

@@ -37,6 +37,11 @@ type Config struct {
 	BTFPath         string       // kernel BTF; "": KernelBTFPath
 	Backend         Backend      // "" or Auto: the best that works, per hook point
 	DNS             bool         // capture DNS messages (names for addresses, --dns)
+	// BatchWakeups: queue events without waking the reader until a quarter
+	// of the ring buffer is full; the reader then collects them on its own
+	// timer (a read deadline). Otherwise the reader is woken whenever an
+	// event arrives while it waits.
+	BatchWakeups bool
 }
 
 func (c *Config) wantsType(t event.Type) bool {
@@ -127,9 +132,9 @@ func Open(cfg Config) (_ *Tracer, err error) {
 		t.points = append(t.points, ap)
 	}
 	// State changes: always, for every backend (see PointState).
-	ap, err := l.try(PointState, Tracepoint)
+	ap, err := l.attachState(backend)
 	if err != nil {
-		return nil, fmt.Errorf("cannot follow TCP state changes: %v", err)
+		return nil, err
 	}
 	t.points = append(t.points, ap)
 	if cfg.DNS {
@@ -191,6 +196,27 @@ func (t *Tracer) Lost() (uint64, error) {
 	var n uint64
 	for _, v := range perCPU {
 		n += v
+	}
+	return n, nil
+}
+
+// Skipped is how many times the kernel skipped one of tuxscope's attached
+// programs since it was loaded because another BPF program was running on
+// that CPU (their recursion misses; Linux 5.12+, 0 before). Each skip may
+// have cost an event, and nothing else would say so.
+func (t *Tracer) Skipped() (uint64, error) {
+	var n uint64
+	for _, ap := range t.points {
+		if ap.coll == nil {
+			continue
+		}
+		for name, p := range ap.coll.Programs {
+			st, err := p.Stats()
+			if err != nil {
+				return 0, fmt.Errorf("reading %s's statistics: %w", name, err)
+			}
+			n += st.RecursionMisses
+		}
 	}
 	return n, nil
 }
@@ -263,6 +289,11 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 		return err
 	}
 	spec.Maps[bpf.TuxscopeMapEvents].MaxEntries = uint32(size)
+	if cfg.BatchWakeups {
+		if err := spec.Variables[bpf.TuxscopeVarWakeupBytes].Set(uint32(size / 4)); err != nil {
+			return fmt.Errorf("setting wakeup_bytes: %w", err)
+		}
+	}
 	// bpf2go's -type keeps struct event in the map's BTF; the kernel wants
 	// no value type on a ring buffer.
 	spec.Maps[bpf.TuxscopeMapEvents].Value = nil
