@@ -60,7 +60,12 @@ func TestSignalsDetachEverything(t *testing.T) {
 	requireRoot(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
+			// A tracer an earlier test stopped may still be unloading.
 			before := loadedPrograms(t)
+			for deadline := time.Now().Add(5 * time.Second); before > 0 && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond)
+				before = loadedPrograms(t)
+			}
 			tr := startTracer(t)
 			var hooks int
 			attached := tr.stderrText()

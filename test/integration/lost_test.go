@@ -77,8 +77,8 @@ func TestLostEventsAreReported(t *testing.T) {
 			}
 			switch ev.EventType {
 			case "lost":
-				if line != fmt.Sprintf(`{"time":"%s","event_type":"lost","count":%d}`, ev.Time, ev.Count) {
-					t.Errorf("lost record %q has unexpected keys", line)
+				if line != fmt.Sprintf(`{"time":"%s","event_type":"lost","count":%d,"reason":"ring_buffer_full"}`, ev.Time, ev.Count) {
+					t.Errorf("lost record %q has unexpected keys or reason", line)
 				}
 				lost += int(ev.Count)
 				lostRecords++
