@@ -804,43 +804,54 @@ int dns_sendmsg6(struct bpf_sock_addr *ctx)
 static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 {
 	__u32 l4off, payload_off, len, n;
-	__u8 proto, l4[20];
+	__u8 proto, hdr[40], ports[4], tcpoff;
 	__u16 sport, dport, port, family;
 	__u8 saddr[16] = {}, daddr[16] = {};
 	struct dns_owner *o;
 	struct dns_event *e;
 	__u64 cookie;
 
+	/* Every packet of every socket passes here: decide on the ports with
+	 * as few loads as possible, and read the rest only for DNS. */
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		__u8 vihl;
-
-		if (bpf_skb_load_bytes(skb, 0, &vihl, 1) || bpf_skb_load_bytes(skb, 9, &proto, 1))
+		if (bpf_skb_load_bytes(skb, 0, hdr, 20))
 			return;
-		l4off = (vihl & 0xf) * 4;
+		proto = hdr[9];
+		l4off = (hdr[0] & 0xf) * 4;
 		family = AF_INET;
-		if (bpf_skb_load_bytes(skb, 12, saddr, 4) || bpf_skb_load_bytes(skb, 16, daddr, 4))
-			return;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		/* No extension headers: DNS packets carry none in practice. */
-		if (bpf_skb_load_bytes(skb, 6, &proto, 1))
+		if (bpf_skb_load_bytes(skb, 0, hdr, 40))
 			return;
+		proto = hdr[6];
 		l4off = 40;
 		family = AF_INET6;
-		if (bpf_skb_load_bytes(skb, 8, saddr, 16) || bpf_skb_load_bytes(skb, 24, daddr, 16))
-			return;
 	} else {
 		return;
 	}
 	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
 		return;
-	if (bpf_skb_load_bytes(skb, l4off, l4, proto == IPPROTO_TCP ? 20 : 8))
+	if (bpf_skb_load_bytes(skb, l4off, ports, sizeof(ports)))
 		return;
-	sport = (l4[0] << 8) | l4[1];
-	dport = (l4[2] << 8) | l4[3];
+	sport = (ports[0] << 8) | ports[1];
+	dport = (ports[2] << 8) | ports[3];
 	port = direction == DNS_QUERY ? dport : sport;
 	if (port != DNS_PORT)
 		return;
-	payload_off = l4off + (proto == IPPROTO_TCP ? (l4[12] >> 4) * 4 : 8);
+	if (family == AF_INET) {
+		__builtin_memcpy(saddr, hdr + 12, 4);
+		__builtin_memcpy(daddr, hdr + 16, 4);
+	} else {
+		__builtin_memcpy(saddr, hdr + 8, 16);
+		__builtin_memcpy(daddr, hdr + 24, 16);
+	}
+	if (proto == IPPROTO_TCP) {
+		if (bpf_skb_load_bytes(skb, l4off + 12, &tcpoff, 1))
+			return;
+		payload_off = l4off + (tcpoff >> 4) * 4;
+	} else {
+		payload_off = l4off + 8;
+	}
 	if (skb->len <= payload_off)
 		return; /* a bare TCP ACK, SYN or FIN */
 	len = skb->len - payload_off;

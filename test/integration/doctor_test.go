@@ -10,6 +10,8 @@ import (
 type doctorReport struct {
 	Kernel   string            `json:"kernel"`
 	BTF      struct{ OK bool } `json:"btf"`
+	State    doctorCheck       `json:"state_tracepoint"`
+	DNS      doctorCheck       `json:"dns_cgroup_hooks"`
 	Backends []struct {
 		Backend string `json:"backend"`
 		Points  []struct {
@@ -23,6 +25,11 @@ type doctorReport struct {
 		Point   string `json:"point"`
 		Backend string `json:"backend"`
 	} `json:"auto"`
+}
+
+type doctorCheck struct {
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
 }
 
 func runDoctor(t *testing.T) doctorReport {
@@ -48,6 +55,15 @@ func TestDoctorTellsTheTruth(t *testing.T) {
 	if !r.BTF.OK || len(r.Backends) != 3 || len(r.Auto) != 2 {
 		t.Fatalf("incomplete report: %+v", r)
 	}
+	// Every kernel tuxscope supports has the raw and the classic form of
+	// the state tracepoint, and the DNS cgroup hooks must load (a verifier
+	// that rejects them would otherwise only cost the names, quietly).
+	if !r.State.OK || !strings.HasPrefix(r.State.Detail, "raw_tracepoint:inet_sock_set_state; tracepoint:sock:inet_sock_set_state") {
+		t.Errorf("state: %+v, want both the raw and the classic tracepoint", r.State)
+	}
+	if !r.DNS.OK && !strings.Contains(r.DNS.Detail, "no cgroup v2 hierarchy") {
+		t.Errorf("DNS hooks: %+v", r.DNS)
+	}
 	wantAuto := map[string]string{}
 	for _, b := range r.Backends {
 		works := true
@@ -70,7 +86,10 @@ func TestDoctorTellsTheTruth(t *testing.T) {
 			waitUntil(t, b.Backend+" to attach", func() bool { return strings.Contains(stderr.String(), "attached") })
 			cmd.Process.Kill()
 			cmd.Wait()
-			want := "connect: " + b.Backend + ", accept: " + b.Backend
+			want := "connect: " + b.Backend + ", accept: " + b.Backend + ", state: raw_tracepoint"
+			if b.Backend == "tracepoint" {
+				want = "connect: tracepoint, accept: tracepoint, state: tracepoint"
+			}
 			if !strings.Contains(stderr.String(), want) {
 				t.Errorf("doctor says %s works, but --backend %s printed %q", b.Backend, b.Backend, stderr.String())
 			}

@@ -14,9 +14,16 @@ import (
 // With a one-page ring buffer and a reader that stops reading, most of a
 // burst cannot be queued: the drops are counted in the kernel and reported
 // in band, and events printed plus events reported lost add up exactly to
-// what the test did.
+// what the test did. Both with batched wake-ups (the default) and with a
+// wake-up for every event (--max-delay 0).
 func TestLostEventsAreReported(t *testing.T) {
 	requireRoot(t)
+	for _, maxDelay := range []string{"100ms", "0"} {
+		t.Run("max-delay="+maxDelay, func(t *testing.T) { testLostEvents(t, maxDelay) })
+	}
+}
+
+func testLostEvents(t *testing.T, maxDelay string) {
 	const conns = 2000
 
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -35,7 +42,7 @@ func TestLostEventsAreReported(t *testing.T) {
 		}
 	}()
 
-	cmd := netCommand("--format", "json", "--type", "connect,accept", "--buffer-size", "4096", "--port", fmt.Sprint(port))
+	cmd := netCommand("--format", "json", "--type", "connect,accept", "--buffer-size", "4096", "--max-delay", maxDelay, "--port", fmt.Sprint(port))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +65,7 @@ func TestLostEventsAreReported(t *testing.T) {
 		c.Close()
 	}
 
-	var events, lost, lostRecords int
+	var events, lost, lostRecords, skipped int
 	lines := make(chan string)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -67,8 +74,16 @@ func TestLostEventsAreReported(t *testing.T) {
 		}
 		close(lines)
 	}()
+	// Runs of our programs the kernel skipped (another BPF program was
+	// running on that CPU; frequent in TCG guests) are reported as "up to
+	// N missing": then the count may come short by at most that much, and
+	// we wait for output to go quiet instead of for the exact total.
 	timeout := time.After(20 * time.Second)
 	for events+lost < 2*conns {
+		quiet := make(<-chan time.Time)
+		if skipped > 0 && events+lost >= 2*conns-skipped {
+			quiet = time.After(2 * time.Second)
+		}
 		select {
 		case line := <-lines:
 			var ev jsonEvent
@@ -77,25 +92,33 @@ func TestLostEventsAreReported(t *testing.T) {
 			}
 			switch ev.EventType {
 			case "lost":
-				if line != fmt.Sprintf(`{"time":"%s","event_type":"lost","count":%d,"reason":"ring_buffer_full"}`, ev.Time, ev.Count) {
+				switch line {
+				case fmt.Sprintf(`{"time":"%s","event_type":"lost","count":%d,"reason":"ring_buffer_full"}`, ev.Time, ev.Count):
+					lost += int(ev.Count)
+					lostRecords++
+				case fmt.Sprintf(`{"time":"%s","event_type":"lost","count":%d,"reason":"hook_skipped"}`, ev.Time, ev.Count):
+					skipped += int(ev.Count)
+				default:
 					t.Errorf("lost record %q has unexpected keys or reason", line)
 				}
-				lost += int(ev.Count)
-				lostRecords++
 			case "connect", "accept":
 				events++
 			default:
 				t.Errorf("unexpected event %q", line)
 			}
+		case <-quiet:
+			t.Logf("%d skipped runs reported; output quiet", skipped)
+			goto done
 		case <-timeout:
-			t.Fatalf("after 20s: %d events + %d lost, want %d in all", events, lost, 2*conns)
+			t.Fatalf("after 20s: %d events + %d lost (and %d skipped runs), want %d in all", events, lost, skipped, 2*conns)
 		}
 	}
-	if events+lost != 2*conns {
-		t.Errorf("%d events + %d lost = %d, want %d", events, lost, events+lost, 2*conns)
+done:
+	if events+lost > 2*conns || events+lost < 2*conns-skipped {
+		t.Errorf("%d events + %d lost = %d, want %d (%d skipped runs reported)", events, lost, events+lost, 2*conns, skipped)
 	}
 	if lost == 0 || lostRecords == 0 {
 		t.Errorf("no lost events reported (%d events)", events)
 	}
-	t.Logf("%d events printed, %d reported lost in %d records", events, lost, lostRecords)
+	t.Logf("%d events printed, %d reported lost in %d records, %d skipped runs", events, lost, lostRecords, skipped)
 }
