@@ -890,13 +890,17 @@ static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 		__builtin_memcpy(e->comm, o->owner.comm, sizeof(e->comm));
 	}
 	e->total_len = len;
-	/* Older verifiers want the length provably in [1, size]: bound it
-	 * with explicit checks right before the call. */
+	/* Older verifiers want the length provably in [1, size], and do not
+	 * follow clang's folded range checks: after the cap (len >= 1 here),
+	 * hide n's range from clang and bound it with a mask, which every
+	 * verifier tracks: ((n - 1) & 2047) + 1 is n itself for n in [1, 2047]. */
 	n = len;
 	if (n > DNS_MAX_PAYLOAD - 1)
 		n = DNS_MAX_PAYLOAD - 1;
+	barrier_var(n);
+	n = ((n - 1) & (DNS_MAX_PAYLOAD - 1)) + 1;
 	e->len = 0;
-	if (n > 0 && n < DNS_MAX_PAYLOAD && !bpf_skb_load_bytes(skb, payload_off, e->data, n))
+	if (!bpf_skb_load_bytes(skb, payload_off, e->data, n))
 		e->len = n;
 	submit(e);
 }
