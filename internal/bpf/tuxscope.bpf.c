@@ -463,6 +463,12 @@ int tp_sys_exit_connect(struct syscall_exit_ctx *ctx)
 	return 0;
 }
 
+/* The only new states state_changed acts on. */
+static __always_inline bool state_wanted(int newstate)
+{
+	return newstate == TCP_SYN_SENT || newstate == TCP_ESTABLISHED || newstate == TCP_CLOSE;
+}
+
 /* Every TCP state change, whatever the backend: the tracepoint connect
  * path's socket and tuple bookkeeping, and the lifecycle. */
 static __always_inline void state_changed(struct sock *sk, int oldstate, int newstate)
@@ -503,10 +509,13 @@ SEC("raw_tp/inet_sock_set_state")
 int raw_inet_sock_set_state(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct sock *sk = (struct sock *)ctx->args[0];
+	int newstate = (int)ctx->args[2];
 
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	/* About half of a connection's changes (FIN_WAIT1, CLOSE_WAIT, ...)
+	 * matter to no one: skip them before reading the socket. */
+	if (!state_wanted(newstate) || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
-	state_changed(sk, (int)ctx->args[1], (int)ctx->args[2]);
+	state_changed(sk, (int)ctx->args[1], newstate);
 	return 0;
 }
 
@@ -515,7 +524,7 @@ int raw_inet_sock_set_state(struct bpf_raw_tracepoint_args *ctx)
 SEC("tracepoint/sock/inet_sock_set_state")
 int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 {
-	if (BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP)
+	if (!state_wanted(ctx->newstate) || BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP)
 		return 0;
 	state_changed((struct sock *)BPF_CORE_READ(ctx, skaddr), ctx->oldstate, ctx->newstate);
 	return 0;

@@ -319,8 +319,6 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 	}
 }
 
-// exitWith ends the run on err: quietly when stdout's reader went away
-// (tuxscope net | head), with a one-line message otherwise.
 func minTime(a, b time.Time) time.Time {
 	if a.Before(b) {
 		return a
@@ -328,6 +326,8 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
+// exitWith ends the run on err: quietly when stdout's reader went away
+// (tuxscope net | head), with a one-line message otherwise.
 func exitWith(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, syscall.EPIPE) {
 		return exitOK
