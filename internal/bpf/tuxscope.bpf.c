@@ -121,14 +121,33 @@ static __always_inline void count_lost(void)
 		*n += 1; /* per-CPU slot: no atomics needed */
 }
 
-/* Submit a reserved event, waking the reader only as wakeup_bytes says. */
+/* With wake-up batching, the reader sets this to 1 when it found nothing
+ * for a while and goes to sleep without a short timer: the next event
+ * wakes it (and clears it), so an idle tuxscope does not poll. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} reader_idle SEC(".maps");
+
+/* Submit a reserved event, waking the reader only as wakeup_bytes and
+ * reader_idle say. */
 static __always_inline void submit(void *e)
 {
+	__u32 zero = 0, *idle;
 	__u64 flags = 0;
 
-	if (wakeup_bytes)
-		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
-			BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (wakeup_bytes) {
+		idle = bpf_map_lookup_elem(&reader_idle, &zero);
+		if (idle && *idle) {
+			*idle = 0;
+			flags = BPF_RB_FORCE_WAKEUP;
+		} else {
+			flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+				BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+		}
+	}
 	bpf_ringbuf_submit(e, flags);
 }
 

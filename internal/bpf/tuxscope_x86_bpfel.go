@@ -102,6 +102,7 @@ const (
 	TuxscopeMapLost                      = "lost"
 	TuxscopeMapPidFilter                 = "pid_filter"
 	TuxscopeMapPortFilter                = "port_filter"
+	TuxscopeMapReaderIdle                = "reader_idle"
 	TuxscopeProgDnsConnect4              = "dns_connect4"
 	TuxscopeProgDnsConnect6              = "dns_connect6"
 	TuxscopeProgDnsEgress                = "dns_egress"
@@ -210,6 +211,7 @@ type TuxscopeMapSpecs struct {
 	Lost            *ebpf.MapSpec `ebpf:"lost"`
 	PidFilter       *ebpf.MapSpec `ebpf:"pid_filter"`
 	PortFilter      *ebpf.MapSpec `ebpf:"port_filter"`
+	ReaderIdle      *ebpf.MapSpec `ebpf:"reader_idle"`
 }
 
 // TuxscopeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -254,6 +256,7 @@ type TuxscopeMaps struct {
 	Lost            *ebpf.Map `ebpf:"lost"`
 	PidFilter       *ebpf.Map `ebpf:"pid_filter"`
 	PortFilter      *ebpf.Map `ebpf:"port_filter"`
+	ReaderIdle      *ebpf.Map `ebpf:"reader_idle"`
 }
 
 func (m *TuxscopeMaps) Close() error {
@@ -267,6 +270,7 @@ func (m *TuxscopeMaps) Close() error {
 		m.Lost,
 		m.PidFilter,
 		m.PortFilter,
+		m.ReaderIdle,
 	)
 }
 

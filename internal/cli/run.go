@@ -245,6 +245,11 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 		}
 		return next
 	}
+	// got: records were read since the last deadline. armed: nothing came
+	// for a whole --max-delay, so the kernel was asked to wake us for the
+	// next event and we sleep until then (or the next tick) instead of
+	// polling an idle ring buffer.
+	var got, armed bool
 	tr.SetDeadline(deadline(time.Now()))
 	for n := uint(1); ; n++ {
 		if tr.Pending() == 0 { // caught up: show what we have before waiting
@@ -270,6 +275,13 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 		default:
 			return fmt.Errorf("reading the ring buffer: %w", err)
 		}
+		if !idle {
+			got = true
+			if armed {
+				armed = false
+				tr.SetDeadline(deadline(time.Now()))
+			}
+		}
 		if idle || n%256 == 0 {
 			now := time.Now()
 			if !now.Before(next) {
@@ -285,7 +297,21 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 				tr.SetDeadline(deadline(now))
 			}
 			if idle {
-				tr.SetDeadline(deadline(now))
+				wait := deadline(now)
+				if opts.MaxDelay > 0 && !got && !armed {
+					if err := tr.WakeOnNextEvent(); err != nil {
+						return err
+					}
+					armed = true
+				}
+				if armed {
+					wait = next
+					if tr.Pending() > 0 { // queued before the kernel knew
+						wait = now
+					}
+				}
+				got = false
+				tr.SetDeadline(wait)
 				continue
 			}
 		}

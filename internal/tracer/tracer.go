@@ -200,6 +200,19 @@ func (t *Tracer) Lost() (uint64, error) {
 	return n, nil
 }
 
+// WakeOnNextEvent asks the kernel side to wake the reader for the next
+// event (with BatchWakeups it otherwise queues events quietly until a
+// quarter of the ring buffer is full): for a reader that found nothing
+// for a while and will wait without a short deadline. The next event
+// clears it. Check Pending afterwards: an event queued just before is not
+// announced.
+func (t *Tracer) WakeOnNextEvent() error {
+	if err := t.loader.maps.Maps[bpf.TuxscopeMapReaderIdle].Update(uint32(0), uint32(1), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("arming the reader's wake-up: %w", err)
+	}
+	return nil
+}
+
 // Skipped is how many times the kernel skipped one of tuxscope's attached
 // programs since it was loaded because another BPF program was running on
 // that CPU (their recursion misses; Linux 5.12+, 0 before). Each skip may
