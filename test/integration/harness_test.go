@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -439,6 +440,27 @@ func runTable(t *testing.T, fn func(), done func(string) bool, args ...string) s
 		t.Errorf("tuxscope net %v: %v; stderr:\n%s", args, err, stderr.String())
 	}
 	return stdout.String()
+}
+
+// closingListener listens on a free 127.0.0.1 port until the test ends,
+// accepting and closing every connection; it returns the port.
+func closingListener(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // waitUntil polls cond for up to 20 s.

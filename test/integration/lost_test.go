@@ -26,22 +26,7 @@ func TestLostEventsAreReported(t *testing.T) {
 func testLostEvents(t *testing.T, maxDelay string) {
 	const conns = 2000
 
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	port := l.Addr().(*net.TCPAddr).Port
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-
+	port := closingListener(t)
 	cmd := netCommand("--format", "json", "--type", "connect,accept", "--buffer-size", "4096", "--max-delay", maxDelay, "--port", fmt.Sprint(port))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -16,26 +16,12 @@ import (
 // would see it at T+1.5s.
 func TestIdleReaderWakesForTheNextEvent(t *testing.T) {
 	requireRoot(t)
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	port := l.Addr().(*net.TCPAddr).Port
+	port := closingListener(t)
 	tr := startTracer(t, "--max-delay", "500ms", "--type", "connect", "--port", strconv.Itoa(port))
 	for i := 0; i < 3; i++ {
 		time.Sleep(1200 * time.Millisecond) // two quiet --max-delay periods: the reader is idle
 		start := time.Now()
-		c, err := net.Dial("tcp4", l.Addr().String())
+		c, err := net.Dial("tcp4", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
 			t.Fatal(err)
 		}
