@@ -523,9 +523,32 @@ static __always_inline void state_changed(struct sock *sk, int oldstate, int new
 
 /* The raw tracepoint: the same hook, but no trace-buffer record is built
  * for it, so it costs less per state change than the classic one. Its
- * arguments are inet_sock_set_state's own (sk, oldstate, newstate). */
-SEC("raw_tp/inet_sock_set_state")
-int raw_inet_sock_set_state(struct bpf_raw_tracepoint_args *ctx)
+ * arguments are inet_sock_set_state's own (sk, oldstate, newstate).
+ *
+ * The kernel does not run a program inside itself: a state change made in
+ * a softirq that interrupts raw_inet_sock_set_state on the same CPU (e.g.
+ * the peer's final ACK arriving over loopback while a close() is being
+ * traced) skips it, and that change would be lost. So a second copy,
+ * raw_inet_sock_set_state_nested, is attached after it: it does nothing
+ * unless the first is running below it on this CPU, which is exactly when
+ * the kernel skipped the first for this change. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} state_running SEC(".maps");
+
+/* Changes raw_inet_sock_set_state_nested handled for a skipped first copy:
+ * taken off the first copy's recursion misses when losses are reported. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} state_recovered SEC(".maps");
+
+static __always_inline void raw_state_changed(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct sock *sk = (struct sock *)ctx->args[0];
 	int newstate = (int)ctx->args[2];
@@ -533,8 +556,36 @@ int raw_inet_sock_set_state(struct bpf_raw_tracepoint_args *ctx)
 	/* About half of a connection's changes (FIN_WAIT1, CLOSE_WAIT, ...)
 	 * matter to no one: skip them before reading the socket. */
 	if (!state_wanted(newstate) || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
-		return 0;
+		return;
 	state_changed(sk, (int)ctx->args[1], newstate);
+}
+
+SEC("raw_tp/inet_sock_set_state")
+int raw_inet_sock_set_state(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 zero = 0;
+	__u64 *running = bpf_map_lookup_elem(&state_running, &zero);
+
+	if (running)
+		*running = 1;
+	raw_state_changed(ctx);
+	if (running)
+		*running = 0;
+	return 0;
+}
+
+SEC("raw_tp/inet_sock_set_state")
+int raw_inet_sock_set_state_nested(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 zero = 0;
+	__u64 *running = bpf_map_lookup_elem(&state_running, &zero), *n;
+
+	if (!running || !*running)
+		return 0; /* the first copy ran for this change */
+	raw_state_changed(ctx);
+	n = bpf_map_lookup_elem(&state_recovered, &zero);
+	if (n)
+		*n += 1;
 	return 0;
 }
 

@@ -93,44 +93,47 @@ type TuxscopeEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	TuxscopeMapAcceptSeen                = "accept_seen"
-	TuxscopeMapConnecting                = "connecting"
-	TuxscopeMapConns                     = "conns"
-	TuxscopeMapDnsOwners                 = "dns_owners"
-	TuxscopeMapEvents                    = "events"
-	TuxscopeMapKprobeConnectSk           = "kprobe_connect_sk"
-	TuxscopeMapLost                      = "lost"
-	TuxscopeMapPidFilter                 = "pid_filter"
-	TuxscopeMapPortFilter                = "port_filter"
-	TuxscopeMapReaderIdle                = "reader_idle"
-	TuxscopeProgDnsConnect4              = "dns_connect4"
-	TuxscopeProgDnsConnect6              = "dns_connect6"
-	TuxscopeProgDnsEgress                = "dns_egress"
-	TuxscopeProgDnsIngress               = "dns_ingress"
-	TuxscopeProgDnsSendmsg4              = "dns_sendmsg4"
-	TuxscopeProgDnsSendmsg6              = "dns_sendmsg6"
-	TuxscopeProgFexitInetCskAccept       = "fexit_inet_csk_accept"
-	TuxscopeProgFexitInetCskAcceptPre610 = "fexit_inet_csk_accept_pre610"
-	TuxscopeProgFexitTcpV4Connect        = "fexit_tcp_v4_connect"
-	TuxscopeProgFexitTcpV6Connect        = "fexit_tcp_v6_connect"
-	TuxscopeProgKprobeTcpV4Connect       = "kprobe_tcp_v4_connect"
-	TuxscopeProgKprobeTcpV6Connect       = "kprobe_tcp_v6_connect"
-	TuxscopeProgKretprobeInetCskAccept   = "kretprobe_inet_csk_accept"
-	TuxscopeProgKretprobeTcpV4Connect    = "kretprobe_tcp_v4_connect"
-	TuxscopeProgKretprobeTcpV6Connect    = "kretprobe_tcp_v6_connect"
-	TuxscopeProgRawInetSockSetState      = "raw_inet_sock_set_state"
-	TuxscopeProgTpInetSockSetState       = "tp_inet_sock_set_state"
-	TuxscopeProgTpSysEnterConnect        = "tp_sys_enter_connect"
-	TuxscopeProgTpSysExitAccept          = "tp_sys_exit_accept"
-	TuxscopeProgTpSysExitAccept4         = "tp_sys_exit_accept4"
-	TuxscopeProgTpSysExitConnect         = "tp_sys_exit_connect"
-	TuxscopeVarFilterPid                 = "filter_pid"
-	TuxscopeVarFilterPort                = "filter_port"
-	TuxscopeVarUnusedDnsEvent            = "unused_dns_event"
-	TuxscopeVarWakeupBytes               = "wakeup_bytes"
-	TuxscopeVarWantIpv4                  = "want_ipv4"
-	TuxscopeVarWantIpv6                  = "want_ipv6"
-	TuxscopeVarWantTypes                 = "want_types"
+	TuxscopeMapAcceptSeen                 = "accept_seen"
+	TuxscopeMapConnecting                 = "connecting"
+	TuxscopeMapConns                      = "conns"
+	TuxscopeMapDnsOwners                  = "dns_owners"
+	TuxscopeMapEvents                     = "events"
+	TuxscopeMapKprobeConnectSk            = "kprobe_connect_sk"
+	TuxscopeMapLost                       = "lost"
+	TuxscopeMapPidFilter                  = "pid_filter"
+	TuxscopeMapPortFilter                 = "port_filter"
+	TuxscopeMapReaderIdle                 = "reader_idle"
+	TuxscopeMapStateRecovered             = "state_recovered"
+	TuxscopeMapStateRunning               = "state_running"
+	TuxscopeProgDnsConnect4               = "dns_connect4"
+	TuxscopeProgDnsConnect6               = "dns_connect6"
+	TuxscopeProgDnsEgress                 = "dns_egress"
+	TuxscopeProgDnsIngress                = "dns_ingress"
+	TuxscopeProgDnsSendmsg4               = "dns_sendmsg4"
+	TuxscopeProgDnsSendmsg6               = "dns_sendmsg6"
+	TuxscopeProgFexitInetCskAccept        = "fexit_inet_csk_accept"
+	TuxscopeProgFexitInetCskAcceptPre610  = "fexit_inet_csk_accept_pre610"
+	TuxscopeProgFexitTcpV4Connect         = "fexit_tcp_v4_connect"
+	TuxscopeProgFexitTcpV6Connect         = "fexit_tcp_v6_connect"
+	TuxscopeProgKprobeTcpV4Connect        = "kprobe_tcp_v4_connect"
+	TuxscopeProgKprobeTcpV6Connect        = "kprobe_tcp_v6_connect"
+	TuxscopeProgKretprobeInetCskAccept    = "kretprobe_inet_csk_accept"
+	TuxscopeProgKretprobeTcpV4Connect     = "kretprobe_tcp_v4_connect"
+	TuxscopeProgKretprobeTcpV6Connect     = "kretprobe_tcp_v6_connect"
+	TuxscopeProgRawInetSockSetState       = "raw_inet_sock_set_state"
+	TuxscopeProgRawInetSockSetStateNested = "raw_inet_sock_set_state_nested"
+	TuxscopeProgTpInetSockSetState        = "tp_inet_sock_set_state"
+	TuxscopeProgTpSysEnterConnect         = "tp_sys_enter_connect"
+	TuxscopeProgTpSysExitAccept           = "tp_sys_exit_accept"
+	TuxscopeProgTpSysExitAccept4          = "tp_sys_exit_accept4"
+	TuxscopeProgTpSysExitConnect          = "tp_sys_exit_connect"
+	TuxscopeVarFilterPid                  = "filter_pid"
+	TuxscopeVarFilterPort                 = "filter_port"
+	TuxscopeVarUnusedDnsEvent             = "unused_dns_event"
+	TuxscopeVarWakeupBytes                = "wakeup_bytes"
+	TuxscopeVarWantIpv4                   = "want_ipv4"
+	TuxscopeVarWantIpv6                   = "want_ipv6"
+	TuxscopeVarWantTypes                  = "want_types"
 )
 
 // LoadTuxscope returns the embedded CollectionSpec for Tuxscope.
@@ -175,27 +178,28 @@ type TuxscopeSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TuxscopeProgramSpecs struct {
-	DnsConnect4              *ebpf.ProgramSpec `ebpf:"dns_connect4"`
-	DnsConnect6              *ebpf.ProgramSpec `ebpf:"dns_connect6"`
-	DnsEgress                *ebpf.ProgramSpec `ebpf:"dns_egress"`
-	DnsIngress               *ebpf.ProgramSpec `ebpf:"dns_ingress"`
-	DnsSendmsg4              *ebpf.ProgramSpec `ebpf:"dns_sendmsg4"`
-	DnsSendmsg6              *ebpf.ProgramSpec `ebpf:"dns_sendmsg6"`
-	FexitInetCskAccept       *ebpf.ProgramSpec `ebpf:"fexit_inet_csk_accept"`
-	FexitInetCskAcceptPre610 *ebpf.ProgramSpec `ebpf:"fexit_inet_csk_accept_pre610"`
-	FexitTcpV4Connect        *ebpf.ProgramSpec `ebpf:"fexit_tcp_v4_connect"`
-	FexitTcpV6Connect        *ebpf.ProgramSpec `ebpf:"fexit_tcp_v6_connect"`
-	KprobeTcpV4Connect       *ebpf.ProgramSpec `ebpf:"kprobe_tcp_v4_connect"`
-	KprobeTcpV6Connect       *ebpf.ProgramSpec `ebpf:"kprobe_tcp_v6_connect"`
-	KretprobeInetCskAccept   *ebpf.ProgramSpec `ebpf:"kretprobe_inet_csk_accept"`
-	KretprobeTcpV4Connect    *ebpf.ProgramSpec `ebpf:"kretprobe_tcp_v4_connect"`
-	KretprobeTcpV6Connect    *ebpf.ProgramSpec `ebpf:"kretprobe_tcp_v6_connect"`
-	RawInetSockSetState      *ebpf.ProgramSpec `ebpf:"raw_inet_sock_set_state"`
-	TpInetSockSetState       *ebpf.ProgramSpec `ebpf:"tp_inet_sock_set_state"`
-	TpSysEnterConnect        *ebpf.ProgramSpec `ebpf:"tp_sys_enter_connect"`
-	TpSysExitAccept          *ebpf.ProgramSpec `ebpf:"tp_sys_exit_accept"`
-	TpSysExitAccept4         *ebpf.ProgramSpec `ebpf:"tp_sys_exit_accept4"`
-	TpSysExitConnect         *ebpf.ProgramSpec `ebpf:"tp_sys_exit_connect"`
+	DnsConnect4               *ebpf.ProgramSpec `ebpf:"dns_connect4"`
+	DnsConnect6               *ebpf.ProgramSpec `ebpf:"dns_connect6"`
+	DnsEgress                 *ebpf.ProgramSpec `ebpf:"dns_egress"`
+	DnsIngress                *ebpf.ProgramSpec `ebpf:"dns_ingress"`
+	DnsSendmsg4               *ebpf.ProgramSpec `ebpf:"dns_sendmsg4"`
+	DnsSendmsg6               *ebpf.ProgramSpec `ebpf:"dns_sendmsg6"`
+	FexitInetCskAccept        *ebpf.ProgramSpec `ebpf:"fexit_inet_csk_accept"`
+	FexitInetCskAcceptPre610  *ebpf.ProgramSpec `ebpf:"fexit_inet_csk_accept_pre610"`
+	FexitTcpV4Connect         *ebpf.ProgramSpec `ebpf:"fexit_tcp_v4_connect"`
+	FexitTcpV6Connect         *ebpf.ProgramSpec `ebpf:"fexit_tcp_v6_connect"`
+	KprobeTcpV4Connect        *ebpf.ProgramSpec `ebpf:"kprobe_tcp_v4_connect"`
+	KprobeTcpV6Connect        *ebpf.ProgramSpec `ebpf:"kprobe_tcp_v6_connect"`
+	KretprobeInetCskAccept    *ebpf.ProgramSpec `ebpf:"kretprobe_inet_csk_accept"`
+	KretprobeTcpV4Connect     *ebpf.ProgramSpec `ebpf:"kretprobe_tcp_v4_connect"`
+	KretprobeTcpV6Connect     *ebpf.ProgramSpec `ebpf:"kretprobe_tcp_v6_connect"`
+	RawInetSockSetState       *ebpf.ProgramSpec `ebpf:"raw_inet_sock_set_state"`
+	RawInetSockSetStateNested *ebpf.ProgramSpec `ebpf:"raw_inet_sock_set_state_nested"`
+	TpInetSockSetState        *ebpf.ProgramSpec `ebpf:"tp_inet_sock_set_state"`
+	TpSysEnterConnect         *ebpf.ProgramSpec `ebpf:"tp_sys_enter_connect"`
+	TpSysExitAccept           *ebpf.ProgramSpec `ebpf:"tp_sys_exit_accept"`
+	TpSysExitAccept4          *ebpf.ProgramSpec `ebpf:"tp_sys_exit_accept4"`
+	TpSysExitConnect          *ebpf.ProgramSpec `ebpf:"tp_sys_exit_connect"`
 }
 
 // TuxscopeMapSpecs contains maps before they are loaded into the kernel.
@@ -212,6 +216,8 @@ type TuxscopeMapSpecs struct {
 	PidFilter       *ebpf.MapSpec `ebpf:"pid_filter"`
 	PortFilter      *ebpf.MapSpec `ebpf:"port_filter"`
 	ReaderIdle      *ebpf.MapSpec `ebpf:"reader_idle"`
+	StateRecovered  *ebpf.MapSpec `ebpf:"state_recovered"`
+	StateRunning    *ebpf.MapSpec `ebpf:"state_running"`
 }
 
 // TuxscopeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -257,6 +263,8 @@ type TuxscopeMaps struct {
 	PidFilter       *ebpf.Map `ebpf:"pid_filter"`
 	PortFilter      *ebpf.Map `ebpf:"port_filter"`
 	ReaderIdle      *ebpf.Map `ebpf:"reader_idle"`
+	StateRecovered  *ebpf.Map `ebpf:"state_recovered"`
+	StateRunning    *ebpf.Map `ebpf:"state_running"`
 }
 
 func (m *TuxscopeMaps) Close() error {
@@ -271,6 +279,8 @@ func (m *TuxscopeMaps) Close() error {
 		m.PidFilter,
 		m.PortFilter,
 		m.ReaderIdle,
+		m.StateRecovered,
+		m.StateRunning,
 	)
 }
 
@@ -291,27 +301,28 @@ type TuxscopeVariables struct {
 //
 // It can be passed to LoadTuxscopeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TuxscopePrograms struct {
-	DnsConnect4              *ebpf.Program `ebpf:"dns_connect4"`
-	DnsConnect6              *ebpf.Program `ebpf:"dns_connect6"`
-	DnsEgress                *ebpf.Program `ebpf:"dns_egress"`
-	DnsIngress               *ebpf.Program `ebpf:"dns_ingress"`
-	DnsSendmsg4              *ebpf.Program `ebpf:"dns_sendmsg4"`
-	DnsSendmsg6              *ebpf.Program `ebpf:"dns_sendmsg6"`
-	FexitInetCskAccept       *ebpf.Program `ebpf:"fexit_inet_csk_accept"`
-	FexitInetCskAcceptPre610 *ebpf.Program `ebpf:"fexit_inet_csk_accept_pre610"`
-	FexitTcpV4Connect        *ebpf.Program `ebpf:"fexit_tcp_v4_connect"`
-	FexitTcpV6Connect        *ebpf.Program `ebpf:"fexit_tcp_v6_connect"`
-	KprobeTcpV4Connect       *ebpf.Program `ebpf:"kprobe_tcp_v4_connect"`
-	KprobeTcpV6Connect       *ebpf.Program `ebpf:"kprobe_tcp_v6_connect"`
-	KretprobeInetCskAccept   *ebpf.Program `ebpf:"kretprobe_inet_csk_accept"`
-	KretprobeTcpV4Connect    *ebpf.Program `ebpf:"kretprobe_tcp_v4_connect"`
-	KretprobeTcpV6Connect    *ebpf.Program `ebpf:"kretprobe_tcp_v6_connect"`
-	RawInetSockSetState      *ebpf.Program `ebpf:"raw_inet_sock_set_state"`
-	TpInetSockSetState       *ebpf.Program `ebpf:"tp_inet_sock_set_state"`
-	TpSysEnterConnect        *ebpf.Program `ebpf:"tp_sys_enter_connect"`
-	TpSysExitAccept          *ebpf.Program `ebpf:"tp_sys_exit_accept"`
-	TpSysExitAccept4         *ebpf.Program `ebpf:"tp_sys_exit_accept4"`
-	TpSysExitConnect         *ebpf.Program `ebpf:"tp_sys_exit_connect"`
+	DnsConnect4               *ebpf.Program `ebpf:"dns_connect4"`
+	DnsConnect6               *ebpf.Program `ebpf:"dns_connect6"`
+	DnsEgress                 *ebpf.Program `ebpf:"dns_egress"`
+	DnsIngress                *ebpf.Program `ebpf:"dns_ingress"`
+	DnsSendmsg4               *ebpf.Program `ebpf:"dns_sendmsg4"`
+	DnsSendmsg6               *ebpf.Program `ebpf:"dns_sendmsg6"`
+	FexitInetCskAccept        *ebpf.Program `ebpf:"fexit_inet_csk_accept"`
+	FexitInetCskAcceptPre610  *ebpf.Program `ebpf:"fexit_inet_csk_accept_pre610"`
+	FexitTcpV4Connect         *ebpf.Program `ebpf:"fexit_tcp_v4_connect"`
+	FexitTcpV6Connect         *ebpf.Program `ebpf:"fexit_tcp_v6_connect"`
+	KprobeTcpV4Connect        *ebpf.Program `ebpf:"kprobe_tcp_v4_connect"`
+	KprobeTcpV6Connect        *ebpf.Program `ebpf:"kprobe_tcp_v6_connect"`
+	KretprobeInetCskAccept    *ebpf.Program `ebpf:"kretprobe_inet_csk_accept"`
+	KretprobeTcpV4Connect     *ebpf.Program `ebpf:"kretprobe_tcp_v4_connect"`
+	KretprobeTcpV6Connect     *ebpf.Program `ebpf:"kretprobe_tcp_v6_connect"`
+	RawInetSockSetState       *ebpf.Program `ebpf:"raw_inet_sock_set_state"`
+	RawInetSockSetStateNested *ebpf.Program `ebpf:"raw_inet_sock_set_state_nested"`
+	TpInetSockSetState        *ebpf.Program `ebpf:"tp_inet_sock_set_state"`
+	TpSysEnterConnect         *ebpf.Program `ebpf:"tp_sys_enter_connect"`
+	TpSysExitAccept           *ebpf.Program `ebpf:"tp_sys_exit_accept"`
+	TpSysExitAccept4          *ebpf.Program `ebpf:"tp_sys_exit_accept4"`
+	TpSysExitConnect          *ebpf.Program `ebpf:"tp_sys_exit_connect"`
 }
 
 func (p *TuxscopePrograms) Close() error {
@@ -332,6 +343,7 @@ func (p *TuxscopePrograms) Close() error {
 		p.KretprobeTcpV4Connect,
 		p.KretprobeTcpV6Connect,
 		p.RawInetSockSetState,
+		p.RawInetSockSetStateNested,
 		p.TpInetSockSetState,
 		p.TpSysEnterConnect,
 		p.TpSysExitAccept,

@@ -64,9 +64,15 @@ type hook struct {
 	// already waiting when the probe was attached); attached where they
 	// exist, skipped quietly where they do not.
 	catchUp bool
+	note    string // shown after the hook, e.g. "nested copy"
 }
 
-func (h hook) String() string { return string(h.kind) + ":" + h.target }
+func (h hook) String() string {
+	if h.note != "" {
+		return string(h.kind) + ":" + h.target + " (" + h.note + ")"
+	}
+	return string(h.kind) + ":" + h.target
+}
 
 func (h hook) attach(prog *ebpf.Program) (link.Link, error) {
 	var (
@@ -199,8 +205,13 @@ func implementations(p HookPoint, kernel *btf.Spec) map[Backend]implementation {
 		}}}
 	case PointState:
 		return map[Backend]implementation{
-			RawTracepoint: {hooks: []hook{{prog: bpf.TuxscopeProgRawInetSockSetState, kind: kindRawTP, target: "inet_sock_set_state"}}},
-			Tracepoint:    {hooks: []hook{tp(bpf.TuxscopeProgTpInetSockSetState, "sock:inet_sock_set_state")}},
+			// Two copies, in this order: the second runs the change only
+			// when the kernel skipped the first (see the BPF source).
+			RawTracepoint: {hooks: []hook{
+				{prog: bpf.TuxscopeProgRawInetSockSetState, kind: kindRawTP, target: "inet_sock_set_state"},
+				{prog: bpf.TuxscopeProgRawInetSockSetStateNested, kind: kindRawTP, target: "inet_sock_set_state", note: "nested copy"},
+			}},
+			Tracepoint: {hooks: []hook{tp(bpf.TuxscopeProgTpInetSockSetState, "sock:inet_sock_set_state")}},
 		}
 	case PointAccept:
 		fexit := implementation{}

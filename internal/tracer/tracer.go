@@ -189,9 +189,18 @@ func (t *Tracer) detach() error {
 // Lost is the number of events the kernel side could not queue since load
 // (ring buffer full), summed over CPUs.
 func (t *Tracer) Lost() (uint64, error) {
-	var perCPU []uint64
-	if err := t.loader.maps.Maps[bpf.TuxscopeMapLost].Lookup(uint32(0), &perCPU); err != nil {
+	n, err := sumPerCPU(t.loader.maps.Maps[bpf.TuxscopeMapLost])
+	if err != nil {
 		return 0, fmt.Errorf("reading the lost-event counter: %w", err)
+	}
+	return n, nil
+}
+
+// sumPerCPU sums a one-slot per-CPU array of counters.
+func sumPerCPU(m *ebpf.Map) (uint64, error) {
+	var perCPU []uint64
+	if err := m.Lookup(uint32(0), &perCPU); err != nil {
+		return 0, err
 	}
 	var n uint64
 	for _, v := range perCPU {
@@ -215,8 +224,10 @@ func (t *Tracer) WakeOnNextEvent() error {
 
 // Skipped is how many times the kernel skipped one of tuxscope's attached
 // programs since it was loaded because another BPF program was running on
-// that CPU (their recursion misses; Linux 5.12+, 0 before). Each skip may
-// have cost an event, and nothing else would say so.
+// that CPU (their recursion misses; Linux 5.12+, 0 before), less the state
+// changes the nested copy of the state program handled for a skipped first
+// copy. Each remaining skip may have cost an event, and nothing else would
+// say so.
 func (t *Tracer) Skipped() (uint64, error) {
 	var n uint64
 	for _, ap := range t.points {
@@ -224,6 +235,9 @@ func (t *Tracer) Skipped() (uint64, error) {
 			continue
 		}
 		for name, p := range ap.coll.Programs {
+			if name == bpf.TuxscopeProgRawInetSockSetStateNested {
+				continue // it only runs where the first copy was skipped
+			}
 			st, err := p.Stats()
 			if err != nil {
 				return 0, fmt.Errorf("reading %s's statistics: %w", name, err)
@@ -231,7 +245,14 @@ func (t *Tracer) Skipped() (uint64, error) {
 			n += st.RecursionMisses
 		}
 	}
-	return n, nil
+	recovered, err := sumPerCPU(t.loader.maps.Maps[bpf.TuxscopeMapStateRecovered])
+	if err != nil {
+		return 0, fmt.Errorf("reading the recovered state changes: %w", err)
+	}
+	if recovered >= n {
+		return 0, nil
+	}
+	return n - recovered, nil
 }
 
 // Close detaches and frees everything.

@@ -58,7 +58,7 @@ func TestDoctorTellsTheTruth(t *testing.T) {
 	// Every kernel tuxscope supports has the raw and the classic form of
 	// the state tracepoint, and the DNS cgroup hooks must load (a verifier
 	// that rejects them would otherwise only cost the names, quietly).
-	if !r.State.OK || !strings.HasPrefix(r.State.Detail, "raw_tracepoint:inet_sock_set_state; tracepoint:sock:inet_sock_set_state") {
+	if !r.State.OK || !strings.HasPrefix(r.State.Detail, "raw_tracepoint:inet_sock_set_state, raw_tracepoint:inet_sock_set_state (nested copy); tracepoint:sock:inet_sock_set_state") {
 		t.Errorf("state: %+v, want both the raw and the classic tracepoint", r.State)
 	}
 	if !r.DNS.OK && !strings.Contains(r.DNS.Detail, "no cgroup v2 hierarchy") {

@@ -258,6 +258,13 @@ func (tr *tracer) waitFor(what string, match func(jsonEvent) bool) jsonEvent {
 		tr.mu.Unlock()
 		time.Sleep(20 * time.Millisecond)
 	}
+	// A loss tuxscope reported is not a wrong result: the kernel skipped
+	// its programs (another BPF program ran on that CPU; in TCG guests a
+	// softirq can interrupt a classic-tracepoint program). The event may
+	// be among them, so this run proves nothing either way.
+	if skipped := tr.all(func(ev jsonEvent) bool { return ev.EventType == "lost" && ev.Reason == "hook_skipped" }); len(skipped) > 0 {
+		tr.t.Skipf("no %s event within 10s, and tuxscope reported skipped hook runs (%v), which may have cost it; got:\n%s", what, skipped, tr.dump())
+	}
 	tr.t.Fatalf("no %s event within 10s; got:\n%s\nstderr:\n%s", what, tr.dump(), tr.stderrText())
 	return jsonEvent{}
 }
