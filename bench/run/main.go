@@ -312,6 +312,34 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, " / ")
 }
 
+// waitClosed waits until no TCP socket with port at either end is still
+// connected or closing (TIME_WAIT and CLOSE do not count: the tracers have
+// seen their closes), or until timeout.
+func waitClosed(port int, timeout time.Duration) {
+	hexPort := fmt.Sprintf(":%04X", port)
+	open := func() bool {
+		for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(b), "\n")[1:] {
+				fs := strings.Fields(line)
+				if len(fs) < 4 || fs[3] == "06" || fs[3] == "07" || fs[3] == "0A" {
+					continue // TIME_WAIT, CLOSE, LISTEN
+				}
+				if strings.HasSuffix(fs[1], hexPort) || strings.HasSuffix(fs[2], hexPort) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(timeout); open() && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // freePort is a port on 127.0.0.1 that was free a moment ago.
 func freePort() int {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -846,6 +874,11 @@ func (e *env) runCell(c *cell, round int) *result {
 	if t == nil {
 		return res
 	}
+
+	// Connections the loadgen counted as done may still be closing: a
+	// final ACK lost on a busy loopback is retransmitted after 200ms or
+	// more, and that close comes after. Wait for them (at most 5s).
+	waitClosed(port, 5*time.Second)
 
 	// Let the tracer drain what the load produced: until its CPU time
 	// stops growing (under 1ms in 100ms), at most 10s.
