@@ -207,27 +207,27 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 		skippedSeen uint64
 		malformed   uint64
 	)
+	// report passes on what a cumulative kernel counter gained since seen.
+	report := func(n uint64, seen *uint64, why output.Loss) error {
+		if n <= *seen {
+			return nil
+		}
+		delta := n - *seen
+		*seen = n
+		return sink.Lost(delta, why, time.Now())
+	}
 	reportLost := func() error {
 		n, err := tr.Lost()
 		if err != nil {
 			return err
 		}
-		if n > lostSeen {
-			delta := n - lostSeen
-			lostSeen = n
-			if err := sink.Lost(delta, output.RingBufferFull, time.Now()); err != nil {
-				return err
-			}
+		if err := report(n, &lostSeen, output.RingBufferFull); err != nil {
+			return err
 		}
 		if n, err = tr.Skipped(); err != nil {
 			return err
 		}
-		if n > skippedSeen {
-			delta := n - skippedSeen
-			skippedSeen = n
-			return sink.Lost(delta, output.HookSkipped, time.Now())
-		}
-		return nil
+		return report(n, &skippedSeen, output.HookSkipped)
 	}
 	// The lost counter is read when the ring buffer stays empty until the
 	// deadline, and checked every 256 events under sustained load, so drops
@@ -293,8 +293,7 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 						return err
 					}
 				}
-				next = now.Add(every)
-				tr.SetDeadline(deadline(now))
+				next = now.Add(every) // the deadline follows when we are next idle
 			}
 			if idle {
 				wait := deadline(now)
