@@ -42,31 +42,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-)
 
-// Result is what loadgen prints at the end.
-type Result struct {
-	Role         string  `json:"role"`                  // "both", "server" or "client"
-	Mode         string  `json:"mode"`                  // "max" or "fixed"
-	TargetRate   float64 `json:"target_rate,omitempty"` // connections/s asked for (fixed)
-	Concurrency  int     `json:"concurrency"`
-	Close        string  `json:"close"`
-	Payload      int     `json:"payload_bytes"`
-	Port         int     `json:"port"`
-	PID          int     `json:"pid"`
-	Attempted    uint64  `json:"attempted"`
-	Completed    uint64  `json:"completed"`
-	Failed       uint64  `json:"failed"`
-	DurationSec  float64 `json:"duration_s"` // first connect to last close, both ends
-	Rate         float64 `json:"rate"`       // completed / duration_s
-	Accepted     uint64  `json:"server_accepted"`
-	ServerClosed uint64  `json:"server_closed"`
-	ServerErrors uint64  `json:"server_errors"`
-	// Late counts, in fixed mode, connection starts that were due while every
-	// client was still busy (the rate asked for was not reached).
-	Late   uint64            `json:"late,omitempty"`
-	Errors map[string]uint64 `json:"errors,omitempty"` // client and server errors by kind
-}
+	"github.com/tuxscope/tuxscope/bench/internal/load"
+)
 
 type counters struct {
 	attempted, completed, failed  atomic.Uint64
@@ -230,7 +208,7 @@ func main() {
 	}
 	elapsed := time.Since(start)
 
-	res := Result{
+	res := load.Result{
 		Role: *role, Mode: "max", Concurrency: *concurrency, Close: *closeMode, Payload: *payload,
 		Port: addr.Port, PID: os.Getpid(),
 		Attempted: c.attempted.Load(), Completed: c.completed.Load(), Failed: c.failed.Load(),
@@ -264,7 +242,7 @@ func serveOnly(ln *net.TCPListener, c *counters, srvWG *sync.WaitGroup, port int
 	case <-time.After(10 * time.Second):
 		c.addErr("server", errors.New("gave up waiting for server-side closes"))
 	}
-	res := Result{
+	res := load.Result{
 		Role: "server", Mode: "server", Close: closeMode, Payload: payload, Port: port, PID: os.Getpid(),
 		DurationSec: time.Since(start).Seconds(),
 		Accepted:    c.accepted.Load(), ServerClosed: c.srvClosed.Load(), ServerErrors: c.srvError.Load(),
@@ -272,7 +250,7 @@ func serveOnly(ln *net.TCPListener, c *counters, srvWG *sync.WaitGroup, port int
 	printResult(&res, c)
 }
 
-func printResult(res *Result, c *counters) {
+func printResult(res *load.Result, c *counters) {
 	if len(c.errs) > 0 {
 		res.Errors = c.errs
 	}

@@ -40,6 +40,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/tuxscope/tuxscope/bench/internal/load"
 )
 
 // options are the runner's flags.
@@ -380,7 +382,7 @@ type cell struct {
 	// count reads the tracer's output after it stopped: events received,
 	// lost events (-1: not reported in this cell), events attributed to
 	// another process than the one that made that end (-1: not known).
-	count func(res *result, stdout, stderr string, lr loadResult)
+	count func(res *result, stdout, stderr string, lr load.Result)
 	// Note is shown beside the cell's command in the report.
 	Note string
 }
@@ -398,6 +400,25 @@ func (e *env) cells() []*cell {
 		return c
 	}
 	add := func(c *cell) { cells = append(cells, c) }
+	// The peers, filtered to the loadgen's port where they can be.
+	dPort := func(p int) []string { return []string{"-D", strconv.Itoa(p)} }
+	bcc := func(c *cell, tool string) *cell {
+		c.Tracer, c.attach, c.args = tool, attachBPFLink, dPort
+		return c
+	}
+	bpftrace := func(c *cell, print bool) *cell {
+		c.Tracer, c.attach, c.marker = "bpftrace", attachStderr, "__BPFTRACE_NOTIFY_PROBES_ATTACHED"
+		c.env = []string{"__BPFTRACE_NOTIFY_PROBES_ATTACHED=1"}
+		c.ToFile, c.PerConn = true, 2
+		if print {
+			c.args = func(p int) []string { return []string{"-e", bpftraceScript(p, true)} }
+			c.count = countBpftracePrint
+		} else {
+			c.args = func(p int) []string { return []string{"-B", "line", "-e", bpftraceScript(p, false)} }
+			c.count = countBpftraceMap
+		}
+		return c
+	}
 
 	add(&cell{Name: "baseline", Kind: "max", attach: attachDisabled})
 	perState := map[string]float64{"client": 5, "server": 5, "reset": 3}[o.closeMode]
@@ -413,20 +434,14 @@ func (e *env) cells() []*cell {
 	add(tuxAttach(&cell{Name: "tuxscope table, no names", Kind: "max", args: tux("--no-names"), PerConn: 5,
 		count: countTuxscopeTable, Note: "without the DNS packet hooks: what hostnames cost"}))
 	if o.peers {
-		add(&cell{Name: "tcplife -D port", Kind: "max", Tracer: "tcplife", attach: attachBPFLink, PerConn: 1,
-			args: func(p int) []string { return []string{"-D", strconv.Itoa(p)} },
-			Note: "client side only (its port filters are ANDed: no either-end filter)"})
+		add(bcc(&cell{Name: "tcplife -D port", Kind: "max", PerConn: 1,
+			Note: "client side only (its port filters are ANDed: no either-end filter)"}, "tcplife"))
 		add(&cell{Name: "tcplife (all ports)", Kind: "max", Tracer: "tcplife", attach: attachBPFLink, PerConn: 2,
 			args: func(int) []string { return nil },
 			Note: "no filter: both ends, and any other TCP traffic on the host"})
-		add(&cell{Name: "tcpstates -D port", Kind: "max", Tracer: "tcpstates", attach: attachBPFLink, PerConn: perState,
-			args: func(p int) []string { return []string{"-D", strconv.Itoa(p)} },
-			Note: "client side only"})
-		add(&cell{Name: "bpftrace count", Kind: "max", Tracer: "bpftrace", ToFile: true, PerConn: 2,
-			attach: attachStderr, marker: "__BPFTRACE_NOTIFY_PROBES_ATTACHED",
-			env:   []string{"__BPFTRACE_NOTIFY_PROBES_ATTACHED=1"},
-			args:  func(p int) []string { return []string{"-B", "line", "-e", bpftraceScript(p, false)} },
-			count: countBpftraceMap, Note: "count() of closes (either end) in a map, printed at exit"})
+		add(bcc(&cell{Name: "tcpstates -D port", Kind: "max", PerConn: perState, Note: "client side only"}, "tcpstates"))
+		add(bpftrace(&cell{Name: "bpftrace count", Kind: "max",
+			Note: "count() of closes (either end) in a map, printed at exit"}, false))
 	}
 
 	// Completeness: every event to a file, counted; BPF run-time stats on.
@@ -434,19 +449,12 @@ func (e *env) cells() []*cell {
 		args: tux("--format", "json"), count: countTuxscopeJSON,
 		Note: "connect + established + accept + close x2 per connection"}))
 	if o.peers {
-		add(&cell{Name: "tcplife -D port > file", Kind: "complete", Tracer: "tcplife", ToFile: true, Stats: true,
-			PerConn: 1, attach: attachBPFLink,
-			args:  func(p int) []string { return []string{"-D", strconv.Itoa(p)} },
-			count: countHeaderLines, Note: "one line per client-side close"})
-		add(&cell{Name: "tcpstates -D port > file", Kind: "complete", Tracer: "tcpstates", ToFile: true, Stats: true,
-			PerConn: perState, attach: attachBPFLink,
-			args:  func(p int) []string { return []string{"-D", strconv.Itoa(p)} },
-			count: countHeaderLines, Note: "one line per client-side state change"})
-		add(&cell{Name: "bpftrace print > file", Kind: "complete", Tracer: "bpftrace", ToFile: true, Stats: true,
-			PerConn: 2, attach: attachStderr, marker: "__BPFTRACE_NOTIFY_PROBES_ATTACHED",
-			env:   []string{"__BPFTRACE_NOTIFY_PROBES_ATTACHED=1"},
-			args:  func(p int) []string { return []string{"-e", bpftraceScript(p, true)} },
-			count: countBpftracePrint, Note: "one printf per close (either end)"})
+		add(bcc(&cell{Name: "tcplife -D port > file", Kind: "complete", ToFile: true, Stats: true, PerConn: 1,
+			count: countHeaderLines, Note: "one line per client-side close"}, "tcplife"))
+		add(bcc(&cell{Name: "tcpstates -D port > file", Kind: "complete", ToFile: true, Stats: true, PerConn: perState,
+			count: countHeaderLines, Note: "one line per client-side state change"}, "tcpstates"))
+		add(bpftrace(&cell{Name: "bpftrace print > file", Kind: "complete", Stats: true,
+			Note: "one printf per close (either end)"}, true))
 	}
 
 	// Attribution: the loadgen as two processes, server and clients, so
@@ -455,15 +463,10 @@ func (e *env) cells() []*cell {
 		args: tux("--format", "json"), count: countTuxscopeJSON,
 		Note: "loadgen server and clients in two processes: is each end attributed to its own?"}))
 	if o.peers {
-		add(&cell{Name: "tcplife -D port > file, 2 procs", Kind: "attrib", Tracer: "tcplife", ToFile: true, Split: true,
-			PerConn: 1, attach: attachBPFLink,
-			args:  func(p int) []string { return []string{"-D", strconv.Itoa(p)} },
-			count: countHeaderLines, Note: "its PID column against the client process"})
-		add(&cell{Name: "bpftrace print > file, 2 procs", Kind: "attrib", Tracer: "bpftrace", ToFile: true, Split: true,
-			PerConn: 2, attach: attachStderr, marker: "__BPFTRACE_NOTIFY_PROBES_ATTACHED",
-			env:   []string{"__BPFTRACE_NOTIFY_PROBES_ATTACHED=1"},
-			args:  func(p int) []string { return []string{"-e", bpftraceScript(p, true)} },
-			count: countBpftracePrint, Note: "`pid` at each close against the process of that end"})
+		add(bcc(&cell{Name: "tcplife -D port > file, 2 procs", Kind: "attrib", ToFile: true, Split: true, PerConn: 1,
+			count: countHeaderLines, Note: "its PID column against the client process"}, "tcplife"))
+		add(bpftrace(&cell{Name: "bpftrace print > file, 2 procs", Kind: "attrib", Split: true,
+			Note: "`pid` at each close against the process of that end"}, true))
 	}
 
 	if o.fixedRate > 0 {
@@ -473,13 +476,8 @@ func (e *env) cells() []*cell {
 			count: countTuxscopeTable}))
 		add(tuxAttach(&cell{Name: "tuxscope json @fixed", Kind: "fixed", Rate: r, args: tux("--format", "json"), PerConn: 5}))
 		if o.peers {
-			add(&cell{Name: "tcplife -D port @fixed", Kind: "fixed", Rate: r, Tracer: "tcplife", attach: attachBPFLink, PerConn: 1,
-				args: func(p int) []string { return []string{"-D", strconv.Itoa(p)} }})
-			add(&cell{Name: "bpftrace count @fixed", Kind: "fixed", Rate: r, Tracer: "bpftrace", ToFile: true, PerConn: 2,
-				attach: attachStderr, marker: "__BPFTRACE_NOTIFY_PROBES_ATTACHED",
-				env:   []string{"__BPFTRACE_NOTIFY_PROBES_ATTACHED=1"},
-				args:  func(p int) []string { return []string{"-B", "line", "-e", bpftraceScript(p, false)} },
-				count: countBpftraceMap})
+			add(bcc(&cell{Name: "tcplife -D port @fixed", Kind: "fixed", Rate: r, PerConn: 1}, "tcplife"))
+			add(bpftrace(&cell{Name: "bpftrace count @fixed", Kind: "fixed", Rate: r}, false))
 		}
 	}
 
@@ -513,35 +511,12 @@ func bpftraceScript(port int, print bool) string {
 	return "tracepoint:sock:inet_sock_set_state " + pred + " { " + action + " }"
 }
 
-// loadResult is bench/loadgen's JSON.
-type loadResult struct {
-	Mode        string            `json:"mode"`
-	TargetRate  float64           `json:"target_rate"`
-	Concurrency int               `json:"concurrency"`
-	Close       string            `json:"close"`
-	Payload     int               `json:"payload_bytes"`
-	Port        int               `json:"port"`
-	PID         int               `json:"pid"`
-	Attempted   uint64            `json:"attempted"`
-	Completed   uint64            `json:"completed"`
-	Failed      uint64            `json:"failed"`
-	DurationSec float64           `json:"duration_s"`
-	Rate        float64           `json:"rate"`
-	Accepted    uint64            `json:"server_accepted"`
-	SrvErrors   uint64            `json:"server_errors"`
-	Late        uint64            `json:"late"`
-	Errors      map[string]uint64 `json:"errors"`
-	// ServerPID is the server process's, when the loadgen ran as two
-	// processes (0: the server was in the client's process).
-	ServerPID int `json:"-"`
-}
-
 // result is one cell in one round.
 type result struct {
 	Cell     *cell
 	Round    int
 	Position int
-	Load     loadResult
+	Load     load.Result
 	// LoadCPU is the loadgen's user+system CPU seconds (getrusage of the
 	// child); the in-kernel cost of the tracers' hooks shows up here.
 	LoadCPU float64
@@ -611,12 +586,12 @@ func (r *result) brief() string {
 // runLoad runs bench/loadgen against port at rate (0: max) for d; split
 // runs its server and its clients as two processes. The CPU is the
 // loadgen's (both processes') user and system time.
-func (e *env) runLoad(port int, rate float64, d time.Duration, split bool) (loadResult, float64, error) {
+func (e *env) runLoad(port int, rate float64, d time.Duration, split bool) (load.Result, float64, error) {
 	o := e.o
 	args := []string{"-port", strconv.Itoa(port), "-duration", d.String(),
 		"-rate", strconv.FormatFloat(rate, 'f', -1, 64), "-concurrency", strconv.Itoa(o.concurrency),
 		"-close", o.closeMode, "-payload", strconv.Itoa(o.payload)}
-	var lr loadResult
+	var lr load.Result
 	var srv *exec.Cmd
 	var srvOut *bufio.Reader
 	var srvErr bytes.Buffer
@@ -660,11 +635,11 @@ func (e *env) runLoad(port int, rate float64, d time.Duration, split bool) (load
 			return lr, cpu, fmt.Errorf("loadgen server: %v: %s", err, strings.TrimSpace(srvErr.String()))
 		}
 		cpu += srv.ProcessState.UserTime().Seconds() + srv.ProcessState.SystemTime().Seconds()
-		var sr loadResult
+		var sr load.Result
 		if err := json.Unmarshal(bytes.TrimSpace(rest), &sr); err != nil {
 			return lr, cpu, fmt.Errorf("loadgen server output %q: %v", rest, err)
 		}
-		lr.ServerPID, lr.Accepted, lr.SrvErrors = sr.PID, sr.Accepted, sr.SrvErrors
+		lr.ServerPID, lr.Accepted, lr.ServerErrors = sr.PID, sr.Accepted, sr.ServerErrors
 	}
 	return lr, cpu, nil
 }
@@ -1303,7 +1278,7 @@ func peerLost(stderr string) (int64, bool) {
 }
 
 // countTuxscopeTable reads lost events from table mode's stderr lines.
-func countTuxscopeTable(res *result, _, stderr string, _ loadResult) {
+func countTuxscopeTable(res *result, _, stderr string, _ load.Result) {
 	res.Lost = 0
 	for _, line := range strings.Split(stderr, "\n") {
 		var n int64
@@ -1316,7 +1291,7 @@ func countTuxscopeTable(res *result, _, stderr string, _ loadResult) {
 // wantPID is the process that made one end of the loadgen's connections:
 // the client's for outbound events, the server's for inbound ones (the same
 // process unless the cell splits the loadgen in two).
-func wantPID(lr loadResult, inbound bool) int {
+func wantPID(lr load.Result, inbound bool) int {
 	if inbound && lr.ServerPID != 0 {
 		return lr.ServerPID
 	}
@@ -1326,7 +1301,7 @@ func wantPID(lr loadResult, inbound bool) int {
 // countTuxscopeJSON counts the events of a --format json file by type,
 // the in-band lost records, and events attributed to another process than
 // the one that made that end.
-func countTuxscopeJSON(res *result, stdout, _ string, lr loadResult) {
+func countTuxscopeJSON(res *result, stdout, _ string, lr load.Result) {
 	f, err := os.Open(stdout)
 	if err != nil {
 		res.Err = err.Error()
@@ -1363,7 +1338,7 @@ func countTuxscopeJSON(res *result, stdout, _ string, lr loadResult) {
 }
 
 // countTuxscopeSummary reads the one JSON summary: its counts, its lost.
-func countTuxscopeSummary(res *result, stdout, _ string, lr loadResult) {
+func countTuxscopeSummary(res *result, stdout, _ string, lr load.Result) {
 	b, err := os.ReadFile(stdout)
 	if err != nil {
 		res.Err = err.Error()
@@ -1410,7 +1385,7 @@ func countTuxscopeSummary(res *result, stdout, _ string, lr loadResult) {
 // countHeaderLines counts a libbpf tool's output lines after its header,
 // and (with -D PORT: every line is the client end's) lines whose PID is not
 // the client's. tcplife prints the PID first, tcpstates second.
-func countHeaderLines(res *result, stdout, _ string, lr loadResult) {
+func countHeaderLines(res *result, stdout, _ string, lr load.Result) {
 	b, err := os.ReadFile(stdout)
 	if err != nil {
 		res.Err = err.Error()
@@ -1440,7 +1415,7 @@ func countHeaderLines(res *result, stdout, _ string, lr loadResult) {
 }
 
 // countBpftraceMap reads "@closes: N" from bpftrace's exit output.
-func countBpftraceMap(res *result, stdout, _ string, _ loadResult) {
+func countBpftraceMap(res *result, stdout, _ string, _ load.Result) {
 	b, err := os.ReadFile(stdout)
 	if err != nil {
 		res.Err = err.Error()
@@ -1457,7 +1432,7 @@ func countBpftraceMap(res *result, stdout, _ string, _ loadResult) {
 
 // countBpftracePrint counts bpftrace's "close PID COMM SPORT DPORT" lines;
 // a close whose local port is the server's is the server end's.
-func countBpftracePrint(res *result, stdout, _ string, lr loadResult) {
+func countBpftracePrint(res *result, stdout, _ string, lr load.Result) {
 	f, err := os.Open(stdout)
 	if err != nil {
 		res.Err = err.Error()
