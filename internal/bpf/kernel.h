@@ -109,6 +109,28 @@ struct task_struct {
 	struct files_struct *files;
 };
 
+/*
+ * A kprobe's registers, for bpf_tracing.h's BPF_KPROBE: the kernel's own
+ * names (the loader relocates them like any field), declared here instead
+ * of taken from an architecture's UAPI <asm/ptrace.h>, so one source
+ * builds for every target. bpf_tracing.h picks these names when
+ * __VMLINUX_H__ is defined (tuxscope.bpf.c does).
+ */
+#if defined(__TARGET_ARCH_x86)
+struct pt_regs {
+	unsigned long r10, r8, ax, cx, dx, si, di, ip, sp, bp;
+};
+#elif defined(__TARGET_ARCH_arm64)
+struct user_pt_regs {
+	__u64 regs[31];
+	__u64 sp;
+	__u64 pc;
+	__u64 pstate;
+};
+#else
+#error "tuxscope's BPF programs are built for x86 and arm64 (bpf2go -target amd64,arm64)"
+#endif
+
 /* Context of the classic tracepoint sock:inet_sock_set_state. */
 struct trace_event_raw_inet_sock_set_state {
 	const void *skaddr;

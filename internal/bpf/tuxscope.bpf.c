@@ -35,10 +35,11 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
-#include <asm/ptrace.h>
-#include <bpf/bpf_tracing.h>
-
 #include "kernel.h"
+/* kernel.h declares the kprobe register structs (see there). */
+#define __VMLINUX_H__
+#include <bpf/bpf_tracing.h>
+#undef __VMLINUX_H__
 #include "event.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
