@@ -201,6 +201,7 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 	var (
 		rec         ringbuf.Record
 		ev          event.Event
+		pkt         event.DNSPacket
 		clock       = event.NewClock()
 		names       = dns.NewTracker()
 		lostSeen    uint64
@@ -314,13 +315,20 @@ func pump(tr *tracer.Tracer, opts *netOptions, owners snapshot.Owners, sink outp
 				continue
 			}
 		}
-		if err := event.Decode(rec.RawSample, &ev); err != nil {
+		isDNS, err := tracer.DecodeRecord(rec.RawSample, &ev, &pkt)
+		if err != nil {
 			malformed++
 			continue
 		}
-		if ev.Type == event.DNS {
-			responses, latencies := names.Observe(&ev)
-			if !opts.ShowDNS || !ev.DNSResponse || !opts.Filter.Match(&ev) {
+		if isDNS {
+			responses, latencies := names.Observe(&pkt)
+			if !opts.ShowDNS || !pkt.Response {
+				continue
+			}
+			ev = event.Event{Type: event.DNS, TimestampNs: pkt.TimestampNs, PID: pkt.PID, TID: pkt.TID, UID: pkt.UID,
+				Family: pkt.Family, Local: pkt.Local, Remote: pkt.Remote, Cookie: pkt.Cookie, CgroupID: pkt.CgroupID}
+			ev.SetCommBytes(pkt.Comm.Bytes())
+			if !opts.Filter.Match(&ev) {
 				continue
 			}
 			ev.Time = clock.Wall(ev.TimestampNs)

@@ -164,8 +164,8 @@ func FuzzTrackerTCP(f *testing.F) {
 			for i := 0; i < repeat && events < 1024; i++ {
 				events++
 				ts += 1e6
-				e := &event.Event{
-					Type: event.DNS, Protocol: 6, DNSResponse: ctl&1 != 0,
+				e := &event.DNSPacket{
+					Protocol: 6, Response: ctl&1 != 0,
 					Cookie: uint64(ctl>>2&3) + 1, PID: uint32(ctl>>2&3) + 100, CgroupID: 7,
 					TimestampNs: ts, Payload: chunk, PayloadLen: uint32(len(chunk)),
 				}

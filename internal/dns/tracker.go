@@ -53,9 +53,9 @@ func NewTracker() *Tracker {
 	return &Tracker{names: map[netip.Addr][]entry{}, pending: map[queryKey]uint64{}, streams: map[streamKey][]byte{}}
 }
 
-// Observe takes a DNS event and returns the responses it completed (with
+// Observe takes a DNS packet and returns the responses it completed (with
 // their latency in ns when the query was seen, else 0).
-func (t *Tracker) Observe(e *event.Event) (responses []Message, latencies []uint64) {
+func (t *Tracker) Observe(e *event.DNSPacket) (responses []Message, latencies []uint64) {
 	for _, raw := range t.messages(e) {
 		m, err := Parse(raw)
 		if err != nil {
@@ -82,9 +82,9 @@ func (t *Tracker) Observe(e *event.Event) (responses []Message, latencies []uint
 	return responses, latencies
 }
 
-// messages splits an event's payload into DNS messages: one per UDP
+// messages splits a packet's payload into DNS messages: one per UDP
 // datagram; for TCP, the length-prefixed messages completed so far.
-func (t *Tracker) messages(e *event.Event) [][]byte {
+func (t *Tracker) messages(e *event.DNSPacket) [][]byte {
 	if e.Protocol != 6 { // UDP
 		if e.PayloadLen > uint32(len(e.Payload)) {
 			t.Malformed++ // cut short: too big to capture whole
@@ -92,7 +92,7 @@ func (t *Tracker) messages(e *event.Event) [][]byte {
 		}
 		return [][]byte{e.Payload}
 	}
-	key := streamKey{e.Cookie, e.DNSResponse}
+	key := streamKey{e.Cookie, e.Response}
 	buf, known := t.streams[key]
 	if e.PayloadLen > uint32(len(e.Payload)) {
 		delete(t.streams, key) // lost bytes: the stream cannot be followed
@@ -130,7 +130,7 @@ func (t *Tracker) messages(e *event.Event) [][]byte {
 }
 
 // learn records a response's addresses under its question's name.
-func (t *Tracker) learn(e *event.Event, m *Message) {
+func (t *Tracker) learn(e *event.DNSPacket, m *Message) {
 	if m.Name == "" {
 		return // the root: not a host name
 	}

@@ -27,24 +27,24 @@ type who struct {
 	cgroup uint64
 }
 
-func dnsEvent(proto uint8, cookie uint64, response bool, ts uint64, w who, payload []byte) *event.Event {
-	return &event.Event{
-		Type: event.DNS, Protocol: proto, Cookie: cookie, DNSResponse: response, TimestampNs: ts,
+func dnsEvent(proto uint8, cookie uint64, response bool, ts uint64, w who, payload []byte) *event.DNSPacket {
+	return &event.DNSPacket{
+		Protocol: proto, Cookie: cookie, Response: response, TimestampNs: ts,
 		PID: w.pid, CgroupID: w.cgroup, Payload: payload, PayloadLen: uint32(len(payload)),
 	}
 }
 
-func udp(cookie uint64, response bool, ts uint64, w who, payload []byte) *event.Event {
+func udp(cookie uint64, response bool, ts uint64, w who, payload []byte) *event.DNSPacket {
 	return dnsEvent(17, cookie, response, ts, w, payload)
 }
 
-func tcp(cookie uint64, response bool, ts uint64, payload []byte) *event.Event {
+func tcp(cookie uint64, response bool, ts uint64, payload []byte) *event.DNSPacket {
 	return dnsEvent(6, cookie, response, ts, who{1, 1}, payload)
 }
 
 // observe feeds e and fails unless it completed exactly the responses with
 // these IDs.
-func observe(t *testing.T, tr *Tracker, e *event.Event, ids ...uint16) ([]Message, []uint64) {
+func observe(t *testing.T, tr *Tracker, e *event.DNSPacket, ids ...uint16) ([]Message, []uint64) {
 	t.Helper()
 	responses, latencies := tr.Observe(e)
 	if len(responses) != len(latencies) {
@@ -139,7 +139,7 @@ func TestUDPResponseWithoutQuery(t *testing.T) {
 
 	// A query on another socket, or with another ID, is not this one's.
 	observe(t, tr, udp(6, false, 1e9, proc, build(t, query(0x3333), "example.com", dnsmessage.TypeA)))
-	for _, e := range []*event.Event{
+	for _, e := range []*event.DNSPacket{
 		udp(7, true, 2e9, proc, build(t, resp(0x3333), "example.com", dnsmessage.TypeA)),
 		udp(6, true, 2e9, proc, build(t, resp(0x3334), "example.com", dnsmessage.TypeA)),
 	} {

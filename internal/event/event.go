@@ -1,5 +1,7 @@
-// Package event defines what tuxscope observes, independent of how the
-// kernel side delivered it, and decodes the kernel's ring-buffer records.
+// Package event is tuxscope's domain model: what it observes (TCP events,
+// DNS packets, losses), independent of how the kernel side delivered it.
+// It imports nothing generated: the kernel's record layout is decoded
+// beside the tracer (internal/tracer).
 package event
 
 import (
@@ -91,16 +93,9 @@ type Event struct {
 	HostnameSource string
 	HostnameAlso   []string
 
-	// A DNS message (Type DNS). Payload aliases the ring-buffer record:
-	// valid until the next read.
-	DNSResponse bool   // arriving from a server, not a query leaving
-	Protocol    uint8  // IPPROTO_UDP (17) or IPPROTO_TCP (6)
-	CgroupID    uint64 // cgroup v2 id: of the process; of the socket for DNS
-	Payload     []byte // the captured bytes
-	PayloadLen  uint32 // the payload's full length (more than len(Payload) if cut)
-	DNSInfo     *DNSInfo
-	comm        [16]byte
-	commLen     uint8
+	CgroupID uint64   // cgroup v2 id of the process
+	DNSInfo  *DNSInfo // Type DNS: the response (--dns)
+	comm     TaskName
 }
 
 // Inbound reports whether the connection was accepted here (an accept, or
@@ -129,12 +124,36 @@ func (e *Event) ClosedBy() string {
 
 // Comm is the process (thread) name as the kernel reported it: untrusted
 // bytes, not necessarily UTF-8. The slice aliases the event.
-func (e *Event) Comm() []byte { return e.comm[:e.commLen] }
+func (e *Event) Comm() []byte { return e.comm.Bytes() }
 
 // SetComm sets the name, truncated to the kernel's 15 bytes (TASK_COMM_LEN-1).
-func (e *Event) SetComm(name string) {
-	e.commLen = uint8(copy(e.comm[:15], name))
+func (e *Event) SetComm(name string) { e.comm.SetString(name) }
+
+// SetCommBytes sets the name from the kernel's NUL-terminated comm array.
+func (e *Event) SetCommBytes(b []byte) { e.comm.Set(b) }
+
+// TaskName is a process or thread name as the kernel keeps it: at most 15
+// bytes (TASK_COMM_LEN-1) and a NUL, untrusted, not necessarily UTF-8.
+type TaskName struct {
+	b [16]byte
+	n uint8
 }
+
+// Bytes is the name; the slice aliases t.
+func (t *TaskName) Bytes() []byte { return t.b[:t.n] }
+
+// Set takes the name from b up to its first NUL (a record without one
+// keeps all 16 bytes).
+func (t *TaskName) Set(b []byte) {
+	n := 0
+	for n < len(b) && n < len(t.b) && b[n] != 0 {
+		n++
+	}
+	t.n = uint8(copy(t.b[:], b[:n]))
+}
+
+// SetString is Set for a string.
+func (t *TaskName) SetString(s string) { t.n = uint8(copy(t.b[:15], s)) }
 
 // Src is the SRC column: the side that opened the connection. The local
 // end of an outbound one (connect), the remote client of an inbound one
@@ -181,6 +200,28 @@ func TCPStateName(s uint8) string {
 		return tcpStateNames[s]
 	}
 	return "UNKNOWN"
+}
+
+// DNSPacket is one DNS message's bytes as a local socket sent or received
+// them (port 53, UDP or TCP), with the socket's owner: what the DNS
+// tracker learns names from.
+type DNSPacket struct {
+	TimestampNs uint64 // kernel CLOCK_MONOTONIC
+	// The process that connected the socket or sent from it to port 53;
+	// PID 0 if unknown.
+	PID, TID, UID uint32
+	Comm          TaskName
+	Family        uint8          // 4 or 6
+	Local, Remote netip.AddrPort // as the local socket sees them
+	Response      bool           // arriving from a server, not a query leaving
+	Protocol      uint8          // IPPROTO_UDP (17) or IPPROTO_TCP (6)
+	Cookie        uint64         // the socket's cookie
+	CgroupID      uint64         // cgroup v2 id of the socket
+	// Payload is the captured bytes; it aliases the ring-buffer record,
+	// valid until the next read. PayloadLen is the message's full length
+	// (more than len(Payload) when it was cut).
+	Payload    []byte
+	PayloadLen uint32
 }
 
 // DNSInfo is what a DNS response said, for --dns.

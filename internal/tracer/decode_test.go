@@ -1,4 +1,4 @@
-package event
+package tracer
 
 import (
 	"encoding/binary"
@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/tuxscope/tuxscope/internal/bpf"
+	"github.com/tuxscope/tuxscope/internal/event"
 )
 
 // recordBytes renders rec exactly as the kernel writes it into the ring
@@ -144,11 +145,11 @@ func TestRecordLayout(t *testing.T) {
 
 func TestDecodeIPv4Connect(t *testing.T) {
 	rec := v4Connect()
-	var e Event
-	if err := Decode(recordBytes(&rec), &e); err != nil {
+	var e event.Event
+	if err := decodeEvent(recordBytes(&rec), &e); err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
-	if e.Type != Connect {
+	if e.Type != event.Connect {
 		t.Errorf("Type = %v, want connect", e.Type)
 	}
 	if e.Family != 4 {
@@ -186,11 +187,11 @@ func TestDecodeIPv4Connect(t *testing.T) {
 
 func TestDecodeIPv6Accept(t *testing.T) {
 	rec := v6Accept()
-	var e Event
-	if err := Decode(recordBytes(&rec), &e); err != nil {
+	var e event.Event
+	if err := decodeEvent(recordBytes(&rec), &e); err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
-	if e.Type != Accept || e.Family != 6 {
+	if e.Type != event.Accept || e.Family != 6 {
 		t.Errorf("Type/Family = %v/%d, want accept/6", e.Type, e.Family)
 	}
 	if e.TimestampNs != 987654321 || e.PID != 4242 || e.TID != 4243 || e.UID != 0 {
@@ -219,8 +220,8 @@ func TestDecodeV4MappedIPv6(t *testing.T) {
 	rec.Laddr = netip.MustParseAddr("::ffff:10.0.0.1").As16()
 	rec.Raddr = netip.MustParseAddr("::ffff:1.2.3.4").As16()
 	rec.Lport, rec.Rport = 80, 51000
-	var e Event
-	if err := Decode(recordBytes(&rec), &e); err != nil {
+	var e event.Event
+	if err := decodeEvent(recordBytes(&rec), &e); err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
 	if e.Family != 6 {
@@ -242,18 +243,18 @@ func TestDecodeV4MappedIPv6(t *testing.T) {
 
 func TestDecodeClose(t *testing.T) {
 	rec := v6InboundClose()
-	var e Event
-	if err := Decode(recordBytes(&rec), &e); err != nil {
+	var e event.Event
+	if err := decodeEvent(recordBytes(&rec), &e); err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
-	if e.Type != Close || e.Family != 6 {
+	if e.Type != event.Close || e.Family != 6 {
 		t.Errorf("Type/Family = %v/%d, want close/6", e.Type, e.Family)
 	}
 	if e.TimestampNs != 987654321 || e.PID != 4242 || e.TID != 4243 || e.UID != 0 {
 		t.Errorf("ts/pid/tid/uid = %d/%d/%d/%d", e.TimestampNs, e.PID, e.TID, e.UID)
 	}
-	if e.Flags != FlagInbound|FlagClosedRemote {
-		t.Errorf("Flags = %#x, want %#x", e.Flags, FlagInbound|FlagClosedRemote)
+	if e.Flags != event.FlagInbound|event.FlagClosedRemote {
+		t.Errorf("Flags = %#x, want %#x", e.Flags, event.FlagInbound|event.FlagClosedRemote)
 	}
 	if e.Error != 104 {
 		t.Errorf("Error = %d, want 104", e.Error)
@@ -312,8 +313,8 @@ func TestDecodeCloseRawOffsets(t *testing.T) {
 	ne.PutUint64(b[104:], 2048)
 	ne.PutUint64(b[112:], 4097)
 
-	var e Event
-	if err := Decode(b, &e); err != nil {
+	var e event.Event
+	if err := decodeEvent(b, &e); err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
 	got := [...]uint64{uint64(e.Type), uint64(e.Flags), uint64(e.Error), e.LatencyNs, e.DurationNs, e.BytesSent, e.BytesReceived, e.Cookie, e.TimestampNs}
@@ -340,17 +341,17 @@ func TestDecodeLifecycleTypes(t *testing.T) {
 	tests := []struct {
 		name    string
 		rec     bpf.TuxscopeEvent
-		typ     Type
+		typ     event.Type
 		err     uint32
 		latency uint64
 	}{
-		{"established", v4Established(), Established, 0, 1_234_000},
-		{"failed", v4Failed(), Failed, 111, 85_000},
+		{"established", v4Established(), event.Established, 0, 1_234_000},
+		{"failed", v4Failed(), event.Failed, 111, 85_000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var e Event
-			if err := Decode(recordBytes(&tt.rec), &e); err != nil {
+			var e event.Event
+			if err := decodeEvent(recordBytes(&tt.rec), &e); err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
 			if e.Type != tt.typ || e.Error != tt.err || e.LatencyNs != tt.latency {
@@ -384,8 +385,8 @@ func TestDecodeError(t *testing.T) {
 	for _, tt := range tests {
 		rec := v4Failed()
 		rec.Error = tt.raw
-		e := Event{Error: 12345} // stale from an earlier record
-		if err := Decode(recordBytes(&rec), &e); err != nil {
+		e := event.Event{Error: 12345} // stale from an earlier record
+		if err := decodeEvent(recordBytes(&rec), &e); err != nil {
 			t.Fatalf("error %d: Decode: %v", tt.raw, err)
 		}
 		if e.Error != tt.want {
@@ -413,8 +414,8 @@ func TestDecodeComm(t *testing.T) {
 			for i, c := range tt.raw {
 				rec.Comm[i] = int8(c)
 			}
-			var e Event
-			if err := Decode(recordBytes(&rec), &e); err != nil {
+			var e event.Event
+			if err := decodeEvent(recordBytes(&rec), &e); err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
 			if got := string(e.Comm()); got != tt.want {
@@ -424,19 +425,19 @@ func TestDecodeComm(t *testing.T) {
 	}
 }
 
-// Decoding into a reused Event must overwrite everything from the last one.
+// Decoding into a reused event.Event must overwrite everything from the last one.
 func TestDecodeReuse(t *testing.T) {
-	var e Event
+	var e event.Event
 	r6 := v6Accept()
 	setComm(&r6, "a-long-name-xyz")
-	if err := Decode(recordBytes(&r6), &e); err != nil {
+	if err := decodeEvent(recordBytes(&r6), &e); err != nil {
 		t.Fatal(err)
 	}
 	r4 := v4Connect()
-	if err := Decode(recordBytes(&r4), &e); err != nil {
+	if err := decodeEvent(recordBytes(&r4), &e); err != nil {
 		t.Fatal(err)
 	}
-	if e.Type != Connect || e.Family != 4 || string(e.Comm()) != "curl" ||
+	if e.Type != event.Connect || e.Family != 4 || string(e.Comm()) != "curl" ||
 		e.Local.String() != "10.0.0.5:53412" || e.Remote.String() != "93.184.216.34:443" ||
 		e.PID != 6201 || e.UID != 1000 {
 		t.Errorf("stale fields after reuse: %+v comm=%q", e, e.Comm())
@@ -444,13 +445,13 @@ func TestDecodeReuse(t *testing.T) {
 
 	// A close leaves nothing of itself in the connect decoded after it.
 	rc := v6InboundClose()
-	if err := Decode(recordBytes(&rc), &e); err != nil {
+	if err := decodeEvent(recordBytes(&rc), &e); err != nil {
 		t.Fatal(err)
 	}
-	if err := Decode(recordBytes(&r4), &e); err != nil {
+	if err := decodeEvent(recordBytes(&r4), &e); err != nil {
 		t.Fatal(err)
 	}
-	if e.Type != Connect || e.Flags != 0 || e.Error != 0 || e.LatencyNs != 0 || e.DurationNs != 0 ||
+	if e.Type != event.Connect || e.Flags != 0 || e.Error != 0 || e.LatencyNs != 0 || e.DurationNs != 0 ||
 		e.BytesSent != 0 || e.BytesReceived != 0 || e.Cookie != 0 || e.Inbound() {
 		t.Errorf("stale lifecycle fields after reuse: %+v", e)
 	}
@@ -462,18 +463,18 @@ func TestDecodeErrors(t *testing.T) {
 
 	t.Run("short", func(t *testing.T) {
 		for _, n := range []int{0, 1, 64, 79, 119, 127} {
-			var e Event
-			err := Decode(goodBytes[:n], &e)
+			var e event.Event
+			err := decodeEvent(goodBytes[:n], &e)
 			if !errors.Is(err, ErrShortRecord) {
 				t.Errorf("len %d: err = %v, want ErrShortRecord", n, err)
 			}
 		}
-		var e Event
-		err := Decode(goodBytes[:79], &e)
+		var e event.Event
+		err := decodeEvent(goodBytes[:79], &e)
 		if err == nil || err.Error() != "short record: 79 bytes, want 128" {
 			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 128")
 		}
-		if err := Decode(nil, &e); !errors.Is(err, ErrShortRecord) {
+		if err := decodeEvent(nil, &e); !errors.Is(err, ErrShortRecord) {
 			t.Errorf("nil: err = %v", err)
 		}
 	})
@@ -482,8 +483,8 @@ func TestDecodeErrors(t *testing.T) {
 		for _, typ := range []uint8{0, 6, 8, 255} {
 			rec := v4Connect()
 			rec.Type = typ
-			var e Event
-			err := Decode(recordBytes(&rec), &e)
+			var e event.Event
+			err := decodeEvent(recordBytes(&rec), &e)
 			want := "unknown event type " + strconv.Itoa(int(typ))
 			if err == nil || err.Error() != want {
 				t.Errorf("type %d: err = %v, want %q", typ, err, want)
@@ -498,8 +499,8 @@ func TestDecodeErrors(t *testing.T) {
 		for _, fam := range []uint16{0, 1, 4, 6, 17, 0x0a00, 0x0200} {
 			rec := v4Connect()
 			rec.Family = fam
-			var e Event
-			err := Decode(recordBytes(&rec), &e)
+			var e event.Event
+			err := decodeEvent(recordBytes(&rec), &e)
 			want := "unknown address family " + strconv.Itoa(int(fam))
 			if err == nil || err.Error() != want {
 				t.Errorf("family %d: err = %v, want %q", fam, err, want)
@@ -511,15 +512,15 @@ func TestDecodeErrors(t *testing.T) {
 func TestDecodeAllocs(t *testing.T) {
 	rec4, rec6, recClose := v4Connect(), v6Accept(), v6InboundClose()
 	b4, b6, bClose := recordBytes(&rec4), recordBytes(&rec6), recordBytes(&recClose)
-	var e Event
+	var e event.Event
 	allocs := testing.AllocsPerRun(1000, func() {
-		if err := Decode(b4, &e); err != nil {
+		if err := decodeEvent(b4, &e); err != nil {
 			panic(err)
 		}
-		if err := Decode(b6, &e); err != nil {
+		if err := decodeEvent(b6, &e); err != nil {
 			panic(err)
 		}
-		if err := Decode(bClose, &e); err != nil {
+		if err := decodeEvent(bClose, &e); err != nil {
 			panic(err)
 		}
 	})
@@ -531,11 +532,11 @@ func TestDecodeAllocs(t *testing.T) {
 func BenchmarkDecodeClose(b *testing.B) {
 	rec := v6InboundClose()
 	buf := recordBytes(&rec)
-	var e Event
+	var e event.Event
 	b.ReportAllocs()
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
-		if err := Decode(buf, &e); err != nil {
+		if err := decodeEvent(buf, &e); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -544,11 +545,11 @@ func BenchmarkDecodeClose(b *testing.B) {
 func BenchmarkDecode(b *testing.B) {
 	rec := v4Connect()
 	buf := recordBytes(&rec)
-	var e Event
+	var e event.Event
 	b.ReportAllocs()
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
-		if err := Decode(buf, &e); err != nil {
+		if err := decodeEvent(buf, &e); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -567,23 +568,27 @@ func FuzzDecode(f *testing.F) {
 	f.Add(recordBytes(&rc)[:119])
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var e Event
-		err := Decode(b, &e)
-		if len(b) < recordSize {
-			if !errors.Is(err, ErrShortRecord) {
-				t.Fatalf("len %d: err = %v, want ErrShortRecord", len(b), err)
+		var (
+			e event.Event
+			p event.DNSPacket
+		)
+		isDNS, err := DecodeRecord(b, &e, &p)
+		var rec bpf.TuxscopeEvent
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec)), unsafe.Sizeof(rec)), b)
+		if isDNS {
+			// A DNS record: its own checks.
+			if rec.Type != uint8(event.DNS) {
+				t.Fatalf("type %d decoded as DNS", rec.Type)
+			}
+			if err == nil && (p.TimestampNs != rec.TsNs || p.PID != rec.Pid || len(p.Payload) > len(b) ||
+				(p.Family != 4 && p.Family != 6)) {
+				t.Fatalf("DNS record decoded as %+v", p)
 			}
 			return
 		}
-		var rec bpf.TuxscopeEvent
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec)), unsafe.Sizeof(rec)), b)
-		if rec.Type == uint8(DNS) {
-			// A DNS record: its own checks.
-			if err != nil {
-				return
-			}
-			if e.Type != DNS || e.TimestampNs != rec.TsNs || e.PID != rec.Pid || len(e.Payload) > len(b) {
-				t.Fatalf("DNS record decoded as %+v", e)
+		if len(b) < recordSize {
+			if !errors.Is(err, ErrShortRecord) {
+				t.Fatalf("len %d: err = %v, want ErrShortRecord", len(b), err)
 			}
 			return
 		}
@@ -595,7 +600,7 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		if uint8(e.Type) != rec.Type || e.Type < Connect || e.Type > Close {
+		if uint8(e.Type) != rec.Type || e.Type < event.Connect || e.Type > event.Close {
 			t.Fatalf("Type = %d, record says %d", e.Type, rec.Type)
 		}
 		if e.TimestampNs != rec.TsNs || e.PID != rec.Pid || e.TID != rec.Tid || e.UID != rec.Uid {

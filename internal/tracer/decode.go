@@ -1,4 +1,4 @@
-package event
+package tracer
 
 import (
 	"encoding/binary"
@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/tuxscope/tuxscope/internal/bpf"
+	"github.com/tuxscope/tuxscope/internal/event"
 )
 
 // The record layout is bpf2go's Go rendering of struct event in
@@ -64,23 +65,29 @@ const (
 // ErrShortRecord means a record smaller than struct event.
 var ErrShortRecord = errors.New("short record")
 
-// Decode fills e from one ring-buffer record. The record comes from the
-// kernel but is still checked: short records, unknown types and unknown
-// families are errors.
-func Decode(b []byte, e *Event) error {
+// DecodeRecord fills ev (a TCP event) or pkt (a DNS packet) from one
+// ring-buffer record and says which: the type field, at the same offset
+// in both records, tells. The record comes from the kernel but is still
+// checked: short records, unknown types and unknown families are errors.
+func DecodeRecord(b []byte, ev *event.Event, pkt *event.DNSPacket) (isDNS bool, err error) {
+	if len(b) > int(offType) && event.Type(b[offType]) == event.DNS {
+		return true, decodeDNS(b, pkt)
+	}
+	return false, decodeEvent(b, ev)
+}
+
+// decodeEvent fills e from a struct event record.
+func decodeEvent(b []byte, e *event.Event) error {
 	if len(b) < recordSize {
 		return fmt.Errorf("%w: %d bytes, want %d", ErrShortRecord, len(b), recordSize)
 	}
 	ne := binary.NativeEndian
-	t := Type(b[offType])
-	if t == DNS {
-		return decodeDNS(b, e)
-	}
-	if t < Connect || t > Close {
+	t := event.Type(b[offType])
+	if t < event.Connect || t > event.Close {
 		return fmt.Errorf("unknown event type %d", b[offType])
 	}
-	*e = Event{Type: t} // a reused Event keeps nothing from the last record
-	e.Flags = Flags(b[offFlags])
+	*e = event.Event{Type: t} // a reused Event keeps nothing from the last record
+	e.Flags = event.Flags(b[offFlags])
 	if errno := int32(ne.Uint32(b[offError:])); errno > 0 {
 		e.Error = uint32(errno)
 	} else {
@@ -92,56 +99,58 @@ func Decode(b []byte, e *Event) error {
 	e.BytesReceived = ne.Uint64(b[offRecv:])
 	e.Cookie = ne.Uint64(b[offCookie:])
 	e.CgroupID = ne.Uint64(b[offCgroup:])
-	return decodeCommon(b, e)
+	e.TimestampNs, e.PID, e.TID, e.UID = decodeOwner(b)
+	e.SetCommBytes(b[offComm : offComm+16])
+	var err error
+	e.Family, e.Local, e.Remote, err = decodeTuple(b)
+	return err
 }
 
-// decodeCommon reads the prefix both records share: times, owner,
-// addresses, ports, comm.
-func decodeCommon(b []byte, e *Event) error {
+// decodeOwner reads the time and owner both records start with.
+func decodeOwner(b []byte) (ts uint64, pid, tid, uid uint32) {
 	ne := binary.NativeEndian
-	e.TimestampNs = ne.Uint64(b[offTs:])
-	e.PID = ne.Uint32(b[offPid:])
-	e.TID = ne.Uint32(b[offTid:])
-	e.UID = ne.Uint32(b[offUid:])
+	return ne.Uint64(b[offTs:]), ne.Uint32(b[offPid:]), ne.Uint32(b[offTid:]), ne.Uint32(b[offUid:])
+}
+
+// decodeTuple reads the family, addresses and ports both records share.
+func decodeTuple(b []byte) (family uint8, local, remote netip.AddrPort, err error) {
+	ne := binary.NativeEndian
 	lport := ne.Uint16(b[offLport:])
 	rport := ne.Uint16(b[offRport:])
-	switch family := ne.Uint16(b[offFamily:]); family {
+	switch af := ne.Uint16(b[offFamily:]); af {
 	case afInet:
-		e.Family = 4
-		e.Local = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[offLaddr:offLaddr+4])), lport)
-		e.Remote = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[offRaddr:offRaddr+4])), rport)
+		local = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[offLaddr:offLaddr+4])), lport)
+		remote = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[offRaddr:offRaddr+4])), rport)
+		return 4, local, remote, nil
 	case afInet6:
-		e.Family = 6
-		e.Local = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offLaddr:offLaddr+16])), lport)
-		e.Remote = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offRaddr:offRaddr+16])), rport)
+		local = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offLaddr:offLaddr+16])), lport)
+		remote = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offRaddr:offRaddr+16])), rport)
+		return 6, local, remote, nil
 	default:
-		return fmt.Errorf("unknown address family %d", family)
+		return 0, local, remote, fmt.Errorf("unknown address family %d", af)
 	}
-	comm := b[offComm : offComm+16]
-	n := 0
-	for n < len(comm) && comm[n] != 0 {
-		n++
-	}
-	e.commLen = uint8(copy(e.comm[:], comm[:n]))
-	return nil
 }
 
 // decodeDNS reads a struct dns_event.
-func decodeDNS(b []byte, e *Event) error {
+func decodeDNS(b []byte, p *event.DNSPacket) error {
 	if len(b) < dnsHeaderSize {
 		return fmt.Errorf("%w: %d bytes, want at least %d for a DNS record", ErrShortRecord, len(b), dnsHeaderSize)
 	}
 	ne := binary.NativeEndian
-	*e = Event{Type: DNS}
-	e.DNSResponse = b[offDNSDir] == 1
-	e.Protocol = b[offDNSProto]
-	e.Cookie = ne.Uint64(b[offDNSCookie:])
-	e.CgroupID = ne.Uint64(b[offDNSCgroup:])
-	e.PayloadLen = ne.Uint32(b[offDNSTotal:])
+	*p = event.DNSPacket{}
+	p.Response = b[offDNSDir] == 1
+	p.Protocol = b[offDNSProto]
+	p.Cookie = ne.Uint64(b[offDNSCookie:])
+	p.CgroupID = ne.Uint64(b[offDNSCgroup:])
+	p.PayloadLen = ne.Uint32(b[offDNSTotal:])
 	n := int(ne.Uint32(b[offDNSLen:]))
 	if n > len(b)-int(offDNSData) {
 		return fmt.Errorf("DNS record claims %d payload bytes, has %d", n, len(b)-int(offDNSData))
 	}
-	e.Payload = b[offDNSData : int(offDNSData)+n]
-	return decodeCommon(b, e)
+	p.Payload = b[offDNSData : int(offDNSData)+n]
+	p.TimestampNs, p.PID, p.TID, p.UID = decodeOwner(b)
+	p.Comm.Set(b[offComm : offComm+16])
+	var err error
+	p.Family, p.Local, p.Remote, err = decodeTuple(b)
+	return err
 }
