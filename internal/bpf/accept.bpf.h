@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * accept: the accept event, from every backend; it also tells the
+ * lifecycle (lifecycle.bpf.h) who owns an accepted connection.
+ *
+ * Tracepoint backend: sys_exit_accept/accept4 run in the accepting
+ * process; the returned fd leads to the new socket (task -> files -> fdt
+ * -> fd[] -> file -> socket -> sock). Processes already blocked in
+ * accept() before we attached are seen too, since only the syscall's exit
+ * matters.
+ *
+ * fexit/kretprobe on inet_csk_accept see each accept as it returns, in the
+ * accepting process. They cannot see an accept() that was already waiting
+ * when they were attached: its return does not pass through the probe. So
+ * the syscall-exit tracepoint stays attached beside them as a catch-up, and
+ * emits only accepts the function hook did not (accept_seen).
+ */
+#ifndef TUXSCOPE_ACCEPT_BPF_H
+#define TUXSCOPE_ACCEPT_BPF_H
+
+#include "common.bpf.h"
+#include "lifecycle.bpf.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} accept_seen SEC(".maps");
+
+static __always_inline void accept_returned(struct sock *sk)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct tuple t = {};
+	__u8 one = 1;
+
+	/* kernel_accept() from kernel threads: not a process's accept */
+	if (!sk || (BPF_CORE_READ(task, flags) & PF_KTHREAD))
+		return;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return;
+	bpf_map_update_elem(&accept_seen, &pid_tgid, &one, BPF_ANY);
+	conn_accepted(sk, pid_tgid);
+	if (!pid_wanted(pid_tgid))
+		return;
+	if (read_sock_tuple(sk, &t))
+		emit_event(&t, EVENT_ACCEPT, pid_tgid);
+}
+
+/* inet_csk_accept changed its signature in Linux 6.10; the loader picks the
+ * program matching the running kernel's BTF. */
+SEC("fexit/inet_csk_accept")
+int BPF_PROG(fexit_inet_csk_accept, struct sock *sk, void *arg, struct sock *ret)
+{
+	accept_returned(ret);
+	return 0;
+}
+
+SEC("fexit/inet_csk_accept")
+int BPF_PROG(fexit_inet_csk_accept_pre610, struct sock *sk, int flags, int *err, bool kern, struct sock *ret)
+{
+	accept_returned(ret);
+	return 0;
+}
+
+SEC("kretprobe/inet_csk_accept")
+int BPF_KRETPROBE(kretprobe_inet_csk_accept, struct sock *ret)
+{
+	accept_returned(ret);
+	return 0;
+}
+
+/* The tracepoint backend's accept hook, also the catch-up of the others. */
+
+/* The socket behind one of the current task's file descriptors. */
+static __always_inline struct sock *sock_from_fd(long fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = NULL;
+	struct socket *sock;
+
+	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline void accept_exit(long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct tuple t = {};
+	struct sock *sk;
+
+	if (bpf_map_lookup_elem(&accept_seen, &pid_tgid)) {
+		bpf_map_delete_elem(&accept_seen, &pid_tgid);
+		return; /* a function hook reported it */
+	}
+	if (ret < 0 || !pid_wanted(pid_tgid))
+		return;
+	sk = sock_from_fd(ret);
+	if (!sk)
+		return;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
+	    BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
+		return;
+	conn_accepted(sk, pid_tgid);
+	if (read_sock_tuple(sk, &t))
+		emit_event(&t, EVENT_ACCEPT, pid_tgid);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int tp_sys_exit_accept4(struct syscall_exit_ctx *ctx)
+{
+	accept_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int tp_sys_exit_accept(struct syscall_exit_ctx *ctx)
+{
+	accept_exit(ctx->ret);
+	return 0;
+}
+
+#endif

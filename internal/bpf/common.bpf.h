@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * What every concern shares: the filters, the events ring buffer and its
+ * lost counter, the reader's wake-up, and the helpers that read a socket's
+ * tuple, name its owner and reserve and submit an event.
+ */
+#ifndef TUXSCOPE_COMMON_BPF_H
+#define TUXSCOPE_COMMON_BPF_H
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "kernel.h"
+/* kernel.h declares the kprobe register structs (see there). */
+#define __VMLINUX_H__
+#include <bpf/bpf_tracing.h>
+#undef __VMLINUX_H__
+#include "event.h"
+
+/* Filters, set by the loader before load so the verifier prunes what is
+ * off. A zero means "no filter". */
+const volatile __u8 filter_pid = 0;	/* 1: only tgids in pid_filter */
+const volatile __u8 filter_port = 0;	/* 1: only if either port is in port_filter */
+const volatile __u8 want_ipv4 = 1;
+const volatile __u8 want_ipv6 = 1;
+const volatile __u32 want_types = 0xffffffff; /* bit (1 << enum event_type) */
+/* Wake-up batching: 0 wakes the reader for every event (the kernel then
+ * wakes it only when it had caught up); otherwise events are queued
+ * without a wake-up until this many bytes wait, and the reader collects
+ * them on its own timer (--max-delay). A wake-up costs the traced task an
+ * irq_work and often an IPI; batching saves most of them under load. */
+const volatile __u32 wakeup_bytes = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* the loader may resize it */
+	__type(value, struct event);   /* for bpf2go -type event; ignored by the kernel */
+} events SEC(".maps");
+
+/* Ring-buffer reservations that failed: the events we had to drop. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} pid_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} port_filter SEC(".maps");
+
+static __always_inline bool pid_wanted(__u64 pid_tgid)
+{
+	__u32 tgid = pid_tgid >> 32;
+
+	if (!filter_pid)
+		return true;
+	return bpf_map_lookup_elem(&pid_filter, &tgid) != NULL;
+}
+
+static __always_inline bool port_wanted(__u16 lport, __u16 rport)
+{
+	if (!filter_port)
+		return true;
+	return bpf_map_lookup_elem(&port_filter, &lport) ||
+	       bpf_map_lookup_elem(&port_filter, &rport);
+}
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+
+	if (n)
+		*n += 1; /* per-CPU slot: no atomics needed */
+}
+
+/* With wake-up batching, the reader sets this to 1 when it found nothing
+ * for a while and goes to sleep without a short timer: the next event
+ * wakes it (and clears it), so an idle tuxscope does not poll. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} reader_idle SEC(".maps");
+
+/* Submit a reserved event, waking the reader only as wakeup_bytes and
+ * reader_idle say. */
+static __always_inline void submit(void *e)
+{
+	__u32 zero = 0, *idle;
+	__u64 flags = 0;
+
+	if (wakeup_bytes) {
+		idle = bpf_map_lookup_elem(&reader_idle, &zero);
+		if (idle && *idle) {
+			*idle = 0;
+			flags = BPF_RB_FORCE_WAKEUP;
+		} else {
+			flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+				BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+		}
+	}
+	bpf_ringbuf_submit(e, flags);
+}
+
+/* Both ends of a connection, host byte order ports. */
+struct tuple {
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u16 lport;
+	__u16 rport;
+	__u16 family;
+};
+
+/* Read a socket's tuple as it stands now; false if not an IP family. */
+static __always_inline bool read_sock_tuple(struct sock *sk, struct tuple *t)
+{
+	t->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (t->family == AF_INET) {
+		BPF_CORE_READ_INTO((__u32 *)t->laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__u32 *)t->raddr, sk, __sk_common.skc_daddr);
+	} else if (t->family == AF_INET6) {
+		BPF_CORE_READ_INTO((struct in6_addr *)t->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO((struct in6_addr *)t->raddr, sk, __sk_common.skc_v6_daddr);
+	} else {
+		return false;
+	}
+	/* inet_sport, not skc_num: the latter is cleared when a failed
+	 * connect releases its port. */
+	t->lport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	t->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	return true;
+}
+
+/* Who a connection belongs to: the process that connected or accepted it. */
+struct owner {
+	__u32 pid; /* 0: unknown (it predates tuxscope, or was never accepted) */
+	__u32 tid;
+	__u32 uid;
+	char comm[16];
+	__u64 cgroup_id;
+};
+
+static __always_inline void owner_current(struct owner *o, __u64 pid_tgid)
+{
+	o->pid = pid_tgid >> 32;
+	o->tid = (__u32)pid_tgid;
+	o->uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(o->comm, sizeof(o->comm));
+	o->cgroup_id = bpf_get_current_cgroup_id();
+}
+
+/* Reserve an event of this type for this tuple, unless the filters drop
+ * it; the caller fills the rest and submits. NULL when filtered or lost. */
+static __always_inline struct event *reserve_event(const struct tuple *t, __u8 type, const struct owner *o)
+{
+	struct event *e;
+
+	if (!(want_types & (1U << type)))
+		return NULL;
+	if (t->family == AF_INET ? !want_ipv4 : !want_ipv6)
+		return NULL;
+	if (!port_wanted(t->lport, t->rport))
+		return NULL;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->pid = o->pid;
+	e->tid = o->tid;
+	e->uid = o->uid;
+	e->cgroup_id = o->cgroup_id;
+	__builtin_memcpy(e->comm, o->comm, sizeof(e->comm));
+	e->family = t->family;
+	e->type = type;
+	e->lport = t->lport;
+	e->rport = t->rport;
+	__builtin_memcpy(e->laddr, t->laddr, sizeof(e->laddr));
+	__builtin_memcpy(e->raddr, t->raddr, sizeof(e->raddr));
+	return e;
+}
+
+/* Emit a connect or accept event, attributed to the current task. */
+static __always_inline void emit_event(const struct tuple *t, __u8 type, __u64 pid_tgid)
+{
+	struct owner o = {};
+	struct event *e;
+
+	owner_current(&o, pid_tgid);
+	e = reserve_event(t, type, &o);
+	if (!e)
+		return;
+	if (type == EVENT_ACCEPT)
+		e->flags = FLAG_INBOUND;
+	submit(e);
+}
+
+#endif

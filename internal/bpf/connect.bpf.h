@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * connect: the connect event, from every backend.
+ *
+ * Tracepoint backend: sys_enter_connect marks the thread;
+ * inet_sock_set_state's CLOSE -> SYN_SENT transition (which runs inside
+ * connect(), in the caller's context) records which socket it is
+ * (connect_syn_sent, called by state.bpf.h); sys_exit_connect emits the
+ * event. Reading the socket when connect() returns, not at
+ * tcp_v4_connect's entry, is what gives the real source address and port,
+ * and emitting it there keeps it real time for blocking and non-blocking
+ * connects alike.
+ *
+ * fentry and kprobe backends: tcp_v4_connect/tcp_v6_connect's return.
+ */
+#ifndef TUXSCOPE_CONNECT_BPF_H
+#define TUXSCOPE_CONNECT_BPF_H
+
+#include "common.bpf.h"
+
+/* Threads inside connect(): pid_tgid -> the socket that entered SYN_SENT
+ * during this call (0 until then). LRU so a lost exit cannot leak. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} connecting SEC(".maps");
+
+/*
+ * The tracepoint path emits a connect when connect() returns. A blocking
+ * connect returns after the handshake: then the connect is emitted at the
+ * SYN_SENT -> ESTABLISHED or CLOSE change instead (the tuple is complete and
+ * still intact there; a failed connect() clears it before returning), so
+ * it always comes before its outcome, as with the function hooks. The low
+ * bit of the connecting map's value records that it was.
+ */
+#define CONNECT_EMITTED 1ULL
+
+static __always_inline void connect_enter(void)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 no_sock = 0;
+
+	if (!pid_wanted(pid_tgid))
+		return;
+	bpf_map_update_elem(&connecting, &pid_tgid, &no_sock, BPF_ANY);
+}
+
+/* Called on every TCP state change; runs in the connecting thread for the
+ * CLOSE -> SYN_SENT change made by tcp_v4_connect/tcp_v6_connect. */
+static __always_inline void connect_syn_sent(const void *skaddr)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 *sk = bpf_map_lookup_elem(&connecting, &pid_tgid);
+
+	if (sk)
+		*sk = (__u64)skaddr;
+}
+
+static __always_inline void connect_exit(long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 *skp = bpf_map_lookup_elem(&connecting, &pid_tgid);
+	struct tuple t = {};
+	__u64 sk;
+
+	if (!skp)
+		return;
+	sk = *skp;
+	bpf_map_delete_elem(&connecting, &pid_tgid);
+	/* No SYN_SENT during this call: not TCP, or it failed before a SYN
+	 * left (EADDRNOTAVAIL, ENETUNREACH, EALREADY, ...). Or the handshake
+	 * already ended and the connect was emitted then. */
+	if (!sk || (sk & CONNECT_EMITTED))
+		return;
+	/* 0, EINPROGRESS, or e.g. EINTR: the socket is still connecting. */
+	if (read_sock_tuple((struct sock *)sk, &t))
+		emit_event(&t, EVENT_CONNECT, pid_tgid);
+}
+
+/* At the end of a handshake (lifecycle.bpf.h's conn_outcome): emit the
+ * connect first if its thread is still inside connect() (see
+ * CONNECT_EMITTED). */
+static __always_inline void connect_emit_early(struct sock *sk, __u64 key, const struct owner *o, const struct tuple *t)
+{
+	__u64 pid_tgid = ((__u64)o->pid << 32) | o->tid;
+	__u64 *skp = bpf_map_lookup_elem(&connecting, &pid_tgid);
+	struct event *e;
+
+	if (!skp || *skp != key)
+		return;
+	*skp = key | CONNECT_EMITTED;
+	e = reserve_event(t, EVENT_CONNECT, o);
+	if (e)
+		submit(e);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int tp_sys_enter_connect(struct syscall_enter_ctx *ctx)
+{
+	connect_enter();
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int tp_sys_exit_connect(struct syscall_exit_ctx *ctx)
+{
+	connect_exit(ctx->ret);
+	return 0;
+}
+
+/* ---- fentry and kprobe backends ---------------------------------------- */
+
+/*
+ * tcp_v4_connect/tcp_v6_connect return 0 once the SYN is on its way, the
+ * local port hashed: the same moment and tuple the tracepoint backend
+ * reports (it reads them when connect() returns). An AF_INET6 socket
+ * connecting to a v4-mapped address goes through tcp_v6_connect, which
+ * calls tcp_v4_connect: only the outer call reports it.
+ */
+static __always_inline void connect_returned(struct sock *sk, long ret, bool v4_func)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct tuple t = {};
+
+	if (ret != 0 || !sk || !pid_wanted(pid_tgid))
+		return;
+	if (v4_func && BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET6)
+		return;
+	if (read_sock_tuple(sk, &t))
+		emit_event(&t, EVENT_CONNECT, pid_tgid);
+}
+
+SEC("fexit/tcp_v4_connect")
+int BPF_PROG(fexit_tcp_v4_connect, struct sock *sk, void *uaddr, int addr_len, int ret)
+{
+	connect_returned(sk, ret, true);
+	return 0;
+}
+
+SEC("fexit/tcp_v6_connect")
+int BPF_PROG(fexit_tcp_v6_connect, struct sock *sk, void *uaddr, int addr_len, int ret)
+{
+	connect_returned(sk, ret, false);
+	return 0;
+}
+
+/* kprobe: the socket argument, kept from entry to return, per thread
+ * (tcp_v6_connect and its inner tcp_v4_connect share the same sk). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} kprobe_connect_sk SEC(".maps");
+
+static __always_inline void kprobe_connect_entry(struct sock *sk)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 v = (__u64)sk;
+
+	bpf_map_update_elem(&kprobe_connect_sk, &pid_tgid, &v, BPF_ANY);
+}
+
+static __always_inline void kprobe_connect_return(long ret, bool v4_func)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 *sk = bpf_map_lookup_elem(&kprobe_connect_sk, &pid_tgid);
+
+	if (!sk)
+		return;
+	connect_returned((struct sock *)*sk, ret, v4_func);
+	if (!v4_func || BPF_CORE_READ((struct sock *)*sk, __sk_common.skc_family) == AF_INET)
+		bpf_map_delete_elem(&kprobe_connect_sk, &pid_tgid);
+}
+
+SEC("kprobe/tcp_v4_connect")
+int BPF_KPROBE(kprobe_tcp_v4_connect, struct sock *sk)
+{
+	kprobe_connect_entry(sk);
+	return 0;
+}
+
+SEC("kretprobe/tcp_v4_connect")
+int BPF_KRETPROBE(kretprobe_tcp_v4_connect, int ret)
+{
+	kprobe_connect_return(ret, true);
+	return 0;
+}
+
+SEC("kprobe/tcp_v6_connect")
+int BPF_KPROBE(kprobe_tcp_v6_connect, struct sock *sk)
+{
+	kprobe_connect_entry(sk);
+	return 0;
+}
+
+SEC("kretprobe/tcp_v6_connect")
+int BPF_KRETPROBE(kretprobe_tcp_v6_connect, int ret)
+{
+	kprobe_connect_return(ret, false);
+	return 0;
+}
+
+#endif
