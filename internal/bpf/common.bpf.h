@@ -2,7 +2,7 @@
 /*
  * What every concern shares: the filters, the events ring buffer and its
  * lost counter, the reader's wake-up, and the helpers that read a socket's
- * tuple, name its owner and reserve and submit an event.
+ * tuple, name its owner and reserve, fill and submit a record.
  */
 #ifndef TUXSCOPE_COMMON_BPF_H
 #define TUXSCOPE_COMMON_BPF_H
@@ -97,6 +97,18 @@ struct {
 	__type(value, __u32);
 } reader_idle SEC(".maps");
 
+/* Reserve size bytes of the ring buffer for a record of either kind; when
+ * it is full, the record is counted as lost (the reader reports it) and
+ * NULL is returned. */
+static __always_inline void *reserve_record(__u64 size)
+{
+	void *r = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!r)
+		count_lost();
+	return r;
+}
+
 /* Submit a reserved event, waking the reader only as wakeup_bytes and
  * reader_idle say. */
 static __always_inline void submit(void *e)
@@ -116,15 +128,6 @@ static __always_inline void submit(void *e)
 	}
 	bpf_ringbuf_submit(e, flags);
 }
-
-/* Both ends of a connection, host byte order ports. */
-struct tuple {
-	__u8 laddr[16];
-	__u8 raddr[16];
-	__u16 lport;
-	__u16 rport;
-	__u16 family;
-};
 
 /* Read a socket's tuple as it stands now; false if not an IP family. */
 static __always_inline bool read_sock_tuple(struct sock *sk, struct tuple *t)
@@ -146,15 +149,6 @@ static __always_inline bool read_sock_tuple(struct sock *sk, struct tuple *t)
 	return true;
 }
 
-/* Who a connection belongs to: the process that connected or accepted it. */
-struct owner {
-	__u32 pid; /* 0: unknown (it predates tuxscope, or was never accepted) */
-	__u32 tid;
-	__u32 uid;
-	char comm[16];
-	__u64 cgroup_id;
-};
-
 static __always_inline void owner_current(struct owner *o, __u64 pid_tgid)
 {
 	o->pid = pid_tgid >> 32;
@@ -162,6 +156,16 @@ static __always_inline void owner_current(struct owner *o, __u64 pid_tgid)
 	o->uid = (__u32)bpf_get_current_uid_gid();
 	bpf_get_current_comm(o->comm, sizeof(o->comm));
 	o->cgroup_id = bpf_get_current_cgroup_id();
+}
+
+/* The start of every record (struct event_header), for both kinds. */
+static __always_inline void fill_header(struct event_header *h, __u8 type, const struct owner *o,
+					const struct tuple *t)
+{
+	h->ts_ns = bpf_ktime_get_ns();
+	h->owner = *o;
+	h->tuple = *t;
+	h->type = type;
 }
 
 /* Reserve an event of this type for this tuple, unless the filters drop
@@ -177,24 +181,11 @@ static __always_inline struct event *reserve_event(const struct tuple *t, __u8 t
 	if (!port_wanted(t->lport, t->rport))
 		return NULL;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost();
+	e = reserve_record(sizeof(*e));
+	if (!e)
 		return NULL;
-	}
 	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = bpf_ktime_get_ns();
-	e->pid = o->pid;
-	e->tid = o->tid;
-	e->uid = o->uid;
-	e->cgroup_id = o->cgroup_id;
-	__builtin_memcpy(e->comm, o->comm, sizeof(e->comm));
-	e->family = t->family;
-	e->type = type;
-	e->lport = t->lport;
-	e->rport = t->rport;
-	__builtin_memcpy(e->laddr, t->laddr, sizeof(e->laddr));
-	__builtin_memcpy(e->raddr, t->raddr, sizeof(e->raddr));
+	fill_header(&e->hdr, type, o, t);
 	return e;
 }
 

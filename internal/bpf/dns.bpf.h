@@ -75,8 +75,10 @@ static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 {
 	__u32 l4off, payload_off, len, n;
 	__u8 proto, hdr[40], ports[4], tcpoff;
-	__u16 sport, dport, port, family;
+	__u16 sport, dport, port;
 	__u8 saddr[16] = {}, daddr[16] = {};
+	struct owner owner = {};
+	struct tuple t = {};
 	struct dns_owner *o;
 	struct dns_event *e;
 	__u64 cookie;
@@ -88,14 +90,14 @@ static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 			return;
 		proto = hdr[9];
 		l4off = (hdr[0] & 0xf) * 4;
-		family = AF_INET;
+		t.family = AF_INET;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		/* No extension headers: DNS packets carry none in practice. */
 		if (bpf_skb_load_bytes(skb, 0, hdr, 40))
 			return;
 		proto = hdr[6];
 		l4off = 40;
-		family = AF_INET6;
+		t.family = AF_INET6;
 	} else {
 		return;
 	}
@@ -108,7 +110,7 @@ static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 	port = direction == DNS_QUERY ? dport : sport;
 	if (port != DNS_PORT)
 		return;
-	if (family == AF_INET) {
+	if (t.family == AF_INET) {
 		__builtin_memcpy(saddr, hdr + 12, 4);
 		__builtin_memcpy(daddr, hdr + 16, 4);
 	} else {
@@ -126,39 +128,32 @@ static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 		return; /* a bare TCP ACK, SYN or FIN */
 	len = skb->len - payload_off;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost();
-		return;
-	}
-	__builtin_memset(e, 0, offsetof(struct dns_event, data));
-	e->ts_ns = bpf_ktime_get_ns();
-	e->type = EVENT_DNS;
-	e->direction = direction;
-	e->family = family;
-	e->protocol = proto;
-	cookie = bpf_get_socket_cookie(skb);
-	e->cookie = cookie;
-	e->cgroup_id = bpf_skb_cgroup_id(skb);
 	/* local/remote as seen by the local socket */
 	if (direction == DNS_QUERY) {
-		e->lport = sport;
-		e->rport = dport;
-		__builtin_memcpy(e->laddr, saddr, 16);
-		__builtin_memcpy(e->raddr, daddr, 16);
+		t.lport = sport;
+		t.rport = dport;
+		__builtin_memcpy(t.laddr, saddr, 16);
+		__builtin_memcpy(t.raddr, daddr, 16);
 	} else {
-		e->lport = dport;
-		e->rport = sport;
-		__builtin_memcpy(e->laddr, daddr, 16);
-		__builtin_memcpy(e->raddr, saddr, 16);
+		t.lport = dport;
+		t.rport = sport;
+		__builtin_memcpy(t.laddr, daddr, 16);
+		__builtin_memcpy(t.raddr, saddr, 16);
 	}
+	cookie = bpf_get_socket_cookie(skb);
 	o = bpf_map_lookup_elem(&dns_owners, &cookie);
-	if (o) {
-		e->pid = o->owner.pid;
-		e->tid = o->owner.tid;
-		e->uid = o->owner.uid;
-		__builtin_memcpy(e->comm, o->owner.comm, sizeof(e->comm));
-	}
+	if (o)
+		owner = o->owner;
+	owner.cgroup_id = bpf_skb_cgroup_id(skb); /* the socket's, as a DNS record reports */
+
+	e = reserve_record(sizeof(*e));
+	if (!e)
+		return;
+	__builtin_memset(e, 0, offsetof(struct dns_event, data));
+	fill_header(&e->hdr, EVENT_DNS, &owner, &t);
+	e->direction = direction;
+	e->protocol = proto;
+	e->cookie = cookie;
 	e->total_len = len;
 	/* Older verifiers want the length provably in [1, size], and do not
 	 * follow clang's folded range checks: after the cap (len >= 1 here),

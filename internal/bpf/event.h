@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
- * The record the kernel side hands to user space through the ring buffer.
- * This header is the single source of truth for its layout: bpf2go turns
- * struct event into a Go type (-type event), so there is no hand-kept copy.
+ * The records the kernel side hands to user space through the ring buffer.
+ * This header is the single source of truth for their layout: bpf2go turns
+ * struct event, struct dns_event and the struct event_header both start
+ * with into Go types (-type), so there is no hand-kept copy.
  */
 #ifndef TUXSCOPE_EVENT_H
 #define TUXSCOPE_EVENT_H
@@ -23,27 +24,50 @@ enum event_flag {
 	FLAG_CLOSED_REMOTE = 4, /* close: the peer closed (or reset) first */
 };
 
-struct event {
-	__u64 ts_ns;	/* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
-	__u32 pid;	/* tgid of the process that made the syscall */
+/*
+ * Who a connection belongs to: the process that connected or accepted it.
+ * For connect and accept that is the process that made the syscall; for
+ * established, failed and close, the one that connected or accepted.
+ */
+struct owner {
+	__u32 pid;	/* tgid; 0: unknown (it predates tuxscope, or was never accepted) */
 	__u32 tid;
 	__u32 uid;
-	__u16 family;	/* AF_INET or AF_INET6 (dual-stack sockets are AF_INET6) */
-	__u8 type;	/* enum event_type */
-	__u8 flags;	/* enum event_flag */
-	__u16 lport;	/* local port, host byte order */
-	__u16 rport;	/* remote port, host byte order */
-	__s32 error;	/* failed, close: positive errno from sk_err, 0 if none */
+	char comm[16];
+	__u64 cgroup_id; /* cgroup v2 id of the process (as pid) */
+};
+
+/* Both ends of a connection, host byte order ports. */
+struct tuple {
 	__u8 laddr[16];	/* local address: 4 bytes for AF_INET, 16 for AF_INET6 */
 	__u8 raddr[16];	/* remote address */
-	char comm[16];	/* for established/failed/close: of the process that
-			 * connected or accepted; pid 0 if unknown */
+	__u16 lport;	/* local port */
+	__u16 rport;	/* remote port */
+	__u16 family;	/* AF_INET or AF_INET6 (dual-stack sockets are AF_INET6) */
+};
+
+/*
+ * What every record starts with, whatever its kind: so one ring buffer
+ * carries both kinds, in order, and user space reads the type, the time,
+ * the owner and the tuple of either at the same offsets. Filled by one
+ * helper (fill_header), decoded once (internal/tracer/decode.go).
+ */
+struct event_header {
+	__u64 ts_ns;	/* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	struct owner owner;
+	struct tuple tuple;
+	__u8 type;	/* enum event_type */
+};
+
+struct event {
+	struct event_header hdr; /* first: see struct event_header */
+	__u8 flags;	/* enum event_flag */
+	__s32 error;	/* failed, close: positive errno from sk_err, 0 if none */
 	__u64 latency_ns;     /* established, failed: since the connect's SYN */
 	__u64 duration_ns;    /* close: since established; 0 if unknown */
 	__u64 bytes_sent;     /* close: data bytes sent, retransmits counted once */
 	__u64 bytes_received; /* close: data bytes received */
 	__u64 cookie;         /* close: socket cookie, 0 if none was assigned */
-	__u64 cgroup_id;      /* cgroup v2 id of the process (as pid) */
 };
 
 /* Room for a DNS payload per packet; up to DNS_MAX_PAYLOAD - 1 bytes are
@@ -56,29 +80,19 @@ enum dns_direction {
 };
 
 /*
- * A DNS message seen by the cgroup socket-buffer hooks. The first 80 bytes
- * have struct event's layout (type at the same offset), so one ring buffer
- * carries both, in order.
+ * A DNS message seen by the cgroup socket-buffer hooks. The header's
+ * owner is the socket's (who connected or sent to port 53; pid 0 if
+ * unknown), with the socket's cgroup; its tuple is as the local socket
+ * sees it.
  */
 struct dns_event {
-	__u64 ts_ns;
-	__u32 pid;	/* owner of the socket (who connected or sent to port 53), 0 if unknown */
-	__u32 tid;
-	__u32 uid;
-	__u16 family;
-	__u8 type;	/* EVENT_DNS */
-	__u8 direction;	/* enum dns_direction */
-	__u16 lport;
-	__u16 rport;
-	__u32 len;	/* payload bytes in data */
-	__u8 laddr[16];
-	__u8 raddr[16];
-	char comm[16];
+	struct event_header hdr; /* first: see struct event_header; type EVENT_DNS */
 	__u64 cookie;	  /* socket cookie */
-	__u64 cgroup_id;  /* cgroup v2 id of the socket */
+	__u32 len;	  /* payload bytes in data */
 	__u32 total_len;  /* the payload's full length, >= len */
+	__u8 direction;	  /* enum dns_direction */
 	__u8 protocol;	  /* IPPROTO_UDP or IPPROTO_TCP */
-	__u8 _pad[3];
+	__u8 _pad[2];
 	__u8 data[DNS_MAX_PAYLOAD];
 };
 

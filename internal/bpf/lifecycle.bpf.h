@@ -146,7 +146,7 @@ static __always_inline void conn_closed(struct sock *sk, __u64 key, int oldstate
 		if (c->inbound)
 			e->flags |= FLAG_INBOUND;
 		if (c->established_ns)
-			e->duration_ns = e->ts_ns - c->established_ns;
+			e->duration_ns = e->hdr.ts_ns - c->established_ns;
 	}
 	/* Data bytes only, each once: TCP's counters also count a received
 	 * FIN as a byte, and retransmissions. */

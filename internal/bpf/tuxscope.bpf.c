@@ -14,7 +14,7 @@
  * so every dependency runs one way:
  *
  *   common.bpf.h     filters, the events ring buffer, lost counter and
- *                    reader wake-up; tuple, owner, reserve, submit
+ *                    reader wake-up; tuple, owner, header, reserve, submit
  *   connect.bpf.h    connect (every backend)           uses common
  *   lifecycle.bpf.h  conns: outcomes and closes        uses connect
  *   state.bpf.h      TCP state changes (every backend) uses connect, lifecycle

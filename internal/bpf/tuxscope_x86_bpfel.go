@@ -32,25 +32,15 @@ type TuxscopeConn struct {
 
 type TuxscopeDnsEvent struct {
 	_         structs.HostLayout
-	TsNs      uint64
-	Pid       uint32
-	Tid       uint32
-	Uid       uint32
-	Family    uint16
-	Type      uint8
-	Direction uint8
-	Lport     uint16
-	Rport     uint16
-	Len       uint32
-	Laddr     [16]uint8
-	Raddr     [16]uint8
-	Comm      [16]int8
+	Hdr       TuxscopeEventHeader
 	Cookie    uint64
-	CgroupId  uint64
+	Len       uint32
 	TotalLen  uint32
+	Direction uint8
 	Protocol  uint8
-	Pad       [3]uint8
+	Pad       [2]uint8
 	Data      [2048]uint8
+	_         [4]byte
 }
 
 type TuxscopeDnsOwner struct {
@@ -68,25 +58,39 @@ type TuxscopeDnsOwner struct {
 
 type TuxscopeEvent struct {
 	_             structs.HostLayout
-	TsNs          uint64
-	Pid           uint32
-	Tid           uint32
-	Uid           uint32
-	Family        uint16
-	Type          uint8
+	Hdr           TuxscopeEventHeader
 	Flags         uint8
-	Lport         uint16
-	Rport         uint16
+	_             [3]byte
 	Error         int32
-	Laddr         [16]uint8
-	Raddr         [16]uint8
-	Comm          [16]int8
 	LatencyNs     uint64
 	DurationNs    uint64
 	BytesSent     uint64
 	BytesReceived uint64
 	Cookie        uint64
-	CgroupId      uint64
+}
+
+type TuxscopeEventHeader struct {
+	_     structs.HostLayout
+	TsNs  uint64
+	Owner struct {
+		_        structs.HostLayout
+		Pid      uint32
+		Tid      uint32
+		Uid      uint32
+		Comm     [16]int8
+		_        [4]byte
+		CgroupId uint64
+	}
+	Tuple struct {
+		_      structs.HostLayout
+		Laddr  [16]uint8
+		Raddr  [16]uint8
+		Lport  uint16
+		Rport  uint16
+		Family uint16
+	}
+	Type uint8
+	_    [1]byte
 }
 
 // Names of all BPF objects in the ELF.

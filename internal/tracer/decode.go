@@ -11,25 +11,49 @@ import (
 	"github.com/tuxscope/tuxscope/internal/event"
 )
 
-// The record layout is bpf2go's Go rendering of struct event in
-// internal/bpf/event.h; the offsets below are taken from it, so the C header
+// The record layouts are bpf2go's Go renderings of internal/bpf/event.h:
+// struct event_header, which both records start with, struct event and
+// struct dns_event. The offsets below are taken from them, so the C header
 // stays the only definition. Decoding reads fields at those offsets: no
 // reflection, no allocation.
-var layout bpf.TuxscopeEvent
+var (
+	hdrLayout bpf.TuxscopeEventHeader
+	layout    bpf.TuxscopeEvent
+	dnsLayout bpf.TuxscopeDnsEvent
+)
 
+// Both records embed the header first (a compile error otherwise: the
+// index is out of range unless the offset is 0), so the header's offsets
+// are the record's.
+var (
+	_                         = [1]struct{}{}[unsafe.Offsetof(layout.Hdr)]
+	_                         = [1]struct{}{}[unsafe.Offsetof(dnsLayout.Hdr)]
+	_ bpf.TuxscopeEventHeader = layout.Hdr
+	_ bpf.TuxscopeEventHeader = dnsLayout.Hdr
+)
+
+// struct event_header.
+const (
+	headerSize = int(unsafe.Sizeof(hdrLayout))
+	offTs      = unsafe.Offsetof(hdrLayout.TsNs)
+	offOwner   = unsafe.Offsetof(hdrLayout.Owner)
+	offPid     = offOwner + unsafe.Offsetof(hdrLayout.Owner.Pid)
+	offTid     = offOwner + unsafe.Offsetof(hdrLayout.Owner.Tid)
+	offUid     = offOwner + unsafe.Offsetof(hdrLayout.Owner.Uid)
+	offComm    = offOwner + unsafe.Offsetof(hdrLayout.Owner.Comm)
+	offCgroup  = offOwner + unsafe.Offsetof(hdrLayout.Owner.CgroupId)
+	offTuple   = unsafe.Offsetof(hdrLayout.Tuple)
+	offLaddr   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Laddr)
+	offRaddr   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Raddr)
+	offLport   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Lport)
+	offRport   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Rport)
+	offFamily  = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Family)
+	offType    = unsafe.Offsetof(hdrLayout.Type)
+)
+
+// struct event, after the header.
 const (
 	recordSize = int(unsafe.Sizeof(layout))
-	offTs      = unsafe.Offsetof(layout.TsNs)
-	offPid     = unsafe.Offsetof(layout.Pid)
-	offTid     = unsafe.Offsetof(layout.Tid)
-	offUid     = unsafe.Offsetof(layout.Uid)
-	offFamily  = unsafe.Offsetof(layout.Family)
-	offType    = unsafe.Offsetof(layout.Type)
-	offLport   = unsafe.Offsetof(layout.Lport)
-	offRport   = unsafe.Offsetof(layout.Rport)
-	offLaddr   = unsafe.Offsetof(layout.Laddr)
-	offRaddr   = unsafe.Offsetof(layout.Raddr)
-	offComm    = unsafe.Offsetof(layout.Comm)
 	offFlags   = unsafe.Offsetof(layout.Flags)
 	offError   = unsafe.Offsetof(layout.Error)
 	offLatency = unsafe.Offsetof(layout.LatencyNs)
@@ -37,25 +61,18 @@ const (
 	offSent    = unsafe.Offsetof(layout.BytesSent)
 	offRecv    = unsafe.Offsetof(layout.BytesReceived)
 	offCookie  = unsafe.Offsetof(layout.Cookie)
-	offCgroup  = unsafe.Offsetof(layout.CgroupId)
 )
 
-// The DNS record's layout, from bpf2go's rendering of struct dns_event.
-var dnsLayout bpf.TuxscopeDnsEvent
-
+// struct dns_event, after the header.
 const (
 	dnsHeaderSize = int(unsafe.Offsetof(dnsLayout.Data))
 	offDNSDir     = unsafe.Offsetof(dnsLayout.Direction)
 	offDNSLen     = unsafe.Offsetof(dnsLayout.Len)
 	offDNSCookie  = unsafe.Offsetof(dnsLayout.Cookie)
-	offDNSCgroup  = unsafe.Offsetof(dnsLayout.CgroupId)
 	offDNSTotal   = unsafe.Offsetof(dnsLayout.TotalLen)
 	offDNSProto   = unsafe.Offsetof(dnsLayout.Protocol)
 	offDNSData    = unsafe.Offsetof(dnsLayout.Data)
 )
-
-// The shared prefix: struct dns_event starts like struct event.
-var _ = [1]struct{}{}[offType-unsafe.Offsetof(dnsLayout.Type)]
 
 const (
 	afInet  = 2
@@ -66,14 +83,50 @@ const (
 var ErrShortRecord = errors.New("short record")
 
 // DecodeRecord fills ev (a TCP event) or pkt (a DNS packet) from one
-// ring-buffer record and says which: the type field, at the same offset
-// in both records, tells. The record comes from the kernel but is still
+// ring-buffer record and says which: the header's type, which both records
+// start with, tells. The record comes from the kernel but is still
 // checked: short records, unknown types and unknown families are errors.
 func DecodeRecord(b []byte, ev *event.Event, pkt *event.DNSPacket) (isDNS bool, err error) {
 	if len(b) > int(offType) && event.Type(b[offType]) == event.DNS {
 		return true, decodeDNS(b, pkt)
 	}
 	return false, decodeEvent(b, ev)
+}
+
+// header is a decoded struct event_header.
+type header struct {
+	ts            uint64
+	pid, tid, uid uint32
+	comm          []byte // the kernel's 16-byte array; aliases the record
+	cgroupID      uint64
+	family        uint8 // 4 or 6
+	local, remote netip.AddrPort
+}
+
+// decodeHeader reads the struct event_header a record of either kind
+// starts with; b holds at least headerSize bytes. With an unknown family,
+// the addresses are left zero.
+func decodeHeader(b []byte, h *header) error {
+	ne := binary.NativeEndian
+	h.ts = ne.Uint64(b[offTs:])
+	h.pid, h.tid, h.uid = ne.Uint32(b[offPid:]), ne.Uint32(b[offTid:]), ne.Uint32(b[offUid:])
+	h.comm = b[offComm : offComm+16]
+	h.cgroupID = ne.Uint64(b[offCgroup:])
+	lport := ne.Uint16(b[offLport:])
+	rport := ne.Uint16(b[offRport:])
+	switch af := ne.Uint16(b[offFamily:]); af {
+	case afInet:
+		h.family = 4
+		h.local = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[offLaddr:offLaddr+4])), lport)
+		h.remote = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[offRaddr:offRaddr+4])), rport)
+	case afInet6:
+		h.family = 6
+		h.local = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offLaddr:offLaddr+16])), lport)
+		h.remote = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offRaddr:offRaddr+16])), rport)
+	default:
+		return fmt.Errorf("unknown address family %d", af)
+	}
+	return nil
 }
 
 // decodeEvent fills e from a struct event record.
@@ -90,48 +143,21 @@ func decodeEvent(b []byte, e *event.Event) error {
 	e.Flags = event.Flags(b[offFlags])
 	if errno := int32(ne.Uint32(b[offError:])); errno > 0 {
 		e.Error = uint32(errno)
-	} else {
-		e.Error = 0
 	}
 	e.LatencyNs = ne.Uint64(b[offLatency:])
 	e.DurationNs = ne.Uint64(b[offDur:])
 	e.BytesSent = ne.Uint64(b[offSent:])
 	e.BytesReceived = ne.Uint64(b[offRecv:])
 	e.Cookie = ne.Uint64(b[offCookie:])
-	e.CgroupID = ne.Uint64(b[offCgroup:])
-	e.TimestampNs, e.PID, e.TID, e.UID = decodeOwner(b)
-	e.SetCommBytes(b[offComm : offComm+16])
-	var err error
-	e.Family, e.Local, e.Remote, err = decodeTuple(b)
+	var h header
+	err := decodeHeader(b, &h)
+	e.TimestampNs, e.PID, e.TID, e.UID, e.CgroupID = h.ts, h.pid, h.tid, h.uid, h.cgroupID
+	e.SetCommBytes(h.comm)
+	e.Family, e.Local, e.Remote = h.family, h.local, h.remote
 	return err
 }
 
-// decodeOwner reads the time and owner both records start with.
-func decodeOwner(b []byte) (ts uint64, pid, tid, uid uint32) {
-	ne := binary.NativeEndian
-	return ne.Uint64(b[offTs:]), ne.Uint32(b[offPid:]), ne.Uint32(b[offTid:]), ne.Uint32(b[offUid:])
-}
-
-// decodeTuple reads the family, addresses and ports both records share.
-func decodeTuple(b []byte) (family uint8, local, remote netip.AddrPort, err error) {
-	ne := binary.NativeEndian
-	lport := ne.Uint16(b[offLport:])
-	rport := ne.Uint16(b[offRport:])
-	switch af := ne.Uint16(b[offFamily:]); af {
-	case afInet:
-		local = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[offLaddr:offLaddr+4])), lport)
-		remote = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[offRaddr:offRaddr+4])), rport)
-		return 4, local, remote, nil
-	case afInet6:
-		local = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offLaddr:offLaddr+16])), lport)
-		remote = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offRaddr:offRaddr+16])), rport)
-		return 6, local, remote, nil
-	default:
-		return 0, local, remote, fmt.Errorf("unknown address family %d", af)
-	}
-}
-
-// decodeDNS reads a struct dns_event.
+// decodeDNS fills p from a struct dns_event record.
 func decodeDNS(b []byte, p *event.DNSPacket) error {
 	if len(b) < dnsHeaderSize {
 		return fmt.Errorf("%w: %d bytes, want at least %d for a DNS record", ErrShortRecord, len(b), dnsHeaderSize)
@@ -141,16 +167,16 @@ func decodeDNS(b []byte, p *event.DNSPacket) error {
 	p.Response = b[offDNSDir] == 1
 	p.Protocol = b[offDNSProto]
 	p.Cookie = ne.Uint64(b[offDNSCookie:])
-	p.CgroupID = ne.Uint64(b[offDNSCgroup:])
 	p.PayloadLen = ne.Uint32(b[offDNSTotal:])
 	n := int(ne.Uint32(b[offDNSLen:]))
 	if n > len(b)-int(offDNSData) {
 		return fmt.Errorf("DNS record claims %d payload bytes, has %d", n, len(b)-int(offDNSData))
 	}
 	p.Payload = b[offDNSData : int(offDNSData)+n]
-	p.TimestampNs, p.PID, p.TID, p.UID = decodeOwner(b)
-	p.Comm.Set(b[offComm : offComm+16])
-	var err error
-	p.Family, p.Local, p.Remote, err = decodeTuple(b)
+	var h header
+	err := decodeHeader(b, &h)
+	p.TimestampNs, p.PID, p.TID, p.UID, p.CgroupID = h.ts, h.pid, h.tid, h.uid, h.cgroupID
+	p.Comm.Set(h.comm)
+	p.Family, p.Local, p.Remote = h.family, h.local, h.remote
 	return err
 }

@@ -16,55 +16,46 @@ import (
 // recordBytes renders rec exactly as the kernel writes it into the ring
 // buffer: the bytes of the bpf2go struct, in native byte order. The result
 // is a copy, so tests may mutate it freely.
-func recordBytes(rec *bpf.TuxscopeEvent) []byte {
+func recordBytes[R bpf.TuxscopeEvent | bpf.TuxscopeDnsEvent](rec *R) []byte {
 	raw := unsafe.Slice((*byte)(unsafe.Pointer(rec)), unsafe.Sizeof(*rec))
 	return append([]byte(nil), raw...)
 }
 
 // setComm fills the C char array the way the kernel does (bpf_get_current_comm).
-func setComm(rec *bpf.TuxscopeEvent, name string) {
-	rec.Comm = [16]int8{}
-	for i := 0; i < len(name) && i < len(rec.Comm); i++ {
-		rec.Comm[i] = int8(name[i])
+func setComm(h *bpf.TuxscopeEventHeader, name string) {
+	h.Owner.Comm = [16]int8{}
+	for i := 0; i < len(name) && i < len(h.Owner.Comm); i++ {
+		h.Owner.Comm[i] = int8(name[i])
 	}
 }
 
+// setHeader fills the header both records start with, as fill_header does.
+func setHeader(h *bpf.TuxscopeEventHeader, typ uint8, ts uint64, pid, tid, uid uint32, comm string, family, lport, rport uint16) {
+	h.Type, h.TsNs = typ, ts
+	h.Owner.Pid, h.Owner.Tid, h.Owner.Uid = pid, tid, uid
+	setComm(h, comm)
+	h.Tuple.Family, h.Tuple.Lport, h.Tuple.Rport = family, lport, rport
+}
+
 func v4Connect() bpf.TuxscopeEvent {
-	rec := bpf.TuxscopeEvent{
-		TsNs:   123456789012,
-		Pid:    6201,
-		Tid:    6202,
-		Uid:    1000,
-		Family: 2, // AF_INET
-		Type:   1, // EVENT_CONNECT
-		Lport:  53412,
-		Rport:  443,
-	}
-	copy(rec.Laddr[:], []byte{10, 0, 0, 5})
-	copy(rec.Raddr[:], []byte{93, 184, 216, 34})
+	var rec bpf.TuxscopeEvent
+	setHeader(&rec.Hdr, 1 /* EVENT_CONNECT */, 123456789012, 6201, 6202, 1000, "curl", 2 /* AF_INET */, 53412, 443)
+	rec.Hdr.Owner.CgroupId = 0x3132333435363738
+	copy(rec.Hdr.Tuple.Laddr[:], []byte{10, 0, 0, 5})
+	copy(rec.Hdr.Tuple.Raddr[:], []byte{93, 184, 216, 34})
 	// Bytes past the first four must be ignored for AF_INET.
 	for i := 4; i < 16; i++ {
-		rec.Laddr[i] = 0xee
-		rec.Raddr[i] = 0xdd
+		rec.Hdr.Tuple.Laddr[i] = 0xee
+		rec.Hdr.Tuple.Raddr[i] = 0xdd
 	}
-	setComm(&rec, "curl")
 	return rec
 }
 
 func v6Accept() bpf.TuxscopeEvent {
-	rec := bpf.TuxscopeEvent{
-		TsNs:   987654321,
-		Pid:    4242,
-		Tid:    4243,
-		Uid:    0,
-		Family: 10, // AF_INET6
-		Type:   2,  // EVENT_ACCEPT
-		Lport:  8080,
-		Rport:  40000,
-	}
-	rec.Laddr = netip.MustParseAddr("2001:db8::1").As16()
-	rec.Raddr = netip.MustParseAddr("2001:db8:0:1::2").As16()
-	setComm(&rec, "python3")
+	var rec bpf.TuxscopeEvent
+	setHeader(&rec.Hdr, 2 /* EVENT_ACCEPT */, 987654321, 4242, 4243, 0, "python3", 10 /* AF_INET6 */, 8080, 40000)
+	rec.Hdr.Tuple.Laddr = netip.MustParseAddr("2001:db8::1").As16()
+	rec.Hdr.Tuple.Raddr = netip.MustParseAddr("2001:db8:0:1::2").As16()
 	return rec
 }
 
@@ -73,7 +64,7 @@ func v6Accept() bpf.TuxscopeEvent {
 // field read at the wrong offset or width cannot go unnoticed.
 func v6InboundClose() bpf.TuxscopeEvent {
 	rec := v6Accept()
-	rec.Type = 5                           // EVENT_CLOSE
+	rec.Hdr.Type = 5                       // EVENT_CLOSE
 	rec.Flags = 1 | 4                      // FLAG_INBOUND | FLAG_CLOSED_REMOTE
 	rec.Error = 104                        // ECONNRESET
 	rec.LatencyNs = 0x0102030405060708     // not sent for a close, still decoded
@@ -87,8 +78,8 @@ func v6InboundClose() bpf.TuxscopeEvent {
 // v4Failed is a refused connect.
 func v4Failed() bpf.TuxscopeEvent {
 	rec := v4Connect()
-	rec.Type = 4    // EVENT_FAILED
-	rec.Error = 111 // ECONNREFUSED
+	rec.Hdr.Type = 4 // EVENT_FAILED
+	rec.Error = 111  // ECONNREFUSED
 	rec.LatencyNs = 85_000
 	return rec
 }
@@ -96,45 +87,68 @@ func v4Failed() bpf.TuxscopeEvent {
 // v4Established is a connect's completed handshake.
 func v4Established() bpf.TuxscopeEvent {
 	rec := v4Connect()
-	rec.Type = 3 // EVENT_ESTABLISHED
+	rec.Hdr.Type = 3 // EVENT_ESTABLISHED
 	rec.LatencyNs = 1_234_000
 	return rec
 }
 
-// The offsets Decode uses come from the generated struct; this pins them to
-// struct event in event.h so a regenerated header that moves a field is
-// noticed here and not as garbage at run time.
+// The offsets Decode uses come from the generated structs; this pins them
+// to event.h so a regenerated header that moves a field is noticed here
+// and not as garbage at run time. Both records start with struct
+// event_header (decode.go also checks that at compile time).
 func TestRecordLayout(t *testing.T) {
-	var r bpf.TuxscopeEvent
-	if got := unsafe.Sizeof(r); got != 128 {
-		t.Errorf("sizeof(struct event) = %d, want 128", got)
+	var (
+		h   bpf.TuxscopeEventHeader
+		r   bpf.TuxscopeEvent
+		dns bpf.TuxscopeDnsEvent
+	)
+	sizes := []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"sizeof(struct event_header)", unsafe.Sizeof(h), 88},
+		{"sizeof(struct event)", unsafe.Sizeof(r), 136},
+		{"sizeof(struct dns_event)", unsafe.Sizeof(dns), 2160},
+		{"headerSize", uintptr(headerSize), 88},
+		{"recordSize", uintptr(recordSize), 136},
+		{"dnsHeaderSize", uintptr(dnsHeaderSize), 108},
+		{"offsetof(struct event, hdr)", unsafe.Offsetof(r.Hdr), 0},
+		{"offsetof(struct dns_event, hdr)", unsafe.Offsetof(dns.Hdr), 0},
 	}
-	if recordSize != 128 {
-		t.Errorf("recordSize = %d, want 128", recordSize)
+	for _, sz := range sizes {
+		if sz.got != sz.want {
+			t.Errorf("%s = %d, want %d", sz.name, sz.got, sz.want)
+		}
 	}
 	offsets := []struct {
 		name      string
 		got, want uintptr
 	}{
 		{"ts_ns", offTs, 0},
-		{"pid", offPid, 8},
-		{"tid", offTid, 12},
-		{"uid", offUid, 16},
-		{"family", offFamily, 20},
-		{"type", offType, 22},
-		{"flags", offFlags, 23},
-		{"lport", offLport, 24},
-		{"rport", offRport, 26},
-		{"error", offError, 28},
-		{"laddr", offLaddr, 32},
-		{"raddr", offRaddr, 48},
-		{"comm", offComm, 64},
-		{"latency_ns", offLatency, 80},
-		{"duration_ns", offDur, 88},
-		{"bytes_sent", offSent, 96},
-		{"bytes_received", offRecv, 104},
-		{"cookie", offCookie, 112},
-		{"cgroup_id", offCgroup, 120},
+		{"owner.pid", offPid, 8},
+		{"owner.tid", offTid, 12},
+		{"owner.uid", offUid, 16},
+		{"owner.comm", offComm, 20},
+		{"owner.cgroup_id", offCgroup, 40},
+		{"tuple.laddr", offLaddr, 48},
+		{"tuple.raddr", offRaddr, 64},
+		{"tuple.lport", offLport, 80},
+		{"tuple.rport", offRport, 82},
+		{"tuple.family", offFamily, 84},
+		{"type", offType, 86},
+		{"event.flags", offFlags, 88},
+		{"event.error", offError, 92},
+		{"event.latency_ns", offLatency, 96},
+		{"event.duration_ns", offDur, 104},
+		{"event.bytes_sent", offSent, 112},
+		{"event.bytes_received", offRecv, 120},
+		{"event.cookie", offCookie, 128},
+		{"dns_event.cookie", offDNSCookie, 88},
+		{"dns_event.len", offDNSLen, 96},
+		{"dns_event.total_len", offDNSTotal, 100},
+		{"dns_event.direction", offDNSDir, 104},
+		{"dns_event.protocol", offDNSProto, 105},
+		{"dns_event.data", offDNSData, 108},
 	}
 	for _, o := range offsets {
 		if o.got != o.want {
@@ -217,9 +231,9 @@ func TestDecodeIPv6Accept(t *testing.T) {
 
 func TestDecodeV4MappedIPv6(t *testing.T) {
 	rec := v6Accept()
-	rec.Laddr = netip.MustParseAddr("::ffff:10.0.0.1").As16()
-	rec.Raddr = netip.MustParseAddr("::ffff:1.2.3.4").As16()
-	rec.Lport, rec.Rport = 80, 51000
+	rec.Hdr.Tuple.Laddr = netip.MustParseAddr("::ffff:10.0.0.1").As16()
+	rec.Hdr.Tuple.Raddr = netip.MustParseAddr("::ffff:1.2.3.4").As16()
+	rec.Hdr.Tuple.Lport, rec.Hdr.Tuple.Rport = 80, 51000
 	var e event.Event
 	if err := decodeEvent(recordBytes(&rec), &e); err != nil {
 		t.Fatalf("Decode: %v", err)
@@ -292,38 +306,42 @@ func TestDecodeClose(t *testing.T) {
 // The same close, laid out by hand at the offsets of struct event (see
 // TestRecordLayout), independently of the bpf2go struct.
 func TestDecodeCloseRawOffsets(t *testing.T) {
-	b := make([]byte, 128)
+	b := make([]byte, 136)
 	ne := binary.NativeEndian
+	// struct event_header
 	ne.PutUint64(b[0:], 5_000_000_000)
 	ne.PutUint32(b[8:], 6201)
 	ne.PutUint32(b[12:], 6202)
 	ne.PutUint32(b[16:], 1000)
-	ne.PutUint16(b[20:], 2) // AF_INET
-	b[22] = 5               // EVENT_CLOSE
-	b[23] = 2               // FLAG_CLOSED_LOCAL
-	ne.PutUint16(b[24:], 53412)
-	ne.PutUint16(b[26:], 443)
-	ne.PutUint32(b[28:], 32) // EPIPE
-	copy(b[32:], []byte{10, 0, 0, 5})
-	copy(b[48:], []byte{93, 184, 216, 34})
-	copy(b[64:], "curl")
-	ne.PutUint64(b[80:], 0)
-	ne.PutUint64(b[88:], 1_200_000_000)
-	ne.PutUint64(b[96:], 1024)
-	ne.PutUint64(b[104:], 2048)
-	ne.PutUint64(b[112:], 4097)
+	copy(b[20:], "curl")
+	ne.PutUint64(b[40:], 77)
+	copy(b[48:], []byte{10, 0, 0, 5})
+	copy(b[64:], []byte{93, 184, 216, 34})
+	ne.PutUint16(b[80:], 53412)
+	ne.PutUint16(b[82:], 443)
+	ne.PutUint16(b[84:], 2) // AF_INET
+	b[86] = 5               // EVENT_CLOSE
+	// the rest of struct event
+	b[88] = 2                // FLAG_CLOSED_LOCAL
+	ne.PutUint32(b[92:], 32) // EPIPE
+	ne.PutUint64(b[96:], 0)
+	ne.PutUint64(b[104:], 1_200_000_000)
+	ne.PutUint64(b[112:], 1024)
+	ne.PutUint64(b[120:], 2048)
+	ne.PutUint64(b[128:], 4097)
 
 	var e event.Event
 	if err := decodeEvent(b, &e); err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
-	got := [...]uint64{uint64(e.Type), uint64(e.Flags), uint64(e.Error), e.LatencyNs, e.DurationNs, e.BytesSent, e.BytesReceived, e.Cookie, e.TimestampNs}
-	want := [...]uint64{5, 2, 32, 0, 1_200_000_000, 1024, 2048, 4097, 5_000_000_000}
+	got := [...]uint64{uint64(e.Type), uint64(e.Flags), uint64(e.Error), e.LatencyNs, e.DurationNs, e.BytesSent, e.BytesReceived, e.Cookie, e.TimestampNs, e.CgroupID}
+	want := [...]uint64{5, 2, 32, 0, 1_200_000_000, 1024, 2048, 4097, 5_000_000_000, 77}
 	if got != want {
-		t.Errorf("type, flags, error, latency, duration, sent, received, cookie, ts =\n %v\nwant %v", got, want)
+		t.Errorf("type, flags, error, latency, duration, sent, received, cookie, ts, cgroup =\n %v\nwant %v", got, want)
 	}
-	if e.Local.String() != "10.0.0.5:53412" || e.Remote.String() != "93.184.216.34:443" || string(e.Comm()) != "curl" {
-		t.Errorf("Local/Remote/Comm = %v/%v/%q", e.Local, e.Remote, e.Comm())
+	if e.Local.String() != "10.0.0.5:53412" || e.Remote.String() != "93.184.216.34:443" || string(e.Comm()) != "curl" ||
+		e.PID != 6201 || e.TID != 6202 || e.UID != 1000 {
+		t.Errorf("Local/Remote/Comm/PID/TID/UID = %v/%v/%q/%d/%d/%d", e.Local, e.Remote, e.Comm(), e.PID, e.TID, e.UID)
 	}
 	if e.Inbound() || e.ClosedBy() != "local" {
 		t.Errorf("Inbound/ClosedBy = %v/%q, want false/local", e.Inbound(), e.ClosedBy())
@@ -331,8 +349,8 @@ func TestDecodeCloseRawOffsets(t *testing.T) {
 	// The same bytes through the generated struct.
 	var rec bpf.TuxscopeEvent
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec)), unsafe.Sizeof(rec)), b)
-	if rec.Type != 5 || rec.Flags != 2 || rec.Error != 32 || rec.DurationNs != 1_200_000_000 ||
-		rec.BytesSent != 1024 || rec.BytesReceived != 2048 || rec.Cookie != 4097 {
+	if rec.Hdr.Type != 5 || rec.Flags != 2 || rec.Error != 32 || rec.DurationNs != 1_200_000_000 ||
+		rec.BytesSent != 1024 || rec.BytesReceived != 2048 || rec.Cookie != 4097 || rec.Hdr.Owner.CgroupId != 77 {
 		t.Errorf("bpf.TuxscopeEvent over the same bytes: %+v", rec)
 	}
 }
@@ -412,7 +430,7 @@ func TestDecodeComm(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := v4Connect()
 			for i, c := range tt.raw {
-				rec.Comm[i] = int8(c)
+				rec.Hdr.Owner.Comm[i] = int8(c)
 			}
 			var e event.Event
 			if err := decodeEvent(recordBytes(&rec), &e); err != nil {
@@ -429,7 +447,7 @@ func TestDecodeComm(t *testing.T) {
 func TestDecodeReuse(t *testing.T) {
 	var e event.Event
 	r6 := v6Accept()
-	setComm(&r6, "a-long-name-xyz")
+	setComm(&r6.Hdr, "a-long-name-xyz")
 	if err := decodeEvent(recordBytes(&r6), &e); err != nil {
 		t.Fatal(err)
 	}
@@ -462,7 +480,7 @@ func TestDecodeErrors(t *testing.T) {
 	goodBytes := recordBytes(&good)
 
 	t.Run("short", func(t *testing.T) {
-		for _, n := range []int{0, 1, 64, 79, 119, 127} {
+		for _, n := range []int{0, 1, 64, 87, 88, 127, 135} {
 			var e event.Event
 			err := decodeEvent(goodBytes[:n], &e)
 			if !errors.Is(err, ErrShortRecord) {
@@ -471,8 +489,8 @@ func TestDecodeErrors(t *testing.T) {
 		}
 		var e event.Event
 		err := decodeEvent(goodBytes[:79], &e)
-		if err == nil || err.Error() != "short record: 79 bytes, want 128" {
-			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 128")
+		if err == nil || err.Error() != "short record: 79 bytes, want 136" {
+			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 136")
 		}
 		if err := decodeEvent(nil, &e); !errors.Is(err, ErrShortRecord) {
 			t.Errorf("nil: err = %v", err)
@@ -482,7 +500,7 @@ func TestDecodeErrors(t *testing.T) {
 	t.Run("unknown type", func(t *testing.T) {
 		for _, typ := range []uint8{0, 6, 8, 255} {
 			rec := v4Connect()
-			rec.Type = typ
+			rec.Hdr.Type = typ
 			var e event.Event
 			err := decodeEvent(recordBytes(&rec), &e)
 			want := "unknown event type " + strconv.Itoa(int(typ))
@@ -498,7 +516,7 @@ func TestDecodeErrors(t *testing.T) {
 	t.Run("unknown family", func(t *testing.T) {
 		for _, fam := range []uint16{0, 1, 4, 6, 17, 0x0a00, 0x0200} {
 			rec := v4Connect()
-			rec.Family = fam
+			rec.Hdr.Tuple.Family = fam
 			var e event.Event
 			err := decodeEvent(recordBytes(&rec), &e)
 			want := "unknown address family " + strconv.Itoa(int(fam))
@@ -555,17 +573,98 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
-// FuzzDecode checks Decode never panics and, when it accepts a record,
-// agrees field by field with the bpf2go struct laid over the same bytes.
+// dnsResponse is a DNS response over UDP/IPv6 with a 12-byte payload.
+func dnsResponse() bpf.TuxscopeDnsEvent {
+	var rec bpf.TuxscopeDnsEvent
+	setHeader(&rec.Hdr, 7 /* EVENT_DNS */, 555666777, 3131, 3132, 1000, "resolvectl", 10 /* AF_INET6 */, 41000, 53)
+	rec.Hdr.Owner.CgroupId = 0x4142434445464748
+	rec.Hdr.Tuple.Laddr = netip.MustParseAddr("2001:db8::7").As16()
+	rec.Hdr.Tuple.Raddr = netip.MustParseAddr("2001:db8::53").As16()
+	rec.Cookie = 0x5152535455565758
+	rec.Direction = 1 // DNS_RESPONSE
+	rec.Protocol = 17 // IPPROTO_UDP
+	rec.TotalLen = 3000
+	rec.Len = 12
+	copy(rec.Data[:], "\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00")
+	return rec
+}
+
+func TestDecodeDNS(t *testing.T) {
+	rec := dnsResponse()
+	b := recordBytes(&rec)
+	var (
+		e event.Event
+		p event.DNSPacket
+	)
+	isDNS, err := DecodeRecord(b, &e, &p)
+	if err != nil || !isDNS {
+		t.Fatalf("DecodeRecord = %v, %v; want a DNS packet", isDNS, err)
+	}
+	if p.TimestampNs != 555666777 || p.PID != 3131 || p.TID != 3132 || p.UID != 1000 || string(p.Comm.Bytes()) != "resolvectl" ||
+		p.CgroupID != 0x4142434445464748 {
+		t.Errorf("owner: %+v", p)
+	}
+	if p.Family != 6 || p.Local.String() != "[2001:db8::7]:41000" || p.Remote.String() != "[2001:db8::53]:53" {
+		t.Errorf("tuple: %d %v %v", p.Family, p.Local, p.Remote)
+	}
+	if !p.Response || p.Protocol != 17 || p.Cookie != 0x5152535455565758 || p.PayloadLen != 3000 ||
+		string(p.Payload) != string(rec.Data[:12]) {
+		t.Errorf("DNS fields: %+v", p)
+	}
+	// The record as the kernel hands it may stop after the payload.
+	if _, err := DecodeRecord(b[:dnsHeaderSize+12], &e, &p); err != nil || len(p.Payload) != 12 {
+		t.Errorf("trimmed record: %v, payload %d bytes", err, len(p.Payload))
+	}
+
+	for _, tt := range []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"short", b[:dnsHeaderSize-1], "short record: 107 bytes, want at least 108 for a DNS record"},
+		{"payload past the end", b[:dnsHeaderSize+11], "DNS record claims 12 payload bytes, has 11"},
+	} {
+		if _, err := DecodeRecord(tt.b, &e, &p); err == nil || err.Error() != tt.want {
+			t.Errorf("%s: err = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	rec.Hdr.Tuple.Family = 1
+	if _, err := DecodeRecord(recordBytes(&rec), &e, &p); err == nil || err.Error() != "unknown address family 1" {
+		t.Errorf("family 1: err = %v", err)
+	}
+}
+
+func TestDecodeAllocsDNS(t *testing.T) {
+	rec := dnsResponse()
+	b := recordBytes(&rec)
+	var (
+		e event.Event
+		p event.DNSPacket
+	)
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := DecodeRecord(b, &e, &p); err != nil {
+			panic(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("DecodeRecord (DNS): %v allocs per run, want 0", allocs)
+	}
+}
+
+// FuzzDecode checks DecodeRecord never panics and, when it accepts a
+// record, agrees field by field with the bpf2go struct of its kind laid
+// over the same bytes.
 func FuzzDecode(f *testing.F) {
-	r4, r6, rc, rf, re := v4Connect(), v6Accept(), v6InboundClose(), v4Failed(), v4Established()
+	r4, r6, rc, rf, re, rd := v4Connect(), v6Accept(), v6InboundClose(), v4Failed(), v4Established(), dnsResponse()
 	f.Add(recordBytes(&r4))
 	f.Add(recordBytes(&r6))
 	f.Add(recordBytes(&rc))
 	f.Add(recordBytes(&rf))
 	f.Add(recordBytes(&re))
 	f.Add(recordBytes(&r4)[:79])
-	f.Add(recordBytes(&rc)[:119])
+	f.Add(recordBytes(&rc)[:135])
+	f.Add(recordBytes(&rd)[:dnsHeaderSize+12])
+	f.Add(recordBytes(&rd)[:dnsHeaderSize])
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var (
@@ -573,19 +672,13 @@ func FuzzDecode(f *testing.F) {
 			p event.DNSPacket
 		)
 		isDNS, err := DecodeRecord(b, &e, &p)
-		var rec bpf.TuxscopeEvent
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec)), unsafe.Sizeof(rec)), b)
 		if isDNS {
-			// A DNS record: its own checks.
-			if rec.Type != uint8(event.DNS) {
-				t.Fatalf("type %d decoded as DNS", rec.Type)
-			}
-			if err == nil && (p.TimestampNs != rec.TsNs || p.PID != rec.Pid || len(p.Payload) > len(b) ||
-				(p.Family != 4 && p.Family != 6)) {
-				t.Fatalf("DNS record decoded as %+v", p)
-			}
+			checkFuzzedDNS(t, b, &p, err)
 			return
 		}
+		var rec bpf.TuxscopeEvent
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec)), unsafe.Sizeof(rec)), b)
+		h := &rec.Hdr
 		if len(b) < recordSize {
 			if !errors.Is(err, ErrShortRecord) {
 				t.Fatalf("len %d: err = %v, want ErrShortRecord", len(b), err)
@@ -593,19 +686,17 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		if err != nil {
-			if rec.Type >= 1 && rec.Type <= 5 {
-				if rec.Family == 2 || rec.Family == 10 {
+			if h.Type >= 1 && h.Type <= 5 {
+				if h.Tuple.Family == 2 || h.Tuple.Family == 10 {
 					t.Fatalf("valid record rejected: %v", err)
 				}
 			}
 			return
 		}
-		if uint8(e.Type) != rec.Type || e.Type < event.Connect || e.Type > event.Close {
-			t.Fatalf("Type = %d, record says %d", e.Type, rec.Type)
+		if uint8(e.Type) != h.Type || e.Type < event.Connect || e.Type > event.Close {
+			t.Fatalf("Type = %d, record says %d", e.Type, h.Type)
 		}
-		if e.TimestampNs != rec.TsNs || e.PID != rec.Pid || e.TID != rec.Tid || e.UID != rec.Uid {
-			t.Fatalf("ids differ: %+v vs %+v", e, rec)
-		}
+		checkFuzzedHeader(t, h, e.TimestampNs, e.PID, e.TID, e.UID, e.CgroupID, e.Comm(), e.Family, e.Local, e.Remote)
 		if uint8(e.Flags) != rec.Flags {
 			t.Fatalf("Flags = %#x, record says %#x", e.Flags, rec.Flags)
 		}
@@ -616,34 +707,78 @@ func FuzzDecode(f *testing.F) {
 			e.BytesReceived != rec.BytesReceived || e.Cookie != rec.Cookie {
 			t.Fatalf("lifecycle fields differ: %+v vs %+v", e, rec)
 		}
-		if e.Local.Port() != rec.Lport || e.Remote.Port() != rec.Rport {
-			t.Fatalf("ports %d/%d, record %d/%d", e.Local.Port(), e.Remote.Port(), rec.Lport, rec.Rport)
-		}
-		switch rec.Family {
-		case 2:
-			if e.Family != 4 || !e.Local.Addr().Is4() || e.Local.Addr().As4() != [4]byte(rec.Laddr[:4]) ||
-				e.Remote.Addr().As4() != [4]byte(rec.Raddr[:4]) {
-				t.Fatalf("IPv4 mismatch: %v %v", e.Local, e.Remote)
-			}
-		case 10:
-			if e.Family != 6 || !e.Local.Addr().Is6() || e.Local.Addr().As16() != rec.Laddr ||
-				e.Remote.Addr().As16() != rec.Raddr {
-				t.Fatalf("IPv6 mismatch: %v %v", e.Local, e.Remote)
-			}
-		default:
-			t.Fatalf("accepted family %d", rec.Family)
-		}
-		comm := e.Comm()
-		if len(comm) > 16 || strings.IndexByte(string(comm), 0) >= 0 {
-			t.Fatalf("Comm %q: too long or holds NUL", comm)
-		}
-		for i, c := range comm {
-			if byte(rec.Comm[i]) != c {
-				t.Fatalf("Comm %q differs from record at %d", comm, i)
-			}
-		}
-		if len(comm) < 16 && rec.Comm[len(comm)] != 0 {
-			t.Fatalf("Comm %q stopped before the NUL", comm)
-		}
 	})
+}
+
+// checkFuzzedDNS checks a record DecodeRecord took for a DNS one against
+// struct dns_event laid over the same bytes.
+func checkFuzzedDNS(t *testing.T, b []byte, p *event.DNSPacket, err error) {
+	t.Helper()
+	var rec bpf.TuxscopeDnsEvent
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec)), unsafe.Sizeof(rec)), b)
+	if rec.Hdr.Type != uint8(event.DNS) {
+		t.Fatalf("type %d decoded as DNS", rec.Hdr.Type)
+	}
+	switch {
+	case len(b) < dnsHeaderSize:
+		if !errors.Is(err, ErrShortRecord) {
+			t.Fatalf("len %d: err = %v, want ErrShortRecord", len(b), err)
+		}
+		return
+	case int(rec.Len) > len(b)-dnsHeaderSize:
+		if err == nil {
+			t.Fatalf("payload of %d bytes accepted in a %d-byte record", rec.Len, len(b))
+		}
+		return
+	case err != nil:
+		if fam := rec.Hdr.Tuple.Family; fam == 2 || fam == 10 {
+			t.Fatalf("valid DNS record rejected: %v", err)
+		}
+		return
+	}
+	checkFuzzedHeader(t, &rec.Hdr, p.TimestampNs, p.PID, p.TID, p.UID, p.CgroupID, p.Comm.Bytes(), p.Family, p.Local, p.Remote)
+	if p.Response != (rec.Direction == 1) || p.Protocol != rec.Protocol || p.Cookie != rec.Cookie || p.PayloadLen != rec.TotalLen {
+		t.Fatalf("DNS fields differ: %+v vs %+v", p, rec)
+	}
+	if len(p.Payload) != int(rec.Len) || string(p.Payload) != string(b[dnsHeaderSize:dnsHeaderSize+int(rec.Len)]) {
+		t.Fatalf("payload %q, record has %d bytes at %d", p.Payload, rec.Len, dnsHeaderSize)
+	}
+}
+
+// checkFuzzedHeader checks what was decoded from a record's header
+// against struct event_header laid over the same bytes.
+func checkFuzzedHeader(t *testing.T, h *bpf.TuxscopeEventHeader, ts uint64, pid, tid, uid uint32, cgroup uint64, comm []byte,
+	family uint8, local, remote netip.AddrPort) {
+	t.Helper()
+	if ts != h.TsNs || pid != h.Owner.Pid || tid != h.Owner.Tid || uid != h.Owner.Uid || cgroup != h.Owner.CgroupId {
+		t.Fatalf("ids differ: %d/%d/%d/%d/%d vs %+v", ts, pid, tid, uid, cgroup, h)
+	}
+	if local.Port() != h.Tuple.Lport || remote.Port() != h.Tuple.Rport {
+		t.Fatalf("ports %d/%d, record %d/%d", local.Port(), remote.Port(), h.Tuple.Lport, h.Tuple.Rport)
+	}
+	switch h.Tuple.Family {
+	case 2:
+		if family != 4 || !local.Addr().Is4() || local.Addr().As4() != [4]byte(h.Tuple.Laddr[:4]) ||
+			remote.Addr().As4() != [4]byte(h.Tuple.Raddr[:4]) {
+			t.Fatalf("IPv4 mismatch: %v %v", local, remote)
+		}
+	case 10:
+		if family != 6 || !local.Addr().Is6() || local.Addr().As16() != h.Tuple.Laddr ||
+			remote.Addr().As16() != h.Tuple.Raddr {
+			t.Fatalf("IPv6 mismatch: %v %v", local, remote)
+		}
+	default:
+		t.Fatalf("accepted family %d", h.Tuple.Family)
+	}
+	if len(comm) > 16 || strings.IndexByte(string(comm), 0) >= 0 {
+		t.Fatalf("Comm %q: too long or holds NUL", comm)
+	}
+	for i, c := range comm {
+		if byte(h.Owner.Comm[i]) != c {
+			t.Fatalf("Comm %q differs from record at %d", comm, i)
+		}
+	}
+	if len(comm) < 16 && h.Owner.Comm[len(comm)] != 0 {
+		t.Fatalf("Comm %q stopped before the NUL", comm)
+	}
 }
