@@ -49,23 +49,24 @@ static __always_inline void accept_returned(struct sock *sk)
 }
 
 /* inet_csk_accept changed its signature in Linux 6.10; the loader picks the
- * program matching the running kernel's BTF. */
+ * program matching the running kernel's BTF: fexit_accept since 6.10,
+ * fexit_acc_old before. */
 SEC("fexit/inet_csk_accept")
-int BPF_PROG(fexit_inet_csk_accept, struct sock *sk, void *arg, struct sock *ret)
+int BPF_PROG(fexit_accept, struct sock *sk, void *arg, struct sock *ret)
 {
 	accept_returned(ret);
 	return 0;
 }
 
 SEC("fexit/inet_csk_accept")
-int BPF_PROG(fexit_inet_csk_accept_pre610, struct sock *sk, int flags, int *err, bool kern, struct sock *ret)
+int BPF_PROG(fexit_acc_old, struct sock *sk, int flags, int *err, bool kern, struct sock *ret)
 {
 	accept_returned(ret);
 	return 0;
 }
 
 SEC("kretprobe/inet_csk_accept")
-int BPF_KRETPROBE(kretprobe_inet_csk_accept, struct sock *ret)
+int BPF_KRETPROBE(kret_accept, struct sock *ret)
 {
 	accept_returned(ret);
 	return 0;
@@ -117,14 +118,14 @@ static __always_inline void accept_exit(long ret)
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
-int tp_sys_exit_accept4(struct syscall_exit_ctx *ctx)
+int tp_exit_accept4(struct syscall_exit_ctx *ctx)
 {
 	accept_exit(ctx->ret);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept")
-int tp_sys_exit_accept(struct syscall_exit_ctx *ctx)
+int tp_exit_accept(struct syscall_exit_ctx *ctx)
 {
 	accept_exit(ctx->ret);
 	return 0;

@@ -97,14 +97,14 @@ static __always_inline void connect_emit_early(struct sock *sk, __u64 key, const
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")
-int tp_sys_enter_connect(struct syscall_enter_ctx *ctx)
+int tp_enter_conn(struct syscall_enter_ctx *ctx)
 {
 	connect_enter();
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
-int tp_sys_exit_connect(struct syscall_exit_ctx *ctx)
+int tp_exit_conn(struct syscall_exit_ctx *ctx)
 {
 	connect_exit(ctx->ret);
 	return 0;
@@ -133,14 +133,14 @@ static __always_inline void connect_returned(struct sock *sk, long ret, bool v4_
 }
 
 SEC("fexit/tcp_v4_connect")
-int BPF_PROG(fexit_tcp_v4_connect, struct sock *sk, void *uaddr, int addr_len, int ret)
+int BPF_PROG(fexit_v4_conn, struct sock *sk, void *uaddr, int addr_len, int ret)
 {
 	connect_returned(sk, ret, true);
 	return 0;
 }
 
 SEC("fexit/tcp_v6_connect")
-int BPF_PROG(fexit_tcp_v6_connect, struct sock *sk, void *uaddr, int addr_len, int ret)
+int BPF_PROG(fexit_v6_conn, struct sock *sk, void *uaddr, int addr_len, int ret)
 {
 	connect_returned(sk, ret, false);
 	return 0;
@@ -176,28 +176,28 @@ static __always_inline void kprobe_connect_return(long ret, bool v4_func)
 }
 
 SEC("kprobe/tcp_v4_connect")
-int BPF_KPROBE(kprobe_tcp_v4_connect, struct sock *sk)
+int BPF_KPROBE(kp_v4_conn, struct sock *sk)
 {
 	kprobe_connect_entry(sk);
 	return 0;
 }
 
 SEC("kretprobe/tcp_v4_connect")
-int BPF_KRETPROBE(kretprobe_tcp_v4_connect, int ret)
+int BPF_KRETPROBE(kret_v4_conn, int ret)
 {
 	kprobe_connect_return(ret, true);
 	return 0;
 }
 
 SEC("kprobe/tcp_v6_connect")
-int BPF_KPROBE(kprobe_tcp_v6_connect, struct sock *sk)
+int BPF_KPROBE(kp_v6_conn, struct sock *sk)
 {
 	kprobe_connect_entry(sk);
 	return 0;
 }
 
 SEC("kretprobe/tcp_v6_connect")
-int BPF_KRETPROBE(kretprobe_tcp_v6_connect, int ret)
+int BPF_KRETPROBE(kret_v6_conn, int ret)
 {
 	kprobe_connect_return(ret, false);
 	return 0;

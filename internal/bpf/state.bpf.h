@@ -56,12 +56,12 @@ static __always_inline void state_changed(struct sock *sk, int oldstate, int new
  * arguments are inet_sock_set_state's own (sk, oldstate, newstate).
  *
  * The kernel does not run a program inside itself: a state change made in
- * a softirq that interrupts raw_inet_sock_set_state on the same CPU (e.g.
- * the peer's final ACK arriving over loopback while a close() is being
- * traced) skips it, and that change would be lost. So a second copy,
- * raw_inet_sock_set_state_nested, is attached after it: it does nothing
- * unless the first is running below it on this CPU, which is exactly when
- * the kernel skipped the first for this change. */
+ * a softirq that interrupts raw_state on the same CPU (e.g. the peer's
+ * final ACK arriving over loopback while a close() is being traced) skips
+ * it, and that change would be lost. So a second copy, raw_state_nest, is
+ * attached after it: it does nothing unless the first is running below it
+ * on this CPU, which is exactly when the kernel skipped the first for this
+ * change. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -69,8 +69,8 @@ struct {
 	__type(value, __u64);
 } state_running SEC(".maps");
 
-/* Changes raw_inet_sock_set_state_nested handled for a skipped first copy:
- * taken off the first copy's recursion misses when losses are reported. */
+/* Changes raw_state_nest handled for a skipped first copy: taken off the
+ * first copy's recursion misses when losses are reported. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -91,7 +91,7 @@ static __always_inline void raw_state_changed(struct bpf_raw_tracepoint_args *ct
 }
 
 SEC("raw_tp/inet_sock_set_state")
-int raw_inet_sock_set_state(struct bpf_raw_tracepoint_args *ctx)
+int raw_state(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u32 zero = 0;
 	__u64 *running = bpf_map_lookup_elem(&state_running, &zero);
@@ -105,7 +105,7 @@ int raw_inet_sock_set_state(struct bpf_raw_tracepoint_args *ctx)
 }
 
 SEC("raw_tp/inet_sock_set_state")
-int raw_inet_sock_set_state_nested(struct bpf_raw_tracepoint_args *ctx)
+int raw_state_nest(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u32 zero = 0;
 	__u64 *running = bpf_map_lookup_elem(&state_running, &zero), *n;
@@ -122,7 +122,7 @@ int raw_inet_sock_set_state_nested(struct bpf_raw_tracepoint_args *ctx)
 /* The classic tracepoint: --backend tracepoint's, and the fallback where
  * the raw one cannot be attached. */
 SEC("tracepoint/sock/inet_sock_set_state")
-int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+int tp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 {
 	if (!state_wanted(ctx->newstate) || BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP)
 		return 0;

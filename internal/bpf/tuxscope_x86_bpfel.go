@@ -97,47 +97,47 @@ type TuxscopeEventHeader struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	TuxscopeMapAcceptSeen                 = "accept_seen"
-	TuxscopeMapConnecting                 = "connecting"
-	TuxscopeMapConns                      = "conns"
-	TuxscopeMapDnsOwners                  = "dns_owners"
-	TuxscopeMapEvents                     = "events"
-	TuxscopeMapKprobeConnectSk            = "kprobe_connect_sk"
-	TuxscopeMapLost                       = "lost"
-	TuxscopeMapPidFilter                  = "pid_filter"
-	TuxscopeMapPortFilter                 = "port_filter"
-	TuxscopeMapReaderIdle                 = "reader_idle"
-	TuxscopeMapStateRecovered             = "state_recovered"
-	TuxscopeMapStateRunning               = "state_running"
-	TuxscopeProgDnsConnect4               = "dns_connect4"
-	TuxscopeProgDnsConnect6               = "dns_connect6"
-	TuxscopeProgDnsEgress                 = "dns_egress"
-	TuxscopeProgDnsIngress                = "dns_ingress"
-	TuxscopeProgDnsSendmsg4               = "dns_sendmsg4"
-	TuxscopeProgDnsSendmsg6               = "dns_sendmsg6"
-	TuxscopeProgFexitInetCskAccept        = "fexit_inet_csk_accept"
-	TuxscopeProgFexitInetCskAcceptPre610  = "fexit_inet_csk_accept_pre610"
-	TuxscopeProgFexitTcpV4Connect         = "fexit_tcp_v4_connect"
-	TuxscopeProgFexitTcpV6Connect         = "fexit_tcp_v6_connect"
-	TuxscopeProgKprobeTcpV4Connect        = "kprobe_tcp_v4_connect"
-	TuxscopeProgKprobeTcpV6Connect        = "kprobe_tcp_v6_connect"
-	TuxscopeProgKretprobeInetCskAccept    = "kretprobe_inet_csk_accept"
-	TuxscopeProgKretprobeTcpV4Connect     = "kretprobe_tcp_v4_connect"
-	TuxscopeProgKretprobeTcpV6Connect     = "kretprobe_tcp_v6_connect"
-	TuxscopeProgRawInetSockSetState       = "raw_inet_sock_set_state"
-	TuxscopeProgRawInetSockSetStateNested = "raw_inet_sock_set_state_nested"
-	TuxscopeProgTpInetSockSetState        = "tp_inet_sock_set_state"
-	TuxscopeProgTpSysEnterConnect         = "tp_sys_enter_connect"
-	TuxscopeProgTpSysExitAccept           = "tp_sys_exit_accept"
-	TuxscopeProgTpSysExitAccept4          = "tp_sys_exit_accept4"
-	TuxscopeProgTpSysExitConnect          = "tp_sys_exit_connect"
-	TuxscopeVarFilterPid                  = "filter_pid"
-	TuxscopeVarFilterPort                 = "filter_port"
-	TuxscopeVarUnusedDnsEvent             = "unused_dns_event"
-	TuxscopeVarWakeupBytes                = "wakeup_bytes"
-	TuxscopeVarWantIpv4                   = "want_ipv4"
-	TuxscopeVarWantIpv6                   = "want_ipv6"
-	TuxscopeVarWantTypes                  = "want_types"
+	TuxscopeMapAcceptSeen      = "accept_seen"
+	TuxscopeMapConnecting      = "connecting"
+	TuxscopeMapConns           = "conns"
+	TuxscopeMapDnsOwners       = "dns_owners"
+	TuxscopeMapEvents          = "events"
+	TuxscopeMapKprobeConnectSk = "kprobe_connect_sk"
+	TuxscopeMapLost            = "lost"
+	TuxscopeMapPidFilter       = "pid_filter"
+	TuxscopeMapPortFilter      = "port_filter"
+	TuxscopeMapReaderIdle      = "reader_idle"
+	TuxscopeMapStateRecovered  = "state_recovered"
+	TuxscopeMapStateRunning    = "state_running"
+	TuxscopeProgDnsConnect4    = "dns_connect4"
+	TuxscopeProgDnsConnect6    = "dns_connect6"
+	TuxscopeProgDnsEgress      = "dns_egress"
+	TuxscopeProgDnsIngress     = "dns_ingress"
+	TuxscopeProgDnsSendmsg4    = "dns_sendmsg4"
+	TuxscopeProgDnsSendmsg6    = "dns_sendmsg6"
+	TuxscopeProgFexitAccOld    = "fexit_acc_old"
+	TuxscopeProgFexitAccept    = "fexit_accept"
+	TuxscopeProgFexitV4Conn    = "fexit_v4_conn"
+	TuxscopeProgFexitV6Conn    = "fexit_v6_conn"
+	TuxscopeProgKpV4Conn       = "kp_v4_conn"
+	TuxscopeProgKpV6Conn       = "kp_v6_conn"
+	TuxscopeProgKretAccept     = "kret_accept"
+	TuxscopeProgKretV4Conn     = "kret_v4_conn"
+	TuxscopeProgKretV6Conn     = "kret_v6_conn"
+	TuxscopeProgRawState       = "raw_state"
+	TuxscopeProgRawStateNest   = "raw_state_nest"
+	TuxscopeProgTpEnterConn    = "tp_enter_conn"
+	TuxscopeProgTpExitAccept   = "tp_exit_accept"
+	TuxscopeProgTpExitAccept4  = "tp_exit_accept4"
+	TuxscopeProgTpExitConn     = "tp_exit_conn"
+	TuxscopeProgTpState        = "tp_state"
+	TuxscopeVarFilterPid       = "filter_pid"
+	TuxscopeVarFilterPort      = "filter_port"
+	TuxscopeVarUnusedDnsEvent  = "unused_dns_event"
+	TuxscopeVarWakeupBytes     = "wakeup_bytes"
+	TuxscopeVarWantIpv4        = "want_ipv4"
+	TuxscopeVarWantIpv6        = "want_ipv6"
+	TuxscopeVarWantTypes       = "want_types"
 )
 
 // LoadTuxscope returns the embedded CollectionSpec for Tuxscope.
@@ -182,28 +182,28 @@ type TuxscopeSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TuxscopeProgramSpecs struct {
-	DnsConnect4               *ebpf.ProgramSpec `ebpf:"dns_connect4"`
-	DnsConnect6               *ebpf.ProgramSpec `ebpf:"dns_connect6"`
-	DnsEgress                 *ebpf.ProgramSpec `ebpf:"dns_egress"`
-	DnsIngress                *ebpf.ProgramSpec `ebpf:"dns_ingress"`
-	DnsSendmsg4               *ebpf.ProgramSpec `ebpf:"dns_sendmsg4"`
-	DnsSendmsg6               *ebpf.ProgramSpec `ebpf:"dns_sendmsg6"`
-	FexitInetCskAccept        *ebpf.ProgramSpec `ebpf:"fexit_inet_csk_accept"`
-	FexitInetCskAcceptPre610  *ebpf.ProgramSpec `ebpf:"fexit_inet_csk_accept_pre610"`
-	FexitTcpV4Connect         *ebpf.ProgramSpec `ebpf:"fexit_tcp_v4_connect"`
-	FexitTcpV6Connect         *ebpf.ProgramSpec `ebpf:"fexit_tcp_v6_connect"`
-	KprobeTcpV4Connect        *ebpf.ProgramSpec `ebpf:"kprobe_tcp_v4_connect"`
-	KprobeTcpV6Connect        *ebpf.ProgramSpec `ebpf:"kprobe_tcp_v6_connect"`
-	KretprobeInetCskAccept    *ebpf.ProgramSpec `ebpf:"kretprobe_inet_csk_accept"`
-	KretprobeTcpV4Connect     *ebpf.ProgramSpec `ebpf:"kretprobe_tcp_v4_connect"`
-	KretprobeTcpV6Connect     *ebpf.ProgramSpec `ebpf:"kretprobe_tcp_v6_connect"`
-	RawInetSockSetState       *ebpf.ProgramSpec `ebpf:"raw_inet_sock_set_state"`
-	RawInetSockSetStateNested *ebpf.ProgramSpec `ebpf:"raw_inet_sock_set_state_nested"`
-	TpInetSockSetState        *ebpf.ProgramSpec `ebpf:"tp_inet_sock_set_state"`
-	TpSysEnterConnect         *ebpf.ProgramSpec `ebpf:"tp_sys_enter_connect"`
-	TpSysExitAccept           *ebpf.ProgramSpec `ebpf:"tp_sys_exit_accept"`
-	TpSysExitAccept4          *ebpf.ProgramSpec `ebpf:"tp_sys_exit_accept4"`
-	TpSysExitConnect          *ebpf.ProgramSpec `ebpf:"tp_sys_exit_connect"`
+	DnsConnect4   *ebpf.ProgramSpec `ebpf:"dns_connect4"`
+	DnsConnect6   *ebpf.ProgramSpec `ebpf:"dns_connect6"`
+	DnsEgress     *ebpf.ProgramSpec `ebpf:"dns_egress"`
+	DnsIngress    *ebpf.ProgramSpec `ebpf:"dns_ingress"`
+	DnsSendmsg4   *ebpf.ProgramSpec `ebpf:"dns_sendmsg4"`
+	DnsSendmsg6   *ebpf.ProgramSpec `ebpf:"dns_sendmsg6"`
+	FexitAccOld   *ebpf.ProgramSpec `ebpf:"fexit_acc_old"`
+	FexitAccept   *ebpf.ProgramSpec `ebpf:"fexit_accept"`
+	FexitV4Conn   *ebpf.ProgramSpec `ebpf:"fexit_v4_conn"`
+	FexitV6Conn   *ebpf.ProgramSpec `ebpf:"fexit_v6_conn"`
+	KpV4Conn      *ebpf.ProgramSpec `ebpf:"kp_v4_conn"`
+	KpV6Conn      *ebpf.ProgramSpec `ebpf:"kp_v6_conn"`
+	KretAccept    *ebpf.ProgramSpec `ebpf:"kret_accept"`
+	KretV4Conn    *ebpf.ProgramSpec `ebpf:"kret_v4_conn"`
+	KretV6Conn    *ebpf.ProgramSpec `ebpf:"kret_v6_conn"`
+	RawState      *ebpf.ProgramSpec `ebpf:"raw_state"`
+	RawStateNest  *ebpf.ProgramSpec `ebpf:"raw_state_nest"`
+	TpEnterConn   *ebpf.ProgramSpec `ebpf:"tp_enter_conn"`
+	TpExitAccept  *ebpf.ProgramSpec `ebpf:"tp_exit_accept"`
+	TpExitAccept4 *ebpf.ProgramSpec `ebpf:"tp_exit_accept4"`
+	TpExitConn    *ebpf.ProgramSpec `ebpf:"tp_exit_conn"`
+	TpState       *ebpf.ProgramSpec `ebpf:"tp_state"`
 }
 
 // TuxscopeMapSpecs contains maps before they are loaded into the kernel.
@@ -305,28 +305,28 @@ type TuxscopeVariables struct {
 //
 // It can be passed to LoadTuxscopeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TuxscopePrograms struct {
-	DnsConnect4               *ebpf.Program `ebpf:"dns_connect4"`
-	DnsConnect6               *ebpf.Program `ebpf:"dns_connect6"`
-	DnsEgress                 *ebpf.Program `ebpf:"dns_egress"`
-	DnsIngress                *ebpf.Program `ebpf:"dns_ingress"`
-	DnsSendmsg4               *ebpf.Program `ebpf:"dns_sendmsg4"`
-	DnsSendmsg6               *ebpf.Program `ebpf:"dns_sendmsg6"`
-	FexitInetCskAccept        *ebpf.Program `ebpf:"fexit_inet_csk_accept"`
-	FexitInetCskAcceptPre610  *ebpf.Program `ebpf:"fexit_inet_csk_accept_pre610"`
-	FexitTcpV4Connect         *ebpf.Program `ebpf:"fexit_tcp_v4_connect"`
-	FexitTcpV6Connect         *ebpf.Program `ebpf:"fexit_tcp_v6_connect"`
-	KprobeTcpV4Connect        *ebpf.Program `ebpf:"kprobe_tcp_v4_connect"`
-	KprobeTcpV6Connect        *ebpf.Program `ebpf:"kprobe_tcp_v6_connect"`
-	KretprobeInetCskAccept    *ebpf.Program `ebpf:"kretprobe_inet_csk_accept"`
-	KretprobeTcpV4Connect     *ebpf.Program `ebpf:"kretprobe_tcp_v4_connect"`
-	KretprobeTcpV6Connect     *ebpf.Program `ebpf:"kretprobe_tcp_v6_connect"`
-	RawInetSockSetState       *ebpf.Program `ebpf:"raw_inet_sock_set_state"`
-	RawInetSockSetStateNested *ebpf.Program `ebpf:"raw_inet_sock_set_state_nested"`
-	TpInetSockSetState        *ebpf.Program `ebpf:"tp_inet_sock_set_state"`
-	TpSysEnterConnect         *ebpf.Program `ebpf:"tp_sys_enter_connect"`
-	TpSysExitAccept           *ebpf.Program `ebpf:"tp_sys_exit_accept"`
-	TpSysExitAccept4          *ebpf.Program `ebpf:"tp_sys_exit_accept4"`
-	TpSysExitConnect          *ebpf.Program `ebpf:"tp_sys_exit_connect"`
+	DnsConnect4   *ebpf.Program `ebpf:"dns_connect4"`
+	DnsConnect6   *ebpf.Program `ebpf:"dns_connect6"`
+	DnsEgress     *ebpf.Program `ebpf:"dns_egress"`
+	DnsIngress    *ebpf.Program `ebpf:"dns_ingress"`
+	DnsSendmsg4   *ebpf.Program `ebpf:"dns_sendmsg4"`
+	DnsSendmsg6   *ebpf.Program `ebpf:"dns_sendmsg6"`
+	FexitAccOld   *ebpf.Program `ebpf:"fexit_acc_old"`
+	FexitAccept   *ebpf.Program `ebpf:"fexit_accept"`
+	FexitV4Conn   *ebpf.Program `ebpf:"fexit_v4_conn"`
+	FexitV6Conn   *ebpf.Program `ebpf:"fexit_v6_conn"`
+	KpV4Conn      *ebpf.Program `ebpf:"kp_v4_conn"`
+	KpV6Conn      *ebpf.Program `ebpf:"kp_v6_conn"`
+	KretAccept    *ebpf.Program `ebpf:"kret_accept"`
+	KretV4Conn    *ebpf.Program `ebpf:"kret_v4_conn"`
+	KretV6Conn    *ebpf.Program `ebpf:"kret_v6_conn"`
+	RawState      *ebpf.Program `ebpf:"raw_state"`
+	RawStateNest  *ebpf.Program `ebpf:"raw_state_nest"`
+	TpEnterConn   *ebpf.Program `ebpf:"tp_enter_conn"`
+	TpExitAccept  *ebpf.Program `ebpf:"tp_exit_accept"`
+	TpExitAccept4 *ebpf.Program `ebpf:"tp_exit_accept4"`
+	TpExitConn    *ebpf.Program `ebpf:"tp_exit_conn"`
+	TpState       *ebpf.Program `ebpf:"tp_state"`
 }
 
 func (p *TuxscopePrograms) Close() error {
@@ -337,22 +337,22 @@ func (p *TuxscopePrograms) Close() error {
 		p.DnsIngress,
 		p.DnsSendmsg4,
 		p.DnsSendmsg6,
-		p.FexitInetCskAccept,
-		p.FexitInetCskAcceptPre610,
-		p.FexitTcpV4Connect,
-		p.FexitTcpV6Connect,
-		p.KprobeTcpV4Connect,
-		p.KprobeTcpV6Connect,
-		p.KretprobeInetCskAccept,
-		p.KretprobeTcpV4Connect,
-		p.KretprobeTcpV6Connect,
-		p.RawInetSockSetState,
-		p.RawInetSockSetStateNested,
-		p.TpInetSockSetState,
-		p.TpSysEnterConnect,
-		p.TpSysExitAccept,
-		p.TpSysExitAccept4,
-		p.TpSysExitConnect,
+		p.FexitAccOld,
+		p.FexitAccept,
+		p.FexitV4Conn,
+		p.FexitV6Conn,
+		p.KpV4Conn,
+		p.KpV6Conn,
+		p.KretAccept,
+		p.KretV4Conn,
+		p.KretV6Conn,
+		p.RawState,
+		p.RawStateNest,
+		p.TpEnterConn,
+		p.TpExitAccept,
+		p.TpExitAccept4,
+		p.TpExitConn,
+		p.TpState,
 	)
 }
 

@@ -10,6 +10,8 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"golang.org/x/sys/unix"
+
+	"github.com/tuxscope/tuxscope/internal/bpf"
 )
 
 // Check is one yes/no finding with its explanation.
@@ -195,7 +197,7 @@ func acceptSignature(kernel *btf.Spec) string {
 	switch prog, err := fexitAcceptProgram(kernel); {
 	case err != nil:
 		return err.Error()
-	case strings.HasSuffix(prog, "pre610"):
+	case prog == bpf.TuxscopeProgFexitAccOld:
 		return "(sk, flags, err, kern): before Linux 6.10"
 	default:
 		return "(sk, arg): Linux 6.10 and later"

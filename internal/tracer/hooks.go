@@ -170,27 +170,27 @@ func implementations(p HookPoint, kernel *btf.Spec) map[Backend]implementation {
 	tp := func(prog, target string) hook { return hook{prog: prog, kind: kindTracepoint, target: target} }
 	catchUp := func(h hook) hook { h.catchUp = true; return h }
 	acceptTracepoints := []hook{
-		tp(bpf.TuxscopeProgTpSysExitAccept4, "syscalls:sys_exit_accept4"),
-		tp(bpf.TuxscopeProgTpSysExitAccept, "syscalls:sys_exit_accept"),
+		tp(bpf.TuxscopeProgTpExitAccept4, "syscalls:sys_exit_accept4"),
+		tp(bpf.TuxscopeProgTpExitAccept, "syscalls:sys_exit_accept"),
 	}
 	switch p {
 	case PointConnect:
 		return map[Backend]implementation{
 			Fentry: {hooks: []hook{
-				{prog: bpf.TuxscopeProgFexitTcpV4Connect, kind: kindFexit, target: "tcp_v4_connect"},
-				{prog: bpf.TuxscopeProgFexitTcpV6Connect, kind: kindFexit, target: "tcp_v6_connect"},
+				{prog: bpf.TuxscopeProgFexitV4Conn, kind: kindFexit, target: "tcp_v4_connect"},
+				{prog: bpf.TuxscopeProgFexitV6Conn, kind: kindFexit, target: "tcp_v6_connect"},
 			}},
 			Kprobe: {hooks: []hook{
-				{prog: bpf.TuxscopeProgKprobeTcpV4Connect, kind: kindKprobe, target: "tcp_v4_connect"},
-				{prog: bpf.TuxscopeProgKretprobeTcpV4Connect, kind: kindKretprobe, target: "tcp_v4_connect"},
-				{prog: bpf.TuxscopeProgKprobeTcpV6Connect, kind: kindKprobe, target: "tcp_v6_connect"},
-				{prog: bpf.TuxscopeProgKretprobeTcpV6Connect, kind: kindKretprobe, target: "tcp_v6_connect"},
+				{prog: bpf.TuxscopeProgKpV4Conn, kind: kindKprobe, target: "tcp_v4_connect"},
+				{prog: bpf.TuxscopeProgKretV4Conn, kind: kindKretprobe, target: "tcp_v4_connect"},
+				{prog: bpf.TuxscopeProgKpV6Conn, kind: kindKprobe, target: "tcp_v6_connect"},
+				{prog: bpf.TuxscopeProgKretV6Conn, kind: kindKretprobe, target: "tcp_v6_connect"},
 			}},
 			// With PointState's tracepoint, which records the socket
 			// between the two syscall hooks.
 			Tracepoint: {hooks: []hook{
-				tp(bpf.TuxscopeProgTpSysEnterConnect, "syscalls:sys_enter_connect"),
-				tp(bpf.TuxscopeProgTpSysExitConnect, "syscalls:sys_exit_connect"),
+				tp(bpf.TuxscopeProgTpEnterConn, "syscalls:sys_enter_connect"),
+				tp(bpf.TuxscopeProgTpExitConn, "syscalls:sys_exit_connect"),
 			}},
 		}
 	case PointDNS:
@@ -208,10 +208,10 @@ func implementations(p HookPoint, kernel *btf.Spec) map[Backend]implementation {
 			// Two copies, in this order: the second runs the change only
 			// when the kernel skipped the first (see the BPF source).
 			RawTracepoint: {hooks: []hook{
-				{prog: bpf.TuxscopeProgRawInetSockSetState, kind: kindRawTP, target: "inet_sock_set_state"},
-				{prog: bpf.TuxscopeProgRawInetSockSetStateNested, kind: kindRawTP, target: "inet_sock_set_state", note: "nested copy"},
+				{prog: bpf.TuxscopeProgRawState, kind: kindRawTP, target: "inet_sock_set_state"},
+				{prog: bpf.TuxscopeProgRawStateNest, kind: kindRawTP, target: "inet_sock_set_state", note: "nested copy"},
 			}},
-			Tracepoint: {hooks: []hook{tp(bpf.TuxscopeProgTpInetSockSetState, "sock:inet_sock_set_state")}},
+			Tracepoint: {hooks: []hook{tp(bpf.TuxscopeProgTpState, "sock:inet_sock_set_state")}},
 		}
 	case PointAccept:
 		fexit := implementation{}
@@ -224,7 +224,7 @@ func implementations(p HookPoint, kernel *btf.Spec) map[Backend]implementation {
 				fexit.hooks = append(fexit.hooks, catchUp(h))
 			}
 		}
-		kprobe := implementation{hooks: []hook{{prog: bpf.TuxscopeProgKretprobeInetCskAccept, kind: kindKretprobe, target: "inet_csk_accept"}}}
+		kprobe := implementation{hooks: []hook{{prog: bpf.TuxscopeProgKretAccept, kind: kindKretprobe, target: "inet_csk_accept"}}}
 		for _, h := range acceptTracepoints {
 			kprobe.hooks = append(kprobe.hooks, catchUp(h))
 		}
@@ -263,9 +263,9 @@ func fexitAcceptProgram(kernel *btf.Spec) (string, error) {
 	}
 	switch len(proto.Params) {
 	case 2:
-		return bpf.TuxscopeProgFexitInetCskAccept, nil
+		return bpf.TuxscopeProgFexitAccept, nil
 	case 4:
-		return bpf.TuxscopeProgFexitInetCskAcceptPre610, nil
+		return bpf.TuxscopeProgFexitAccOld, nil
 	}
 	return "", fmt.Errorf("fentry: unknown inet_csk_accept signature with %d parameters", len(proto.Params))
 }

@@ -235,7 +235,7 @@ func (t *Tracer) Skipped() (uint64, error) {
 			continue
 		}
 		for name, p := range ap.coll.Programs {
-			if name == bpf.TuxscopeProgRawInetSockSetStateNested {
+			if name == bpf.TuxscopeProgRawStateNest {
 				continue // it only runs where the first copy was skipped
 			}
 			st, err := p.Stats()
