@@ -164,8 +164,8 @@ func TestRunDoctorUsage(t *testing.T) {
 
 func TestDescribeChoices(t *testing.T) {
 	choices := []tracer.Choice{
-		{Point: tracer.PointConnect, Backend: tracer.Fentry, Hooks: []string{"fexit:tcp_v4_connect", "fexit:tcp_v6_connect"}},
-		{Point: tracer.PointAccept, Backend: tracer.Tracepoint, Hooks: []string{"tracepoint:a", "tracepoint:b", "tracepoint:c"}},
+		{Point: tracer.PointConnect, Backend: "fentry", Hooks: []string{"fexit:tcp_v4_connect", "fexit:tcp_v6_connect"}},
+		{Point: tracer.PointAccept, Backend: "tracepoint", Hooks: []string{"tracepoint:a", "tracepoint:b", "tracepoint:c"}},
 	}
 	if got, want := describeChoices(choices), "5 hooks (connect: fentry, accept: tracepoint)"; got != want {
 		t.Errorf("describeChoices = %q, want %q", got, want)

@@ -129,13 +129,14 @@ func Doctor(btfPath string) *Report {
 	}
 	defer l.close()
 	r.State = l.checkState()
-	r.DNS = l.check(PointDNS, Cgroup)
+	r.DNS = l.check(PointDNS, implCgroup)
 	auto := map[HookPoint]Backend{}
 	for _, b := range Backends {
 		bc := BackendCheck{Backend: b}
 		for _, p := range HookPoints {
 			pc := PointCheck{Point: p}
-			ap, err := l.try(p, b)
+			// connect and accept: one implementation per backend
+			ap, err := l.try(p, candidates(p, b)[0])
 			if err != nil {
 				pc.Reason = err.Error()
 			} else {
@@ -194,7 +195,7 @@ func lockdownMode() string {
 
 // acceptSignature describes the kernel's inet_csk_accept.
 func acceptSignature(kernel *btf.Spec) string {
-	switch prog, err := fexitAcceptProgram(kernel); {
+	switch prog, err := fexitVariant(kernel, "inet_csk_accept"); {
 	case err != nil:
 		return err.Error()
 	case prog == bpf.TuxscopeProgFexitAccOld:
@@ -208,7 +209,7 @@ func acceptSignature(kernel *btf.Spec) string {
 // one (auto, fentry, kprobe prefer it) and the classic one (--backend
 // tracepoint's, and everyone's fallback).
 func (l *loader) checkState() Check {
-	raw, classic := l.check(PointState, RawTracepoint), l.check(PointState, Tracepoint)
+	raw, classic := l.check(PointState, implRawTracepoint), l.check(PointState, implTracepoint)
 	switch {
 	case raw.OK && classic.OK:
 		return Check{OK: true, Detail: raw.Detail + "; " + classic.Detail + " with --backend tracepoint"}
@@ -220,9 +221,9 @@ func (l *loader) checkState() Check {
 	return Check{Detail: "raw tracepoint: " + raw.Detail + "; tracepoint: " + classic.Detail}
 }
 
-// check tries a hook point with one backend, then removes it.
-func (l *loader) check(p HookPoint, b Backend) Check {
-	ap, err := l.try(p, b)
+// check tries one implementation of a hook point, then removes it.
+func (l *loader) check(p HookPoint, im Impl) Check {
+	ap, err := l.try(p, im)
 	if err != nil {
 		return Check{Detail: err.Error()}
 	}

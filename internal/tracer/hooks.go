@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -13,7 +14,8 @@ import (
 	"github.com/tuxscope/tuxscope/internal/bpf"
 )
 
-// Backend is a way of hooking the kernel.
+// Backend is a way of hooking the kernel that --backend chooses, for the
+// connect and accept hook points (and the state point's preference).
 type Backend string
 
 // The backends, and auto, which picks the first that works, per hook point.
@@ -23,14 +25,6 @@ const (
 	Kprobe     Backend = "kprobe"
 	Tracepoint Backend = "tracepoint"
 )
-
-// Cgroup is not a backend one chooses: the DNS hook point's cgroup hooks.
-const Cgroup Backend = "cgroup"
-
-// RawTracepoint is not a backend one chooses either: the state hook
-// point's raw tracepoint, which every backend but Tracepoint prefers to
-// the classic tracepoint for it.
-const RawTracepoint Backend = "raw_tracepoint"
 
 // Backends in auto's order of preference: cheapest first.
 var Backends = []Backend{Fentry, Kprobe, Tracepoint}
@@ -44,6 +38,20 @@ func ParseBackend(s string) (Backend, error) {
 	return "", fmt.Errorf("unknown backend %q (want auto, fentry, kprobe or tracepoint)", s)
 }
 
+// Impl names one implementation of a hook point: hooks loaded and
+// attached together, all or nothing. For connect and accept each backend
+// is one, of its name; the state point has the raw tracepoint and the
+// classic one, the DNS point its cgroup hooks, whatever the backend.
+type Impl string
+
+const (
+	implFentry        Impl = "fentry"
+	implKprobe        Impl = "kprobe"
+	implTracepoint    Impl = "tracepoint"
+	implRawTracepoint Impl = "raw_tracepoint"
+	implCgroup        Impl = "cgroup"
+)
+
 type hookKind string
 
 const (
@@ -55,16 +63,86 @@ const (
 	kindCgroup     hookKind = "cgroup"
 )
 
-// hook is one BPF program and the kernel hook it attaches to.
+// hookDesc declares one program of the BPF object: the kernel hook it
+// attaches to, and the implementations of its hook point that attach it.
+// hookTable has one per program (TestHookTable checks it against the
+// object's ELF sections).
+type hookDesc struct {
+	prog   string    // program name in the BPF object
+	point  HookPoint //
+	impl   Impl      // the implementation it is part of
+	serves []Backend // the --backend values impl serves (auto tries every implementation)
+	kind   hookKind  //
+	target string    // kernel function, "group:name" tracepoint, raw tracepoint, or cgroup attach point
+	// catchUpFor are implementations that attach it too, as a catch-up:
+	// it backs up their function hook where that is blind (an accept()
+	// already waiting when the probe was attached); attached where it
+	// exists, skipped quietly where it does not.
+	catchUpFor []Impl
+	// params: a program written for one prototype of its fexit target
+	// has that prototype's parameter count; of those, the one matching
+	// the running kernel's BTF is attached (see fexitVariant).
+	params int
+	note   string // shown after the hook, e.g. "nested copy"
+}
+
+// Who serves whom.
+var (
+	fentryOnly     = []Backend{Fentry}
+	kprobeOnly     = []Backend{Kprobe}
+	tracepointOnly = []Backend{Tracepoint}
+	functionHooks  = []Backend{Fentry, Kprobe}
+	everyBackend   = []Backend{Fentry, Kprobe, Tracepoint}
+)
+
+// hookTable is every program, by hook point; within a point, the order of
+// the implementations is the order they are tried in, and the order of
+// the hooks the order they are attached in.
+var hookTable = []hookDesc{
+	// connect: one implementation per backend. The tracepoint one works
+	// with the state point's tracepoint, which records the socket between
+	// the two syscall hooks.
+	{prog: bpf.TuxscopeProgFexitV4Conn, point: PointConnect, impl: implFentry, serves: fentryOnly, kind: kindFexit, target: "tcp_v4_connect"},
+	{prog: bpf.TuxscopeProgFexitV6Conn, point: PointConnect, impl: implFentry, serves: fentryOnly, kind: kindFexit, target: "tcp_v6_connect"},
+	{prog: bpf.TuxscopeProgKpV4Conn, point: PointConnect, impl: implKprobe, serves: kprobeOnly, kind: kindKprobe, target: "tcp_v4_connect"},
+	{prog: bpf.TuxscopeProgKretV4Conn, point: PointConnect, impl: implKprobe, serves: kprobeOnly, kind: kindKretprobe, target: "tcp_v4_connect"},
+	{prog: bpf.TuxscopeProgKpV6Conn, point: PointConnect, impl: implKprobe, serves: kprobeOnly, kind: kindKprobe, target: "tcp_v6_connect"},
+	{prog: bpf.TuxscopeProgKretV6Conn, point: PointConnect, impl: implKprobe, serves: kprobeOnly, kind: kindKretprobe, target: "tcp_v6_connect"},
+	{prog: bpf.TuxscopeProgTpEnterConn, point: PointConnect, impl: implTracepoint, serves: tracepointOnly, kind: kindTracepoint, target: "syscalls:sys_enter_connect"},
+	{prog: bpf.TuxscopeProgTpExitConn, point: PointConnect, impl: implTracepoint, serves: tracepointOnly, kind: kindTracepoint, target: "syscalls:sys_exit_connect"},
+
+	// accept: one implementation per backend; the function hooks keep the
+	// syscall tracepoints as their catch-up. inet_csk_accept changed its
+	// signature in Linux 6.10: one fexit program for each.
+	{prog: bpf.TuxscopeProgFexitAccept, point: PointAccept, impl: implFentry, serves: fentryOnly, kind: kindFexit, target: "inet_csk_accept", params: 2},
+	{prog: bpf.TuxscopeProgFexitAccOld, point: PointAccept, impl: implFentry, serves: fentryOnly, kind: kindFexit, target: "inet_csk_accept", params: 4},
+	{prog: bpf.TuxscopeProgKretAccept, point: PointAccept, impl: implKprobe, serves: kprobeOnly, kind: kindKretprobe, target: "inet_csk_accept"},
+	{prog: bpf.TuxscopeProgTpExitAccept4, point: PointAccept, impl: implTracepoint, serves: tracepointOnly, kind: kindTracepoint, target: "syscalls:sys_exit_accept4", catchUpFor: []Impl{implFentry, implKprobe}},
+	{prog: bpf.TuxscopeProgTpExitAccept, point: PointAccept, impl: implTracepoint, serves: tracepointOnly, kind: kindTracepoint, target: "syscalls:sys_exit_accept", catchUpFor: []Impl{implFentry, implKprobe}},
+
+	// state: the raw tracepoint, cheaper (no trace record is built for the
+	// program), for every backend but tracepoint, which means classic
+	// tracepoints throughout (the most portable set); the classic one is
+	// also everyone's fallback. Two raw copies, in this order: the second
+	// runs the change only when the kernel skipped the first (see the BPF
+	// source).
+	{prog: bpf.TuxscopeProgRawState, point: PointState, impl: implRawTracepoint, serves: functionHooks, kind: kindRawTP, target: "inet_sock_set_state"},
+	{prog: bpf.TuxscopeProgRawStateNest, point: PointState, impl: implRawTracepoint, serves: functionHooks, kind: kindRawTP, target: "inet_sock_set_state", note: "nested copy"},
+	{prog: bpf.TuxscopeProgTpState, point: PointState, impl: implTracepoint, serves: everyBackend, kind: kindTracepoint, target: "sock:inet_sock_set_state"},
+
+	// dns: cgroup hooks on the root cgroup v2, whatever the backend.
+	{prog: bpf.TuxscopeProgDnsConnect4, point: PointDNS, impl: implCgroup, serves: everyBackend, kind: kindCgroup, target: "connect4"},
+	{prog: bpf.TuxscopeProgDnsConnect6, point: PointDNS, impl: implCgroup, serves: everyBackend, kind: kindCgroup, target: "connect6"},
+	{prog: bpf.TuxscopeProgDnsSendmsg4, point: PointDNS, impl: implCgroup, serves: everyBackend, kind: kindCgroup, target: "sendmsg4"},
+	{prog: bpf.TuxscopeProgDnsSendmsg6, point: PointDNS, impl: implCgroup, serves: everyBackend, kind: kindCgroup, target: "sendmsg6"},
+	{prog: bpf.TuxscopeProgDnsEgress, point: PointDNS, impl: implCgroup, serves: everyBackend, kind: kindCgroup, target: "egress"},
+	{prog: bpf.TuxscopeProgDnsIngress, point: PointDNS, impl: implCgroup, serves: everyBackend, kind: kindCgroup, target: "ingress"},
+}
+
+// hook is a descriptor as one implementation attaches it.
 type hook struct {
-	prog   string   // program name in the BPF object
-	kind   hookKind //
-	target string   // kernel function, or "group:name" for a tracepoint
-	// catchUp hooks back up a function hook where it is blind (an accept()
-	// already waiting when the probe was attached); attached where they
-	// exist, skipped quietly where they do not.
-	catchUp bool
-	note    string // shown after the hook, e.g. "nested copy"
+	*hookDesc
+	catchUp bool // see hookDesc.catchUpFor
 }
 
 func (h hook) String() string {
@@ -134,140 +212,88 @@ func kprobesAvailable() bool {
 	return false
 }
 
-// HookPoint is one thing tuxscope needs to see, with the hooks each
-// backend uses for it.
+// HookPoint is one thing tuxscope needs to see, with the implementations
+// that can serve it (hookTable).
 type HookPoint string
 
 // The hook points.
 const (
 	PointConnect HookPoint = "connect"
 	PointAccept  HookPoint = "accept"
-	// PointDNS reads DNS messages off socket buffers: cgroup hooks on the
-	// root cgroup v2, whatever the backend (kprobes are not needed).
-	PointDNS HookPoint = "dns"
 	// PointState follows TCP state changes (a connect's outcome, closes).
 	// Every backend uses the stable sock:inet_sock_set_state tracepoint
 	// for it: it fires where the kernel changes state, on every kernel
 	// since 4.16. Its raw form is cheaper (no trace record is built for
 	// the program), the classic form is --backend tracepoint's: see
-	// stateBackends.
+	// hookTable.
 	PointState HookPoint = "state"
+	// PointDNS reads DNS messages off socket buffers: cgroup hooks on the
+	// root cgroup v2, whatever the backend (kprobes are not needed).
+	// Optional: where it fails, only names are missing (Tracer.DNSError).
+	PointDNS HookPoint = "dns"
 )
 
 // HookPoints are the points a backend is chosen for, in attach order.
 var HookPoints = []HookPoint{PointConnect, PointAccept}
 
-// implementation is the hooks one backend uses for one hook point, or why
-// that backend cannot provide it on this kernel.
-type implementation struct {
-	hooks       []hook
-	unavailable error
+// attachOrder is every hook point, in the order Open attaches them.
+var attachOrder = []HookPoint{PointConnect, PointAccept, PointState, PointDNS}
+
+// candidates are the implementations of p to try for backend b, in
+// hookTable's order: those that serve b, or with Auto, all of them.
+func candidates(p HookPoint, b Backend) []Impl {
+	var impls []Impl
+	for _, d := range hookTable {
+		if d.point == p && (b == Auto || slices.Contains(d.serves, b)) && !slices.Contains(impls, d.impl) {
+			impls = append(impls, d.impl)
+		}
+	}
+	return impls
 }
 
-// implementations lists, for a hook point, what each backend attaches on
-// the kernel described by kernel.
-func implementations(p HookPoint, kernel *btf.Spec) map[Backend]implementation {
-	tp := func(prog, target string) hook { return hook{prog: prog, kind: kindTracepoint, target: target} }
-	catchUp := func(h hook) hook { h.catchUp = true; return h }
-	acceptTracepoints := []hook{
-		tp(bpf.TuxscopeProgTpExitAccept4, "syscalls:sys_exit_accept4"),
-		tp(bpf.TuxscopeProgTpExitAccept, "syscalls:sys_exit_accept"),
-	}
-	switch p {
-	case PointConnect:
-		return map[Backend]implementation{
-			Fentry: {hooks: []hook{
-				{prog: bpf.TuxscopeProgFexitV4Conn, kind: kindFexit, target: "tcp_v4_connect"},
-				{prog: bpf.TuxscopeProgFexitV6Conn, kind: kindFexit, target: "tcp_v6_connect"},
-			}},
-			Kprobe: {hooks: []hook{
-				{prog: bpf.TuxscopeProgKpV4Conn, kind: kindKprobe, target: "tcp_v4_connect"},
-				{prog: bpf.TuxscopeProgKretV4Conn, kind: kindKretprobe, target: "tcp_v4_connect"},
-				{prog: bpf.TuxscopeProgKpV6Conn, kind: kindKprobe, target: "tcp_v6_connect"},
-				{prog: bpf.TuxscopeProgKretV6Conn, kind: kindKretprobe, target: "tcp_v6_connect"},
-			}},
-			// With PointState's tracepoint, which records the socket
-			// between the two syscall hooks.
-			Tracepoint: {hooks: []hook{
-				tp(bpf.TuxscopeProgTpEnterConn, "syscalls:sys_enter_connect"),
-				tp(bpf.TuxscopeProgTpExitConn, "syscalls:sys_exit_connect"),
-			}},
+// hooks lists, in hookTable's order, what implementation im of point p
+// attaches on the kernel described by kernel, or why it cannot there.
+func hooks(p HookPoint, im Impl, kernel *btf.Spec) ([]hook, error) {
+	var hs []hook
+	for i := range hookTable {
+		d := &hookTable[i]
+		catchUp := slices.Contains(d.catchUpFor, im)
+		if d.point != p || (d.impl != im && !catchUp) {
+			continue
 		}
-	case PointDNS:
-		cg := func(prog, target string) hook { return hook{prog: prog, kind: kindCgroup, target: target} }
-		return map[Backend]implementation{Cgroup: {hooks: []hook{
-			cg(bpf.TuxscopeProgDnsConnect4, "connect4"),
-			cg(bpf.TuxscopeProgDnsConnect6, "connect6"),
-			cg(bpf.TuxscopeProgDnsSendmsg4, "sendmsg4"),
-			cg(bpf.TuxscopeProgDnsSendmsg6, "sendmsg6"),
-			cg(bpf.TuxscopeProgDnsEgress, "egress"),
-			cg(bpf.TuxscopeProgDnsIngress, "ingress"),
-		}}}
-	case PointState:
-		return map[Backend]implementation{
-			// Two copies, in this order: the second runs the change only
-			// when the kernel skipped the first (see the BPF source).
-			RawTracepoint: {hooks: []hook{
-				{prog: bpf.TuxscopeProgRawState, kind: kindRawTP, target: "inet_sock_set_state"},
-				{prog: bpf.TuxscopeProgRawStateNest, kind: kindRawTP, target: "inet_sock_set_state", note: "nested copy"},
-			}},
-			Tracepoint: {hooks: []hook{tp(bpf.TuxscopeProgTpState, "sock:inet_sock_set_state")}},
-		}
-	case PointAccept:
-		fexit := implementation{}
-		switch prog, err := fexitAcceptProgram(kernel); {
-		case err != nil:
-			fexit.unavailable = err
-		default:
-			fexit.hooks = []hook{{prog: prog, kind: kindFexit, target: "inet_csk_accept"}}
-			for _, h := range acceptTracepoints {
-				fexit.hooks = append(fexit.hooks, catchUp(h))
+		if d.params != 0 {
+			prog, err := fexitVariant(kernel, d.target)
+			if err != nil {
+				return nil, err
+			}
+			if prog != d.prog {
+				continue
 			}
 		}
-		kprobe := implementation{hooks: []hook{{prog: bpf.TuxscopeProgKretAccept, kind: kindKretprobe, target: "inet_csk_accept"}}}
-		for _, h := range acceptTracepoints {
-			kprobe.hooks = append(kprobe.hooks, catchUp(h))
-		}
-		return map[Backend]implementation{
-			Fentry:     fexit,
-			Kprobe:     kprobe,
-			Tracepoint: {hooks: acceptTracepoints},
-		}
+		hs = append(hs, hook{hookDesc: d, catchUp: catchUp})
 	}
-	return nil
+	return hs, nil
 }
 
-// stateBackends are the ways PointState is tried, best first, for the
-// backend chosen for the other points: --backend tracepoint means classic
-// tracepoints throughout (the most portable set); the others prefer the
-// raw tracepoint, which skips building a trace record for each state
-// change.
-func stateBackends(b Backend) []Backend {
-	if b == Tracepoint {
-		return []Backend{Tracepoint}
-	}
-	return []Backend{RawTracepoint, Tracepoint}
-}
-
-// fexitAcceptProgram picks the fexit program that matches the running
-// kernel's inet_csk_accept: (sk, flags, err, kern) before Linux 6.10,
+// fexitVariant picks, of the fexit programs written for different
+// prototypes of target (hookDesc.params), the one that matches the running
+// kernel's: for inet_csk_accept, (sk, flags, err, kern) before Linux 6.10,
 // (sk, arg) since.
-func fexitAcceptProgram(kernel *btf.Spec) (string, error) {
+func fexitVariant(kernel *btf.Spec, target string) (string, error) {
 	var fn *btf.Func
-	if err := kernel.TypeByName("inet_csk_accept", &fn); err != nil {
-		return "", fmt.Errorf("fentry: inet_csk_accept not found in kernel BTF: %v", err)
+	if err := kernel.TypeByName(target, &fn); err != nil {
+		return "", fmt.Errorf("fentry: %s not found in kernel BTF: %v", target, err)
 	}
 	proto, ok := fn.Type.(*btf.FuncProto)
 	if !ok {
-		return "", errors.New("fentry: inet_csk_accept has no prototype in kernel BTF")
+		return "", fmt.Errorf("fentry: %s has no prototype in kernel BTF", target)
 	}
-	switch len(proto.Params) {
-	case 2:
-		return bpf.TuxscopeProgFexitAccept, nil
-	case 4:
-		return bpf.TuxscopeProgFexitAccOld, nil
+	for _, d := range hookTable {
+		if d.kind == kindFexit && d.target == target && d.params == len(proto.Params) {
+			return d.prog, nil
+		}
 	}
-	return "", fmt.Errorf("fentry: unknown inet_csk_accept signature with %d parameters", len(proto.Params))
+	return "", fmt.Errorf("fentry: unknown %s signature with %d parameters", target, len(proto.Params))
 }
 
 var cgroupAttachTypes = map[string]ebpf.AttachType{

@@ -54,12 +54,12 @@ func ensureTracefs() error {
 }
 
 // loadError turns a failed load into one line that says what to do.
-func loadError(b Backend, err error) error {
+func loadError(im Impl, err error) error {
 	var ve *ebpf.VerifierError
 	switch {
-	case b == Fentry && errors.Is(err, unix.EPERM):
+	case im == implFentry && errors.Is(err, unix.EPERM):
 		return errors.New("fentry: refused by the kernel (EPERM): BPF trampolines are not allowed here")
-	case b == Fentry && (errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EOPNOTSUPP)):
+	case im == implFentry && (errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EOPNOTSUPP)):
 		return fmt.Errorf("fentry: not supported by this kernel (%v)", err)
 	case errors.Is(err, unix.EPERM):
 		return fmt.Errorf("the kernel refused to load tuxscope's BPF programs (EPERM): run as root or with CAP_BPF and CAP_PERFMON; under lockdown=confidentiality BPF tracing is not allowed: %w", err)

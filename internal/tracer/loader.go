@@ -68,10 +68,10 @@ func (l *loader) close() {
 	}
 }
 
-// attachedPoint is one hook point served by one backend.
+// attachedPoint is one hook point served by one implementation.
 type attachedPoint struct {
 	point   HookPoint
-	backend Backend
+	impl    Impl
 	coll    *ebpf.Collection
 	links   []link.Link
 	hooks   []hook
@@ -79,7 +79,7 @@ type attachedPoint struct {
 }
 
 func (ap *attachedPoint) choice() Choice {
-	c := Choice{Point: ap.point, Backend: ap.backend, Skipped: ap.skipped}
+	c := Choice{Point: ap.point, Backend: ap.impl, Skipped: ap.skipped}
 	for _, h := range ap.hooks {
 		c.Hooks = append(c.Hooks, h.String())
 	}
@@ -104,50 +104,53 @@ func (ap *attachedPoint) close() error {
 	return err
 }
 
-// attachPoint attaches backend want for point p; with Auto, the first of
-// Backends that loads and attaches here, falling back quietly.
-func (l *loader) attachPoint(p HookPoint, want Backend) (*attachedPoint, error) {
-	if want != Auto {
-		ap, err := l.try(p, want)
-		if err != nil {
-			return nil, fmt.Errorf("backend %s cannot trace %ss on this kernel: %v", want, p, err)
-		}
-		return ap, nil
-	}
-	var reasons []string
-	for _, b := range Backends {
-		ap, err := l.try(p, b)
+// attach attaches hook point p for backend b: the first of its
+// candidate implementations (all of them with Auto) that loads and
+// attaches here, falling back quietly.
+func (l *loader) attach(p HookPoint, b Backend) (*attachedPoint, error) {
+	impls := candidates(p, b)
+	errs := make([]error, len(impls))
+	for i, im := range impls {
+		ap, err := l.try(p, im)
 		if err == nil {
 			return ap, nil
 		}
-		reasons = append(reasons, fmt.Sprintf("%s: %v", b, err))
+		errs[i] = err
 	}
-	return nil, fmt.Errorf("no backend can trace %ss on this kernel (%s)", p, strings.Join(reasons, "; "))
+	return nil, noImplError(p, b, impls, errs)
 }
 
-// attachState attaches PointState the first of stateBackends(b) ways
-// that works.
-func (l *loader) attachState(b Backend) (*attachedPoint, error) {
-	var reasons []string
-	for _, sb := range stateBackends(b) {
-		ap, err := l.try(PointState, sb)
-		if err == nil {
-			return ap, nil
-		}
-		reasons = append(reasons, fmt.Sprintf("%s: %v", sb, err))
+// noImplError says why no implementation of p could be attached for
+// backend b, errs[i] being impls[i]'s error, in the words each point's
+// users expect.
+func noImplError(p HookPoint, b Backend, impls []Impl, errs []error) error {
+	if len(impls) == 0 {
+		return fmt.Errorf("nothing can trace %ss with backend %s", p, b)
 	}
-	return nil, fmt.Errorf("cannot follow TCP state changes (%s)", strings.Join(reasons, "; "))
+	reasons := make([]string, len(impls))
+	for i, im := range impls {
+		reasons[i] = fmt.Sprintf("%s: %v", im, errs[i])
+	}
+	switch {
+	case p == PointState:
+		return fmt.Errorf("cannot follow TCP state changes (%s)", strings.Join(reasons, "; "))
+	case p == PointDNS: // one implementation; shown as "no DNS names: ..."
+		return errors.Join(errs...)
+	case b != Auto: // one implementation: the backend's own
+		return fmt.Errorf("backend %s cannot trace %ss on this kernel: %v", b, p, errors.Join(errs...))
+	}
+	return fmt.Errorf("no backend can trace %ss on this kernel (%s)", p, strings.Join(reasons, "; "))
 }
 
-// try loads and attaches backend b's programs for point p, all or nothing.
-func (l *loader) try(p HookPoint, b Backend) (_ *attachedPoint, err error) {
-	impl := implementations(p, l.kernel)[b]
-	if impl.unavailable != nil {
-		return nil, impl.unavailable
+// try loads and attaches implementation im of point p, all or nothing.
+func (l *loader) try(p HookPoint, im Impl) (_ *attachedPoint, err error) {
+	hs, err := hooks(p, im, l.kernel)
+	if err != nil {
+		return nil, err
 	}
 	sub := l.spec.Copy()
 	sub.Programs = map[string]*ebpf.ProgramSpec{}
-	for _, h := range impl.hooks {
+	for _, h := range hs {
 		sub.Programs[h.prog] = l.spec.Programs[h.prog]
 	}
 	coll, err := ebpf.NewCollectionWithOptions(sub, ebpf.CollectionOptions{
@@ -156,15 +159,15 @@ func (l *loader) try(p HookPoint, b Backend) (_ *attachedPoint, err error) {
 		Cache:           l.cache,
 	})
 	if err != nil {
-		return nil, loadError(b, err)
+		return nil, loadError(im, err)
 	}
-	ap := &attachedPoint{point: p, backend: b, coll: coll}
+	ap := &attachedPoint{point: p, impl: im, coll: coll}
 	defer func() {
 		if err != nil {
 			ap.close()
 		}
 	}()
-	for _, h := range impl.hooks {
+	for _, h := range hs {
 		lk, err := h.attach(coll.Programs[h.prog])
 		if err != nil {
 			if h.catchUp {

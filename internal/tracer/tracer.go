@@ -49,13 +49,18 @@ func (c *Config) wantsType(t event.Type) bool {
 }
 
 // wants says whether a hook point is needed. The accept hooks also tell
-// whom an accepted connection's close belongs to.
+// whom an accepted connection's close belongs to; state changes are
+// followed always, for every backend (see PointState).
 func (c *Config) wants(p HookPoint) bool {
 	switch p {
 	case PointConnect:
 		return c.wantsType(event.Connect)
 	case PointAccept:
 		return c.wantsType(event.Accept) || c.wantsType(event.Close)
+	case PointState:
+		return true
+	case PointDNS:
+		return c.DNS
 	}
 	return false
 }
@@ -85,10 +90,11 @@ type Tracer struct {
 	DNSError error
 }
 
-// Choice says which backend serves a hook point and through which hooks.
+// Choice says which implementation serves a hook point and through which
+// hooks.
 type Choice struct {
 	Point   HookPoint
-	Backend Backend
+	Backend Impl     // the backend's own, or the state or DNS point's (e.g. raw_tracepoint)
 	Hooks   []string // attached, e.g. "fexit:tcp_v4_connect"
 	Skipped []string // catch-up hooks that could not be attached, with why
 }
@@ -121,27 +127,18 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	if backend == "" {
 		backend = Auto
 	}
-	for _, p := range HookPoints {
+	for _, p := range attachOrder {
 		if !cfg.wants(p) {
 			continue
 		}
-		ap, err := l.attachPoint(p, backend)
-		if err != nil {
-			return nil, err
-		}
-		t.points = append(t.points, ap)
-	}
-	// State changes: always, for every backend (see PointState).
-	ap, err := l.attachState(backend)
-	if err != nil {
-		return nil, err
-	}
-	t.points = append(t.points, ap)
-	if cfg.DNS {
-		if ap, err := l.try(PointDNS, Cgroup); err != nil {
-			t.DNSError = err
-		} else {
+		ap, err := l.attach(p, backend)
+		switch {
+		case err == nil:
 			t.points = append(t.points, ap)
+		case p == PointDNS: // optional: without it, only names are missing
+			t.DNSError = err
+		default:
+			return nil, err
 		}
 	}
 	return t, nil

@@ -1,0 +1,225 @@
+package tracer
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/tuxscope/tuxscope/internal/bpf"
+)
+
+// objNameLen is BPF_OBJ_NAME_LEN - 1: the bytes of a program's name the
+// kernel keeps (bpftool, /proc/PID/fdinfo and program info show no more).
+const objNameLen = 15
+
+// section is the ELF section a descriptor's kind and target call for.
+func (d *hookDesc) section() string {
+	switch d.kind {
+	case kindFexit, kindKprobe, kindKretprobe:
+		return string(d.kind) + "/" + d.target
+	case kindTracepoint:
+		group, name, _ := strings.Cut(d.target, ":")
+		return "tracepoint/" + group + "/" + name
+	case kindRawTP:
+		return "raw_tp/" + d.target
+	case kindCgroup:
+		if d.target == "egress" || d.target == "ingress" {
+			return "cgroup_skb/" + d.target
+		}
+		return "cgroup/" + d.target
+	}
+	return "unknown kind " + string(d.kind)
+}
+
+// The hook table and the BPF object agree: every program is attached by
+// exactly one descriptor, at the hook its ELF section names, and its name
+// survives the kernel's truncation.
+func TestHookTable(t *testing.T) {
+	spec, err := bpf.LoadTuxscope()
+	if err != nil {
+		t.Fatal(err)
+	}
+	descs := map[string]int{}
+	for i := range hookTable {
+		d := &hookTable[i]
+		descs[d.prog]++
+		ps, ok := spec.Programs[d.prog]
+		if !ok {
+			t.Errorf("hookTable names %s, which the BPF object does not have", d.prog)
+			continue
+		}
+		if want := d.section(); ps.SectionName != want {
+			t.Errorf("%s: hookTable says %s:%s, so section %q; the program is in %q", d.prog, d.kind, d.target, want, ps.SectionName)
+		}
+		if at, ok := cgroupAttachTypes[d.target]; d.kind == kindCgroup && (!ok || ps.AttachType != at) {
+			t.Errorf("%s: cgroup attach point %q is attach type %v, the program's is %v", d.prog, d.target, at, ps.AttachType)
+		}
+		if d.params != 0 && d.kind != kindFexit {
+			t.Errorf("%s: params is for fexit programs, not %s", d.prog, d.kind)
+		}
+		if len(d.serves) == 0 {
+			t.Errorf("%s serves no backend", d.prog)
+		}
+		for _, other := range hookTable {
+			if other.point == d.point && other.impl == d.impl && !slices.Equal(other.serves, d.serves) {
+				t.Errorf("%s and %s: implementation %s of %s serves %v and %v", d.prog, other.prog, d.impl, d.point, d.serves, other.serves)
+			}
+		}
+		for _, im := range d.catchUpFor {
+			if !slices.Contains(candidates(d.point, Auto), im) || im == d.impl {
+				t.Errorf("%s: catch-up for %s, not another implementation of %s", d.prog, im, d.point)
+			}
+		}
+		if !slices.Contains(attachOrder, d.point) {
+			t.Errorf("%s: hook point %s is never attached", d.prog, d.point)
+		}
+	}
+	short := map[string]string{}
+	for name := range spec.Programs {
+		if n := descs[name]; n != 1 {
+			t.Errorf("program %s is attached by %d descriptors in hookTable, want 1", name, n)
+		}
+		if len(name) > objNameLen {
+			t.Errorf("program %s: %d bytes, the kernel keeps %d (%q)", name, len(name), objNameLen, name[:objNameLen])
+		}
+		s := name[:min(len(name), objNameLen)]
+		if other, dup := short[s]; dup {
+			t.Errorf("programs %s and %s are both %q to the kernel", name, other, s)
+		}
+		short[s] = name
+	}
+}
+
+// Which implementations each backend tries, in order, per hook point.
+func TestCandidates(t *testing.T) {
+	for _, tt := range []struct {
+		point HookPoint
+		want  map[Backend][]Impl
+	}{
+		{PointConnect, map[Backend][]Impl{
+			Auto: {"fentry", "kprobe", "tracepoint"}, Fentry: {"fentry"}, Kprobe: {"kprobe"}, Tracepoint: {"tracepoint"},
+		}},
+		{PointAccept, map[Backend][]Impl{
+			Auto: {"fentry", "kprobe", "tracepoint"}, Fentry: {"fentry"}, Kprobe: {"kprobe"}, Tracepoint: {"tracepoint"},
+		}},
+		{PointState, map[Backend][]Impl{
+			Auto: {"raw_tracepoint", "tracepoint"}, Fentry: {"raw_tracepoint", "tracepoint"},
+			Kprobe: {"raw_tracepoint", "tracepoint"}, Tracepoint: {"tracepoint"},
+		}},
+		{PointDNS, map[Backend][]Impl{
+			Auto: {"cgroup"}, Fentry: {"cgroup"}, Kprobe: {"cgroup"}, Tracepoint: {"cgroup"},
+		}},
+	} {
+		for b, want := range tt.want {
+			if got := candidates(tt.point, b); !slices.Equal(got, want) {
+				t.Errorf("candidates(%s, %s) = %v, want %v", tt.point, b, got, want)
+			}
+		}
+	}
+}
+
+// kernelWithAccept is kernel BTF holding only inet_csk_accept, with n
+// parameters (none at all if n < 0).
+func kernelWithAccept(t *testing.T, n int) *btf.Spec {
+	t.Helper()
+	var types []btf.Type
+	if n >= 0 {
+		ptr := &btf.Pointer{Target: &btf.Void{}}
+		proto := &btf.FuncProto{Return: ptr}
+		for i := 0; i < n; i++ {
+			proto.Params = append(proto.Params, btf.FuncParam{Name: "p", Type: ptr})
+		}
+		types = append(types, &btf.Func{Name: "inet_csk_accept", Type: proto, Linkage: btf.GlobalFunc})
+	} else {
+		types = append(types, &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed})
+	}
+	b, err := btf.NewBuilder(types, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := b.Marshal(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := btf.LoadSpecFromReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
+// The fexit accept program follows the kernel's inet_csk_accept: 2
+// parameters since Linux 6.10, 4 before; anything else leaves the fentry
+// backend without accepts, saying why.
+func TestFexitAcceptBySignature(t *testing.T) {
+	catchUps := []string{"tracepoint:syscalls:sys_exit_accept4", "tracepoint:syscalls:sys_exit_accept"}
+	for _, tt := range []struct {
+		params    int
+		prog, err string
+		signature string
+	}{
+		{2, bpf.TuxscopeProgFexitAccept, "", "(sk, arg): Linux 6.10 and later"},
+		{4, bpf.TuxscopeProgFexitAccOld, "", "(sk, flags, err, kern): before Linux 6.10"},
+		{3, "", "fentry: unknown inet_csk_accept signature with 3 parameters", ""},
+		{-1, "", "fentry: inet_csk_accept not found in kernel BTF: ", ""},
+	} {
+		kernel := kernelWithAccept(t, tt.params)
+		hs, err := hooks(PointAccept, implFentry, kernel)
+		if tt.err != "" {
+			if err == nil || !strings.HasPrefix(err.Error(), tt.err) {
+				t.Errorf("%d parameters: err = %v, want %q...", tt.params, err, tt.err)
+			}
+			if got := acceptSignature(kernel); !strings.HasPrefix(got, tt.err) {
+				t.Errorf("%d parameters: acceptSignature = %q", tt.params, got)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%d parameters: %v", tt.params, err)
+		}
+		var progs, names []string
+		var catchUp []bool
+		for _, h := range hs {
+			progs, names, catchUp = append(progs, h.prog), append(names, h.String()), append(catchUp, h.catchUp)
+		}
+		want := append([]string{"fexit:inet_csk_accept"}, catchUps...)
+		if progs[0] != tt.prog || !slices.Equal(names, want) || !reflect.DeepEqual(catchUp, []bool{false, true, true}) {
+			t.Errorf("%d parameters: hooks %v %v (catch-up %v), want %s first, then %v as catch-ups", tt.params, progs, names, catchUp, tt.prog, catchUps)
+		}
+		if got := acceptSignature(kernel); got != tt.signature {
+			t.Errorf("%d parameters: acceptSignature = %q, want %q", tt.params, got, tt.signature)
+		}
+	}
+	// The other implementations do not depend on the signature.
+	hs, err := hooks(PointAccept, implTracepoint, kernelWithAccept(t, 3))
+	if err != nil || len(hs) != 2 || hs[0].catchUp || hs[1].catchUp {
+		t.Errorf("tracepoint accept hooks: %v, %v", hs, err)
+	}
+}
+
+// Why nothing could be attached reads as it always has.
+func TestNoImplError(t *testing.T) {
+	e := errors.New
+	for _, tt := range []struct {
+		p     HookPoint
+		b     Backend
+		impls []Impl
+		errs  []error
+		want  string
+	}{
+		{PointConnect, Fentry, []Impl{"fentry"}, []error{e("x")}, "backend fentry cannot trace connects on this kernel: x"},
+		{PointAccept, Auto, []Impl{"fentry", "kprobe"}, []error{e("x"), e("y")}, "no backend can trace accepts on this kernel (fentry: x; kprobe: y)"},
+		{PointState, Tracepoint, []Impl{"tracepoint"}, []error{e("x")}, "cannot follow TCP state changes (tracepoint: x)"},
+		{PointState, Auto, []Impl{"raw_tracepoint", "tracepoint"}, []error{e("x"), e("y")}, "cannot follow TCP state changes (raw_tracepoint: x; tracepoint: y)"},
+		{PointDNS, Auto, []Impl{"cgroup"}, []error{e("no cgroup v2")}, "no cgroup v2"},
+	} {
+		if got := noImplError(tt.p, tt.b, tt.impls, tt.errs).Error(); got != tt.want {
+			t.Errorf("%s/%s: %q, want %q", tt.p, tt.b, got, tt.want)
+		}
+	}
+}
