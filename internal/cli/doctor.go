@@ -62,6 +62,16 @@ func yesNo(c tracer.Check) string {
 	return "no: " + c.Detail
 }
 
+// acceptLine shows the kernel's inet_csk_accept signature, e.g.
+// "inet_csk_accept(sk, arg): Linux 6.10 and later", or, when the doctor
+// could not tell it, why.
+func acceptLine(sig string) string {
+	if params := strings.TrimPrefix(sig, "inet_csk_accept"); strings.HasPrefix(params, "(") {
+		return "inet_csk_accept" + params
+	}
+	return "inet_csk_accept signature unknown: " + sig
+}
+
 func writeDoctorTable(w io.Writer, r *tracer.Report) {
 	fmt.Fprintf(w, "%-12s %s\n", "kernel", r.Kernel)
 	fmt.Fprintf(w, "%-12s %s\n", "BTF", yesNo(r.BTF))
@@ -70,7 +80,7 @@ func writeDoctorTable(w io.Writer, r *tracer.Report) {
 	fmt.Fprintf(w, "%-12s %s\n", "ring buffer", yesNo(r.RingBuffer))
 	fmt.Fprintf(w, "%-12s %s\n", "kprobes", yesNo(r.Kprobes))
 	if r.AcceptSignature != "" {
-		fmt.Fprintf(w, "%-12s %s\n", "accept()", "inet_csk_accept"+strings.TrimPrefix(r.AcceptSignature, "inet_csk_accept"))
+		fmt.Fprintf(w, "%-12s %s\n", "accept()", acceptLine(r.AcceptSignature))
 	}
 	fmt.Fprintf(w, "%-12s %s\n", "state", yesNo(r.State))
 	fmt.Fprintf(w, "%-12s %s\n", "dns", yesNo(r.DNS))
