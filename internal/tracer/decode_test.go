@@ -632,15 +632,7 @@ func TestDecodeDNS(t *testing.T) {
 	if _, err := DecodeRecord(recordBytes(&rec), &e, &p); err == nil || err.Error() != "unknown address family 1" {
 		t.Errorf("family 1: err = %v", err)
 	}
-}
 
-func TestDecodeAllocsDNS(t *testing.T) {
-	rec := dnsResponse()
-	b := recordBytes(&rec)
-	var (
-		e event.Event
-		p event.DNSPacket
-	)
 	allocs := testing.AllocsPerRun(1000, func() {
 		if _, err := DecodeRecord(b, &e, &p); err != nil {
 			panic(err)
