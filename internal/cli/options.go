@@ -247,7 +247,8 @@ func (o *netOptions) tracerConfig() tracer.Config {
 		BTFPath:         o.BTFPath,
 		Backend:         o.Backend,
 		DNS:             !o.NoNames,
-		BatchWakeups:    o.MaxDelay > 0,
+		MaxDelay:        o.MaxDelay,
+		Tick:            o.Interval,
 	}
 }
 
