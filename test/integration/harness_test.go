@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tuxscope/tuxscope/internal/schema"
 )
 
 // Paths set up by TestMain.
@@ -91,59 +93,8 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-// jsonEvent is one line of `tuxscope net --format json`.
-type jsonEvent struct {
-	Time        string `json:"time"`
-	TimestampNs uint64 `json:"timestamp_ns"`
-	EventType   string `json:"event_type"`
-	PID         int    `json:"pid"`
-	TID         int    `json:"tid"`
-	UID         int    `json:"uid"`
-	Comm        string `json:"comm"`
-	Family      int    `json:"family"`
-	Saddr       string `json:"saddr"`
-	Sport       int    `json:"sport"`
-	Daddr       string `json:"daddr"`
-	Dport       int    `json:"dport"`
-	Count       uint64 `json:"count"`
-
-	Direction     string  `json:"direction"`
-	LatencyNs     *uint64 `json:"latency_ns"`
-	DurationNs    *uint64 `json:"duration_ns"`
-	BytesSent     *uint64 `json:"bytes_sent"`
-	BytesReceived *uint64 `json:"bytes_received"`
-	ClosedBy      string  `json:"closed_by"`
-	Reason        string  `json:"reason"`
-	Error         string  `json:"error"`
-
-	Hostname       string   `json:"hostname"`
-	HostnameSource string   `json:"hostname_source"`
-	HostnameAlso   []string `json:"hostname_also"`
-	Query          string   `json:"query"`
-	QType          string   `json:"qtype"`
-	RCode          string   `json:"rcode"`
-	Answers        []string `json:"answers"`
-	CNAMEs         []string `json:"cnames"`
-}
-
-func (e jsonEvent) String() string {
-	if e.EventType == "lost" {
-		return fmt.Sprintf("lost %d", e.Count)
-	}
-	s := fmt.Sprintf("%s pid=%d comm=%q %s:%d -> %s:%d (family %d, %s)", e.EventType, e.PID, e.Comm, e.Saddr, e.Sport, e.Daddr, e.Dport, e.Family, e.Direction)
-	for _, f := range []struct {
-		name string
-		v    *uint64
-	}{{"latency_ns", e.LatencyNs}, {"duration_ns", e.DurationNs}, {"bytes_sent", e.BytesSent}, {"bytes_received", e.BytesReceived}} {
-		if f.v != nil {
-			s += fmt.Sprintf(" %s=%d", f.name, *f.v)
-		}
-	}
-	if e.ClosedBy != "" || e.Reason != "" || e.Error != "" {
-		s += fmt.Sprintf(" closed_by=%q reason=%q error=%q", e.ClosedBy, e.Reason, e.Error)
-	}
-	return s
-}
+// jsonEvent is one line of tuxscope's JSON output, as the schema declares it.
+type jsonEvent = schema.Event
 
 // tracer is a running `tuxscope net --format json`.
 type tracer struct {
