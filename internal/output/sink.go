@@ -113,7 +113,7 @@ func (t *Table) Event(e *event.Event) error {
 	} else {
 		b = e.Dst().AppendTo(b)
 	}
-	if e.Type == event.Established || e.Type == event.Failed || e.Type == event.Close || e.Type == event.Existing || e.Type == event.DNS {
+	if e.Type.HasDetail() {
 		b = pad(b, len(b)-start, 25)
 		b = appendDetail(b, e)
 	}
