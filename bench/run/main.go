@@ -15,7 +15,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"image/color"
@@ -84,10 +83,10 @@ func main() {
 	flag.StringVar(&o.cells, "cells", "", "only the cells whose name contains one of these comma-separated strings (baselines are always run)")
 	flag.BoolVar(&o.peers, "peers", true, "run the libbpf-tools and bpftrace cells")
 	flag.BoolVar(&o.install, "install", true, "apt-get install libbpf-tools and bpftrace if missing")
-	flag.BoolVar(&o.micro, "micro", true, "run the Go micro-benchmarks of internal/event and internal/output")
+	flag.BoolVar(&o.micro, "micro", true, "run the Go micro-benchmarks of "+strings.Join(microPackages, " "))
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "go test -benchtime for the micro-benchmarks")
-	flag.StringVar(&o.mdPath, "md", "docs/benchmarks.md", "markdown report to write")
-	flag.StringVar(&o.pngPath, "png", "docs/benchmarks.png", "chart to write")
+	flag.StringVar(&o.mdPath, "md", "", "markdown report to write (default: docs/benchmarks.md in the repository)")
+	flag.StringVar(&o.pngPath, "png", "", "chart to write (default: docs/benchmarks.png in the repository)")
 	flag.StringVar(&o.workDir, "workdir", "", "scratch directory (default: a new temporary one, removed at the end)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory")
 	flag.DurationVar(&o.quietWait, "quiet-wait", 20*time.Second, "before each cell, wait up to this long for the machine to be quiet (other processes under -quiet-cpu, no other tracing BPF programs)")
@@ -122,9 +121,14 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
 }
 
+// microPackages are the product's packages whose Go micro-benchmarks the
+// report includes (its "decode 0 allocs/op" target reads BenchmarkDecode*).
+var microPackages = []string{"./internal/event", "./internal/output"}
+
 // env is what every cell needs: built binaries, peers, scratch space.
 type env struct {
 	o           *options
+	repo        string // the repository's root, where the product's go.mod is
 	work        string
 	tuxscope    string
 	loadgen     string
@@ -137,10 +141,17 @@ type env struct {
 
 func run(o *options) error {
 	began := time.Now()
-	if _, err := os.Stat("go.mod"); err != nil {
-		return errors.New("run it from the repository root (make bench-compare)")
+	repo, err := findRepo()
+	if err != nil {
+		return err
 	}
-	e := &env{o: o, work: o.workDir, quietLeft: o.quietBudget, retriesLeft: o.retryBudget}
+	if o.mdPath == "" {
+		o.mdPath = filepath.Join(repo, "docs", "benchmarks.md")
+	}
+	if o.pngPath == "" {
+		o.pngPath = filepath.Join(repo, "docs", "benchmarks.png")
+	}
+	e := &env{o: o, repo: repo, work: o.workDir, quietLeft: o.quietBudget, retriesLeft: o.retryBudget}
 	if e.work == "" {
 		dir, err := os.MkdirTemp("", "tuxscope-bench-")
 		if err != nil {
@@ -156,10 +167,14 @@ func run(o *options) error {
 
 	e.tuxscope = filepath.Join(e.work, "tuxscope")
 	e.loadgen = filepath.Join(e.work, "loadgen")
-	for _, b := range [][2]string{{e.tuxscope, "./cmd/tuxscope"}, {e.loadgen, "./bench/loadgen"}} {
-		logf("go build -o %s %s", b[0], b[1])
-		if out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %v\n%s", b[1], err, out)
+	// The product from the repository's root module, the loadgen from
+	// bench/'s own module.
+	for _, b := range []struct{ out, dir, pkg string }{
+		{e.tuxscope, repo, "./cmd/tuxscope"},
+		{e.loadgen, filepath.Join(repo, "bench"), "./loadgen"},
+	} {
+		if err := goBuild(b.out, b.dir, b.pkg); err != nil {
+			return err
 		}
 	}
 	if o.peers {
@@ -168,7 +183,7 @@ func run(o *options) error {
 		}
 	}
 
-	info := machineInfo()
+	info := machineInfo(repo)
 	info.Command = commandLine()
 	cells := e.cells()
 	logf("%d cells x %d rounds, %s load each; scratch %s", len(cells), o.rounds, o.duration, e.work)
@@ -202,9 +217,11 @@ func run(o *options) error {
 
 	var micro string
 	if o.micro {
-		logf("go test -run '^$' -bench . -benchmem -benchtime %s ./internal/event ./internal/output", o.benchtime)
-		out, err := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchmem",
-			"-benchtime", o.benchtime, "./internal/event", "./internal/output").CombinedOutput()
+		logf("go test -run '^$' -bench . -benchmem -benchtime %s %s", o.benchtime, strings.Join(microPackages, " "))
+		cmd := exec.Command("go", append([]string{"test", "-run", "^$", "-bench", ".", "-benchmem",
+			"-benchtime", o.benchtime}, microPackages...)...)
+		cmd.Dir = repo
+		out, err := cmd.CombinedOutput()
 		micro = string(out)
 		if err != nil {
 			micro += fmt.Sprintf("\n(go test failed: %v)\n", err)
@@ -236,7 +253,32 @@ func commandLine() string {
 		}
 		return fmt.Sprintf("make bench-compare BENCH_FLAGS='%s'", args)
 	}
-	return strings.TrimSpace("go run ./bench/run " + args)
+	return strings.TrimSpace("go -C bench run ./run " + args)
+}
+
+// findRepo is the root of the git work tree this runs in, where the
+// product's go.mod is (bench/ is a module of its own below it).
+func findRepo() (string, error) {
+	out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return "", fmt.Errorf("run it inside the tuxscope repository: git rev-parse --show-toplevel: %v", err)
+	}
+	repo := strings.TrimSpace(string(out))
+	if b, err := os.ReadFile(filepath.Join(repo, "go.mod")); err != nil || !bytes.HasPrefix(b, []byte("module github.com/tuxscope/tuxscope\n")) {
+		return "", fmt.Errorf("%s is not the tuxscope repository (no go.mod for github.com/tuxscope/tuxscope)", repo)
+	}
+	return repo, nil
+}
+
+// goBuild runs go build -o out pkg in dir, the directory of pkg's module.
+func goBuild(out, dir, pkg string) error {
+	logf("go -C %s build -o %s %s", dir, out, pkg)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s in %s: %v\n%s", pkg, dir, err, b)
+	}
+	return nil
 }
 
 // findPeers locates (installing them from Debian if missing and allowed)
@@ -1467,7 +1509,7 @@ type machine struct {
 	Elapsed time.Duration
 }
 
-func machineInfo() machine {
+func machineInfo(repo string) machine {
 	m := machine{CPUs: runtime.NumCPU(), Date: time.Now().UTC()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
@@ -1483,9 +1525,9 @@ func machineInfo() machine {
 	if unix.Uname(&u) == nil {
 		m.Kernel = unix.ByteSliceToString(u.Release[:])
 	}
-	if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
+	if out, err := exec.Command("git", "-C", repo, "rev-parse", "HEAD").Output(); err == nil {
 		m.Commit = strings.TrimSpace(string(out))
-		if st, err := exec.Command("git", "status", "--porcelain").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+		if st, err := exec.Command("git", "-C", repo, "status", "--porcelain").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
 			m.Commit += " (with uncommitted changes in the work tree)"
 		}
 	}
@@ -2038,7 +2080,7 @@ func (r *report) markdown() string {
 	p("- The machine is shared: other work running at the same time shows in \"Other load on the machine\". Medians over rounds, interleaving and the rotating order damp it but do not remove it.\n\n")
 
 	if r.micro != "" {
-		p("## Go micro-benchmarks\n\n`go test -run '^$' -bench . -benchmem -benchtime %s ./internal/event ./internal/output`, as printed:\n\n```\n%s\n```\n", o.benchtime, strings.TrimRight(r.micro, "\n"))
+		p("## Go micro-benchmarks\n\n`go test -run '^$' -bench . -benchmem -benchtime %s %s`, as printed:\n\n```\n%s\n```\n", o.benchtime, strings.Join(microPackages, " "), strings.TrimRight(r.micro, "\n"))
 	}
 	return b.String()
 }
