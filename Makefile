@@ -89,7 +89,8 @@ matrix:
 # interleaved over rounds: throughput, events and lost, CPU, RSS, start-up
 # (root; loopback traffic only; installs libbpf-tools and bpftrace if
 # missing). Writes docs/benchmarks.md and docs/benchmarks.png. E.g.
-# BENCH_FLAGS="-rounds 5 -duration 8s -fixed-rate 3000".
+# BENCH_FLAGS="-rounds 5 -duration 8s -fixed-rate 3000"; BENCH_FLAGS="-before
+# REV" also runs tuxscope built at git revision REV, beside this tree's.
 BENCH_FLAGS ?=
 .PHONY: bench-compare
 bench-compare:

@@ -23,6 +23,7 @@ type cell struct {
 	// "attrib", like complete with the loadgen as two processes.
 	Kind   string
 	Tracer string // "", "tuxscope", "tcplife", "tcpstates", "bpftrace"
+	Build  *build // with Tracer "tuxscope": nil for this tree's, else the -before build
 	Rate   float64
 	ToFile bool // the tracer's stdout goes to a file that is counted
 	Split  bool // the loadgen's server and clients are two processes
@@ -55,7 +56,7 @@ func (e *env) cells() []*cell {
 		c.Tracer, c.attach, c.marker = "tuxscope", attachStderr, "tuxscope: attached"
 		return c
 	}
-	add := func(c *cell) { cells = append(cells, c) }
+	add := func(c *cell) *cell { cells = append(cells, c); return c }
 	// The peers, filtered to the loadgen's port where they can be.
 	dPort := func(p int) []string { return []string{"-D", strconv.Itoa(p)} }
 	bcc := func(c *cell, tool string) *cell {
@@ -78,13 +79,20 @@ func (e *env) cells() []*cell {
 
 	add(&cell{Name: "baseline", Kind: "max", attach: attachDisabled})
 	perState := map[string]float64{"client": 5, "server": 5, "reset": 3}[o.closeMode]
-	add(tuxAttach(&cell{Name: "tuxscope table", Kind: "max", args: tux(), PerConn: 5,
+	table := add(tuxAttach(&cell{Name: "tuxscope table", Kind: "max", args: tux(), PerConn: 5,
 		count: countTuxscopeTable, Note: "table to /dev/null; lost from stderr"}))
-	add(tuxAttach(&cell{Name: "tuxscope json", Kind: "max", args: tux("--format", "json"), PerConn: 5,
+	jsonOut := add(tuxAttach(&cell{Name: "tuxscope json", Kind: "max", args: tux("--format", "json"), PerConn: 5,
 		Note: "JSON to /dev/null (lost events are in band, so not seen here)"}))
-	add(tuxAttach(&cell{Name: "tuxscope summary", Kind: "max", ToFile: true, PerConn: 5,
+	summary := add(tuxAttach(&cell{Name: "tuxscope summary", Kind: "max", ToFile: true, PerConn: 5,
 		args:  tux("--summary", "--format", "json", "--top", "0"),
 		count: countTuxscopeSummary, Note: "--summary --format json (one line at the end, to a file)"}))
+	// The same three with tuxscope built at -before: a before/after
+	// comparison in the same rotation.
+	if e.before != nil {
+		for _, c := range []*cell{table, jsonOut, summary} {
+			add(e.before.cell(c))
+		}
+	}
 	add(tuxAttach(&cell{Name: "tuxscope table, max-delay 0", Kind: "max", args: tux("--max-delay", "0"), PerConn: 5,
 		count: countTuxscopeTable, Note: "woken for every event it can be: what batching wake-ups saves"}))
 	add(tuxAttach(&cell{Name: "tuxscope table, no names", Kind: "max", args: tux("--no-names"), PerConn: 5,
@@ -154,6 +162,23 @@ func (e *env) cells() []*cell {
 		cells = keep
 	}
 	return cells
+}
+
+// cell is c with tuxscope as built at b.
+func (b *build) cell(c *cell) *cell {
+	at := *c
+	at.Name = c.Name + " @" + b.short
+	at.Build = b
+	at.Note = "built at " + b.short + "; " + c.Note
+	return &at
+}
+
+// tracerName is the cell's tracer, with the commit of an earlier build.
+func (c *cell) tracerName() string {
+	if c.Build != nil {
+		return c.Tracer + "@" + c.Build.short
+	}
+	return c.Tracer
 }
 
 // bpftraceScript counts (or prints) TCP closes at either end of the

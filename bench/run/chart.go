@@ -43,8 +43,9 @@ func (r *report) chart(path string) error {
 		hi := 0.0
 		if levels == 1 {
 			// One bar chart per group, in its own color.
-			groupColors := map[string]plotColor{"baseline": {120, 120, 120}, "tuxscope": {70, 110, 180}, "peers": {230, 140, 50}}
-			for _, g := range []string{"baseline", "tuxscope", "peers"} {
+			groupColors := map[string]plotColor{"baseline": {120, 120, 120}, "tuxscope": {70, 110, 180},
+				earlierBuild: {150, 185, 225}, "peers": {230, 140, 50}}
+			for _, g := range []string{"baseline", "tuxscope", earlierBuild, "peers"} {
 				vals := make(plotter.Values, len(bars))
 				any := false
 				for i, b := range bars {
@@ -148,6 +149,8 @@ func (r *report) chart(path string) error {
 			g := map[string]string{"": "baseline", "tuxscope": "tuxscope"}[c.Tracer]
 			if g == "" {
 				g = "peers"
+			} else if c.Build != nil {
+				g = earlierBuild
 			}
 			tp = append(tp, bar{c.Name, []float64{r.ratio(c)}, g})
 			if c.Tracer != "" {
@@ -210,6 +213,9 @@ func (r *report) chart(path string) error {
 	}
 	return f.Close()
 }
+
+// earlierBuild is the chart's group of the cells of tuxscope built at -before.
+const earlierBuild = "tuxscope, earlier build"
 
 type plotColor struct{ r, g, b uint8 }
 

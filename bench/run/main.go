@@ -36,6 +36,7 @@ type options struct {
 	peers       bool
 	install     bool
 	micro       bool
+	before      string
 	benchtime   string
 	mdPath      string
 	pngPath     string
@@ -63,6 +64,7 @@ func main() {
 	flag.BoolVar(&o.peers, "peers", true, "run the libbpf-tools and bpftrace cells")
 	flag.BoolVar(&o.install, "install", true, "apt-get install libbpf-tools and bpftrace if missing")
 	flag.BoolVar(&o.micro, "micro", true, "run the Go micro-benchmarks of "+strings.Join(microPackages, " "))
+	flag.StringVar(&o.before, "before", "", "git revision: also run tuxscope table, json and summary built at it, as cells of their own (\"... @COMMIT\") in the same rotation")
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "go test -benchtime for the micro-benchmarks")
 	flag.StringVar(&o.mdPath, "md", "", "markdown report to write (default: docs/benchmarks.md in the repository)")
 	flag.StringVar(&o.pngPath, "png", "", "chart to write (default: docs/benchmarks.png in the repository)")
@@ -110,6 +112,7 @@ type env struct {
 	repo        string // the repository's root, where the product's go.mod is
 	work        string
 	tuxscope    string
+	before      *build // -before: tuxscope built at that revision
 	loadgen     string
 	tcplife     string
 	tcpstates   string
@@ -156,6 +159,11 @@ func run(o *options) error {
 			return err
 		}
 	}
+	if o.before != "" {
+		if e.before, err = buildAt(repo, e.work, o.before); err != nil {
+			return err
+		}
+	}
 	if o.peers {
 		if err := e.findPeers(); err != nil {
 			return err
@@ -164,6 +172,9 @@ func run(o *options) error {
 
 	info := machineInfo(repo)
 	info.Command = commandLine()
+	if e.before != nil {
+		info.Before = fmt.Sprintf("%s (`-before %s`)", e.before.commit, e.before.rev)
+	}
 	cells := e.cells()
 	logf("%d cells x %d rounds, %s load each; scratch %s", len(cells), o.rounds, o.duration, e.work)
 
@@ -258,6 +269,44 @@ func goBuild(out, dir, pkg string) error {
 		return fmt.Errorf("go build %s in %s: %v\n%s", pkg, dir, err, b)
 	}
 	return nil
+}
+
+// build is tuxscope built at an earlier git revision (-before).
+type build struct {
+	rev    string // as given
+	commit string
+	short  string // abbreviated commit, in cell names
+	bin    string
+}
+
+// buildAt builds ./cmd/tuxscope as it was at git revision rev, from a
+// `git archive` of that revision unpacked in the scratch directory; it
+// builds in that revision's own module (which, before bench/ and tools/
+// were modules of their own, also held them: no matter for the build).
+func buildAt(repo, work, rev string) (*build, error) {
+	out, err := exec.Command("git", "-C", repo, "log", "-1", "--format=%H %h", rev+"^{commit}", "--").Output()
+	f := strings.Fields(string(out))
+	if err != nil || len(f) != 2 {
+		return nil, fmt.Errorf("-before %s: not a commit of this repository (%v)", rev, err)
+	}
+	b := &build{rev: rev, commit: f[0], short: f[1], bin: filepath.Join(work, "tuxscope-"+f[1])}
+	src, tarball := filepath.Join(work, "src-"+b.short), filepath.Join(work, "src-"+b.short+".tar")
+	if err := os.RemoveAll(src); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return nil, err
+	}
+	logf("git archive %s into %s", b.commit, src)
+	for _, cmd := range []*exec.Cmd{
+		exec.Command("git", "-C", repo, "archive", "-o", tarball, b.commit),
+		exec.Command("tar", "-x", "-C", src, "-f", tarball),
+	} {
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("%s: %v: %s", strings.Join(cmd.Args, " "), err, out)
+		}
+	}
+	return b, goBuild(b.bin, src, "./cmd/tuxscope")
 }
 
 // findPeers locates (installing them from Debian if missing and allowed)

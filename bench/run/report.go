@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ type machine struct {
 	Kernel  string
 	Date    time.Time
 	Commit  string
+	Before  string // the -before build's commit and revision; "": none
 	Command string
 	Go      string
 	Load    string
@@ -200,8 +202,7 @@ func (r *report) commandOf(c *cell) string {
 	if c.ToFile {
 		out = "> FILE"
 	}
-	bin := map[string]string{"tuxscope": "tuxscope", "tcplife": "tcplife", "tcpstates": "tcpstates", "bpftrace": "bpftrace"}[c.Tracer]
-	return strings.Join(append(append([]string{bin}, args...), out), " ")
+	return strings.Join(append(append([]string{c.tracerName()}, args...), out), " ")
 }
 
 func (r *report) markdown() string {
@@ -216,6 +217,9 @@ func (r *report) markdown() string {
 	p("| kernel | %s |\n", m.Kernel)
 	p("| date | %s |\n", m.Date.Format("2006-01-02 15:04 MST"))
 	p("| tuxscope commit | %s |\n", m.Commit)
+	if m.Before != "" {
+		p("| earlier tuxscope build, cells `@COMMIT` | %s |\n", m.Before)
+	}
 	p("| Go | %s |\n", m.Go)
 	p("| command | `%s` |\n", m.Command)
 	closeNote := map[string]string{
@@ -448,10 +452,16 @@ func (r *report) markdown() string {
 	p("## Start to attached\n\n")
 	p("From exec to: tuxscope's `tuxscope: attached` line on stderr; bpftrace's `__BPFTRACE_NOTIFY_PROBES_ATTACHED` line on stderr (printed after it attached its probes, when that variable is set); for the libbpf tools, which print nothing on attaching (their header goes to a block-buffered stdout), the first `bpf_link` file descriptor seen in /proc/PID/fd, polled every 0.5 ms. Every start in every round counts.\n\n")
 	p("| tracer | starts | median ms | min–max ms |\n|---|---|---|---|\n")
-	for _, tr := range []string{"tuxscope", "tcplife", "tcpstates", "bpftrace"} {
+	var tracers []string // in cell order; an earlier build of tuxscope apart
+	for _, c := range r.cells {
+		if c.Tracer != "" && !slices.Contains(tracers, c.tracerName()) {
+			tracers = append(tracers, c.tracerName())
+		}
+	}
+	for _, tr := range tracers {
 		var v []float64
 		for _, c := range r.cells {
-			if c.Tracer == tr {
+			if c.tracerName() == tr {
 				v = append(v, r.vals(c, func(res *result) float64 { return res.AttachMs })...)
 			}
 		}
@@ -667,7 +677,7 @@ func (r *report) targets(b *strings.Builder) {
 	// Start to attached.
 	var att []float64
 	for _, c := range r.cells {
-		if c.Tracer == "tuxscope" {
+		if c.Tracer == "tuxscope" && c.Build == nil {
 			att = append(att, r.vals(c, func(res *result) float64 { return res.AttachMs })...)
 		}
 	}

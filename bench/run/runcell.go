@@ -109,6 +109,9 @@ func (e *env) startTracer(c *cell, port int, name string) (*tracerProc, error) {
 	switch c.Tracer {
 	case "tuxscope":
 		bin = e.tuxscope
+		if c.Build != nil {
+			bin = c.Build.bin
+		}
 	case "tcplife":
 		bin = e.tcplife
 	case "tcpstates":
