@@ -103,8 +103,9 @@ func logf(format string, args ...any) {
 }
 
 // microPackages are the product's packages whose Go micro-benchmarks the
-// report includes (its "decode 0 allocs/op" target reads BenchmarkDecode*).
-var microPackages = []string{"./internal/event", "./internal/output"}
+// report includes (its "decode 0 allocs/op" target reads BenchmarkDecode*,
+// which are internal/tracer's since the record decoder moved there).
+var microPackages = []string{"./internal/tracer", "./internal/output"}
 
 // env is what every cell needs: built binaries, peers, scratch space.
 type env struct {
