@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tuxscope/tuxscope/bench/internal/load"
+	"github.com/tuxscope/tuxscope/internal/schema"
 )
 
 // peerLost sums "lost N events" (libbpf-tools: "lost N events on CPU #M";
@@ -65,27 +66,21 @@ func countTuxscopeJSON(res *result, stdout, _ string, lr load.Result) {
 	res.ByType = map[string]int64{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var ev struct {
-		Type      string `json:"event_type"`
-		PID       int    `json:"pid"`
-		Count     int64  `json:"count"`
-		Direction string `json:"direction"`
-	}
 	for sc.Scan() {
-		ev.Type, ev.PID, ev.Count, ev.Direction = "", 0, 0, ""
+		var ev schema.Event
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			res.ByType["(malformed)"]++
 			continue
 		}
-		if ev.Type == "lost" {
-			res.Lost += ev.Count
+		if ev.EventType == "lost" {
+			res.Lost += int64(ev.Count)
 			continue
 		}
 		res.Events++
-		res.ByType[ev.Type]++
+		res.ByType[ev.EventType]++
 		if ev.PID != wantPID(lr, ev.Direction == "inbound") {
 			res.Unattributed++
-			res.ByType[ev.Type+" (other pid)"]++
+			res.ByType[ev.EventType+" (other pid)"]++
 		}
 	}
 }
@@ -97,37 +92,28 @@ func countTuxscopeSummary(res *result, stdout, _ string, lr load.Result) {
 		res.Err = err.Error()
 		return
 	}
-	var s struct {
-		Lost      int64 `json:"lost"`
-		Processes []struct {
-			PID   int `json:"pid"`
-			Peers []struct {
-				Direction                                        string
-				Connects, Accepts, Established, Failures, Closes int64
-			} `json:"peers"`
-		} `json:"processes"`
-	}
 	res.Events, res.Lost, res.Unattributed = 0, 0, 0
 	res.ByType = map[string]int64{}
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		if line == "" {
 			continue
 		}
+		var s schema.Summary
 		if err := json.Unmarshal([]byte(line), &s); err != nil {
 			res.Err = fmt.Sprintf("summary: %v", err)
 			return
 		}
-		res.Lost += s.Lost
+		res.Lost += int64(s.Lost)
 		for _, p := range s.Processes {
 			for _, peer := range p.Peers {
-				n := peer.Connects + peer.Accepts + peer.Established + peer.Failures + peer.Closes
+				n := int64(peer.Connects + peer.Accepts + peer.Established + peer.Failures + peer.Closes)
 				res.Events += n
-				res.ByType["connect"] += peer.Connects
-				res.ByType["accept"] += peer.Accepts
-				res.ByType["established"] += peer.Established
-				res.ByType["failed"] += peer.Failures
-				res.ByType["close"] += peer.Closes
-				if p.PID != wantPID(lr, peer.Direction == "in" || peer.Direction == "inbound") {
+				res.ByType["connect"] += int64(peer.Connects)
+				res.ByType["accept"] += int64(peer.Accepts)
+				res.ByType["established"] += int64(peer.Established)
+				res.ByType["failed"] += int64(peer.Failures)
+				res.ByType["close"] += int64(peer.Closes)
+				if int(p.PID) != wantPID(lr, peer.Direction == "in" || peer.Direction == "inbound") {
 					res.Unattributed += n
 				}
 			}
