@@ -17,7 +17,7 @@ TEST_PACKAGES := clang-16 llvm-16 libbpf-dev iproute2 curl python3 tmux dnsmasq-
 # relative to it, as before).
 TOOL_BIN := $(CURDIR)/bin
 
-.PHONY: build run test unit integration fuzz generate check-generated test-deps lint bench
+.PHONY: build run test unit integration fuzz generate check-generated test-deps lint check-deps bench
 
 build:
 	$(GO) build -o tuxscope ./cmd/tuxscope
@@ -29,7 +29,7 @@ run: build
 # Everything CI runs: the generated code is current, code is formatted and
 # vetted, unit and integration tests (integration needs root), short
 # fuzzing, and the kernel matrix under qemu.
-test: test-deps check-generated lint
+test: test-deps check-generated lint check-deps
 	$(GO) test -count=1 ./...
 	$(GO) -C tools test -count=1 ./...
 	$(GO) -C bench test -count=1 ./...
@@ -67,6 +67,17 @@ lint:
 	$(GO) vet ./...
 	$(GO) -C tools vet ./...
 	$(GO) -C bench vet ./...
+
+# The product builds for arm64 as for amd64, and its layers keep their
+# dependencies: the domain model links no BPF library or generated code,
+# the binary none of the benchmark's plotting libraries.
+check-deps:
+	GOARCH=arm64 $(GO) build ./...
+	GOARCH=arm64 $(GO) vet ./...
+	@if $(GO) list -deps ./internal/event | grep -E 'cilium/ebpf|internal/bpf'; then \
+	  echo "internal/event must not depend on BPF code"; exit 1; fi
+	@if $(GO) list -deps ./cmd/tuxscope | grep gonum; then \
+	  echo "tuxscope must not link the benchmark's dependencies"; exit 1; fi
 
 test-deps:
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
