@@ -255,6 +255,8 @@ func TestTracerConfig(t *testing.T) {
 		{[]string{"--max-delay", "0"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true}},
 		{[]string{"--max-delay", "250ms"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 250 * time.Millisecond}},
 		{[]string{"--no-names"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, MaxDelay: 100 * time.Millisecond}},
+		// Summaries are due every --interval: the reader ticks that often.
+		{[]string{"--summary", "--interval", "5s"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond, Tick: 5 * time.Second}},
 	}
 	for _, tt := range tests {
 		opts := parse(t, tt.args...)
