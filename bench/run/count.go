@@ -56,25 +56,17 @@ func wantPID(lr load.Result, inbound bool) int {
 // the in-band lost records, and events attributed to another process than
 // the one that made that end.
 func countTuxscopeJSON(res *result, stdout, _ string, lr load.Result) {
-	f, err := os.Open(stdout)
-	if err != nil {
-		res.Err = err.Error()
-		return
-	}
-	defer f.Close()
 	res.Events, res.Lost, res.Unattributed = 0, 0, 0
 	res.ByType = map[string]int64{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
+	eachLine(res, stdout, func(line []byte) {
 		var ev schema.Event
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+		if err := json.Unmarshal(line, &ev); err != nil {
 			res.ByType["(malformed)"]++
-			continue
+			return
 		}
 		if ev.EventType == "lost" {
 			res.Lost += int64(ev.Count)
-			continue
+			return
 		}
 		res.Events++
 		res.ByType[ev.EventType]++
@@ -82,6 +74,25 @@ func countTuxscopeJSON(res *result, stdout, _ string, lr load.Result) {
 			res.Unattributed++
 			res.ByType[ev.EventType+" (other pid)"]++
 		}
+	})
+}
+
+// eachLine calls f with each line of the file at path (lines up to 1 MiB);
+// it records in res.Err why the file could not be read.
+func eachLine(res *result, path string, f func(line []byte)) {
+	file, err := os.Open(path)
+	if err != nil {
+		res.Err = err.Error()
+		return
+	}
+	defer file.Close()
+	sc := bufio.NewScanner(file)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		f(sc.Bytes())
+	}
+	if err := sc.Err(); err != nil {
+		res.Err = err.Error()
 	}
 }
 
@@ -172,16 +183,9 @@ func countBpftraceMap(res *result, stdout, _ string, _ load.Result) {
 // countBpftracePrint counts bpftrace's "close PID COMM SPORT DPORT" lines;
 // a close whose local port is the server's is the server end's.
 func countBpftracePrint(res *result, stdout, _ string, lr load.Result) {
-	f, err := os.Open(stdout)
-	if err != nil {
-		res.Err = err.Error()
-		return
-	}
-	defer f.Close()
 	res.Events, res.Unattributed = 0, 0
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fl := strings.Fields(sc.Text())
+	eachLine(res, stdout, func(line []byte) {
+		fl := strings.Fields(string(line))
 		if len(fl) == 5 && fl[0] == "close" {
 			res.Events++
 			pid, _ := strconv.Atoi(fl[1])
@@ -189,5 +193,5 @@ func countBpftracePrint(res *result, stdout, _ string, lr load.Result) {
 				res.Unattributed++
 			}
 		}
-	}
+	})
 }

@@ -86,6 +86,24 @@ func netCommand(args ...string) *exec.Cmd {
 	return exec.Command(tuxscopeBin, append([]string{"net"}, args...)...)
 }
 
+// startNet starts `tuxscope net args...` with its stdout on a pipe for
+// the test to read and its stderr collected, and waits until it attached.
+func startNet(t *testing.T, args ...string) (*exec.Cmd, io.ReadCloser, *syncBuffer) {
+	t.Helper()
+	cmd := netCommand(args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := new(syncBuffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "tuxscope to attach", func() bool { return strings.Contains(stderr.String(), "attached") })
+	return cmd, stdout, stderr
+}
+
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if skipReason != "" {
@@ -345,6 +363,23 @@ func server(t *testing.T, args ...string) (*proc, int) {
 func client(t *testing.T, args ...string) *proc {
 	t.Helper()
 	return startProc(t, helper("client"), clientBin, args...)
+}
+
+// exchanges runs n clients, a process each, that each send 100 bytes to
+// srv (started with -recv 100 -send 200) on port and read 200 back, one
+// after the other, and returns their pids.
+func exchanges(t *testing.T, srv *proc, port, n int) []int {
+	t.Helper()
+	var pids []int
+	for i := 0; i < n; i++ {
+		c := client(t, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-send", "100", "-recv", "200")
+		c.expect("LOCAL")
+		c.expect("DONE")
+		srv.expect("ACCEPTED")
+		srv.expect("SERVED")
+		pids = append(pids, c.pid())
+	}
+	return pids
 }
 
 func atoi(t *testing.T, s string) int {

@@ -25,15 +25,7 @@ func TestSummary(t *testing.T) {
 	}
 	waitUntil(t, "tuxscope to attach", func() bool { return strings.Contains(stderr.String(), "attached") })
 	start := time.Now()
-	var pids []int
-	for i := 0; i < 3; i++ {
-		c := client(t, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-send", "100", "-recv", "200")
-		c.expect("LOCAL")
-		c.expect("DONE")
-		srv.expect("ACCEPTED")
-		srv.expect("SERVED")
-		pids = append(pids, c.pid())
-	}
+	pids := exchanges(t, srv, port, 3)
 	refused := client(t, "-addr", fmt.Sprintf("127.0.0.1:%d", closed))
 	refused.expect("FAILED")
 	if time.Since(start) > 3*time.Second {
