@@ -577,42 +577,14 @@ func TestSinkAllocs(t *testing.T) {
 	}
 }
 
-func BenchmarkTableEvent(b *testing.B) {
-	s := New(FormatTable, io.Discard, io.Discard)
-	e := v4Connect()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := s.Event(e); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkTableEvent(b *testing.B)      { benchmarkEvent(b, FormatTable, v4Connect()) }
+func BenchmarkTableEventClose(b *testing.B) { benchmarkEvent(b, FormatTable, v4Reset()) }
+func BenchmarkJSONEventClose(b *testing.B)  { benchmarkEvent(b, FormatJSON, v4Reset()) }
+func BenchmarkJSONEvent(b *testing.B)       { benchmarkEvent(b, FormatJSON, v4Connect()) }
 
-func BenchmarkTableEventClose(b *testing.B) {
-	s := New(FormatTable, io.Discard, io.Discard)
-	e := v4Reset()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := s.Event(e); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkJSONEventClose(b *testing.B) {
-	s := New(FormatJSON, io.Discard, io.Discard)
-	e := v4Reset()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := s.Event(e); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkJSONEvent(b *testing.B) {
-	s := New(FormatJSON, io.Discard, io.Discard)
-	e := v4Connect()
+// benchmarkEvent measures formatting one event, buffered as in a run.
+func benchmarkEvent(b *testing.B, f Format, e *event.Event) {
+	s := New(f, io.Discard, io.Discard)
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := s.Event(e); err != nil {
