@@ -12,9 +12,9 @@ import (
 	"github.com/tuxscope/tuxscope/internal/event"
 )
 
-// Ring is what a Reader reads: the kernel side's ring buffer and its
+// recordRing is what a reader reads: the kernel side's ring buffer and its
 // counters. The Tracer's is the real one; tests use a fake.
-type Ring interface {
+type recordRing interface {
 	// ReadInto blocks for the next record until the deadline, then
 	// returns os.ErrDeadlineExceeded. After Stop it returns what is left,
 	// then ringbuf.ErrFlushed (or ringbuf.ErrClosed).
@@ -37,52 +37,52 @@ type Ring interface {
 	Stop() error
 }
 
-// LossCheckInterval is how often the loss counters are read, at most:
+// lossCheckInterval is how often the loss counters are read, at most:
 // drops are reported within about this long.
-const LossCheckInterval = time.Second
+const lossCheckInterval = time.Second
 
-// ReaderConfig says how a Reader paces itself.
-type ReaderConfig struct {
+// readerConfig says how a reader paces itself.
+type readerConfig struct {
 	// MaxDelay is the longest a record may wait in the ring before it is
-	// read, for a Ring whose kernel side batches wake-ups; after a quiet
+	// read, for a ring whose kernel side batches wake-ups; after a quiet
 	// MaxDelay the reader asks to be woken for the next record and stops
 	// polling. 0: the kernel wakes the reader for every record.
 	MaxDelay time.Duration
 	// Tick is how often Handler.Tick is called, at most every
-	// LossCheckInterval; 0: every LossCheckInterval.
+	// lossCheckInterval; 0: every lossCheckInterval.
 	Tick time.Duration
 }
 
-// Reader owns the read loop: it reads records, decodes them, hands them
+// reader owns the read loop: it reads records, decodes them, hands them
 // to a handler in order, reports losses, ticks, and says when it has
 // caught up with the kernel.
-type Reader struct {
-	ring        Ring
-	cfg         ReaderConfig
+type reader struct {
+	ring        recordRing
+	cfg         readerConfig
 	malformed   uint64
 	lostSeen    uint64
 	skippedSeen uint64
 }
 
-// NewReader reads ring.
-func NewReader(ring Ring, cfg ReaderConfig) *Reader {
-	return &Reader{ring: ring, cfg: cfg}
+// newReader reads ring.
+func newReader(ring recordRing, cfg readerConfig) *reader {
+	return &reader{ring: ring, cfg: cfg}
 }
 
 // Malformed is how many records could not be decoded (skipped).
-func (r *Reader) Malformed() uint64 { return r.malformed }
+func (r *reader) Malformed() uint64 { return r.malformed }
 
 // Run hands h every record until ctx ends; then it stops the ring, hands
 // over what was still queued, reports the last losses and returns. It
 // also returns the first error h returns.
-func (r *Reader) Run(ctx context.Context, h event.Handler) error {
+func (r *reader) Run(ctx context.Context, h event.Handler) error {
 	defer context.AfterFunc(ctx, func() { r.ring.Stop() })()
 	var (
 		rec      ringbuf.Record
 		ev       event.Event
 		pkt      event.DNSPacket
 		maxDelay = r.cfg.MaxDelay
-		every    = LossCheckInterval
+		every    = lossCheckInterval
 	)
 	if r.cfg.Tick > 0 {
 		every = min(every, r.cfg.Tick)
@@ -186,7 +186,7 @@ func (r *Reader) Run(ctx context.Context, h event.Handler) error {
 // reportLost hands h what the kernel's cumulative loss counters gained
 // since they were last read: ring-buffer drops, then skipped runs. It
 // says whether there was anything to report.
-func (r *Reader) reportLost(h event.Handler, now time.Time) (reported bool, err error) {
+func (r *reader) reportLost(h event.Handler, now time.Time) (reported bool, err error) {
 	for _, c := range []struct {
 		read func() (uint64, error)
 		seen *uint64

@@ -206,10 +206,10 @@ func connectRecord(pid uint32) []byte {
 }
 
 // run starts a reader on ring; stop cancels it and returns Run's error.
-func run(ring Ring, cfg ReaderConfig, h event.Handler) (stop func() error) {
+func run(ring recordRing, cfg readerConfig, h event.Handler) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- NewReader(ring, cfg).Run(ctx, h) }()
+	go func() { done <- newReader(ring, cfg).Run(ctx, h) }()
 	return func() error {
 		cancel()
 		select {
@@ -239,7 +239,7 @@ func equal(a, b []string) bool {
 func TestReaderCollectsABatchAtItsDeadline(t *testing.T) {
 	ring := newFakeRing(true)
 	var h recorder
-	stop := run(ring, ReaderConfig{MaxDelay: 40 * time.Millisecond, Tick: time.Hour}, &h)
+	stop := run(ring, readerConfig{MaxDelay: 40 * time.Millisecond, Tick: time.Hour}, &h)
 	ring.push(connectRecord(1), connectRecord(2), connectRecord(3))
 	pushed := time.Now()
 	at := h.waitFor(t, "caught up", time.Second)
@@ -261,7 +261,7 @@ func TestReaderCollectsABatchAtItsDeadline(t *testing.T) {
 func TestReaderIdleArmsAWakeUp(t *testing.T) {
 	ring := newFakeRing(true)
 	var h recorder
-	stop := run(ring, ReaderConfig{MaxDelay: 20 * time.Millisecond, Tick: time.Hour}, &h)
+	stop := run(ring, readerConfig{MaxDelay: 20 * time.Millisecond, Tick: time.Hour}, &h)
 	time.Sleep(300 * time.Millisecond) // 15 MaxDelays of quiet
 	ring.mu.Lock()
 	arms, timeouts := ring.arms, ring.timeouts
@@ -298,7 +298,7 @@ func TestReaderIdleArmsAWakeUp(t *testing.T) {
 func TestReaderWithoutBatchingNeverArms(t *testing.T) {
 	ring := newFakeRing(false)
 	var h recorder
-	stop := run(ring, ReaderConfig{Tick: time.Hour}, &h)
+	stop := run(ring, readerConfig{Tick: time.Hour}, &h)
 	ring.push(connectRecord(1))
 	h.waitFor(t, "connect 1", time.Second)
 	time.Sleep(100 * time.Millisecond)
@@ -316,7 +316,7 @@ func TestReaderWithoutBatchingNeverArms(t *testing.T) {
 func TestReaderDrainsAtStop(t *testing.T) {
 	ring := newFakeRing(true)
 	var h recorder
-	stop := run(ring, ReaderConfig{MaxDelay: time.Second, Tick: time.Hour}, &h)
+	stop := run(ring, readerConfig{MaxDelay: time.Second, Tick: time.Hour}, &h)
 	time.Sleep(20 * time.Millisecond)                               // the reader waits on its 1s deadline
 	ring.push(connectRecord(1), connectRecord(2), connectRecord(3)) // queued quietly
 	ring.addLost(5, 2)
@@ -334,7 +334,7 @@ func TestReaderDrainsAtStop(t *testing.T) {
 func TestReaderReportsLossesOnTicks(t *testing.T) {
 	ring := newFakeRing(false)
 	var h recorder
-	stop := run(ring, ReaderConfig{Tick: 30 * time.Millisecond}, &h)
+	stop := run(ring, readerConfig{Tick: 30 * time.Millisecond}, &h)
 	ring.push(connectRecord(1))
 	h.waitFor(t, "connect 1", time.Second)
 	ring.addLost(3, 0)
@@ -373,7 +373,7 @@ func TestReaderReportsLossesOnTicks(t *testing.T) {
 func TestReaderSkipsMalformedRecords(t *testing.T) {
 	ring := newFakeRing(false)
 	var h recorder
-	r := NewReader(ring, ReaderConfig{Tick: time.Hour})
+	r := newReader(ring, readerConfig{Tick: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx, &h) }()
@@ -398,7 +398,7 @@ func TestReaderStopsOnHandlerError(t *testing.T) {
 	ring := newFakeRing(false)
 	h := recorder{fail: syscall.EPIPE}
 	ring.push(connectRecord(1), connectRecord(2))
-	err := NewReader(ring, ReaderConfig{Tick: time.Hour}).Run(context.Background(), &h)
+	err := newReader(ring, readerConfig{Tick: time.Hour}).Run(context.Background(), &h)
 	if !errors.Is(err, syscall.EPIPE) {
 		t.Fatalf("Run = %v, want EPIPE", err)
 	}

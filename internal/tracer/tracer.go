@@ -47,7 +47,7 @@ type Config struct {
 	// woken whenever an event arrives while it waits.
 	MaxDelay time.Duration
 	// Tick is how often Run's handler is ticked (summaries); see
-	// ReaderConfig.
+	// readerConfig.
 	Tick time.Duration
 }
 
@@ -168,9 +168,9 @@ func (t *Tracer) Choices() []Choice {
 
 // Run hands h every event the kernel side reports, decoded, with loss
 // notices, until ctx ends; then it detaches every hook, hands over what
-// was still queued and returns (see Reader.Run).
+// was still queued and returns (see reader.Run).
 func (t *Tracer) Run(ctx context.Context, h event.Handler) error {
-	r := NewReader(kernelRing{t}, ReaderConfig{MaxDelay: t.cfg.MaxDelay, Tick: t.cfg.Tick})
+	r := newReader(kernelRing{t}, readerConfig{MaxDelay: t.cfg.MaxDelay, Tick: t.cfg.Tick})
 	err := r.Run(ctx, h)
 	t.malformed += r.Malformed()
 	return err
