@@ -1,5 +1,5 @@
-// Package cli is tuxscope's command line: parsing, validation and the
-// run loop that wires the tracer to decode, filter and output.
+// Package cli is tuxscope's command line: parsing and validation, and the
+// wiring of options to the tracer, the pipeline and a sink.
 package cli
 
 import (
@@ -247,7 +247,8 @@ func (o *netOptions) tracerConfig() tracer.Config {
 		BTFPath:         o.BTFPath,
 		Backend:         o.Backend,
 		DNS:             !o.NoNames,
-		BatchWakeups:    o.MaxDelay > 0,
+		MaxDelay:        o.MaxDelay,
+		Tick:            o.Interval,
 	}
 }
 

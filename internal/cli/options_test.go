@@ -242,19 +242,21 @@ func TestTracerConfig(t *testing.T) {
 		want tracer.Config
 	}{
 		// No --type: Types stays nil, which the tracer reads as all types.
-		{nil, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
-		{[]string{"--type", "accept"}, tracer.Config{Types: []event.Type{event.Accept}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
-		{[]string{"--type", "connect"}, tracer.Config{Types: []event.Type{event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
-		{[]string{"--type", "accept,connect"}, tracer.Config{Types: []event.Type{event.Accept, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
-		{[]string{"--type", "established"}, tracer.Config{Types: []event.Type{event.Established}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
-		{[]string{"--type", "failed,close", "--type", "connect"}, tracer.Config{Types: []event.Type{event.Failed, event.Close, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
-		{[]string{"-6"}, tracer.Config{IPv4: false, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
-		{[]string{"-4"}, tracer.Config{IPv4: true, IPv6: false, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
+		{nil, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--type", "accept"}, tracer.Config{Types: []event.Type{event.Accept}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--type", "connect"}, tracer.Config{Types: []event.Type{event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--type", "accept,connect"}, tracer.Config{Types: []event.Type{event.Accept, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--type", "established"}, tracer.Config{Types: []event.Type{event.Established}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--type", "failed,close", "--type", "connect"}, tracer.Config{Types: []event.Type{event.Failed, event.Close, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"-6"}, tracer.Config{IPv4: false, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"-4"}, tracer.Config{IPv4: true, IPv6: false, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
 		{[]string{"--pid", "7,8", "--port", "443", "--comm", "curl", "--buffer-size", "64K", "--btf", "/b", "--format", "json", "--backend", "kprobe"},
-			tracer.Config{PIDs: []uint32{7, 8}, Ports: []uint16{443}, IPv4: true, IPv6: true, RingBufferBytes: 65536, BTFPath: "/b", Backend: tracer.Kprobe, DNS: true, BatchWakeups: true}},
+			tracer.Config{PIDs: []uint32{7, 8}, Ports: []uint16{443}, IPv4: true, IPv6: true, RingBufferBytes: 65536, BTFPath: "/b", Backend: tracer.Kprobe, DNS: true, MaxDelay: 100 * time.Millisecond}},
 		{[]string{"--max-delay", "0"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true}},
-		{[]string{"--max-delay", "250ms"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, BatchWakeups: true}},
-		{[]string{"--no-names"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, BatchWakeups: true}},
+		{[]string{"--max-delay", "250ms"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 250 * time.Millisecond}},
+		{[]string{"--no-names"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, MaxDelay: 100 * time.Millisecond}},
+		// Summaries are due every --interval: the reader ticks that often.
+		{[]string{"--summary", "--interval", "5s"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond, Tick: 5 * time.Second}},
 	}
 	for _, tt := range tests {
 		opts := parse(t, tt.args...)

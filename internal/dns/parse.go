@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/tuxscope/tuxscope/internal/event"
 )
 
 // Limits on what one message may make us do.
@@ -153,4 +155,25 @@ func Parse(b []byte) (Message, error) {
 		name = next
 	}
 	return m, nil
+}
+
+// Info is the --dns view of a response: the question, its type and
+// rcode by name, the CNAME chain, the addresses and their smallest TTL.
+func Info(m *Message) *event.DNSInfo {
+	info := &event.DNSInfo{Name: m.Name, QType: strings.TrimPrefix(m.Type.String(), "Type"), RCode: rcodeNames[m.RCode], CNAMEs: m.CNAMEs}
+	if info.RCode == "" {
+		info.RCode = fmt.Sprintf("RCODE%d", m.RCode)
+	}
+	for i, a := range m.Addrs {
+		info.Answers = append(info.Answers, a.IP.String())
+		if i == 0 || a.TTL < info.TTL {
+			info.TTL = a.TTL
+		}
+	}
+	return info
+}
+
+var rcodeNames = map[dnsmessage.RCode]string{
+	dnsmessage.RCodeSuccess: "NOERROR", dnsmessage.RCodeFormatError: "FORMERR", dnsmessage.RCodeServerFailure: "SERVFAIL",
+	dnsmessage.RCodeNameError: "NXDOMAIN", dnsmessage.RCodeNotImplemented: "NOTIMP", dnsmessage.RCodeRefused: "REFUSED",
 }

@@ -7,6 +7,7 @@ package event
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -28,29 +29,65 @@ const (
 	Lost        Type = 255
 )
 
-// Types are the event types a user can ask for with --type, in order.
-var Types = []Type{Connect, Accept, Established, Failed, Close}
+// types says, in one place, what tuxscope knows of each event type.
+var types = [...]struct {
+	name string
+	// selectable: --type asks for it; the others have flags of their own
+	// (--existing, --dns) and pass the type filter.
+	selectable bool
+	// detail: the table's DETAIL column says something for it.
+	detail bool
+}{
+	Connect:     {"connect", true, false},
+	Accept:      {"accept", true, false},
+	Established: {"established", true, true},
+	Failed:      {"failed", true, true},
+	Close:       {"close", true, true},
+	Existing:    {"existing", false, true},
+	DNS:         {"dns", false, true},
+}
 
-var typeNames = [...]string{Connect: "connect", Accept: "accept", Established: "established", Failed: "failed", Close: "close", Existing: "existing", DNS: "dns"}
+// Types are the event types a user can ask for with --type, in order.
+var Types = func() []Type {
+	var ts []Type
+	for t, info := range types {
+		if info.selectable {
+			ts = append(ts, Type(t))
+		}
+	}
+	return ts
+}()
+
+func (t Type) known() bool { return int(t) < len(types) && types[t].name != "" }
 
 func (t Type) String() string {
-	if int(t) < len(typeNames) && typeNames[t] != "" {
-		return typeNames[t]
-	}
-	if t == Lost {
+	switch {
+	case t.known():
+		return types[t].name
+	case t == Lost:
 		return "lost"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
 
+// Selectable reports whether --type chooses events of this type; the
+// others are asked for with flags of their own and pass the type filter.
+func (t Type) Selectable() bool { return t.known() && types[t].selectable }
+
+// HasDetail reports whether the table's DETAIL column says something for
+// events of this type.
+func (t Type) HasDetail() bool { return t.known() && types[t].detail }
+
 // ParseType is the inverse of Type.String for the types a user can ask for.
 func ParseType(s string) (Type, error) {
-	for _, t := range Types {
+	names := make([]string, len(Types))
+	for i, t := range Types {
 		if t.String() == s {
 			return t, nil
 		}
+		names[i] = t.String()
 	}
-	return 0, fmt.Errorf("unknown event type %q (want connect, accept, established, failed or close)", s)
+	return 0, fmt.Errorf("unknown event type %q (want %s or %s)", s, strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
 }
 
 // Flags qualify an event (enum event_flag in internal/bpf/event.h).

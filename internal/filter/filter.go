@@ -35,7 +35,7 @@ func (s *Spec) WantFamily(v uint8) bool {
 func (s *Spec) Match(e *event.Event) bool {
 	// Existing connections and DNS messages are asked for with --existing
 	// and --dns, not --type.
-	if (e.Type != event.Existing && e.Type != event.DNS && !s.WantType(e.Type)) || !s.WantFamily(e.Family) {
+	if (e.Type.Selectable() && !s.WantType(e.Type)) || !s.WantFamily(e.Family) {
 		return false
 	}
 	if len(s.PIDs) > 0 && !contains(s.PIDs, e.PID) {

@@ -68,14 +68,7 @@ func TestMatch(t *testing.T) {
 		{"nginx on 8080 over IPv6", Spec{Comms: []string{"nginx"}, Ports: []uint16{8080}, IPv6: true}, []bool{false, true, false, false}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			for i, e := range all {
-				if got := tt.spec.Match(e); got != tt.want[i] {
-					t.Errorf("Match(%s pid %d %s %v->%v) = %v, want %v",
-						e.Type, e.PID, e.Comm(), e.Local, e.Remote, got, tt.want[i])
-				}
-			}
-		})
+		checkMatches(t, tt.name, tt.spec, all, tt.want)
 	}
 }
 
@@ -151,15 +144,22 @@ func TestMatchLifecycle(t *testing.T) {
 		{"IPv4 closes", Spec{IPv4: true, Types: []event.Type{event.Close}}, []bool{false, false, false, true}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			for i, e := range events {
-				if got := tt.spec.Match(e); got != tt.want[i] {
-					t.Errorf("Match(%s pid %d %q %v->%v) = %v, want %v",
-						e.Type, e.PID, e.Comm(), e.Local, e.Remote, got, tt.want[i])
-				}
-			}
-		})
+		checkMatches(t, tt.name, tt.spec, events, tt.want)
 	}
+}
+
+// checkMatches checks, in a subtest, that spec matches events[i] exactly
+// when want[i].
+func checkMatches(t *testing.T, name string, spec Spec, events []*event.Event, want []bool) {
+	t.Helper()
+	t.Run(name, func(t *testing.T) {
+		for i, e := range events {
+			if got := spec.Match(e); got != want[i] {
+				t.Errorf("Match(%s pid %d %q %v->%v) = %v, want %v",
+					e.Type, e.PID, e.Comm(), e.Local, e.Remote, got, want[i])
+			}
+		}
+	})
 }
 
 func TestWantFamily(t *testing.T) {

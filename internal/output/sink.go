@@ -1,42 +1,15 @@
 package output
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"strconv"
 	"time"
 
 	"github.com/tuxscope/tuxscope/internal/event"
+	"github.com/tuxscope/tuxscope/internal/pipeline"
 )
-
-// Sink receives events in order, from one goroutine.
-type Sink interface {
-	// Start is called once the tracer is attached, before any event.
-	Start() error
-	Event(e *event.Event) error
-	// Lost reports n events lost since the last report, and why.
-	Lost(n uint64, why Loss, at time.Time) error
-}
-
-// Loss says why events were lost.
-type Loss uint8
-
-const (
-	// RingBufferFull: the kernel side could not queue n events.
-	RingBufferFull Loss = iota
-	// HookSkipped: the kernel skipped tuxscope's programs n times because
-	// another BPF program was running on that CPU (the programs' recursion
-	// misses); each skip may have cost an event, so up to n are missing.
-	HookSkipped
-)
-
-// Key is the loss's "reason" in JSON.
-func (l Loss) Key() string {
-	if l == HookSkipped {
-		return "hook_skipped"
-	}
-	return "ring_buffer_full"
-}
 
 // Format names an output format.
 type Format string
@@ -56,18 +29,39 @@ func ParseFormat(s string) (Format, error) {
 	return "", fmt.Errorf("unknown format %q (want table or json)", s)
 }
 
-// New returns the sink for a format. Table mode reports lost events on
-// diag (stderr); JSON mode reports them in band.
-func New(f Format, w, diag io.Writer) Sink {
+// New returns the event stream sink for a format. Table mode reports lost
+// events on diag (stderr, unbuffered); JSON mode reports them in band.
+func New(f Format, w, diag io.Writer) pipeline.Sink {
 	if f == FormatJSON {
-		return &JSON{w: w}
+		return &JSON{lines: newLines(w)}
 	}
-	return &Table{w: w, diag: diag}
+	return &Table{lines: newLines(w), diag: diag}
 }
 
-// Each sink writes a whole line with one Write; the caller decides when
-// its writer is flushed (tuxscope net: whenever it has caught up with the
-// kernel).
+// lines is the buffered line writer both stream sinks share: a line per
+// event when events are sparse (the pipeline flushes whenever it has
+// caught up with the kernel), big writes under load.
+type lines struct {
+	w   *bufio.Writer
+	buf []byte // the line being built, reused
+}
+
+func newLines(w io.Writer) lines { return lines{w: bufio.NewWriterSize(w, 64<<10)} }
+
+func (l *lines) write(b []byte) error {
+	l.buf = b
+	_, err := l.w.Write(b)
+	return err
+}
+
+// Tick does nothing: a stream sink writes as events come.
+func (l *lines) Tick(time.Time) error { return nil }
+
+// Flush writes out what is buffered.
+func (l *lines) Flush() error { return l.w.Flush() }
+
+// Finish writes out what is buffered: the stream needs no closing line.
+func (l *lines) Finish() error { return l.w.Flush() }
 
 // Table is the human-readable sink:
 //
@@ -75,16 +69,13 @@ func New(f Format, w, diag io.Writer) Sink {
 //	6201     curl             connect     10.0.0.5:53412           93.184.216.34:443
 //	6201     curl             established 10.0.0.5:53412           93.184.216.34:443        latency 12.3ms
 type Table struct {
-	w, diag io.Writer
-	buf     []byte
+	lines
+	diag io.Writer
 }
 
 const tableHeader = "PID      COMM             TYPE        SRC                      DST                      DETAIL\n"
 
-func (t *Table) Start() error {
-	_, err := io.WriteString(t.w, tableHeader)
-	return err
-}
+func (t *Table) Start() error { return t.write(append(t.buf[:0], tableHeader...)) }
 
 func (t *Table) Event(e *event.Event) error {
 	b := t.buf[:0]
@@ -122,19 +113,17 @@ func (t *Table) Event(e *event.Event) error {
 	} else {
 		b = e.Dst().AppendTo(b)
 	}
-	if e.Type == event.Established || e.Type == event.Failed || e.Type == event.Close || e.Type == event.Existing || e.Type == event.DNS {
+	if e.Type.HasDetail() {
 		b = pad(b, len(b)-start, 25)
 		b = appendDetail(b, e)
 	}
 	b = append(b, '\n')
-	t.buf = b
-	_, err := t.w.Write(b)
-	return err
+	return t.write(b)
 }
 
-func (t *Table) Lost(n uint64, why Loss, _ time.Time) error {
+func (t *Table) Lost(n uint64, why event.LossReason, _ time.Time) error {
 	var err error
-	if why == HookSkipped {
+	if why == event.HookSkipped {
 		_, err = fmt.Fprintf(t.diag, "tuxscope: up to %d events missing: the kernel skipped tuxscope's programs %d times (another BPF program was running on that CPU)\n", n, n)
 	} else {
 		_, err = fmt.Fprintf(t.diag, "tuxscope: lost %d events: the ring buffer was full (try a larger --buffer-size)\n", n)
@@ -154,8 +143,7 @@ func pad(b []byte, w, col int) []byte {
 
 // JSON is the machine-readable sink: one object per line.
 type JSON struct {
-	w   io.Writer
-	buf []byte
+	lines
 }
 
 func (j *JSON) Start() error { return nil }
@@ -212,9 +200,7 @@ func (j *JSON) Event(e *event.Event) error {
 	}
 	b = appendLifecycleJSON(b, e)
 	b = append(b, "}\n"...)
-	j.buf = b
-	_, err := j.w.Write(b)
-	return err
+	return j.write(b)
 }
 
 // appendLifecycleJSON adds the keys of established, failed and close
@@ -289,7 +275,7 @@ func appendLifecycleJSON(b []byte, e *event.Event) []byte {
 	return b
 }
 
-func (j *JSON) Lost(n uint64, why Loss, at time.Time) error {
+func (j *JSON) Lost(n uint64, why event.LossReason, at time.Time) error {
 	b := j.buf[:0]
 	b = append(b, `{"time":"`...)
 	b = at.AppendFormat(b, timeLayout)
@@ -298,7 +284,5 @@ func (j *JSON) Lost(n uint64, why Loss, at time.Time) error {
 	b = append(b, `,"reason":"`...)
 	b = append(b, why.Key()...)
 	b = append(b, "\"}\n"...)
-	j.buf = b
-	_, err := j.w.Write(b)
-	return err
+	return j.write(b)
 }

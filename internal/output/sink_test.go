@@ -71,6 +71,9 @@ func tableLine(t *testing.T, e *event.Event) string {
 	if err := s.Event(e); err != nil {
 		t.Fatalf("Event: %v", err)
 	}
+	if err := s.Flush(); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
 	if diag.Len() != 0 {
 		t.Errorf("diag got %q", diag.String())
 	}
@@ -83,6 +86,9 @@ func jsonLine(t *testing.T, e *event.Event) string {
 	s := New(FormatJSON, &out, &diag)
 	if err := s.Event(e); err != nil {
 		t.Fatalf("Event: %v", err)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatalf("Flush: %v", err)
 	}
 	if diag.Len() != 0 {
 		t.Errorf("diag got %q", diag.String())
@@ -120,7 +126,11 @@ func TestNew(t *testing.T) {
 
 func TestTableStart(t *testing.T) {
 	var out, diag bytes.Buffer
-	if err := New(FormatTable, &out, &diag).Start(); err != nil {
+	s := New(FormatTable, &out, &diag)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if want := "PID      COMM             TYPE        SRC                      DST                      DETAIL\n"; out.String() != want || tableHeader != want {
@@ -226,7 +236,7 @@ func TestTableHostileComm(t *testing.T) {
 func TestTableLostGoesToDiag(t *testing.T) {
 	var out, diag bytes.Buffer
 	s := New(FormatTable, &out, &diag)
-	if err := s.Lost(17, RingBufferFull, fixedTime); err != nil {
+	if err := s.Lost(17, event.RingBufferFull, fixedTime); err != nil {
 		t.Fatal(err)
 	}
 	if out.Len() != 0 {
@@ -414,7 +424,7 @@ func TestJSONHostileComm(t *testing.T) {
 
 func TestLostSkipped(t *testing.T) {
 	var out, diag bytes.Buffer
-	if err := New(FormatTable, &out, &diag).Lost(3, HookSkipped, fixedTime); err != nil {
+	if err := New(FormatTable, &out, &diag).Lost(3, event.HookSkipped, fixedTime); err != nil {
 		t.Fatal(err)
 	}
 	if want := "tuxscope: up to 3 events missing: the kernel skipped tuxscope's programs 3 times (another BPF program was running on that CPU)\n"; diag.String() != want || out.Len() != 0 {
@@ -422,7 +432,11 @@ func TestLostSkipped(t *testing.T) {
 	}
 	out.Reset()
 	diag.Reset()
-	if err := New(FormatJSON, &out, &diag).Lost(3, HookSkipped, fixedTime); err != nil {
+	s := New(FormatJSON, &out, &diag)
+	if err := s.Lost(3, event.HookSkipped, fixedTime); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Finish(); err != nil {
 		t.Fatal(err)
 	}
 	if want := `{"time":"2024-05-06T07:08:09.123456789Z","event_type":"lost","count":3,"reason":"hook_skipped"}` + "\n"; out.String() != want || diag.Len() != 0 {
@@ -436,8 +450,14 @@ func TestJSONLost(t *testing.T) {
 	if err := s.Event(v4Connect()); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	out.Reset()
-	if err := s.Lost(1234, RingBufferFull, fixedTime); err != nil {
+	if err := s.Lost(1234, event.RingBufferFull, fixedTime); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if want := `{"time":"2024-05-06T07:08:09.123456789Z","event_type":"lost","count":1234,"reason":"ring_buffer_full"}` + "\n"; out.String() != want {
@@ -451,12 +471,15 @@ func TestJSONLost(t *testing.T) {
 	if err := s.Event(v6Accept()); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	if got := out.String(); !strings.HasPrefix(got, `{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":987654321,"event_type":"accept"`) || !json.Valid([]byte(got)) {
 		t.Errorf("event after lost: %q", got)
 	}
 }
 
-// Each event is one Write of one whole line.
+// Lines are buffered until Flush, which writes them out in one Write.
 type recordWriter struct{ writes []string }
 
 func (w *recordWriter) Write(p []byte) (int, error) {
@@ -464,26 +487,30 @@ func (w *recordWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func TestOneWritePerLine(t *testing.T) {
+func TestBufferedUntilFlush(t *testing.T) {
 	for _, f := range []Format{FormatTable, FormatJSON} {
 		var w recordWriter
 		s := New(f, &w, io.Discard)
-		for _, e := range []*event.Event{v4Connect(), v6Accept(), v4MappedAccept()} {
+		events := []*event.Event{v4Connect(), v6Accept(), v4MappedAccept()}
+		want := ""
+		for _, e := range events {
 			if err := s.Event(e); err != nil {
 				t.Fatal(err)
 			}
+			want += map[Format]func(*testing.T, *event.Event) string{FormatTable: tableLine, FormatJSON: jsonLine}[f](t, e)
 		}
-		if len(w.writes) != 3 {
-			t.Fatalf("%s: %d writes for 3 events", f, len(w.writes))
+		if len(w.writes) != 0 {
+			t.Fatalf("%s: %d writes before Flush", f, len(w.writes))
 		}
-		for _, l := range w.writes {
-			if strings.Count(l, "\n") != 1 || !strings.HasSuffix(l, "\n") {
-				t.Errorf("%s: write %q is not one line", f, l)
-			}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
 		}
-		// Reusing the buffer must not corrupt what an earlier Write kept.
-		if w.writes[0] != map[Format]string{FormatTable: tableLine(t, v4Connect()), FormatJSON: jsonLine(t, v4Connect())}[f] {
-			t.Errorf("%s: first write changed to %q", f, w.writes[0])
+		if len(w.writes) != 1 || w.writes[0] != want {
+			t.Errorf("%s: Flush wrote %q, want one write of %q", f, w.writes, want)
+		}
+		// Finish flushes too; with nothing buffered it writes nothing.
+		if err := s.Finish(); err != nil || len(w.writes) != 1 {
+			t.Errorf("%s: Finish: %v, %d writes", f, err, len(w.writes))
 		}
 	}
 }
@@ -496,15 +523,27 @@ func TestWriteErrorsReturned(t *testing.T) {
 	boom := errors.New("boom")
 	for _, f := range []Format{FormatTable, FormatJSON} {
 		s := New(f, errWriter{boom}, errWriter{boom})
-		if err := s.Event(v4Connect()); !errors.Is(err, boom) {
-			t.Errorf("%s Event: err = %v, want boom", f, err)
+		if err := s.Event(v4Connect()); err != nil {
+			t.Errorf("%s Event: err = %v, want none until Flush", f, err)
 		}
-		if err := s.Lost(1, RingBufferFull, fixedTime); !errors.Is(err, boom) {
+		if err := s.Flush(); !errors.Is(err, boom) {
+			t.Errorf("%s Flush: err = %v, want boom", f, err)
+		}
+		// The table reports losses on stderr at once; JSON in band.
+		err := s.Lost(1, event.RingBufferFull, fixedTime)
+		if f == FormatJSON {
+			err = s.Finish()
+		}
+		if !errors.Is(err, boom) {
 			t.Errorf("%s Lost: err = %v, want boom", f, err)
 		}
 	}
-	if err := New(FormatTable, errWriter{boom}, io.Discard).Start(); !errors.Is(err, boom) {
-		t.Errorf("Table Start: err = %v, want boom", err)
+	s := New(FormatTable, errWriter{boom}, io.Discard)
+	if err := s.Start(); err != nil {
+		t.Errorf("Table Start: err = %v, want none until Flush", err)
+	}
+	if err := s.Finish(); !errors.Is(err, boom) {
+		t.Errorf("Table Finish: err = %v, want boom", err)
 	}
 }
 
@@ -538,42 +577,14 @@ func TestSinkAllocs(t *testing.T) {
 	}
 }
 
-func BenchmarkTableEvent(b *testing.B) {
-	s := New(FormatTable, io.Discard, io.Discard)
-	e := v4Connect()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := s.Event(e); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkTableEvent(b *testing.B)      { benchmarkEvent(b, FormatTable, v4Connect()) }
+func BenchmarkTableEventClose(b *testing.B) { benchmarkEvent(b, FormatTable, v4Reset()) }
+func BenchmarkJSONEventClose(b *testing.B)  { benchmarkEvent(b, FormatJSON, v4Reset()) }
+func BenchmarkJSONEvent(b *testing.B)       { benchmarkEvent(b, FormatJSON, v4Connect()) }
 
-func BenchmarkTableEventClose(b *testing.B) {
-	s := New(FormatTable, io.Discard, io.Discard)
-	e := v4Reset()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := s.Event(e); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkJSONEventClose(b *testing.B) {
-	s := New(FormatJSON, io.Discard, io.Discard)
-	e := v4Reset()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := s.Event(e); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkJSONEvent(b *testing.B) {
-	s := New(FormatJSON, io.Discard, io.Discard)
-	e := v4Connect()
+// benchmarkEvent measures formatting one event, buffered as in a run.
+func benchmarkEvent(b *testing.B, f Format, e *event.Event) {
+	s := New(f, io.Discard, io.Discard)
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := s.Event(e); err != nil {

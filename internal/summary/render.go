@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tuxscope/tuxscope/internal/output"
+	"github.com/tuxscope/tuxscope/internal/schema"
 )
 
 func reason(errno uint32) string { return output.Reason(errno) }
@@ -85,15 +86,7 @@ func (r *Row) Matches(s string) bool {
 // escape makes a name safe for a terminal, as the event table does.
 func escape(s string) string { return output.TerminalSafe(s) }
 
-// Percentiles of a distribution, in ns; absent when there were no samples.
-type Percentiles struct {
-	P50 int64 `json:"p50"`
-	P90 int64 `json:"p90"`
-	P99 int64 `json:"p99"`
-	Max int64 `json:"max"`
-}
-
-func percentiles(f func(float64) (time.Duration, bool)) *Percentiles {
+func percentiles(f func(float64) (time.Duration, bool)) *schema.Percentiles {
 	p50, ok := f(50)
 	if !ok {
 		return nil
@@ -101,45 +94,7 @@ func percentiles(f func(float64) (time.Duration, bool)) *Percentiles {
 	p90, _ := f(90)
 	p99, _ := f(99)
 	mx, _ := f(100)
-	return &Percentiles{P50: int64(p50), P90: int64(p90), P99: int64(p99), Max: int64(mx)}
-}
-
-type jsonPeer struct {
-	Direction     string            `json:"direction"`
-	Peer          string            `json:"peer"`
-	Hostname      string            `json:"hostname,omitempty"`
-	Port          uint16            `json:"port"`
-	Connects      uint64            `json:"connects"`
-	Accepts       uint64            `json:"accepts"`
-	Established   uint64            `json:"established"`
-	Failures      uint64            `json:"failures"`
-	Errors        map[string]uint64 `json:"errors,omitempty"`
-	Closes        uint64            `json:"closes"`
-	BytesSent     uint64            `json:"bytes_sent"`
-	BytesReceived uint64            `json:"bytes_received"`
-	LatencyNs     *Percentiles      `json:"latency_ns,omitempty"`
-	DurationNs    *Percentiles      `json:"duration_ns,omitempty"`
-}
-
-type jsonProcess struct {
-	PID           uint32     `json:"pid"`
-	Comm          string     `json:"comm"`
-	Connects      uint64     `json:"connects"`
-	Accepts       uint64     `json:"accepts"`
-	Failures      uint64     `json:"failures"`
-	BytesSent     uint64     `json:"bytes_sent"`
-	BytesReceived uint64     `json:"bytes_received"`
-	Peers         []jsonPeer `json:"peers"`
-}
-
-type jsonSummary struct {
-	Time       string        `json:"time"`
-	EventType  string        `json:"event_type"`
-	Start      string        `json:"start"`
-	DurationNs int64         `json:"duration_ns"`
-	SortedBy   string        `json:"sorted_by"`
-	Lost       uint64        `json:"lost"`
-	Processes  []jsonProcess `json:"processes"`
+	return &schema.Percentiles{P50: int64(p50), P90: int64(p90), P99: int64(p99), Max: int64(mx)}
 }
 
 const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
@@ -147,19 +102,19 @@ const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 // WriteJSON writes a summary as one JSON object on one line, with
 // "event_type":"summary".
 func WriteJSON(w io.Writer, a *Aggregator, end time.Time, by SortBy, topPeers int) error {
-	s := jsonSummary{
+	s := schema.Summary{
 		Time: end.Format(timeLayout), EventType: "summary", Start: a.since.Format(timeLayout),
-		DurationNs: int64(end.Sub(a.since)), SortedBy: by.String(), Lost: a.lost, Processes: []jsonProcess{},
+		DurationNs: int64(end.Sub(a.since)), SortedBy: by.String(), Lost: a.lost, Processes: []schema.Process{},
 	}
 	for _, p := range a.Processes(by, topPeers) {
-		jp := jsonProcess{PID: p.PID, Comm: p.Comm, Connects: p.Total.Connects, Accepts: p.Total.Accepts,
+		jp := schema.Process{PID: p.PID, Comm: p.Comm, Connects: p.Total.Connects, Accepts: p.Total.Accepts,
 			Failures: p.Total.Failures, BytesSent: p.Total.BytesSent, BytesReceived: p.Total.BytesReceived}
 		for _, r := range p.Rows {
 			dir := "outbound"
 			if r.Inbound {
 				dir = "inbound"
 			}
-			jp.Peers = append(jp.Peers, jsonPeer{
+			jp.Peers = append(jp.Peers, schema.Peer{
 				Direction: dir, Peer: r.Peer.String(), Hostname: r.Hostname, Port: r.Port, Connects: r.Connects, Accepts: r.Accepts,
 				Established: r.Established, Failures: r.Failures, Errors: r.Errors, Closes: r.Closes,
 				BytesSent: r.BytesSent, BytesReceived: r.BytesReceived,

@@ -1,6 +1,7 @@
 package summary
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"time"
@@ -9,10 +10,10 @@ import (
 	"github.com/tuxscope/tuxscope/internal/output"
 )
 
-// Sink is the output.Sink of `tuxscope net --summary`: it aggregates
-// events and writes a summary every Interval (if set) and at the end.
+// Sink is the pipeline.Sink of `tuxscope net --summary`: it aggregates
+// events and writes a summary every interval (if set) and at the end.
 type Sink struct {
-	w        io.Writer
+	w        *bufio.Writer
 	format   output.Format
 	interval time.Duration
 	by       SortBy
@@ -24,7 +25,7 @@ type Sink struct {
 // NewSink writes summaries in format to w; interval 0 means only at the
 // end. topPeers bounds the peers shown per process (0: all).
 func NewSink(w io.Writer, format output.Format, interval time.Duration, by SortBy, topPeers int) *Sink {
-	return &Sink{w: w, format: format, interval: interval, by: by, topPeers: topPeers}
+	return &Sink{w: bufio.NewWriter(w), format: format, interval: interval, by: by, topPeers: topPeers}
 }
 
 // Start begins the first period.
@@ -42,7 +43,7 @@ func (s *Sink) Event(e *event.Event) error {
 }
 
 // Lost counts dropped events into the current period.
-func (s *Sink) Lost(n uint64, _ output.Loss, _ time.Time) error {
+func (s *Sink) Lost(n uint64, _ event.LossReason, _ time.Time) error {
 	s.agg.AddLost(n)
 	return nil
 }
@@ -62,11 +63,16 @@ func (s *Sink) Tick(now time.Time) error {
 	return nil
 }
 
-// Interval is how often Tick writes a summary (0: never).
-func (s *Sink) Interval() time.Duration { return s.interval }
+// Flush writes out what is buffered.
+func (s *Sink) Flush() error { return s.w.Flush() }
 
 // Finish writes the last (or only) summary.
-func (s *Sink) Finish() error { return s.write(time.Now()) }
+func (s *Sink) Finish() error {
+	if err := s.write(time.Now()); err != nil {
+		return err
+	}
+	return s.w.Flush()
+}
 
 func (s *Sink) write(end time.Time) error {
 	if s.format == output.FormatJSON {

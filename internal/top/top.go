@@ -11,12 +11,12 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/tuxscope/tuxscope/internal/event"
-	"github.com/tuxscope/tuxscope/internal/output"
 	"github.com/tuxscope/tuxscope/internal/summary"
 )
 
-// Feed is the output.Sink the event pump writes into, from its own
-// goroutine, while the view reads it.
+// Feed is the pipeline.Sink the pipeline writes into, from its own
+// goroutine, while the view reads it. It writes nothing itself: the view
+// draws on its own schedule.
 type Feed struct {
 	mu  sync.Mutex
 	agg *summary.Aggregator
@@ -34,12 +34,16 @@ func (f *Feed) Event(e *event.Event) error {
 	return nil
 }
 
-func (f *Feed) Lost(n uint64, _ output.Loss, _ time.Time) error {
+func (f *Feed) Lost(n uint64, _ event.LossReason, _ time.Time) error {
 	f.mu.Lock()
 	f.agg.AddLost(n)
 	f.mu.Unlock()
 	return nil
 }
+
+func (f *Feed) Tick(time.Time) error { return nil }
+func (f *Feed) Flush() error         { return nil }
+func (f *Feed) Finish() error        { return nil }
 
 func (f *Feed) clear() {
 	f.mu.Lock()

@@ -1,10 +1,13 @@
 // Package tracer is tuxscope's kernel-facing side: it checks what the
-// kernel allows, loads the BPF objects, attaches one hook set and reads the
-// ring buffer. Everything after the raw record (decode, filter, output)
-// lives in plain Go packages that never touch a BPF object.
+// kernel allows, loads the BPF objects, attaches one hook set, and owns
+// the read loop: it reads the ring buffer, decodes each record into the
+// domain model (internal/event) and hands it, with loss notices, to a
+// handler. Everything after that (enrich, filter, output) lives in plain
+// Go packages that never touch a BPF object.
 package tracer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -19,8 +22,9 @@ import (
 	"github.com/tuxscope/tuxscope/internal/event"
 )
 
-// DefaultRingBufferBytes is the ring buffer's default size: about 45,000
-// events of 88 bytes (record plus header) before the reader must catch up.
+// DefaultRingBufferBytes is the ring buffer's default size: room for about
+// 30,000 TCP events (a record and its 8-byte ring header) before the
+// reader must catch up, fewer when DNS messages (up to 2 KiB each) share it.
 const DefaultRingBufferBytes = 4 << 20
 
 // KernelBTFPath is where the running kernel exposes its BTF.
@@ -37,11 +41,14 @@ type Config struct {
 	BTFPath         string       // kernel BTF; "": KernelBTFPath
 	Backend         Backend      // "" or Auto: the best that works, per hook point
 	DNS             bool         // capture DNS messages (names for addresses, --dns)
-	// BatchWakeups: queue events without waking the reader until a quarter
-	// of the ring buffer is full; the reader then collects them on its own
-	// timer (a read deadline). Otherwise the reader is woken whenever an
-	// event arrives while it waits.
-	BatchWakeups bool
+	// MaxDelay > 0 batches wake-ups: the kernel side queues events without
+	// waking the reader until a quarter of the ring buffer is full, and
+	// the reader collects them at least every MaxDelay. 0: the reader is
+	// woken whenever an event arrives while it waits.
+	MaxDelay time.Duration
+	// Tick is how often Run's handler is ticked (summaries); see
+	// readerConfig.
+	Tick time.Duration
 }
 
 func (c *Config) wantsType(t event.Type) bool {
@@ -82,9 +89,12 @@ const MaxFilterEntries = 1024
 // Tracer is the BPF side of a run: shared maps, one attached
 // implementation per hook point, and the ring-buffer reader.
 type Tracer struct {
+	cfg    Config
 	loader *loader
 	points []*attachedPoint
 	reader *ringbuf.Reader
+	// malformed counts records Run could not decode.
+	malformed uint64
 	// DNSError says why DNS capture is off although asked for; tracing
 	// goes on without it.
 	DNSError error
@@ -110,7 +120,7 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Tracer{loader: l}
+	t := &Tracer{cfg: cfg, loader: l}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -153,21 +163,41 @@ func (t *Tracer) Choices() []Choice {
 	return out
 }
 
-// ReadInto blocks for the next raw record (see ringbuf.Reader.ReadInto).
-// It returns os.ErrDeadlineExceeded when the deadline passes with no record,
-// and ringbuf.ErrFlushed once Stop has drained what was pending.
-func (t *Tracer) ReadInto(rec *ringbuf.Record) error { return t.reader.ReadInto(rec) }
+// Run hands h every event the kernel side reports, decoded, with loss
+// notices, until ctx ends; then it detaches every hook, hands over what
+// was still queued and returns (see reader.Run).
+func (t *Tracer) Run(ctx context.Context, h event.Handler) error {
+	r := newReader(kernelRing{t}, readerConfig{MaxDelay: t.cfg.MaxDelay, Tick: t.cfg.Tick})
+	err := r.Run(ctx, h)
+	t.malformed += r.Malformed()
+	return err
+}
 
-// Pending is how many bytes of records wait in the ring buffer.
-func (t *Tracer) Pending() int { return t.reader.AvailableBytes() }
+// Malformed is how many records Run skipped because they could not be
+// decoded.
+func (t *Tracer) Malformed() uint64 { return t.malformed }
 
-// SetDeadline bounds how long ReadInto waits.
-func (t *Tracer) SetDeadline(d time.Time) { t.reader.SetDeadline(d) }
+// kernelRing is the Tracer's ring buffer and counters, as a Reader reads
+// them.
+type kernelRing struct{ t *Tracer }
 
-// Stop detaches every hook, so no new events arrive, and makes ReadInto
-// return what is still in the ring buffer, then ringbuf.ErrFlushed. Safe to
-// call from another goroutine than the reader's.
-func (t *Tracer) Stop() error {
+func (k kernelRing) ReadInto(rec *ringbuf.Record) error { return k.t.reader.ReadInto(rec) }
+func (k kernelRing) Pending() int                       { return k.t.reader.AvailableBytes() }
+func (k kernelRing) SetDeadline(d time.Time)            { k.t.reader.SetDeadline(d) }
+func (k kernelRing) Stop() error                        { return k.t.stop() }
+func (k kernelRing) Lost() (uint64, error)              { return k.t.lost() }
+func (k kernelRing) Skipped() (uint64, error)           { return k.t.skipped() }
+
+func (k kernelRing) WakeOnNextEvent() error {
+	if err := k.t.loader.maps.Maps[bpf.TuxscopeMapReaderIdle].Update(uint32(0), uint32(1), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("arming the reader's wake-up: %w", err)
+	}
+	return nil
+}
+
+// stop detaches every hook, so no new events arrive, and makes the
+// reader return what is still in the ring buffer, then ringbuf.ErrFlushed.
+func (t *Tracer) stop() error {
 	err := t.detach()
 	if ferr := t.reader.Flush(); ferr != nil && err == nil {
 		err = ferr
@@ -183,9 +213,9 @@ func (t *Tracer) detach() error {
 	return errors.Join(errs...)
 }
 
-// Lost is the number of events the kernel side could not queue since load
+// lost is the number of events the kernel side could not queue since load
 // (ring buffer full), summed over CPUs.
-func (t *Tracer) Lost() (uint64, error) {
+func (t *Tracer) lost() (uint64, error) {
 	n, err := sumPerCPU(t.loader.maps.Maps[bpf.TuxscopeMapLost])
 	if err != nil {
 		return 0, fmt.Errorf("reading the lost-event counter: %w", err)
@@ -206,26 +236,13 @@ func sumPerCPU(m *ebpf.Map) (uint64, error) {
 	return n, nil
 }
 
-// WakeOnNextEvent asks the kernel side to wake the reader for the next
-// event (with BatchWakeups it otherwise queues events quietly until a
-// quarter of the ring buffer is full): for a reader that found nothing
-// for a while and will wait without a short deadline. The next event
-// clears it. Check Pending afterwards: an event queued just before is not
-// announced.
-func (t *Tracer) WakeOnNextEvent() error {
-	if err := t.loader.maps.Maps[bpf.TuxscopeMapReaderIdle].Update(uint32(0), uint32(1), ebpf.UpdateAny); err != nil {
-		return fmt.Errorf("arming the reader's wake-up: %w", err)
-	}
-	return nil
-}
-
-// Skipped is how many times the kernel skipped one of tuxscope's attached
+// skipped is how many times the kernel skipped one of tuxscope's attached
 // programs since it was loaded because another BPF program was running on
 // that CPU (their recursion misses; Linux 5.12+, 0 before), less the state
 // changes the nested copy of the state program handled for a skipped first
 // copy. Each remaining skip may have cost an event, and nothing else would
 // say so.
-func (t *Tracer) Skipped() (uint64, error) {
+func (t *Tracer) skipped() (uint64, error) {
 	var n uint64
 	for _, ap := range t.points {
 		if ap.coll == nil {
@@ -320,7 +337,7 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 		return err
 	}
 	spec.Maps[bpf.TuxscopeMapEvents].MaxEntries = uint32(size)
-	if cfg.BatchWakeups {
+	if cfg.MaxDelay > 0 {
 		if err := spec.Variables[bpf.TuxscopeVarWakeupBytes].Set(uint32(size / 4)); err != nil {
 			return fmt.Errorf("setting wakeup_bytes: %w", err)
 		}

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tuxscope/tuxscope/internal/schema"
 )
 
 // Paths set up by TestMain.
@@ -84,6 +86,24 @@ func netCommand(args ...string) *exec.Cmd {
 	return exec.Command(tuxscopeBin, append([]string{"net"}, args...)...)
 }
 
+// startNet starts `tuxscope net args...` with its stdout on a pipe for
+// the test to read and its stderr collected, and waits until it attached.
+func startNet(t *testing.T, args ...string) (*exec.Cmd, io.ReadCloser, *syncBuffer) {
+	t.Helper()
+	cmd := netCommand(args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := new(syncBuffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "tuxscope to attach", func() bool { return strings.Contains(stderr.String(), "attached") })
+	return cmd, stdout, stderr
+}
+
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if skipReason != "" {
@@ -91,59 +111,8 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-// jsonEvent is one line of `tuxscope net --format json`.
-type jsonEvent struct {
-	Time        string `json:"time"`
-	TimestampNs uint64 `json:"timestamp_ns"`
-	EventType   string `json:"event_type"`
-	PID         int    `json:"pid"`
-	TID         int    `json:"tid"`
-	UID         int    `json:"uid"`
-	Comm        string `json:"comm"`
-	Family      int    `json:"family"`
-	Saddr       string `json:"saddr"`
-	Sport       int    `json:"sport"`
-	Daddr       string `json:"daddr"`
-	Dport       int    `json:"dport"`
-	Count       uint64 `json:"count"`
-
-	Direction     string  `json:"direction"`
-	LatencyNs     *uint64 `json:"latency_ns"`
-	DurationNs    *uint64 `json:"duration_ns"`
-	BytesSent     *uint64 `json:"bytes_sent"`
-	BytesReceived *uint64 `json:"bytes_received"`
-	ClosedBy      string  `json:"closed_by"`
-	Reason        string  `json:"reason"`
-	Error         string  `json:"error"`
-
-	Hostname       string   `json:"hostname"`
-	HostnameSource string   `json:"hostname_source"`
-	HostnameAlso   []string `json:"hostname_also"`
-	Query          string   `json:"query"`
-	QType          string   `json:"qtype"`
-	RCode          string   `json:"rcode"`
-	Answers        []string `json:"answers"`
-	CNAMEs         []string `json:"cnames"`
-}
-
-func (e jsonEvent) String() string {
-	if e.EventType == "lost" {
-		return fmt.Sprintf("lost %d", e.Count)
-	}
-	s := fmt.Sprintf("%s pid=%d comm=%q %s:%d -> %s:%d (family %d, %s)", e.EventType, e.PID, e.Comm, e.Saddr, e.Sport, e.Daddr, e.Dport, e.Family, e.Direction)
-	for _, f := range []struct {
-		name string
-		v    *uint64
-	}{{"latency_ns", e.LatencyNs}, {"duration_ns", e.DurationNs}, {"bytes_sent", e.BytesSent}, {"bytes_received", e.BytesReceived}} {
-		if f.v != nil {
-			s += fmt.Sprintf(" %s=%d", f.name, *f.v)
-		}
-	}
-	if e.ClosedBy != "" || e.Reason != "" || e.Error != "" {
-		s += fmt.Sprintf(" closed_by=%q reason=%q error=%q", e.ClosedBy, e.Reason, e.Error)
-	}
-	return s
-}
+// jsonEvent is one line of tuxscope's JSON output, as the schema declares it.
+type jsonEvent = schema.Event
 
 // tracer is a running `tuxscope net --format json`.
 type tracer struct {
@@ -394,6 +363,23 @@ func server(t *testing.T, args ...string) (*proc, int) {
 func client(t *testing.T, args ...string) *proc {
 	t.Helper()
 	return startProc(t, helper("client"), clientBin, args...)
+}
+
+// exchanges runs n clients, a process each, that each send 100 bytes to
+// srv (started with -recv 100 -send 200) on port and read 200 back, one
+// after the other, and returns their pids.
+func exchanges(t *testing.T, srv *proc, port, n int) []int {
+	t.Helper()
+	var pids []int
+	for i := 0; i < n; i++ {
+		c := client(t, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-send", "100", "-recv", "200")
+		c.expect("LOCAL")
+		c.expect("DONE")
+		srv.expect("ACCEPTED")
+		srv.expect("SERVED")
+		pids = append(pids, c.pid())
+	}
+	return pids
 }
 
 func atoi(t *testing.T, s string) int {

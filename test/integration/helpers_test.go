@@ -189,13 +189,9 @@ func transfer(fd, send, recv int) error {
 	for i := range buf {
 		buf[i] = 'x'
 	}
-	sent := 0
-	for sent < send {
-		n, err := unix.Write(fd, buf[:min(len(buf), send-sent)])
-		if err != nil {
-			return err
-		}
-		sent += n
+	sent, err := writeN(fd, buf, send)
+	if err != nil {
+		return err
 	}
 	got, errno := 0, 0
 	for recv < 0 || got < recv {
@@ -297,6 +293,20 @@ func helperServer(args []string) error {
 
 func ptr[T any](p *T) unsafe.Pointer { return unsafe.Pointer(p) }
 
+// writeN writes n bytes from buf (repeated as needed) and says how many
+// went out.
+func writeN(fd int, buf []byte, n int) (int, error) {
+	sent := 0
+	for sent < n {
+		w, err := unix.Write(fd, buf[:min(len(buf), n-sent)])
+		if err != nil {
+			return sent, err
+		}
+		sent += w
+	}
+	return sent, nil
+}
+
 // goServer accepts through Go's runtime (non-blocking accept4 and epoll),
 // the way Go servers do.
 func goServer(addr string, n int) error {
@@ -334,13 +344,9 @@ func serveTransfer(fd, recv, send int, waitEOF, reset bool) error {
 		}
 		got += n
 	}
-	sent := 0
-	for sent < send {
-		n, err := unix.Write(fd, buf[:min(len(buf), send-sent)])
-		if err != nil {
-			return err
-		}
-		sent += n
+	sent, err := writeN(fd, buf, send)
+	if err != nil {
+		return err
 	}
 	for waitEOF {
 		if n, err := unix.Read(fd, buf); err != nil || n == 0 {

@@ -98,17 +98,7 @@ func TestSignalsDetachEverything(t *testing.T) {
 func TestClosedStdoutEndsQuietly(t *testing.T) {
 	requireRoot(t)
 	srv, port := server(t, "-n", "100")
-	cmd := netCommand("--port", fmt.Sprint(port))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "tuxscope to attach", func() bool { return strings.Contains(stderr.String(), "attached") })
+	cmd, stdout, stderr := startNet(t, "--port", fmt.Sprint(port))
 
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -27,18 +26,8 @@ func testLostEvents(t *testing.T, maxDelay string) {
 	const conns = 2000
 
 	port := closingListener(t)
-	cmd := netCommand("--format", "json", "--type", "connect,accept", "--buffer-size", "4096", "--max-delay", maxDelay, "--port", fmt.Sprint(port))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdout, _ := startNet(t, "--format", "json", "--type", "connect,accept", "--buffer-size", "4096", "--max-delay", maxDelay, "--port", fmt.Sprint(port))
 	defer func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait() }()
-	waitUntil(t, "tuxscope to attach", func() bool { return strings.Contains(stderr.String(), "attached") })
 
 	// Nobody reads stdout yet: once the pipe is full, tuxscope blocks on
 	// its write and the ring buffer overflows.

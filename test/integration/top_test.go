@@ -82,15 +82,7 @@ func TestTopInTerminal(t *testing.T) {
 	scr := startTmux(t, fmt.Sprintf("%s top --interval 300ms --port %d %s; echo EXIT=$?; sleep 60", tuxscopeBin, port, backend))
 	scr.waitScreen("the header", func(s string) bool { return strings.Contains(s, "tuxscope top - ") })
 
-	var pids []int
-	for i := 0; i < 2; i++ {
-		c := client(t, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-send", "100", "-recv", "200")
-		c.expect("LOCAL")
-		c.expect("DONE")
-		srv.expect("ACCEPTED")
-		srv.expect("SERVED")
-		pids = append(pids, c.pid())
-	}
+	pids := exchanges(t, srv, port, 2)
 	screen := scr.waitScreen("both clients and the server", func(s string) bool {
 		r := rowFor(s, srv.pid())
 		return rowFor(s, pids[0]) != nil && rowFor(s, pids[1]) != nil && len(r) > 6 && r[6] == "2"

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -129,6 +131,20 @@ func TestGuestPlan(t *testing.T) {
 	} {
 		if !strings.Contains(plan, want) {
 			t.Errorf("plan lacks %s:\n%s", want, plan)
+		}
+	}
+}
+
+// The tests run in tools/matrix, below tools/go.mod (a module of its own):
+// findRepo must pass it by and find the product's go.mod.
+func TestFindRepo(t *testing.T) {
+	repo, err := findRepo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"cmd/tuxscope", "tools/go.mod"} {
+		if _, err := os.Stat(filepath.Join(repo, p)); err != nil {
+			t.Errorf("findRepo = %s: %v", repo, err)
 		}
 	}
 }

@@ -1,0 +1,174 @@
+// Package pipeline carries what a source (the tracer) observes to a sink:
+//
+//	source ─▶ enrich (owners of existing connections, hostnames) ─▶ filter ─▶ wall-clock time ─▶ sink
+//
+// DNS packets feed the hostname tracker on the way and, with --dns, become
+// events of their own. Everything here is plain Go: it is tested from a
+// fake source, without root.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tuxscope/tuxscope/internal/dns"
+	"github.com/tuxscope/tuxscope/internal/event"
+	"github.com/tuxscope/tuxscope/internal/filter"
+)
+
+// Sink receives events in order, from one goroutine, through its whole
+// lifecycle: Start once, then events, losses and ticks in any mix, Flush
+// whenever the pipeline has caught up with the kernel, Finish once at the
+// end of a run that was not ended by an error.
+type Sink interface {
+	// Start is called once the source is attached, before any event.
+	Start() error
+	// Event is one event; e is valid only during the call.
+	Event(e *event.Event) error
+	// Lost reports n events lost since the last report, and why.
+	Lost(n uint64, why event.LossReason, at time.Time) error
+	// Tick is called at least every Config.Tick (summaries are due).
+	Tick(now time.Time) error
+	// Flush writes out what is buffered.
+	Flush() error
+	// Finish writes what is due at the end (the last summary) and flushes.
+	Finish() error
+}
+
+// Source hands what it observes to a handler until ctx ends, then drains
+// what it still holds and returns (the tracer's Run).
+type Source interface {
+	Run(ctx context.Context, h event.Handler) error
+}
+
+// Enricher adds to an event what the kernel side could not know, before
+// it is filtered (e.g. the owner of a connection older than tuxscope).
+type Enricher interface {
+	Enrich(e *event.Event)
+}
+
+// Config says what the pipeline does between source and sink.
+type Config struct {
+	Filter    *filter.Spec // nil: every event
+	Enrichers []Enricher   // in order, before hostnames are added
+	// Names learns hostnames from DNS packets and names events' remote
+	// addresses; nil: none.
+	Names *dns.Tracker
+	// ShowDNS turns each DNS response into an event of type dns (--dns).
+	ShowDNS bool
+	// Clock turns kernel timestamps into wall-clock times.
+	Clock event.Clock
+	// Diag gets one-line notes at the end of a run (e.g. malformed DNS
+	// messages skipped); nil: none.
+	Diag io.Writer
+}
+
+// Pipeline is the event.Handler between a source and a sink.
+type Pipeline struct {
+	cfg  Config
+	sink Sink
+	dns  event.Event // the --dns event being built, reused
+}
+
+// New returns a pipeline feeding sink.
+func New(cfg Config, sink Sink) *Pipeline {
+	return &Pipeline{cfg: cfg, sink: sink}
+}
+
+// Run starts the sink, passes it the existing connections (already timed)
+// that the filter selects, then everything src observes until ctx ends
+// and src has drained, and finishes the sink.
+func (p *Pipeline) Run(ctx context.Context, src Source, existing []event.Event) error {
+	if err := p.sink.Start(); err != nil {
+		return err
+	}
+	for i := range existing {
+		if err := p.emit(&existing[i]); err != nil {
+			return err
+		}
+	}
+	if err := p.sink.Flush(); err != nil {
+		return err
+	}
+	if err := src.Run(ctx, p); err != nil {
+		p.sink.Flush() // what was written before the error still shows
+		return err
+	}
+	if n := p.malformedDNS(); n > 0 && p.cfg.Diag != nil {
+		fmt.Fprintf(p.cfg.Diag, "tuxscope: skipped %d malformed or truncated DNS messages\n", n)
+	}
+	return p.sink.Finish()
+}
+
+func (p *Pipeline) malformedDNS() uint64 {
+	if p.cfg.Names == nil {
+		return 0
+	}
+	return p.cfg.Names.Malformed
+}
+
+// emit filters e and, if it passes, hands it to the sink.
+func (p *Pipeline) emit(e *event.Event) error {
+	if p.cfg.Filter != nil && !p.cfg.Filter.Match(e) {
+		return nil
+	}
+	return p.sink.Event(e)
+}
+
+// Event enriches, names, filters and times a kernel event.
+func (p *Pipeline) Event(e *event.Event) error {
+	for _, en := range p.cfg.Enrichers {
+		en.Enrich(e)
+	}
+	if p.cfg.Names != nil {
+		p.cfg.Names.Name(e)
+	}
+	if p.cfg.Filter != nil && !p.cfg.Filter.Match(e) {
+		return nil
+	}
+	e.Time = p.cfg.Clock.Wall(e.TimestampNs)
+	return p.sink.Event(e)
+}
+
+// DNS teaches the hostname tracker and, with ShowDNS, emits each response
+// the packet completed as an event of type dns, owned by the process that
+// asked.
+func (p *Pipeline) DNS(pkt *event.DNSPacket) error {
+	if p.cfg.Names == nil {
+		return nil
+	}
+	responses, latencies := p.cfg.Names.Observe(pkt)
+	if !p.cfg.ShowDNS || !pkt.Response || len(responses) == 0 {
+		return nil
+	}
+	e := &p.dns
+	*e = event.Event{
+		Type: event.DNS, TimestampNs: pkt.TimestampNs, PID: pkt.PID, TID: pkt.TID, UID: pkt.UID,
+		Family: pkt.Family, Local: pkt.Local, Remote: pkt.Remote, Cookie: pkt.Cookie, CgroupID: pkt.CgroupID,
+	}
+	e.SetCommBytes(pkt.Comm.Bytes())
+	if p.cfg.Filter != nil && !p.cfg.Filter.Match(e) {
+		return nil
+	}
+	e.Time = p.cfg.Clock.Wall(e.TimestampNs)
+	for i := range responses {
+		e.DNSInfo, e.LatencyNs = dns.Info(&responses[i]), latencies[i]
+		if err := p.sink.Event(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Lost passes a loss notice on.
+func (p *Pipeline) Lost(n uint64, why event.LossReason, at time.Time) error {
+	return p.sink.Lost(n, why, at)
+}
+
+// Tick passes the tick on.
+func (p *Pipeline) Tick(now time.Time) error { return p.sink.Tick(now) }
+
+// CaughtUp flushes the sink: what the kernel had queued is now visible.
+func (p *Pipeline) CaughtUp() error { return p.sink.Flush() }

@@ -1,0 +1,245 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/tuxscope/tuxscope/internal/dns"
+	"github.com/tuxscope/tuxscope/internal/event"
+	"github.com/tuxscope/tuxscope/internal/filter"
+)
+
+// script is a fake source: it makes the calls a tracer would, in order.
+type script func(h event.Handler) error
+
+func (s script) Run(_ context.Context, h event.Handler) error { return s(h) }
+
+// sinkLog is a sink that logs its lifecycle.
+type sinkLog struct {
+	calls []string
+	last  event.Event
+	fail  error // returned from Event
+}
+
+func (s *sinkLog) Start() error { s.calls = append(s.calls, "start"); return nil }
+
+func (s *sinkLog) Event(e *event.Event) error {
+	c := fmt.Sprintf("%s pid=%d", e.Type, e.PID)
+	if e.Hostname != "" {
+		c += " host=" + e.Hostname + "/" + e.HostnameSource
+	}
+	if e.DNSInfo != nil {
+		c += fmt.Sprintf(" query=%s answers=%v latency=%d", e.DNSInfo.Name, e.DNSInfo.Answers, e.LatencyNs)
+	}
+	s.calls = append(s.calls, c)
+	s.last = *e
+	return s.fail
+}
+
+func (s *sinkLog) Lost(n uint64, why event.LossReason, _ time.Time) error {
+	s.calls = append(s.calls, fmt.Sprintf("lost %d %s", n, why.Key()))
+	return nil
+}
+
+func (s *sinkLog) Tick(time.Time) error { s.calls = append(s.calls, "tick"); return nil }
+func (s *sinkLog) Flush() error         { s.calls = append(s.calls, "flush"); return nil }
+func (s *sinkLog) Finish() error        { s.calls = append(s.calls, "finish"); return nil }
+
+func tcp(t event.Type, pid uint32, remote string) *event.Event {
+	e := &event.Event{Type: t, PID: pid, TimestampNs: 5e9, Family: 4,
+		Local: netip.MustParseAddrPort("198.51.100.1:40000"), Remote: netip.MustParseAddrPort(remote)}
+	e.SetComm("curl")
+	return e
+}
+
+func check(t *testing.T, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("sink calls:\n got %q\nwant %q", got, want)
+	}
+}
+
+// The sink's lifecycle, in order: start, existing connections, a flush
+// before the source runs, the source's events, losses and ticks as they
+// come, a flush at each caught-up, finish at the end.
+func TestLifecycleOrder(t *testing.T) {
+	var sink sinkLog
+	existing := []event.Event{*tcp(event.Existing, 10, "198.51.100.2:22")}
+	src := script(func(h event.Handler) error {
+		for _, step := range []func() error{
+			func() error { return h.Event(tcp(event.Connect, 11, "198.51.100.2:80")) },
+			func() error { return h.Event(tcp(event.Established, 11, "198.51.100.2:80")) },
+			h.CaughtUp,
+			func() error { return h.Lost(3, event.RingBufferFull, time.Now()) },
+			func() error { return h.Tick(time.Now()) },
+			func() error { return h.Event(tcp(event.Close, 11, "198.51.100.2:80")) },
+			func() error { return h.Lost(2, event.HookSkipped, time.Now()) },
+			h.CaughtUp,
+		} {
+			if err := step(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := New(Config{}, &sink).Run(context.Background(), src, existing); err != nil {
+		t.Fatal(err)
+	}
+	check(t, sink.calls, []string{
+		"start", "existing pid=10", "flush",
+		"connect pid=11", "established pid=11", "flush",
+		"lost 3 ring_buffer_full", "tick", "close pid=11", "lost 2 hook_skipped", "flush",
+		"finish",
+	})
+}
+
+// A source error ends the run: what was written is flushed, the sink is
+// not finished (no final summary after a broken pipe), the error returns.
+func TestSourceErrorFlushesAndReturns(t *testing.T) {
+	sink := sinkLog{fail: syscall.EPIPE}
+	src := script(func(h event.Handler) error {
+		if err := h.Event(tcp(event.Connect, 1, "198.51.100.2:80")); err != nil {
+			return err
+		}
+		return errors.New("not reached")
+	})
+	err := New(Config{}, &sink).Run(context.Background(), src, nil)
+	if !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("Run = %v, want EPIPE", err)
+	}
+	check(t, sink.calls, []string{"start", "flush", "connect pid=1", "flush"})
+}
+
+// ownerOf is an enricher that fills in the owner of closes whose owner the
+// kernel did not know, as the --existing snapshot does.
+type ownerOf map[netip.AddrPort]uint32
+
+func (o ownerOf) Enrich(e *event.Event) {
+	if pid, ok := o[e.Remote]; ok && e.PID == 0 {
+		e.PID = pid
+	}
+}
+
+// Enrichers run before the filter: a close the kernel could not attribute
+// passes a --pid filter once enriched; existing connections are filtered
+// too; events are timed from the clock.
+func TestEnrichThenFilterThenTime(t *testing.T) {
+	var sink sinkLog
+	f := &filter.Spec{PIDs: []uint32{42}}
+	clock := event.Clock{}
+	existing := []event.Event{*tcp(event.Existing, 42, "198.51.100.2:22"), *tcp(event.Existing, 7, "198.51.100.3:22")}
+	src := script(func(h event.Handler) error {
+		for _, e := range []*event.Event{
+			tcp(event.Close, 0, "198.51.100.2:22"), // enriched to 42
+			tcp(event.Close, 0, "198.51.100.9:22"), // unknown: filtered out
+			tcp(event.Connect, 7, "198.51.100.2:80"),
+			tcp(event.Connect, 42, "198.51.100.2:80"),
+		} {
+			if err := h.Event(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	cfg := Config{Filter: f, Enrichers: []Enricher{ownerOf{netip.MustParseAddrPort("198.51.100.2:22"): 42}}, Clock: clock}
+	if err := New(cfg, &sink).Run(context.Background(), src, existing); err != nil {
+		t.Fatal(err)
+	}
+	check(t, sink.calls, []string{"start", "existing pid=42", "flush", "close pid=42", "connect pid=42", "finish"})
+	if want := clock.Wall(5e9); !sink.last.Time.Equal(want) {
+		t.Errorf("Time = %v, want %v (the clock's reading of the kernel timestamp)", sink.last.Time, want)
+	}
+}
+
+// dnsResponse is a DNS answer packet for name -> addr, to pid's socket.
+func dnsPacket(t *testing.T, pid uint32, response bool, ts uint64, name, addr string) *event.DNSPacket {
+	t.Helper()
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: 0x4242, Response: response, RecursionDesired: true})
+	b.EnableCompression()
+	q := dnsmessage.Question{Name: dnsmessage.MustNewName(name + "."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}
+	if err := b.StartQuestions(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Question(q); err != nil {
+		t.Fatal(err)
+	}
+	if response {
+		if err := b.StartAnswers(); err != nil {
+			t.Fatal(err)
+		}
+		a := netip.MustParseAddr(addr).As4()
+		if err := b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: a}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msg, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &event.DNSPacket{TimestampNs: ts, PID: pid, Family: 4, Response: response, Protocol: 17, Cookie: 99,
+		Local: netip.MustParseAddrPort("127.0.0.1:40001"), Remote: netip.MustParseAddrPort("127.0.0.53:53"),
+		Payload: msg, PayloadLen: uint32(len(msg))}
+	p.Comm.SetString("curl")
+	return p
+}
+
+// DNS packets teach the tracker the names later connects are given; with
+// ShowDNS each response is also an event of its own, with its latency
+// from the query.
+func TestDNSNamesAndShowDNS(t *testing.T) {
+	for _, show := range []bool{false, true} {
+		var sink sinkLog
+		var diag bytes.Buffer
+		src := script(func(h event.Handler) error {
+			if err := h.DNS(dnsPacket(t, 11, false, 1e9, "svc.example", "")); err != nil {
+				return err
+			}
+			if err := h.DNS(dnsPacket(t, 11, true, 1e9+5000, "svc.example", "198.51.100.7")); err != nil {
+				return err
+			}
+			// Not a DNS message at all: counted, said at the end.
+			bad := dnsPacket(t, 11, true, 2e9, "x.example", "198.51.100.8")
+			bad.Payload = bad.Payload[:5]
+			bad.PayloadLen = 5
+			if err := h.DNS(bad); err != nil {
+				return err
+			}
+			return h.Event(tcp(event.Connect, 11, "198.51.100.7:443"))
+		})
+		cfg := Config{Names: dns.NewTracker(), ShowDNS: show, Diag: &diag}
+		if err := New(cfg, &sink).Run(context.Background(), src, nil); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"start", "flush"}
+		if show {
+			want = append(want, "dns pid=11 query=svc.example answers=[198.51.100.7] latency=5000")
+		}
+		want = append(want, "connect pid=11 host=svc.example/process", "finish")
+		check(t, sink.calls, want)
+		if want := "tuxscope: skipped 1 malformed or truncated DNS messages\n"; diag.String() != want {
+			t.Errorf("diag %q, want %q", diag.String(), want)
+		}
+	}
+}
+
+// Filters apply to DNS events as to any other (here --pid).
+func TestDNSEventsFiltered(t *testing.T) {
+	var sink sinkLog
+	src := script(func(h event.Handler) error {
+		return h.DNS(dnsPacket(t, 11, true, 1e9, "svc.example", "198.51.100.7"))
+	})
+	cfg := Config{Names: dns.NewTracker(), ShowDNS: true, Filter: &filter.Spec{PIDs: []uint32{12}}}
+	if err := New(cfg, &sink).Run(context.Background(), src, nil); err != nil {
+		t.Fatal(err)
+	}
+	check(t, sink.calls, []string{"start", "flush", "finish"})
+}

@@ -1,0 +1,131 @@
+// Package schema declares tuxscope's JSON output, in one place: every key
+// of every line `tuxscope net --format json` writes (events and lost
+// records) and of its summaries (`--summary --format json`). The writers
+// are held to it (internal/output's tests decode every line they write
+// with unknown keys refused; internal/summary marshals these very types),
+// and the integration tests and the benchmark read tuxscope's output
+// with it. The README's key table documents the same keys.
+//
+// The event writer does not use these types on its hot path: it appends
+// the same keys itself, without reflection or allocation.
+package schema
+
+import "fmt"
+
+// Event is one line of `tuxscope net --format json`: an event, or a lost
+// record. Keys that only some event types carry are pointers or empty
+// when absent.
+type Event struct {
+	Time        string `json:"time"`         // wall-clock time, RFC 3339 with nanoseconds
+	TimestampNs uint64 `json:"timestamp_ns"` // kernel CLOCK_MONOTONIC; not on lost records
+	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, existing, dns, lost
+	PID         int    `json:"pid"`          // process (tgid) that connected or accepted; 0 if unknown
+	TID         int    `json:"tid"`          // its thread
+	UID         int    `json:"uid"`
+	Comm        string `json:"comm"`   // its name (escaped: any bytes are valid JSON)
+	Family      int    `json:"family"` // 4 or 6
+	Saddr       string `json:"saddr"`  // SRC: local end of an outbound connection, remote client of an inbound one
+	Sport       int    `json:"sport"`
+	Daddr       string `json:"daddr"` // DST: remote end of an outbound connection, local listener of an inbound one
+	Dport       int    `json:"dport"`
+	Direction   string `json:"direction"` // outbound (connected from here) or inbound (accepted here)
+
+	Hostname       string   `json:"hostname,omitempty"`        // outbound events: the name that resolved to daddr
+	HostnameSource string   `json:"hostname_source,omitempty"` // process, cgroup or host: whose lookup it was
+	HostnameAlso   []string `json:"hostname_also,omitempty"`   // other names live for that address
+
+	State string `json:"state,omitempty"` // existing: the TCP state, e.g. ESTABLISHED
+
+	LatencyNs     *uint64 `json:"latency_ns,omitempty"`     // established, failed: since the SYN; dns: since the query
+	DurationNs    *uint64 `json:"duration_ns,omitempty"`    // close: since established, absent when unknown
+	BytesSent     *uint64 `json:"bytes_sent,omitempty"`     // close: data bytes sent
+	BytesReceived *uint64 `json:"bytes_received,omitempty"` // close: data bytes received
+	ClosedBy      string  `json:"closed_by,omitempty"`      // close: local or remote, who closed (or reset) first
+	// Reason is why a connect failed or a connection was reset (refused,
+	// timed out, ...); on a lost record, why events were lost
+	// (ring_buffer_full, hook_skipped).
+	Reason string `json:"reason,omitempty"`
+	Error  string `json:"error,omitempty"` // the errno's name, e.g. ECONNREFUSED
+
+	Query   string   `json:"query,omitempty"` // dns: the question
+	QType   string   `json:"qtype,omitempty"` // dns: A, AAAA, ...
+	RCode   string   `json:"rcode,omitempty"` // dns: NOERROR, NXDOMAIN, ...
+	Answers []string `json:"answers,omitempty"`
+	CNAMEs  []string `json:"cnames,omitempty"` // dns: the alias chain, in order
+	TTL     *uint32  `json:"ttl,omitempty"`    // dns: the smallest TTL of the answers
+
+	Count uint64 `json:"count,omitempty"` // lost: how many events
+}
+
+// String is a one-line description, for test failures and tools.
+func (e Event) String() string {
+	if e.EventType == "lost" {
+		return fmt.Sprintf("lost %d (%s)", e.Count, e.Reason)
+	}
+	s := fmt.Sprintf("%s pid=%d comm=%q %s:%d -> %s:%d (family %d, %s)", e.EventType, e.PID, e.Comm, e.Saddr, e.Sport, e.Daddr, e.Dport, e.Family, e.Direction)
+	for _, f := range []struct {
+		name string
+		v    *uint64
+	}{{"latency_ns", e.LatencyNs}, {"duration_ns", e.DurationNs}, {"bytes_sent", e.BytesSent}, {"bytes_received", e.BytesReceived}} {
+		if f.v != nil {
+			s += fmt.Sprintf(" %s=%d", f.name, *f.v)
+		}
+	}
+	if e.ClosedBy != "" || e.Reason != "" || e.Error != "" {
+		s += fmt.Sprintf(" closed_by=%q reason=%q error=%q", e.ClosedBy, e.Reason, e.Error)
+	}
+	if e.Hostname != "" {
+		s += fmt.Sprintf(" hostname=%q (%s)", e.Hostname, e.HostnameSource)
+	}
+	return s
+}
+
+// Summary is one line of `tuxscope net --summary --format json`
+// ("event_type":"summary"): a period's connections per process and peer.
+type Summary struct {
+	Time       string    `json:"time"`        // end of the period
+	EventType  string    `json:"event_type"`  // summary
+	Start      string    `json:"start"`       // start of the period
+	DurationNs int64     `json:"duration_ns"` // its length
+	SortedBy   string    `json:"sorted_by"`   // connections, bytes or failures
+	Lost       uint64    `json:"lost"`        // events lost in the period
+	Processes  []Process `json:"processes"`
+}
+
+// Process is a summary's row for one process, with its peers.
+type Process struct {
+	PID           uint32 `json:"pid"`
+	Comm          string `json:"comm"`
+	Connects      uint64 `json:"connects"`
+	Accepts       uint64 `json:"accepts"`
+	Failures      uint64 `json:"failures"`
+	BytesSent     uint64 `json:"bytes_sent"`
+	BytesReceived uint64 `json:"bytes_received"`
+	Peers         []Peer `json:"peers"`
+}
+
+// Peer is one process's traffic with one peer address and port, one way.
+type Peer struct {
+	Direction     string            `json:"direction"` // outbound or inbound
+	Peer          string            `json:"peer"`      // the remote address
+	Hostname      string            `json:"hostname,omitempty"`
+	Port          uint16            `json:"port"` // the remote port (outbound) or the local listener's (inbound)
+	Connects      uint64            `json:"connects"`
+	Accepts       uint64            `json:"accepts"`
+	Established   uint64            `json:"established"`
+	Failures      uint64            `json:"failures"`
+	Errors        map[string]uint64 `json:"errors,omitempty"` // failures by reason
+	Closes        uint64            `json:"closes"`
+	BytesSent     uint64            `json:"bytes_sent"`
+	BytesReceived uint64            `json:"bytes_received"`
+	LatencyNs     *Percentiles      `json:"latency_ns,omitempty"`  // handshake latency
+	DurationNs    *Percentiles      `json:"duration_ns,omitempty"` // connection duration
+}
+
+// Percentiles of a distribution, in ns; absent when there were no samples.
+type Percentiles struct {
+	P50 int64 `json:"p50"`
+	P90 int64 `json:"p90"`
+	P99 int64 `json:"p99"`
+	Max int64 `json:"max"`
+}
