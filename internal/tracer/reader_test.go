@@ -201,7 +201,7 @@ func (r *recorder) waitFor(t *testing.T, s string, within time.Duration) time.Ti
 // connectRecord is a connect record of process pid.
 func connectRecord(pid uint32) []byte {
 	rec := v4Connect()
-	rec.Pid = pid
+	rec.Hdr.Owner.Pid = pid
 	return recordBytes(&rec)
 }
 
