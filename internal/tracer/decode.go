@@ -82,11 +82,11 @@ const (
 // ErrShortRecord means a record smaller than struct event.
 var ErrShortRecord = errors.New("short record")
 
-// DecodeRecord fills ev (a TCP event) or pkt (a DNS packet) from one
+// decodeRecord fills ev (a TCP event) or pkt (a DNS packet) from one
 // ring-buffer record and says which: the header's type, which both records
 // start with, tells. The record comes from the kernel but is still
 // checked: short records, unknown types and unknown families are errors.
-func DecodeRecord(b []byte, ev *event.Event, pkt *event.DNSPacket) (isDNS bool, err error) {
+func decodeRecord(b []byte, ev *event.Event, pkt *event.DNSPacket) (isDNS bool, err error) {
 	if len(b) > int(offType) && event.Type(b[offType]) == event.DNS {
 		return true, decodeDNS(b, pkt)
 	}

@@ -596,9 +596,9 @@ func TestDecodeDNS(t *testing.T) {
 		e event.Event
 		p event.DNSPacket
 	)
-	isDNS, err := DecodeRecord(b, &e, &p)
+	isDNS, err := decodeRecord(b, &e, &p)
 	if err != nil || !isDNS {
-		t.Fatalf("DecodeRecord = %v, %v; want a DNS packet", isDNS, err)
+		t.Fatalf("decodeRecord = %v, %v; want a DNS packet", isDNS, err)
 	}
 	if p.TimestampNs != 555666777 || p.PID != 3131 || p.TID != 3132 || p.UID != 1000 || string(p.Comm.Bytes()) != "resolvectl" ||
 		p.CgroupID != 0x4142434445464748 {
@@ -612,7 +612,7 @@ func TestDecodeDNS(t *testing.T) {
 		t.Errorf("DNS fields: %+v", p)
 	}
 	// The record as the kernel hands it may stop after the payload.
-	if _, err := DecodeRecord(b[:dnsHeaderSize+12], &e, &p); err != nil || len(p.Payload) != 12 {
+	if _, err := decodeRecord(b[:dnsHeaderSize+12], &e, &p); err != nil || len(p.Payload) != 12 {
 		t.Errorf("trimmed record: %v, payload %d bytes", err, len(p.Payload))
 	}
 
@@ -624,26 +624,26 @@ func TestDecodeDNS(t *testing.T) {
 		{"short", b[:dnsHeaderSize-1], "short record: 107 bytes, want at least 108 for a DNS record"},
 		{"payload past the end", b[:dnsHeaderSize+11], "DNS record claims 12 payload bytes, has 11"},
 	} {
-		if _, err := DecodeRecord(tt.b, &e, &p); err == nil || err.Error() != tt.want {
+		if _, err := decodeRecord(tt.b, &e, &p); err == nil || err.Error() != tt.want {
 			t.Errorf("%s: err = %v, want %q", tt.name, err, tt.want)
 		}
 	}
 	rec.Hdr.Tuple.Family = 1
-	if _, err := DecodeRecord(recordBytes(&rec), &e, &p); err == nil || err.Error() != "unknown address family 1" {
+	if _, err := decodeRecord(recordBytes(&rec), &e, &p); err == nil || err.Error() != "unknown address family 1" {
 		t.Errorf("family 1: err = %v", err)
 	}
 
 	allocs := testing.AllocsPerRun(1000, func() {
-		if _, err := DecodeRecord(b, &e, &p); err != nil {
+		if _, err := decodeRecord(b, &e, &p); err != nil {
 			panic(err)
 		}
 	})
 	if allocs != 0 {
-		t.Errorf("DecodeRecord (DNS): %v allocs per run, want 0", allocs)
+		t.Errorf("decodeRecord (DNS): %v allocs per run, want 0", allocs)
 	}
 }
 
-// FuzzDecode checks DecodeRecord never panics and, when it accepts a
+// FuzzDecode checks decodeRecord never panics and, when it accepts a
 // record, agrees field by field with the bpf2go struct of its kind laid
 // over the same bytes.
 func FuzzDecode(f *testing.F) {
@@ -663,7 +663,7 @@ func FuzzDecode(f *testing.F) {
 			e event.Event
 			p event.DNSPacket
 		)
-		isDNS, err := DecodeRecord(b, &e, &p)
+		isDNS, err := decodeRecord(b, &e, &p)
 		if isDNS {
 			checkFuzzedDNS(t, b, &p, err)
 			return
@@ -702,7 +702,7 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// checkFuzzedDNS checks a record DecodeRecord took for a DNS one against
+// checkFuzzedDNS checks a record decodeRecord took for a DNS one against
 // struct dns_event laid over the same bytes.
 func checkFuzzedDNS(t *testing.T, b []byte, p *event.DNSPacket, err error) {
 	t.Helper()

@@ -166,7 +166,7 @@ func (r *reader) Run(ctx context.Context, h event.Handler) error {
 				continue
 			}
 		}
-		isDNS, err := DecodeRecord(rec.RawSample, &ev, &pkt)
+		isDNS, err := decodeRecord(rec.RawSample, &ev, &pkt)
 		if err != nil {
 			r.malformed++
 			continue
