@@ -28,8 +28,10 @@ type row struct {
 
 	Fetch, Initramfs, Boot, Total time.Duration
 
-	image  *kernelImage
-	doctor []byte // tuxscope doctor --format json, when it exited 0
+	spec     *kernelSpec // nil for the host
+	image    *kernelImage
+	userland *userland // a foreign architecture's busybox and ip
+	doctor   []byte    // tuxscope doctor --format json, when it exited 0
 	// AutoWrong says how --backend auto's choice differs from what this
 	// kernel should give (expectations); it fails the row.
 	AutoWrong string
