@@ -26,6 +26,12 @@ type kernelSpec struct {
 	Arch       string      // Debian architecture (archs in arch.go)
 	Series     string      // the resolved package's version must start with this ("" = any)
 	Candidates []candidate // tried in order; the first that resolves is used
+	// Optional kernels run only when -kernels names them.
+	Optional bool
+	// NoFentry says why the kernel cannot attach fentry/fexit programs
+	// to kernel functions: the matrix then expects the fentry backend to
+	// be unsupported and auto to pick kprobe (expectations).
+	NoFentry string
 }
 
 // candidate is a set of suites and the (meta)packages to look for in them,
@@ -70,6 +76,14 @@ var kernels = []kernelSpec{
 		{[]suite{bookworm, bookwormSecurity}, []string{"linux-image-6.12-cloud-arm64", "linux-image-6.12-arm64"}},
 		{[]suite{trixie, trixieSecurity}, []string{"linux-image-cloud-arm64", "linux-image-arm64"}},
 	}},
+	// arm64 has ftrace direct calls, which BPF trampolines on kernel
+	// functions need, since 6.4: on 6.1 attaching fexit fails with
+	// ENOTSUPP ("create raw tracepoint: not supported").
+	{Name: "6.1-arm64", Arch: "arm64", Series: "6.1.", Optional: true,
+		NoFentry: "no ftrace direct calls on arm64 before 6.4 (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS)",
+		Candidates: []candidate{
+			{[]suite{bookworm, bookwormSecurity}, []string{"linux-image-cloud-arm64", "linux-image-arm64"}},
+		}},
 }
 
 func findKernel(name string) *kernelSpec {

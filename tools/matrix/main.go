@@ -139,11 +139,14 @@ func run() (int, error) {
 	if cacheDefault == "" {
 		cacheDefault = "/var/cache/tuxscope-matrix"
 	}
-	var names []string
+	var names, defaults []string
 	for _, k := range kernels {
 		names = append(names, k.Name)
+		if !k.Optional {
+			defaults = append(defaults, k.Name)
+		}
 	}
-	flag.StringVar(&kernelsFlag, "kernels", "host,"+strings.Join(names, ","), "comma-separated kernels to run: host and/or "+strings.Join(names, ", "))
+	flag.StringVar(&kernelsFlag, "kernels", "host,"+strings.Join(defaults, ","), "comma-separated kernels to run: host and/or "+strings.Join(names, ", "))
 	flag.StringVar(&backendsFlag, "backends", strings.Join(defaultBackends, ","), "comma-separated backends ("+strings.Join(knownBackends, ", ")+"), or all")
 	flag.StringVar(&cfg.run, "run", "core", "tests to run: core (the connect/accept core), all (the whole suite), or a regexp for -test.run")
 	flag.StringVar(&cfg.cache, "cache", cacheDefault, "cache directory (env TUXSCOPE_MATRIX_CACHE)")

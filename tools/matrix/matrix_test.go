@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -351,5 +352,44 @@ func TestNeededFiles(t *testing.T) {
 	}
 	if _, err := neededFiles("/", ip, a.libDirs(), other); err == nil {
 		t.Error("the wrong machine went unnoticed")
+	}
+}
+
+// A kernel without fentry must have auto pick kprobe, and its fentry
+// cell turns unsupported; on the others fentry must work.
+func TestExpectations(t *testing.T) {
+	doc := func(fentry bool, auto string) []byte {
+		reason := `"ok":true`
+		if !fentry {
+			reason = `"ok":false,"reason":"fexit: not supported by this kernel: create raw tracepoint: not supported"`
+		}
+		return []byte(`{"backends":[{"backend":"fentry","points":[{"point":"connect",` + reason + `}]},
+		 {"backend":"kprobe","points":[{"point":"connect","ok":true}]}],
+		 "auto":[{"point":"connect","backend":"` + auto + `"}]}`)
+	}
+	old := &kernelSpec{Name: "6.1-arm64", Arch: "arm64", NoFentry: "no direct calls"}
+	newer := &kernelSpec{Name: "6.12-arm64", Arch: "arm64"}
+	failing := func() map[string]*cell {
+		return map[string]*cell{"fentry": {State: stateFail, Text: "FAIL (TestA)"}, "kprobe": {State: statePass, Text: "pass (1/1)"}}
+	}
+	for _, tc := range []struct {
+		spec   *kernelSpec
+		doc    []byte
+		failed bool
+		fentry string
+	}{
+		{old, doc(false, "kprobe"), false, stateUnsupported},
+		{old, doc(true, "fentry"), true, stateFail}, // fentry works after all: the data is out of date
+		{newer, doc(false, "kprobe"), true, stateFail},
+		{newer, doc(true, "fentry"), true, stateFail}, // a failed test stays a failure
+	} {
+		r := &row{Kernel: tc.spec.Name, spec: tc.spec, doctor: tc.doc, Cells: failing()}
+		r.applyDoctor()
+		if r.failed() != tc.failed || r.Cells["fentry"].State != tc.fentry {
+			t.Errorf("%s, doctor %s: failed %v, fentry %s; want %v, %s (notes %q)", tc.spec.Name, tc.doc, r.failed(), r.Cells["fentry"].State, tc.failed, tc.fentry, r.Notes)
+		}
+	}
+	if auto, supported := expectations(nil); auto != "tracepoint" || slices.Contains(supported, "fentry") {
+		t.Errorf("host: %s %q", auto, supported)
 	}
 }
