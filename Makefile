@@ -8,6 +8,15 @@ FUZZTIME ?= 10s
 # clang-16 is pinned: the committed BPF objects are its output.
 TEST_PACKAGES := clang-16 llvm-16 libbpf-dev iproute2 curl python3 tmux dnsmasq-base dnsutils
 
+# tools/ (the kernel matrix) and bench/ are Go modules of their own, so
+# that the product's go.mod carries none of their dependencies: `go test
+# ./...` and `go vet ./...` at the root do not descend into them, hence the
+# `go -C tools` and `go -C bench` lines below. TOOL_BIN is where `make
+# matrix` and `make bench-compare` build their runners, which then run from
+# the repository root (relative paths in MATRIX_FLAGS and BENCH_FLAGS are
+# relative to it, as before).
+TOOL_BIN := $(CURDIR)/bin
+
 .PHONY: build run test unit integration fuzz generate check-generated test-deps lint bench
 
 build:
@@ -22,6 +31,8 @@ run: build
 # fuzzing, and the kernel matrix under qemu.
 test: test-deps check-generated lint
 	$(GO) test -count=1 ./...
+	$(GO) -C tools test -count=1 ./...
+	$(GO) -C bench test -count=1 ./...
 	$(MAKE) fuzz
 	$(MAKE) matrix
 
@@ -54,6 +65,8 @@ check-generated: generate
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	$(GO) -C tools vet ./...
+	$(GO) -C bench vet ./...
 
 test-deps:
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -69,14 +82,17 @@ test-deps:
 MATRIX_FLAGS ?=
 .PHONY: matrix
 matrix:
-	$(GO) run ./tools/matrix $(MATRIX_FLAGS)
+	$(GO) -C tools build -o $(TOOL_BIN)/matrix ./matrix
+	$(TOOL_BIN)/matrix $(MATRIX_FLAGS)
 
 # Benchmarks against the peers (libbpf-tools tcplife/tcpstates, bpftrace),
 # interleaved over rounds: throughput, events and lost, CPU, RSS, start-up
 # (root; loopback traffic only; installs libbpf-tools and bpftrace if
 # missing). Writes docs/benchmarks.md and docs/benchmarks.png. E.g.
-# BENCH_FLAGS="-rounds 5 -duration 8s -fixed-rate 3000".
+# BENCH_FLAGS="-rounds 5 -duration 8s -fixed-rate 3000"; BENCH_FLAGS="-before
+# REV" also runs tuxscope built at git revision REV, beside this tree's.
 BENCH_FLAGS ?=
 .PHONY: bench-compare
 bench-compare:
-	BENCH_VIA_MAKE=1 $(GO) run ./bench/run $(BENCH_FLAGS)
+	$(GO) -C bench build -o $(TOOL_BIN)/bench-run ./run
+	BENCH_VIA_MAKE=1 $(TOOL_BIN)/bench-run $(BENCH_FLAGS)

@@ -393,3 +393,17 @@ func TestExpectations(t *testing.T) {
 		t.Errorf("host: %s %q", auto, supported)
 	}
 }
+
+// The tests run in tools/matrix, below tools/go.mod (a module of its own):
+// findRepo must pass it by and find the product's go.mod.
+func TestFindRepo(t *testing.T) {
+	repo, err := findRepo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"cmd/tuxscope", "tools/go.mod"} {
+		if _, err := os.Stat(filepath.Join(repo, p)); err != nil {
+			t.Errorf("findRepo = %s: %v", repo, err)
+		}
+	}
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/tuxscope/tuxscope/bench/internal/load"
+)
+
+// peerLost sums "lost N events" (libbpf-tools: "lost N events on CPU #M";
+// bpftrace: "Lost N events") on stderr.
+func peerLost(stderr string) (int64, bool) {
+	var n int64
+	found := false
+	for _, line := range strings.Split(stderr, "\n") {
+		f := strings.Fields(strings.ToLower(line))
+		for i := 0; i+2 < len(f); i++ {
+			if f[i] == "lost" && f[i+2] == "events" {
+				if v, err := strconv.ParseInt(f[i+1], 10, 64); err == nil {
+					n += v
+					found = true
+				}
+			}
+		}
+	}
+	return n, found
+}
+
+// countTuxscopeTable reads lost events from table mode's stderr lines.
+func countTuxscopeTable(res *result, _, stderr string, _ load.Result) {
+	res.Lost = 0
+	for _, line := range strings.Split(stderr, "\n") {
+		var n int64
+		if _, err := fmt.Sscanf(line, "tuxscope: lost %d events", &n); err == nil {
+			res.Lost += n
+		}
+	}
+}
+
+// wantPID is the process that made one end of the loadgen's connections:
+// the client's for outbound events, the server's for inbound ones (the same
+// process unless the cell splits the loadgen in two).
+func wantPID(lr load.Result, inbound bool) int {
+	if inbound && lr.ServerPID != 0 {
+		return lr.ServerPID
+	}
+	return lr.PID
+}
+
+// countTuxscopeJSON counts the events of a --format json file by type,
+// the in-band lost records, and events attributed to another process than
+// the one that made that end.
+func countTuxscopeJSON(res *result, stdout, _ string, lr load.Result) {
+	f, err := os.Open(stdout)
+	if err != nil {
+		res.Err = err.Error()
+		return
+	}
+	defer f.Close()
+	res.Events, res.Lost, res.Unattributed = 0, 0, 0
+	res.ByType = map[string]int64{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var ev struct {
+		Type      string `json:"event_type"`
+		PID       int    `json:"pid"`
+		Count     int64  `json:"count"`
+		Direction string `json:"direction"`
+	}
+	for sc.Scan() {
+		ev.Type, ev.PID, ev.Count, ev.Direction = "", 0, 0, ""
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			res.ByType["(malformed)"]++
+			continue
+		}
+		if ev.Type == "lost" {
+			res.Lost += ev.Count
+			continue
+		}
+		res.Events++
+		res.ByType[ev.Type]++
+		if ev.PID != wantPID(lr, ev.Direction == "inbound") {
+			res.Unattributed++
+			res.ByType[ev.Type+" (other pid)"]++
+		}
+	}
+}
+
+// countTuxscopeSummary reads the one JSON summary: its counts, its lost.
+func countTuxscopeSummary(res *result, stdout, _ string, lr load.Result) {
+	b, err := os.ReadFile(stdout)
+	if err != nil {
+		res.Err = err.Error()
+		return
+	}
+	var s struct {
+		Lost      int64 `json:"lost"`
+		Processes []struct {
+			PID   int `json:"pid"`
+			Peers []struct {
+				Direction                                        string
+				Connects, Accepts, Established, Failures, Closes int64
+			} `json:"peers"`
+		} `json:"processes"`
+	}
+	res.Events, res.Lost, res.Unattributed = 0, 0, 0
+	res.ByType = map[string]int64{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line == "" {
+			continue
+		}
+		if err := json.Unmarshal([]byte(line), &s); err != nil {
+			res.Err = fmt.Sprintf("summary: %v", err)
+			return
+		}
+		res.Lost += s.Lost
+		for _, p := range s.Processes {
+			for _, peer := range p.Peers {
+				n := peer.Connects + peer.Accepts + peer.Established + peer.Failures + peer.Closes
+				res.Events += n
+				res.ByType["connect"] += peer.Connects
+				res.ByType["accept"] += peer.Accepts
+				res.ByType["established"] += peer.Established
+				res.ByType["failed"] += peer.Failures
+				res.ByType["close"] += peer.Closes
+				if p.PID != wantPID(lr, peer.Direction == "in" || peer.Direction == "inbound") {
+					res.Unattributed += n
+				}
+			}
+		}
+	}
+}
+
+// countHeaderLines counts a libbpf tool's output lines after its header,
+// and (with -D PORT: every line is the client end's) lines whose PID is not
+// the client's. tcplife prints the PID first, tcpstates second.
+func countHeaderLines(res *result, stdout, _ string, lr load.Result) {
+	b, err := os.ReadFile(stdout)
+	if err != nil {
+		res.Err = err.Error()
+		return
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	res.Events, res.Unattributed = 0, 0
+	pidField := 0
+	for i, l := range lines {
+		if i == 0 && (strings.HasPrefix(l, "PID") || strings.HasPrefix(l, "SKADDR")) {
+			if strings.HasPrefix(l, "SKADDR") {
+				pidField = 1
+			}
+			continue
+		}
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		res.Events++
+		if len(f) > pidField {
+			if pid, _ := strconv.Atoi(f[pidField]); pid != wantPID(lr, false) {
+				res.Unattributed++
+			}
+		}
+	}
+}
+
+// countBpftraceMap reads "@closes: N" from bpftrace's exit output.
+func countBpftraceMap(res *result, stdout, _ string, _ load.Result) {
+	b, err := os.ReadFile(stdout)
+	if err != nil {
+		res.Err = err.Error()
+		return
+	}
+	res.Events = 0
+	for _, line := range strings.Split(string(b), "\n") {
+		var n int64
+		if _, err := fmt.Sscanf(line, "@closes: %d", &n); err == nil {
+			res.Events = n
+		}
+	}
+}
+
+// countBpftracePrint counts bpftrace's "close PID COMM SPORT DPORT" lines;
+// a close whose local port is the server's is the server end's.
+func countBpftracePrint(res *result, stdout, _ string, lr load.Result) {
+	f, err := os.Open(stdout)
+	if err != nil {
+		res.Err = err.Error()
+		return
+	}
+	defer f.Close()
+	res.Events, res.Unattributed = 0, 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fl := strings.Fields(sc.Text())
+		if len(fl) == 5 && fl[0] == "close" {
+			res.Events++
+			pid, _ := strconv.Atoi(fl[1])
+			if pid != wantPID(lr, fl[3] == strconv.Itoa(lr.Port)) {
+				res.Unattributed++
+			}
+		}
+	}
+}
