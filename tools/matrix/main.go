@@ -9,8 +9,10 @@
 // CACHE/out/latest pointing at the newest).
 //
 // What to try is data, in this file: the backends (defaultBackends), the
-// kernels (kernels.go), the commands run on each kernel (guestProbes,
-// testEnv, testArgs) and the default test subset (coreTests).
+// kernels and their architectures (kernels.go; how each architecture boots
+// and where a foreign one's busybox and ip come from: arch.go), the
+// commands run on each kernel (guestProbes, testEnv, testArgs) and the
+// default test subset (coreTests).
 package main
 
 import (
