@@ -86,7 +86,7 @@ test-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# Boot Debian kernels (5.10, 6.1, 6.12, newest sid) under qemu and run the
+# Boot Debian kernels (5.10, 6.1, 6.12, newest sid; 6.12 arm64) under qemu and run the
 # integration tests inside each, once per backend, plus the host; prints the
 # kernel × backend matrix (root; tools/matrix; caches in
 # /var/cache/tuxscope-matrix). E.g. MATRIX_FLAGS="-backends all -run all".

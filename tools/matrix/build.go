@@ -12,9 +12,9 @@ import (
 )
 
 // hostTools are the commands the guests need on the host and the Debian
-// packages that provide them. busybox must be the static build.
+// packages that provide them (and each guest architecture's qemu, from
+// archs). busybox must be the static build.
 var hostTools = []struct{ cmd, pkg string }{
-	{"qemu-system-x86_64", "qemu-system-x86"},
 	{"busybox", "busybox-static"},
 	{"xz", "xz-utils"},
 	{"zstd", "zstd"},
@@ -22,10 +22,16 @@ var hostTools = []struct{ cmd, pkg string }{
 	{"apt-get", "apt"},
 }
 
-// ensureHostTools installs (apt-get) what is missing.
-func ensureHostTools(cfg *config) error {
+// ensureHostTools installs (apt-get) what is missing for guests of the
+// architectures guestArchs.
+func ensureHostTools(cfg *config, guestArchs []string) error {
 	var missing []string
-	for _, t := range hostTools {
+	tools := hostTools
+	for _, name := range guestArchs {
+		a := findArch(name)
+		tools = append(tools, struct{ cmd, pkg string }{a.Qemu, a.QemuPackage})
+	}
+	for _, t := range tools {
 		p, err := exec.LookPath(t.cmd)
 		if err == nil && t.cmd == "busybox" && !isStatic(p) {
 			err = fmt.Errorf("%s is not statically linked", p)
@@ -70,37 +76,59 @@ func isStatic(path string) bool {
 	return true
 }
 
-// binaries are the statically linked programs shipped into every guest.
+// binaries are the statically linked programs shipped into every guest of
+// one architecture (the host's also run the host's tests).
 type binaries struct {
-	Tuxscope string // CGO_ENABLED=0 go build ./cmd/tuxscope
-	IT       string // CGO_ENABLED=0 go test -c ./test/integration
+	Tuxscope string // CGO_ENABLED=0 GOARCH=ARCH go build ./cmd/tuxscope
+	IT       string // CGO_ENABLED=0 GOARCH=ARCH go test -c ./test/integration
 	Build    time.Duration
 }
 
-func buildBinaries(ctx context.Context, cfg *config) (*binaries, error) {
-	dir := filepath.Join(cfg.cache, "work", "bin")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	b := &binaries{Tuxscope: filepath.Join(dir, "tuxscope"), IT: filepath.Join(dir, "it.test")}
-	t0 := time.Now()
-	for _, args := range [][]string{
-		{"build", "-o", b.Tuxscope, "./cmd/tuxscope"},
-		{"test", "-c", "-o", b.IT, "./test/integration"},
-	} {
-		c := exec.CommandContext(ctx, cfg.goBin, args...)
-		c.Dir = cfg.repo
-		c.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := c.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+// buildBinaries builds the binaries for each of goarchs into
+// CACHE/work/bin/GOARCH.
+func buildBinaries(ctx context.Context, cfg *config, goarchs []string) (map[string]*binaries, error) {
+	all := map[string]*binaries{}
+	for _, goarch := range goarchs {
+		dir := filepath.Join(cfg.cache, "work", "bin", goarch)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
 		}
-	}
-	for _, p := range []string{b.Tuxscope, b.IT} {
-		if !isStatic(p) {
-			return nil, fmt.Errorf("%s is not statically linked", p)
+		b := &binaries{Tuxscope: filepath.Join(dir, "tuxscope"), IT: filepath.Join(dir, "it.test")}
+		t0 := time.Now()
+		for _, args := range [][]string{
+			{"build", "-o", b.Tuxscope, "./cmd/tuxscope"},
+			{"test", "-c", "-o", b.IT, "./test/integration"},
+		} {
+			c := exec.CommandContext(ctx, cfg.goBin, args...)
+			c.Dir = cfg.repo
+			c.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+goarch)
+			if out, err := c.CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("GOARCH=%s go %s: %v\n%s", goarch, strings.Join(args, " "), err, out)
+			}
 		}
+		machine := findArch(goarch).Machine
+		for _, p := range []string{b.Tuxscope, b.IT} {
+			if !isStatic(p) {
+				return nil, fmt.Errorf("%s is not statically linked", p)
+			}
+			if m := elfMachine(p); m != machine {
+				return nil, fmt.Errorf("%s is for %s, not %s", p, m, machine)
+			}
+		}
+		b.Build = time.Since(t0)
+		all[goarch] = b
+		logf("built tuxscope and it.test (CGO_ENABLED=0 GOARCH=%s) in %s", goarch, round(b.Build))
 	}
-	b.Build = time.Since(t0)
-	logf("built tuxscope and it.test (CGO_ENABLED=0) in %s", round(b.Build))
-	return b, nil
+	return all, nil
+}
+
+// elfMachine is the machine of the ELF file at path (EM_NONE if it is not
+// one).
+func elfMachine(path string) elf.Machine {
+	f, err := elf.Open(path)
+	if err != nil {
+		return elf.EM_NONE
+	}
+	defer f.Close()
+	return f.Machine
 }

@@ -65,6 +65,7 @@ func guestPlan(cfg *config, testTimeout time.Duration) string {
 // runGuest builds the kernel's initramfs, boots it and fills in the row.
 func runGuest(ctx context.Context, cfg *config, bins *binaries, r *row) {
 	img := r.image
+	a := findArch(r.spec.Arch)
 	work := filepath.Join(cfg.cache, "work")
 	os.MkdirAll(work, 0o755)
 	initrd := filepath.Join(work, r.Kernel+".initrd.gz")
@@ -77,7 +78,7 @@ func runGuest(ctx context.Context, cfg *config, bins *binaries, r *row) {
 		testTimeout = time.Minute
 	}
 	t0 := time.Now()
-	notes, err := buildInitramfs(cfg, bins, img, guestPlan(cfg, testTimeout), initrd)
+	notes, err := buildInitramfs(cfg, a, r.userland, bins, img, guestPlan(cfg, testTimeout), initrd)
 	r.Initramfs = time.Since(t0)
 	r.Notes = append(r.Notes, notes...)
 	if err != nil {
@@ -87,7 +88,7 @@ func runGuest(ctx context.Context, cfg *config, bins *binaries, r *row) {
 	r.Log = filepath.Join(cfg.out, r.Kernel+".serial.log")
 	logf("%s: booting %s", r.Kernel, img.Release)
 
-	g, err := bootGuest(ctx, cfg, img, initrd, r.Log, r.Kernel)
+	g, err := bootGuest(ctx, cfg, a, img, initrd, r.Log, r.Kernel)
 	if err != nil {
 		r.failAll(cfg, err.Error())
 		return
@@ -204,7 +205,7 @@ func (s *section) lastRun() string {
 
 // bootGuest runs qemu and reads its console until it powers off or the
 // timeout expires.
-func bootGuest(ctx context.Context, cfg *config, img *kernelImage, initrd, logPath, name string) (*guestRun, error) {
+func bootGuest(ctx context.Context, cfg *config, a *arch, img *kernelImage, initrd, logPath, name string) (*guestRun, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -212,15 +213,9 @@ func bootGuest(ctx context.Context, cfg *config, img *kernelImage, initrd, logPa
 	defer logFile.Close()
 	qctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
-	args := []string{
-		"-accel", cfg.accel, "-cpu", "max",
-		"-m", strconv.Itoa(cfg.memory), "-smp", strconv.Itoa(cfg.cpus),
-		"-nographic", "-no-reboot",
-		"-kernel", img.Vmlinuz, "-initrd", initrd,
-		"-append", cfg.cmdline,
-	}
-	fmt.Fprintf(logFile, "# qemu-system-x86_64 %s\n", shellJoin(args))
-	cmd := exec.CommandContext(qctx, "qemu-system-x86_64", args...)
+	qemu, args := qemuCommand(cfg, a, img.Vmlinuz, initrd)
+	fmt.Fprintf(logFile, "# %s %s\n", qemu, shellJoin(args))
+	cmd := exec.CommandContext(qctx, qemu, args...)
 	cmd.WaitDelay = 5 * time.Second
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

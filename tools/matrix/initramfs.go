@@ -114,9 +114,10 @@ func (c *cpioWriter) close() error {
 
 // buildInitramfs writes the guest's initramfs (gzip'd cpio) to dst: static
 // busybox, /init, /plan.sh, tuxscope and the test binary, the kernel's
-// modules from guestModules, and (with -guest-ip) the host's ip. It returns
-// notes for the report.
-func buildInitramfs(cfg *config, bins *binaries, img *kernelImage, plan string, dst string) ([]string, error) {
+// modules from guestModules, and (with -guest-ip) ip. busybox and ip are
+// the host's, or with ul (a guest of another architecture) ul's. It
+// returns notes for the report.
+func buildInitramfs(cfg *config, a *arch, ul *userland, bins *binaries, img *kernelImage, plan string, dst string) ([]string, error) {
 	var notes []string
 	f, err := os.Create(dst)
 	if err != nil {
@@ -143,30 +144,50 @@ func buildInitramfs(cfg *config, bins *binaries, img *kernelImage, plan string, 
 	// instead of skipping).
 	shipped := map[string]bool{}
 	if cfg.shipIP {
-		if err := addDynamic(c, "ip", "usr/sbin/ip"); err != nil {
+		var err error
+		if ul != nil {
+			// Where the package has it: /init's busybox --install leaves it.
+			err = addFromRoot(c, a, ul.Root, "bin/ip")
+		} else {
+			err = addDynamic(c, "ip", "usr/sbin/ip")
+		}
+		if err != nil {
 			notes = append(notes, "no ip in the guest ("+err.Error()+"): the network-namespace test skips")
 		} else {
 			shipped["ip"] = true
 		}
 	}
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		return nil, err
-	}
-	data, err := os.ReadFile(bb)
-	if err != nil {
-		return nil, err
-	}
-	c.file("bin/busybox", 0o755, data)
-	list, err := exec.Command(bb, "--list").Output()
-	if err != nil {
-		return nil, fmt.Errorf("busybox --list: %v", err)
-	}
-	for _, applet := range strings.Fields(string(list)) {
-		if applet == "busybox" || shipped[applet] || strings.Contains(applet, "/") {
-			continue
+	if ul != nil {
+		// A busybox we cannot run here: /init links its applets.
+		bb := filepath.Join(ul.Root, "bin/busybox")
+		if !isStatic(bb) || elfMachine(bb) != a.Machine {
+			return nil, fmt.Errorf("%s is not a static %s busybox", bb, a.Machine)
 		}
-		c.symlink("bin/"+applet, "busybox")
+		data, err := os.ReadFile(bb)
+		if err != nil {
+			return nil, err
+		}
+		c.file("bin/busybox", 0o755, data)
+	} else {
+		bb, err := exec.LookPath("busybox")
+		if err != nil {
+			return nil, err
+		}
+		data, err := os.ReadFile(bb)
+		if err != nil {
+			return nil, err
+		}
+		c.file("bin/busybox", 0o755, data)
+		list, err := exec.Command(bb, "--list").Output()
+		if err != nil {
+			return nil, fmt.Errorf("busybox --list: %v", err)
+		}
+		for _, applet := range strings.Fields(string(list)) {
+			if applet == "busybox" || shipped[applet] || strings.Contains(applet, "/") {
+				continue
+			}
+			c.symlink("bin/"+applet, "busybox")
+		}
 	}
 
 	for _, p := range []struct{ src, dst string }{{bins.Tuxscope, "tuxscope"}, {bins.IT, "it.test"}} {
@@ -248,6 +269,28 @@ func addDynamic(c *cpioWriter, name, dst string) error {
 		} else {
 			c.file(src, 0o755, data)
 		}
+	}
+	return nil
+}
+
+// addFromRoot adds the program at prog in root (an unpacked userland of
+// architecture a) at the same path, with its program interpreter and
+// shared libraries (neededFiles).
+func addFromRoot(c *cpioWriter, a *arch, root, prog string) error {
+	libs, err := neededFiles(root, prog, a.libDirs(), a.Machine)
+	if err != nil {
+		return err
+	}
+	for _, p := range append([]string{prog}, libs...) {
+		real, err := resolveIn(root, p)
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(filepath.Join(root, real))
+		if err != nil {
+			return err
+		}
+		c.file(p, 0o755, data)
 	}
 	return nil
 }

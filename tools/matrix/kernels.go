@@ -23,8 +23,15 @@ import (
 // working when Debian bumps a kernel's ABI.
 type kernelSpec struct {
 	Name       string      // row name and -kernels value
+	Arch       string      // Debian architecture (archs in arch.go)
 	Series     string      // the resolved package's version must start with this ("" = any)
 	Candidates []candidate // tried in order; the first that resolves is used
+	// Optional kernels run only when -kernels names them.
+	Optional bool
+	// NoFentry says why the kernel cannot attach fentry/fexit programs
+	// to kernel functions: the matrix then expects the fentry backend to
+	// be unsupported and auto to pick kprobe (expectations).
+	NoFentry string
 }
 
 // candidate is a set of suites and the (meta)packages to look for in them,
@@ -47,21 +54,36 @@ var (
 	sid              = suite{"debian", "sid"}
 )
 
-// kernels is the matrix's list of guest kernels, in row order.
+// kernels is the matrix's list of guest kernels, in row order. The cloud
+// flavours boot fastest (fewer drivers) and have what the guests need:
+// on arm64 the PL011 serial console and PSCI power-off of qemu's virt
+// machine built in, veth and tcp_diag as modules.
 var kernels = []kernelSpec{
-	{Name: "5.10", Series: "5.10.", Candidates: []candidate{
+	{Name: "5.10", Arch: "amd64", Series: "5.10.", Candidates: []candidate{
 		{[]suite{bullseyeSecurity}, []string{"linux-image-cloud-amd64", "linux-image-amd64"}},
 	}},
-	{Name: "6.1", Series: "6.1.", Candidates: []candidate{
+	{Name: "6.1", Arch: "amd64", Series: "6.1.", Candidates: []candidate{
 		{[]suite{bookworm, bookwormSecurity}, []string{"linux-image-cloud-amd64", "linux-image-amd64"}},
 	}},
-	{Name: "6.12", Series: "6.12.", Candidates: []candidate{
+	{Name: "6.12", Arch: "amd64", Series: "6.12.", Candidates: []candidate{
 		{[]suite{bookworm, bookwormSecurity}, []string{"linux-image-6.12-cloud-amd64", "linux-image-6.12-amd64"}},
 		{[]suite{trixie, trixieSecurity}, []string{"linux-image-cloud-amd64", "linux-image-amd64"}},
 	}},
-	{Name: "sid", Candidates: []candidate{
+	{Name: "sid", Arch: "amd64", Candidates: []candidate{
 		{[]suite{sid}, []string{"linux-image-cloud-amd64", "linux-image-amd64"}},
 	}},
+	{Name: "6.12-arm64", Arch: "arm64", Series: "6.12.", Candidates: []candidate{
+		{[]suite{bookworm, bookwormSecurity}, []string{"linux-image-6.12-cloud-arm64", "linux-image-6.12-arm64"}},
+		{[]suite{trixie, trixieSecurity}, []string{"linux-image-cloud-arm64", "linux-image-arm64"}},
+	}},
+	// arm64 has ftrace direct calls, which BPF trampolines on kernel
+	// functions need, since 6.4: on 6.1 attaching fexit fails with
+	// ENOTSUPP ("create raw tracepoint: not supported").
+	{Name: "6.1-arm64", Arch: "arm64", Series: "6.1.", Optional: true,
+		NoFentry: "no ftrace direct calls on arm64 before 6.4 (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS)",
+		Candidates: []candidate{
+			{[]suite{bookworm, bookwormSecurity}, []string{"linux-image-cloud-arm64", "linux-image-arm64"}},
+		}},
 }
 
 func findKernel(name string) *kernelSpec {
@@ -96,7 +118,7 @@ var aptFailed = regexp.MustCompile(`(?m)^(W: Failed to fetch|E: )`)
 func fetchKernel(ctx context.Context, cfg *config, k *kernelSpec) (*kernelImage, error) {
 	var errs []string
 	for _, c := range k.Candidates {
-		a := newApt(cfg, c.Suites)
+		a := newApt(cfg, k.Arch, c.Suites)
 		if err := a.update(ctx); err != nil {
 			errs = append(errs, err.Error())
 			continue
@@ -129,22 +151,25 @@ func fetchKernel(ctx context.Context, cfg *config, k *kernelSpec) (*kernelImage,
 	return nil, errors.New(strings.Join(errs, "; "))
 }
 
-// apt runs apt-get and apt-cache on a throwaway sources list with its own
-// package lists and cache, under CACHE/apt/SUITES; downloaded packages go
-// to CACHE/debs, unpacked kernels to CACHE/kernels.
+// apt runs apt-get and apt-cache for one architecture on a throwaway
+// sources list with its own package lists and cache, under
+// CACHE/apt/ARCH/SUITES; the host's dpkg is neither read nor changed (no
+// foreign architecture is added to it). Downloaded packages go to
+// CACHE/debs, unpacked kernels to CACHE/kernels.
 type apt struct {
 	cfg     *config
+	arch    string
 	suites  []suite
 	dir     string
 	updated bool // the lists were refreshed in this run
 }
 
-func newApt(cfg *config, suites []suite) *apt {
+func newApt(cfg *config, arch string, suites []suite) *apt {
 	var names []string
 	for _, s := range suites {
 		names = append(names, s.Name)
 	}
-	return &apt{cfg: cfg, suites: suites, dir: filepath.Join(cfg.cache, "apt", strings.Join(names, "+"))}
+	return &apt{cfg: cfg, arch: arch, suites: suites, dir: filepath.Join(cfg.cache, "apt", arch, strings.Join(names, "+"))}
 }
 
 func (a *apt) suiteNames() string {
@@ -162,6 +187,10 @@ func (a *apt) opts() []string {
 		"Dir::State::Lists=" + filepath.Join(a.dir, "lists"),
 		"Dir::Cache=" + filepath.Join(a.dir, "cache"),
 		"Dir::State::status=/dev/null",
+		// This architecture's lists and packages only, whatever the
+		// host's dpkg has.
+		"APT::Architecture=" + a.arch,
+		"APT::Architectures=" + a.arch,
 		// Keep apt's parsed cache (the host's docker-clean config turns it
 		// off): each apt-cache call then takes milliseconds, not a second.
 		"Dir::Cache::pkgcache=pkgcache.bin",
@@ -193,14 +222,7 @@ func (a *apt) cmd(ctx context.Context, name string, args ...string) *exec.Cmd {
 // are missing, older than -refresh, or the sources changed. If refreshing
 // fails but older lists exist, those are used.
 func (a *apt) update(ctx context.Context) error {
-	var sl strings.Builder
-	for _, s := range a.suites {
-		uri := a.cfg.mirror
-		if s.Archive == "debian-security" {
-			uri = a.cfg.secMirror
-		}
-		fmt.Fprintf(&sl, "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n", uri, s.Name)
-	}
+	sl := a.sourcesList()
 	for _, d := range []string{"lists/partial", "cache/archives/partial"} {
 		if err := os.MkdirAll(filepath.Join(a.dir, d), 0o755); err != nil {
 			return err
@@ -210,11 +232,25 @@ func (a *apt) update(ctx context.Context) error {
 	stamp := filepath.Join(a.dir, "updated")
 	old, _ := os.ReadFile(listFile)
 	st, err := os.Stat(stamp)
-	fresh := err == nil && time.Since(st.ModTime()) < a.cfg.refresh && string(old) == sl.String()
+	fresh := err == nil && time.Since(st.ModTime()) < a.cfg.refresh && string(old) == sl
 	if fresh {
 		return nil
 	}
-	return a.refresh(ctx, sl.String(), string(old) == sl.String())
+	return a.refresh(ctx, sl, string(old) == sl)
+}
+
+// sourcesList is the sources.list of a's suites (component main). The
+// architecture is apt's option (opts), not the sources'.
+func (a *apt) sourcesList() string {
+	var sl strings.Builder
+	for _, s := range a.suites {
+		uri := a.cfg.mirror
+		if s.Archive == "debian-security" {
+			uri = a.cfg.secMirror
+		}
+		fmt.Fprintf(&sl, "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n", uri, s.Name)
+	}
+	return sl.String()
 }
 
 // forceUpdate refreshes the lists even if they are fresh.
@@ -266,7 +302,7 @@ func (a *apt) candidate(ctx context.Context, pkg string) (string, error) {
 			return v, nil
 		}
 	}
-	return "", fmt.Errorf("no %s in %s", pkg, a.suiteNames())
+	return "", fmt.Errorf("no %s in %s for %s", pkg, a.suiteNames(), a.arch)
 }
 
 // show returns the fields of pkg=ver's record.
@@ -300,8 +336,31 @@ type debRef struct {
 	Package, Version, File, SHA256 string
 }
 
-// closure lists pkg=ver and the kernel packages it depends on.
-func (a *apt) closure(ctx context.Context, pkg, ver string) ([]debRef, error) {
+// closure lists pkg=ver and the packages it depends on, as far as follow
+// says (depPackage for kernels).
+func (a *apt) closure(ctx context.Context, pkg, ver string, follow func(string) bool) ([]debRef, error) {
+	lookup := func(pkg, ver string) (map[string]string, error) {
+		if ver == "" {
+			v, err := a.candidate(ctx, pkg)
+			if err != nil {
+				return nil, err
+			}
+			ver = v
+		}
+		f, err := a.show(ctx, pkg, ver)
+		if f != nil {
+			f["Version"] = ver
+		}
+		return f, err
+	}
+	return closure(pkg, ver, lookup, follow)
+}
+
+// closure walks the dependencies of pkg=ver: lookup returns a package's
+// record (ver "" = the candidate's; its Version field says which); a
+// dependency is followed, with the version it pins if any, when follow
+// says so. Alternatives: the first.
+func closure(pkg, ver string, lookup func(pkg, ver string) (map[string]string, error), follow func(string) bool) ([]debRef, error) {
 	var out []debRef
 	seen := map[string]bool{}
 	var visit func(pkg, ver string, depth int) error
@@ -310,20 +369,13 @@ func (a *apt) closure(ctx context.Context, pkg, ver string) ([]debRef, error) {
 			return nil
 		}
 		seen[pkg] = true
-		if ver == "" {
-			v, err := a.candidate(ctx, pkg)
-			if err != nil {
-				return err
-			}
-			ver = v
-		}
-		f, err := a.show(ctx, pkg, ver)
+		f, err := lookup(pkg, ver)
 		if err != nil {
 			return err
 		}
-		out = append(out, debRef{Package: pkg, Version: ver, File: filepath.Base(f["Filename"]), SHA256: f["SHA256"]})
+		out = append(out, debRef{Package: pkg, Version: f["Version"], File: debFile(f), SHA256: f["SHA256"]})
 		for _, dep := range splitDepends(f["Pre-Depends"] + "," + f["Depends"]) {
-			if depPackage.MatchString(dep.name) {
+			if follow(dep.name) {
 				if err := visit(dep.name, dep.exact, depth+1); err != nil {
 					return err
 				}
@@ -335,6 +387,16 @@ func (a *apt) closure(ctx context.Context, pkg, ver string) ([]debRef, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// debFile is the name apt-get download gives the package of a record:
+// NAME_VERSION_ARCH.deb with the version's epoch colon escaped (the pool's
+// file name has no epoch).
+func debFile(f map[string]string) string {
+	if f["Package"] == "" || f["Version"] == "" || f["Architecture"] == "" {
+		return filepath.Base(f["Filename"])
+	}
+	return f["Package"] + "_" + strings.ReplaceAll(f["Version"], ":", "%3a") + "_" + f["Architecture"] + ".deb"
 }
 
 type dep struct{ name, exact string }
@@ -363,19 +425,42 @@ func splitDepends(s string) []dep {
 // (skipping files already there with the right checksum) and unpacks them
 // into CACHE/kernels/PKG_VER.
 func (a *apt) fetch(ctx context.Context, pkg, ver string) (*kernelImage, error) {
-	refs, err := a.closure(ctx, pkg, ver)
+	refs, err := a.closure(ctx, pkg, ver, depPackage.MatchString)
 	if err != nil {
-		return nil, err
-	}
-	debs := filepath.Join(a.cfg.cache, "debs")
-	if err := os.MkdirAll(debs, 0o755); err != nil {
 		return nil, err
 	}
 	// One package at a time: a metapackage the mirror lacks (it has
 	// happened: a 404 for linux-image-cloud-amd64 while the image it
 	// depends on was there) does not matter as long as vmlinuz arrives.
-	var have []debRef
-	var failures []string
+	have, failures := a.download(ctx, refs)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	root := filepath.Join(a.cfg.cache, "kernels", sanitize(pkg+"_"+ver))
+	if err := unpack(ctx, filepath.Join(a.cfg.cache, "debs"), have, root); err != nil {
+		return nil, err
+	}
+	img := &kernelImage{Package: pkg, Version: ver, Root: root}
+	if err := img.locate(); err != nil {
+		if len(failures) > 0 {
+			return nil, errors.New(strings.Join(failures, "; "))
+		}
+		return nil, fmt.Errorf("%s %s: %v", pkg, ver, err)
+	}
+	for _, f := range failures {
+		img.Notes = append(img.Notes, f+" (not needed: the kernel is there without it)")
+	}
+	return img, nil
+}
+
+// download fetches refs into CACHE/debs, one at a time, skipping files
+// already there with the right checksum. It returns the packages that are
+// there and why the others are not.
+func (a *apt) download(ctx context.Context, refs []debRef) (have []debRef, failures []string) {
+	debs := filepath.Join(a.cfg.cache, "debs")
+	if err := os.MkdirAll(debs, 0o755); err != nil {
+		return nil, []string{err.Error()}
+	}
 	for _, r := range refs {
 		if r.File != "" && checksumOK(filepath.Join(debs, r.File), r.SHA256) {
 			have = append(have, r)
@@ -393,43 +478,33 @@ func (a *apt) fetch(ctx context.Context, pkg, ver string) (*kernelImage, error) 
 			continue
 		}
 		have = append(have, r)
-		logf("downloaded %s %s in %s", r.Package, r.Version, round(time.Since(t0)))
+		logf("downloaded %s %s (%s) in %s", r.Package, r.Version, a.arch, round(time.Since(t0)))
 	}
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	root := filepath.Join(a.cfg.cache, "kernels", sanitize(pkg+"_"+ver))
+	return have, failures
+}
+
+// unpack extracts the packages (files in debs) into root with dpkg-deb
+// -x, unless root holds exactly them already.
+func unpack(ctx context.Context, debs string, have []debRef, root string) error {
 	stamp := root + ".unpacked"
 	want := ""
 	for _, r := range have {
 		want += r.File + "\n"
 	}
-	if got, err := os.ReadFile(stamp); err != nil || string(got) != want {
-		os.RemoveAll(root)
-		if err := os.MkdirAll(root, 0o755); err != nil {
-			return nil, err
-		}
-		for _, r := range have {
-			f := filepath.Join(debs, r.File)
-			if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", f, root).CombinedOutput(); err != nil {
-				return nil, fmt.Errorf("dpkg-deb -x %s: %v: %s", f, err, out)
-			}
-		}
-		if err := os.WriteFile(stamp, []byte(want), 0o644); err != nil {
-			return nil, err
+	if got, err := os.ReadFile(stamp); err == nil && string(got) == want {
+		return nil
+	}
+	os.RemoveAll(root)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	for _, r := range have {
+		f := filepath.Join(debs, r.File)
+		if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", f, root).CombinedOutput(); err != nil {
+			return fmt.Errorf("dpkg-deb -x %s: %v: %s", f, err, out)
 		}
 	}
-	img := &kernelImage{Package: pkg, Version: ver, Root: root}
-	if err := img.locate(); err != nil {
-		if len(failures) > 0 {
-			return nil, errors.New(strings.Join(failures, "; "))
-		}
-		return nil, fmt.Errorf("%s %s: %v", pkg, ver, err)
-	}
-	for _, f := range failures {
-		img.Notes = append(img.Notes, f+" (not needed: the kernel is there without it)")
-	}
-	return img, nil
+	return os.WriteFile(stamp, []byte(want), 0o644)
 }
 
 // locate finds vmlinuz and the module tree: /boot/vmlinuz-RELEASE and

@@ -9,8 +9,10 @@
 // CACHE/out/latest pointing at the newest).
 //
 // What to try is data, in this file: the backends (defaultBackends), the
-// kernels (kernels.go), the commands run on each kernel (guestProbes,
-// testEnv, testArgs) and the default test subset (coreTests).
+// kernels and their architectures (kernels.go; how each architecture boots
+// and where a foreign one's busybox and ip come from: arch.go), the
+// commands run on each kernel (guestProbes, testEnv, testArgs) and the
+// default test subset (coreTests).
 package main
 
 import (
@@ -139,11 +141,14 @@ func run() (int, error) {
 	if cacheDefault == "" {
 		cacheDefault = "/var/cache/tuxscope-matrix"
 	}
-	var names []string
+	var names, defaults []string
 	for _, k := range kernels {
 		names = append(names, k.Name)
+		if !k.Optional {
+			defaults = append(defaults, k.Name)
+		}
 	}
-	flag.StringVar(&kernelsFlag, "kernels", "host,"+strings.Join(names, ","), "comma-separated kernels to run: host and/or "+strings.Join(names, ", "))
+	flag.StringVar(&kernelsFlag, "kernels", "host,"+strings.Join(defaults, ","), "comma-separated kernels to run: host and/or "+strings.Join(names, ", "))
 	flag.StringVar(&backendsFlag, "backends", strings.Join(defaultBackends, ","), "comma-separated backends ("+strings.Join(knownBackends, ", ")+"), or all")
 	flag.StringVar(&cfg.run, "run", "core", "tests to run: core (the connect/accept core), all (the whole suite), or a regexp for -test.run")
 	flag.StringVar(&cfg.cache, "cache", cacheDefault, "cache directory (env TUXSCOPE_MATRIX_CACHE)")
@@ -154,7 +159,7 @@ func run() (int, error) {
 	flag.DurationVar(&cfg.refresh, "refresh", 24*time.Hour, "re-read the package lists when they are older than this")
 	flag.StringVar(&cfg.mirror, "mirror", "http://deb.debian.org/debian", "Debian archive")
 	flag.StringVar(&cfg.secMirror, "security-mirror", "http://deb.debian.org/debian-security", "Debian security archive")
-	flag.StringVar(&cfg.cmdline, "cmdline", "console=ttyS0 panic=-1 quiet", "guest kernel command line (drop quiet to see every kernel message)")
+	flag.StringVar(&cfg.cmdline, "cmdline", "panic=-1 quiet", "guest kernel command line, after the architecture's console= (drop quiet to see every kernel message)")
 	// One TCG thread per guest, not one per vCPU: with multi-threaded TCG
 	// (qemu 7.2, -smp 2) guests hung now and then in a soft lockup on
 	// kernel text that had just been patched (tracepoint static keys being
@@ -163,8 +168,8 @@ func run() (int, error) {
 	flag.StringVar(&cfg.accel, "accel", "tcg,thread=single", "qemu -accel value")
 	flag.IntVar(&cfg.memory, "m", 1024, "guest memory, MiB")
 	flag.IntVar(&cfg.cpus, "smp", 2, "guest CPUs")
-	flag.BoolVar(&cfg.shipIP, "guest-ip", true, "ship the host's iproute2 ip (with its libraries) into the guests, so the network-namespace test runs")
-	flag.BoolVar(&cfg.noInstall, "no-install", false, "do not apt-get install missing host tools (qemu-system-x86, busybox-static, xz-utils, zstd)")
+	flag.BoolVar(&cfg.shipIP, "guest-ip", true, "ship iproute2's ip (with its libraries) into the guests, so the network-namespace test runs: the host's, or for another architecture Debian's")
+	flag.BoolVar(&cfg.noInstall, "no-install", false, "do not apt-get install missing host tools (qemu-system-x86, qemu-system-arm, busybox-static, xz-utils, zstd)")
 	flag.BoolVar(&cfg.runUnsupported, "run-unsupported", false, "on the host, run the tests of backends tuxscope doctor calls unsupported too (by default they are not run)")
 	flag.BoolVar(&cfg.verbose, "v", false, "echo guest serial output while running")
 	flag.IntVar(&cfg.tailLines, "tail", 60, "lines of a failing guest's log to print")
@@ -246,37 +251,67 @@ func run() (int, error) {
 	start := time.Now()
 	logf("output: %s", cfg.out)
 	var guests []*kernelSpec
+	var guestArchs, goarchs []string
+	if contains(cfg.kernels, "host") {
+		goarchs = append(goarchs, hostArch)
+	}
 	for _, k := range cfg.kernels {
 		if k != "host" {
-			guests = append(guests, findKernel(k))
+			spec := findKernel(k)
+			guests = append(guests, spec)
+			if !contains(guestArchs, spec.Arch) {
+				guestArchs = append(guestArchs, spec.Arch)
+			}
+			if !contains(goarchs, spec.Arch) {
+				goarchs = append(goarchs, spec.Arch)
+			}
 		}
 	}
 
 	if len(guests) > 0 {
-		if err := ensureHostTools(&cfg); err != nil {
+		if err := ensureHostTools(&cfg, guestArchs); err != nil {
 			return 2, err
 		}
 	}
-	bins, err := buildBinaries(ctx, &cfg)
+	bins, err := buildBinaries(ctx, &cfg, goarchs)
 	if err != nil {
 		return 2, err
 	}
 
 	var rows []*row
 	if contains(cfg.kernels, "host") {
-		rows = append(rows, runHost(ctx, &cfg, bins))
+		rows = append(rows, runHost(ctx, &cfg, bins[hostArch]))
 	}
 
 	// Fetch every kernel first (the network part, timed per kernel), then
 	// boot them jobs at a time.
 	var guestRows []*row
+	userlands := map[string]*userland{}
+	userlandErrs := map[string]error{}
 	for _, k := range guests {
 		if ctx.Err() != nil {
 			break
 		}
-		r := &row{Kernel: k.Name, Cells: map[string]*cell{}}
+		r := &row{Kernel: k.Name, Cells: map[string]*cell{}, spec: k}
 		guestRows = append(guestRows, r)
 		t0 := time.Now()
+		if k.Arch != hostArch && userlands[k.Arch] == nil && userlandErrs[k.Arch] == nil {
+			u, err := fetchUserland(ctx, &cfg, findArch(k.Arch))
+			if err == nil {
+				logf("%s userland ready in %s: %s", k.Arch, round(time.Since(t0)), strings.Join(u.Packages, ", "))
+			}
+			userlands[k.Arch], userlandErrs[k.Arch] = u, err
+		}
+		if err := userlandErrs[k.Arch]; err != nil {
+			r.Fetch = time.Since(t0)
+			r.Unavailable = fmt.Sprintf("no %s userland: %v", k.Arch, err)
+			logf("%s: unavailable: %s", k.Name, r.Unavailable)
+			continue
+		}
+		if u := userlands[k.Arch]; u != nil {
+			r.userland = u
+			r.Notes = append(r.Notes, fmt.Sprintf("%s userland (busybox, ip) from %s", k.Arch, strings.Join(u.Packages[:len(userPackages)], ", ")))
+		}
 		img, err := fetchKernel(ctx, &cfg, k)
 		r.Fetch = time.Since(t0)
 		if err != nil {
@@ -304,7 +339,7 @@ func run() (int, error) {
 				r.Unavailable = "interrupted"
 				return
 			}
-			runGuest(ctx, &cfg, bins, r)
+			runGuest(ctx, &cfg, bins[r.spec.Arch], r)
 		}(r)
 	}
 	wg.Wait()

@@ -28,8 +28,10 @@ type row struct {
 
 	Fetch, Initramfs, Boot, Total time.Duration
 
-	image  *kernelImage
-	doctor []byte // tuxscope doctor --format json, when it exited 0
+	spec     *kernelSpec // nil for the host
+	image    *kernelImage
+	userland *userland // a foreign architecture's busybox and ip
+	doctor   []byte    // tuxscope doctor --format json, when it exited 0
 	// AutoWrong says how --backend auto's choice differs from what this
 	// kernel should give (expectations); it fails the row.
 	AutoWrong string
@@ -240,7 +242,7 @@ func (r *row) applyDoctor() {
 	if r.doctor == nil {
 		return
 	}
-	wantAuto, supported := expectations(r.Kernel)
+	wantAuto, supported := expectations(r.spec)
 	var doc doctorReport
 	if json.Unmarshal(r.doctor, &doc) == nil {
 		for _, a := range doc.Auto {
@@ -267,15 +269,23 @@ func (r *row) applyDoctor() {
 			c.State, c.Text, c.Tail = stateUnsupported, "unsupported: "+reason, nil
 		}
 	}
+	if r.spec != nil && r.spec.NoFentry != "" && doctorUnsupported(r.doctor, "fentry") != "" {
+		r.Notes = append(r.Notes, "fentry unsupported, as expected here: "+r.spec.NoFentry)
+	}
 }
 
-// expectations is what a kernel must give: auto's choice for every hook
-// point and the backends that must work. Our host kernel (6.18, no
-// kprobes, fentry refused) allows only tracepoints; the Debian kernels
-// under qemu allow all three, and auto must prefer fentry there.
-func expectations(kernel string) (auto string, supported []string) {
-	if kernel == "host" {
+// expectations is what a kernel (nil: the host's) must give: auto's choice
+// for every hook point and the backends that must work. Our host kernel
+// (6.18, no kprobes, fentry refused) allows only tracepoints; the Debian
+// kernels under qemu allow all three, and auto must prefer fentry there,
+// except on those that cannot run fentry programs (kernelSpec.NoFentry),
+// where auto must pick kprobe.
+func expectations(k *kernelSpec) (auto string, supported []string) {
+	switch {
+	case k == nil:
 		return "tracepoint", []string{"tracepoint", "auto"}
+	case k.NoFentry != "":
+		return "kprobe", []string{"kprobe", "tracepoint", "auto"}
 	}
 	return "fentry", []string{"fentry", "kprobe", "tracepoint", "auto"}
 }
