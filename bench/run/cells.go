@@ -109,9 +109,12 @@ func (e *env) cells() []*cell {
 	}
 
 	// Completeness: every event to a file, counted; BPF run-time stats on.
-	add(tuxAttach(&cell{Name: "tuxscope json > file", Kind: "complete", ToFile: true, Stats: true, PerConn: 5,
+	jsonFile := add(tuxAttach(&cell{Name: "tuxscope json > file", Kind: "complete", ToFile: true, Stats: true, PerConn: 5,
 		args: tux("--format", "json"), count: countTuxscopeJSON,
 		Note: "connect + established + accept + close x2 per connection"}))
+	if e.before != nil { // and its BPF programs' cost, before and after
+		add(e.before.cell(jsonFile))
+	}
 	if o.peers {
 		add(bcc(&cell{Name: "tcplife -D port > file", Kind: "complete", ToFile: true, Stats: true, PerConn: 1,
 			count: countHeaderLines, Note: "one line per client-side close"}, "tcplife"))
