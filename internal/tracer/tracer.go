@@ -23,8 +23,9 @@ import (
 )
 
 // DefaultRingBufferBytes is the ring buffer's default size: room for about
-// 30,000 TCP events (a record and its 8-byte ring header) before the
-// reader must catch up, fewer when DNS messages (up to 2 KiB each) share it.
+// 29,000 TCP events (a 136-byte record and its 8-byte ring header) before
+// the reader must catch up, fewer when DNS messages (up to 2 KiB each)
+// share it.
 const DefaultRingBufferBytes = 4 << 20
 
 // KernelBTFPath is where the running kernel exposes its BTF.
