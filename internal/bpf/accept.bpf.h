@@ -21,12 +21,7 @@
 #include "common.bpf.h"
 #include "lifecycle.bpf.h"
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u8);
-} accept_seen SEC(".maps");
+THREAD_MAP(accept_seen, __u8);
 
 static __always_inline void accept_returned(struct sock *sk)
 {

@@ -39,6 +39,16 @@ struct {
 	__type(value, struct event);   /* for bpf2go -type event; ignored by the kernel */
 } events SEC(".maps");
 
+/* Per-thread state between a hook's entry and its exit, keyed by
+ * pid_tgid. LRU, so a thread whose exit we miss cannot leak an entry. */
+#define THREAD_MAP(name, value_type)			\
+	struct {					\
+		__uint(type, BPF_MAP_TYPE_LRU_HASH);	\
+		__uint(max_entries, 16384);		\
+		__type(key, __u64);			\
+		__type(value, value_type);		\
+	} name SEC(".maps")
+
 /* Ring-buffer reservations that failed: the events we had to drop. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

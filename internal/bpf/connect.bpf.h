@@ -19,13 +19,8 @@
 #include "common.bpf.h"
 
 /* Threads inside connect(): pid_tgid -> the socket that entered SYN_SENT
- * during this call (0 until then). LRU so a lost exit cannot leak. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u64);
-} connecting SEC(".maps");
+ * during this call (0 until then). */
+THREAD_MAP(connecting, __u64);
 
 /*
  * The tracepoint path emits a connect when connect() returns. A blocking
@@ -148,12 +143,7 @@ int BPF_PROG(fexit_v6_conn, struct sock *sk, void *uaddr, int addr_len, int ret)
 
 /* kprobe: the socket argument, kept from entry to return, per thread
  * (tcp_v6_connect and its inner tcp_v4_connect share the same sk). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u64);
-} kprobe_connect_sk SEC(".maps");
+THREAD_MAP(kprobe_connect_sk, __u64);
 
 static __always_inline void kprobe_connect_entry(struct sock *sk)
 {
