@@ -165,32 +165,23 @@ static __always_inline void kprobe_connect_return(long ret, bool v4_func)
 		bpf_map_delete_elem(&kprobe_connect_sk, &pid_tgid);
 }
 
-SEC("kprobe/tcp_v4_connect")
-int BPF_KPROBE(kp_v4_conn, struct sock *sk)
-{
-	kprobe_connect_entry(sk);
-	return 0;
-}
+/* The kprobe pair of one connect function: the socket at entry, the
+ * outcome at return. */
+#define KPROBE_CONNECT(fn, entry_prog, return_prog, v4_func)	\
+	SEC("kprobe/" #fn)					\
+	int BPF_KPROBE(entry_prog, struct sock *sk)		\
+	{							\
+		kprobe_connect_entry(sk);			\
+		return 0;					\
+	}							\
+	SEC("kretprobe/" #fn)					\
+	int BPF_KRETPROBE(return_prog, int ret)			\
+	{							\
+		kprobe_connect_return(ret, v4_func);		\
+		return 0;					\
+	}
 
-SEC("kretprobe/tcp_v4_connect")
-int BPF_KRETPROBE(kret_v4_conn, int ret)
-{
-	kprobe_connect_return(ret, true);
-	return 0;
-}
-
-SEC("kprobe/tcp_v6_connect")
-int BPF_KPROBE(kp_v6_conn, struct sock *sk)
-{
-	kprobe_connect_entry(sk);
-	return 0;
-}
-
-SEC("kretprobe/tcp_v6_connect")
-int BPF_KRETPROBE(kret_v6_conn, int ret)
-{
-	kprobe_connect_return(ret, false);
-	return 0;
-}
+KPROBE_CONNECT(tcp_v4_connect, kp_v4_conn, kret_v4_conn, true)
+KPROBE_CONNECT(tcp_v6_connect, kp_v6_conn, kret_v6_conn, false)
 
 #endif

@@ -40,34 +40,20 @@ static __always_inline void dns_owner_record(__u64 cookie, __u16 port_be)
 	bpf_map_update_elem(&dns_owners, &cookie, &o, BPF_ANY);
 }
 
-/* sock_addr hooks: connect() and sendto()/sendmsg() with an address. */
-SEC("cgroup/connect4")
-int dns_connect4(struct bpf_sock_addr *ctx)
-{
-	dns_owner_record(bpf_get_socket_cookie(ctx), (__u16)ctx->user_port);
-	return 1;
-}
+/* sock_addr hooks: connect() and sendto()/sendmsg() with an address, one
+ * per attach point and family, all recording the socket's owner. */
+#define DNS_OWNER_HOOK(name, section)						\
+	SEC(section)								\
+	int name(struct bpf_sock_addr *ctx)					\
+	{									\
+		dns_owner_record(bpf_get_socket_cookie(ctx), (__u16)ctx->user_port); \
+		return 1;							\
+	}
 
-SEC("cgroup/connect6")
-int dns_connect6(struct bpf_sock_addr *ctx)
-{
-	dns_owner_record(bpf_get_socket_cookie(ctx), (__u16)ctx->user_port);
-	return 1;
-}
-
-SEC("cgroup/sendmsg4")
-int dns_sendmsg4(struct bpf_sock_addr *ctx)
-{
-	dns_owner_record(bpf_get_socket_cookie(ctx), (__u16)ctx->user_port);
-	return 1;
-}
-
-SEC("cgroup/sendmsg6")
-int dns_sendmsg6(struct bpf_sock_addr *ctx)
-{
-	dns_owner_record(bpf_get_socket_cookie(ctx), (__u16)ctx->user_port);
-	return 1;
-}
+DNS_OWNER_HOOK(dns_connect4, "cgroup/connect4")
+DNS_OWNER_HOOK(dns_connect6, "cgroup/connect6")
+DNS_OWNER_HOOK(dns_sendmsg4, "cgroup/sendmsg4")
+DNS_OWNER_HOOK(dns_sendmsg6, "cgroup/sendmsg6")
 
 /* Parse the IP and transport headers of a cgroup_skb packet (it starts at
  * the network header) and copy a DNS payload to the ring buffer. */
