@@ -13,7 +13,7 @@ import (
 	"github.com/tuxscope/tuxscope/internal/top"
 )
 
-// liveView is a full-screen view fed by the event pump.
+// liveView is a full-screen view fed by the pipeline.
 type liveView struct {
 	sink *top.Feed
 	run  func(ctx context.Context) error
