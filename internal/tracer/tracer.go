@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
 
 	"github.com/tuxscope/tuxscope/internal/bpf"
 	"github.com/tuxscope/tuxscope/internal/event"
@@ -284,6 +286,10 @@ func (t *Tracer) Close() error {
 	return errors.Join(errs...)
 }
 
+// MaxBTFBytes bounds the kernel BTF file tuxscope reads: a kernel's raw
+// BTF is a few MiB, an ELF vmlinux with all its debug info a few hundred.
+const MaxBTFBytes = 1 << 30
+
 func loadKernelBTF(path string) (*btf.Spec, error) {
 	if path == "" {
 		if _, err := os.Stat(KernelBTFPath); err != nil {
@@ -291,11 +297,47 @@ func loadKernelBTF(path string) (*btf.Spec, error) {
 		}
 		path = KernelBTFPath
 	}
-	spec, err := btf.LoadSpec(path)
+	// Only a regular file of a sane size: /dev/zero or a FIFO would be
+	// read forever (or block the open), deaf to Ctrl-C. O_NONBLOCK keeps
+	// the open of a FIFO from waiting for a writer; fstat then judges the
+	// file that was opened, not whatever the path names by then.
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("reading kernel BTF from %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading kernel BTF from %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("reading kernel BTF from %s: it is %s, not a regular file (want a vmlinux or a raw BTF file, e.g. a copy of /sys/kernel/btf/vmlinux)", path, fileKind(fi.Mode()))
+	}
+	if fi.Size() > MaxBTFBytes {
+		return nil, fmt.Errorf("reading kernel BTF from %s: %d bytes, more than a kernel's BTF can be (%d at most)", path, fi.Size(), MaxBTFBytes)
+	}
+	spec, err := btf.LoadSpecFromReader(io.NewSectionReader(f, 0, fi.Size()))
 	if err != nil {
 		return nil, fmt.Errorf("reading kernel BTF from %s: %w", path, err)
 	}
 	return spec, nil
+}
+
+// fileKind names what a non-regular file is, for an error message.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	}
+	return "not a regular file"
 }
 
 // configure sets the filter constants and sizes the ring buffer.

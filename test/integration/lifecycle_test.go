@@ -150,6 +150,8 @@ func TestErrors(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, 0, 2, "unknown command"},
 		{"not privileged", []string{"net"}, 65534, 1, "missing: CAP_BPF, CAP_PERFMON"},
 		{"missing BTF file", []string{"net", "--btf", "/nonexistent/vmlinux"}, 0, 1, "reading kernel BTF from /nonexistent/vmlinux"},
+		// An endless file: refused at once, not read forever.
+		{"BTF from a device", []string{"net", "--btf", "/dev/zero"}, 0, 1, "reading kernel BTF from /dev/zero: it is a character device, not a regular file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(tuxscopeBin, tc.args...)
