@@ -137,7 +137,30 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	if n := tr.Malformed(); n > 0 {
 		fmt.Fprintf(stderr, "tuxscope: skipped %d malformed records\n", n)
 	}
-	return exitWith(err, stderr)
+	code := exitWith(err, stderr)
+	if reportUnreported(tr, stderr) && code == exitOK {
+		code = exitError
+	}
+	return code
+}
+
+// reportUnreported says on stderr what the kernel lost or skipped that the
+// output never reported (it stopped first, e.g. a stalled reader that then
+// went away), and whether there was any: nothing is lost silently, and
+// such a run does not exit 0.
+func reportUnreported(tr *tracer.Tracer, stderr io.Writer) bool {
+	lost, skipped, err := tr.Unreported()
+	if err != nil {
+		fmt.Fprintf(stderr, "tuxscope: cannot tell whether events were lost at the end: %v\n", err)
+		return true
+	}
+	if lost > 0 {
+		fmt.Fprintf(stderr, "tuxscope: lost %d events (the ring buffer was full) that the output stopped before reporting\n", lost)
+	}
+	if skipped > 0 {
+		fmt.Fprintf(stderr, "tuxscope: up to %d events missing (the kernel skipped tuxscope's programs %d times) that the output stopped before reporting\n", skipped, skipped)
+	}
+	return lost > 0 || skipped > 0
 }
 
 // newSink is where a run's events go: the live view's feed, a summary,

@@ -202,12 +202,23 @@ func (r *reader) reportLost(h event.Handler, now time.Time) (reported bool, err 
 		if n <= *c.seen {
 			continue
 		}
-		delta := n - *c.seen
-		*c.seen = n
 		reported = true
-		if err := h.Lost(delta, c.why, now); err != nil {
-			return reported, err
+		if err := h.Lost(n-*c.seen, c.why, now); err != nil {
+			return reported, err // not seen: unreported says so
 		}
+		*c.seen = n
 	}
 	return reported, nil
+}
+
+// unreported is how far the kernel's loss counters are ahead of what h
+// was told.
+func (r *reader) unreported() (lost, skipped uint64, err error) {
+	if lost, err = r.ring.Lost(); err != nil {
+		return 0, 0, err
+	}
+	if skipped, err = r.ring.Skipped(); err != nil {
+		return 0, 0, err
+	}
+	return lost - min(lost, r.lostSeen), skipped - min(skipped, r.skippedSeen), nil
 }

@@ -406,3 +406,40 @@ func TestReaderStopsOnHandlerError(t *testing.T) {
 		t.Errorf("calls %q, want %q", h.events(), want)
 	}
 }
+
+// A run that ends on an output error leaves the kernel's later losses
+// unreported; unreported says how many, so they are not lost silently.
+// A loss whose report failed counts as unreported too.
+func TestReaderUnreportedAfterAnOutputError(t *testing.T) {
+	ring := newFakeRing(false)
+	ring.addLost(3, 0)
+	h := recorder{fail: syscall.EPIPE}
+	ring.push(connectRecord(1)) // the output breaks at its first event
+	r := newReader(ring, readerConfig{Tick: time.Hour})
+	if err := r.Run(context.Background(), &h); !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("Run = %v, want EPIPE", err)
+	}
+	ring.addLost(400, 2) // while nobody read any more
+	lost, skipped, err := r.unreported()
+	if err != nil || lost != 403 || skipped != 2 {
+		t.Errorf("unreported = %d lost, %d skipped, %v; want 403, 2", lost, skipped, err)
+	}
+
+	// After a clean drain nothing is left: the drain reported it all.
+	ring = newFakeRing(false)
+	var ok recorder
+	r = newReader(ring, readerConfig{Tick: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, &ok) }()
+	ring.push(connectRecord(1))
+	ok.waitFor(t, "connect 1", time.Second)
+	ring.addLost(5, 1)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if lost, skipped, _ := r.unreported(); lost != 0 || skipped != 0 {
+		t.Errorf("after a drain: unreported %d, %d; calls %q", lost, skipped, ok.events())
+	}
+}

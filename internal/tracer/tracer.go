@@ -98,6 +98,8 @@ type Tracer struct {
 	reader *ringbuf.Reader
 	// malformed counts records Run could not decode.
 	malformed uint64
+	// last is Run's reader, for what it left unreported.
+	last *reader
 	// DNSError says why DNS capture is off although asked for; tracing
 	// goes on without it.
 	DNSError error
@@ -173,7 +175,19 @@ func (t *Tracer) Run(ctx context.Context, h event.Handler) error {
 	r := newReader(kernelRing{t}, readerConfig{MaxDelay: t.cfg.MaxDelay, Tick: t.cfg.Tick})
 	err := r.Run(ctx, h)
 	t.malformed += r.Malformed()
+	t.last = r
 	return err
+}
+
+// Unreported is what the kernel side counted as lost (ring buffer full)
+// and skipped (program runs) that Run did not hand its handler: nothing
+// after a run that drained, the rest when it ended early (an output error,
+// such as a reader that stalled and then went away).
+func (t *Tracer) Unreported() (lost, skipped uint64, err error) {
+	if t.last == nil {
+		return 0, 0, nil
+	}
+	return t.last.unreported()
 }
 
 // Malformed is how many records Run skipped because they could not be

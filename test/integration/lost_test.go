@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -101,4 +102,45 @@ done:
 		t.Errorf("no lost events reported (%d events)", events)
 	}
 	t.Logf("%d events printed, %d reported lost in %d records, %d skipped runs", events, lost, lostRecords, skipped)
+}
+
+// A reader that stalls and then goes away (`tuxscope net | sleep 10`):
+// what the kernel lost while nobody read is said on stderr when the
+// output breaks, and the exit code is not 0, though a broken pipe alone
+// ends tuxscope quietly.
+func TestLossesAtExitAreReported(t *testing.T) {
+	requireRoot(t)
+	port := closingListener(t)
+	cmd, stdout, stderr := startNet(t, "--format", "json", "--type", "connect,accept", "--buffer-size", "4096", "--port", fmt.Sprint(port))
+	defer cmd.Process.Kill()
+	for i := 0; i < 2000; i++ { // far more than the pipe and the ring hold
+		c, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.(*net.TCPConn).SetLinger(0) // no TIME_WAIT left behind (see testLostEvents)
+		c.Close()
+	}
+	stdout.Close() // the reader goes away without having read a line
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("tuxscope did not end after its reader went away; stderr:\n%s", stderr.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit code %d, want 1 (events lost and never reported); stderr:\n%s", code, stderr.String())
+	}
+	var lost int
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if _, err := fmt.Sscanf(line, "tuxscope: lost %d events (the ring buffer was full) that the output stopped before reporting", &lost); err == nil {
+			break
+		}
+	}
+	// 4,000 events, at most a pipe's 64 KiB of JSON lines written and a
+	// 4 KiB ring buffer queued: thousands were lost.
+	if lost < 1000 || lost > 4000 {
+		t.Errorf("reported %d unreported losses, want between 1000 and 4000; stderr:\n%s", lost, stderr.String())
+	}
 }
