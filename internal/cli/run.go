@@ -7,7 +7,6 @@ import (
 	"io"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -115,9 +114,9 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		if existing, owners, err = snapshot.Take(); err != nil {
 			fmt.Fprintf(stderr, "tuxscope: --existing: %v\n", err)
 		}
-		now, mono := time.Now(), monotonicNow()
+		mono := monotonicNow() // the pipeline times them like any event
 		for i := range existing {
-			existing[i].Time, existing[i].TimestampNs = now, mono
+			existing[i].TimestampNs = mono
 		}
 		cfg.Enrichers = append(cfg.Enrichers, owners)
 	}

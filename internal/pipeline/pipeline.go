@@ -77,8 +77,9 @@ func New(cfg Config, sink Sink) *Pipeline {
 	return &Pipeline{cfg: cfg, sink: sink}
 }
 
-// Run starts the sink, passes it the existing connections (already timed)
-// that the filter selects, then everything src observes until ctx ends
+// Run starts the sink, passes it the existing connections (their
+// TimestampNs the kernel's clock when they were listed) that the filter
+// selects, then everything src observes until ctx ends
 // and src has drained, and finishes the sink.
 func (p *Pipeline) Run(ctx context.Context, src Source, existing []event.Event) error {
 	if err := p.sink.Start(); err != nil {
@@ -109,9 +110,18 @@ func (p *Pipeline) malformedDNS() uint64 {
 	return p.cfg.Names.Malformed
 }
 
-// emit filters e and, if it passes, hands it to the sink.
-func (p *Pipeline) emit(e *event.Event) error {
+// selects filters e and, when it passes, gives it its wall-clock time.
+func (p *Pipeline) selects(e *event.Event) bool {
 	if p.cfg.Filter != nil && !p.cfg.Filter.Match(e) {
+		return false
+	}
+	e.Time = p.cfg.Clock.Wall(e.TimestampNs)
+	return true
+}
+
+// emit hands e to the sink if the filter selects it.
+func (p *Pipeline) emit(e *event.Event) error {
+	if !p.selects(e) {
 		return nil
 	}
 	return p.sink.Event(e)
@@ -125,11 +135,7 @@ func (p *Pipeline) Event(e *event.Event) error {
 	if p.cfg.Names != nil {
 		p.cfg.Names.Name(e)
 	}
-	if p.cfg.Filter != nil && !p.cfg.Filter.Match(e) {
-		return nil
-	}
-	e.Time = p.cfg.Clock.Wall(e.TimestampNs)
-	return p.sink.Event(e)
+	return p.emit(e)
 }
 
 // DNS teaches the hostname tracker and, with ShowDNS, emits each response
@@ -149,10 +155,9 @@ func (p *Pipeline) DNS(pkt *event.DNSPacket) error {
 		Family: pkt.Family, Local: pkt.Local, Remote: pkt.Remote, Cookie: pkt.Cookie, CgroupID: pkt.CgroupID,
 	}
 	e.SetCommBytes(pkt.Comm.Bytes())
-	if p.cfg.Filter != nil && !p.cfg.Filter.Match(e) {
+	if !p.selects(e) {
 		return nil
 	}
-	e.Time = p.cfg.Clock.Wall(e.TimestampNs)
 	for i := range responses {
 		e.DNSInfo, e.LatencyNs = dns.Info(&responses[i]), latencies[i]
 		if err := p.sink.Event(e); err != nil {

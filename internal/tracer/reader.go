@@ -69,9 +69,6 @@ func newReader(ring recordRing, cfg readerConfig) *reader {
 	return &reader{ring: ring, cfg: cfg}
 }
 
-// Malformed is how many records could not be decoded (skipped).
-func (r *reader) Malformed() uint64 { return r.malformed }
-
 // Run hands h every record until ctx ends; then it stops the ring, hands
 // over what was still queued, reports the last losses and returns. It
 // also returns the first error h returns.

@@ -385,7 +385,7 @@ func TestReaderSkipsMalformedRecords(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Malformed(); got != 2 {
+	if got := r.malformed; got != 2 {
 		t.Errorf("Malformed = %d, want 2", got)
 	}
 	if want := []string{"connect 1", "connect 3", "caught up"}; !equal(h.events(), want) {

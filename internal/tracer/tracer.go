@@ -96,9 +96,7 @@ type Tracer struct {
 	loader *loader
 	points []*attachedPoint
 	reader *ringbuf.Reader
-	// malformed counts records Run could not decode.
-	malformed uint64
-	// last is Run's reader, for what it left unreported.
+	// last is Run's reader, for what it skipped or left unreported.
 	last *reader
 	// DNSError says why DNS capture is off although asked for; tracing
 	// goes on without it.
@@ -173,10 +171,8 @@ func (t *Tracer) Choices() []Choice {
 // was still queued and returns (see reader.Run).
 func (t *Tracer) Run(ctx context.Context, h event.Handler) error {
 	r := newReader(kernelRing{t}, readerConfig{MaxDelay: t.cfg.MaxDelay, Tick: t.cfg.Tick})
-	err := r.Run(ctx, h)
-	t.malformed += r.Malformed()
 	t.last = r
-	return err
+	return r.Run(ctx, h)
 }
 
 // Unreported is what the kernel side counted as lost (ring buffer full)
@@ -192,7 +188,12 @@ func (t *Tracer) Unreported() (lost, skipped uint64, err error) {
 
 // Malformed is how many records Run skipped because they could not be
 // decoded.
-func (t *Tracer) Malformed() uint64 { return t.malformed }
+func (t *Tracer) Malformed() uint64 {
+	if t.last == nil {
+		return 0
+	}
+	return t.last.malformed
+}
 
 // kernelRing is the Tracer's ring buffer and counters, as a Reader reads
 // them.
