@@ -159,12 +159,21 @@ static __always_inline bool read_sock_tuple(struct sock *sk, struct tuple *t)
 	return true;
 }
 
+/* The current task as an owner, for the programs that may read the task
+ * (tracing ones). The process's name is its thread-group leader's: a
+ * thread of dig named isc-net-0000 still belongs to dig. */
 static __always_inline void owner_current(struct owner *o, __u64 pid_tgid)
 {
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
 	o->pid = pid_tgid >> 32;
 	o->tid = (__u32)pid_tgid;
 	o->uid = (__u32)bpf_get_current_uid_gid();
-	bpf_get_current_comm(o->comm, sizeof(o->comm));
+	bpf_get_current_comm(o->thread, sizeof(o->thread));
+	if (o->pid == o->tid)
+		__builtin_memcpy(o->comm, o->thread, sizeof(o->comm));
+	else
+		BPF_CORE_READ_INTO(&o->comm, task, group_leader, comm);
 	o->cgroup_id = bpf_get_current_cgroup_id();
 }
 

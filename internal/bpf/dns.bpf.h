@@ -33,10 +33,21 @@ struct dns_event *unused_dns_event __attribute__((unused));
 static __always_inline void dns_owner_record(__u64 cookie, __u16 port_be)
 {
 	struct dns_owner o = {};
+	__u64 pid_tgid;
 
 	if (bpf_ntohs(port_be) != DNS_PORT)
 		return;
-	owner_current(&o.owner, bpf_get_current_pid_tgid());
+	pid_tgid = bpf_get_current_pid_tgid();
+
+	/* A sock_addr program may not read the task: the thread's name
+	 * stands for the process's here, and user space names the process
+	 * (event.DNSPacket). */
+	o.owner.pid = pid_tgid >> 32;
+	o.owner.tid = (__u32)pid_tgid;
+	o.owner.uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(o.owner.thread, sizeof(o.owner.thread));
+	__builtin_memcpy(o.owner.comm, o.owner.thread, sizeof(o.owner.comm));
+	o.owner.cgroup_id = bpf_get_current_cgroup_id();
 	bpf_map_update_elem(&dns_owners, &cookie, &o, BPF_ANY);
 }
 

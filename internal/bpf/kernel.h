@@ -30,6 +30,8 @@ enum {
 };
 
 #define EINPROGRESS 115
+#define EPIPE 32
+#define ECONNRESET 104
 #define PF_KTHREAD 0x00200000 /* include/linux/sched.h, unchanged since 2.6 */
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
@@ -64,11 +66,19 @@ struct sock_common {
 	};
 };
 
+typedef struct {
+	__u32 val;
+} kuid_t;
+
 struct sock {
 	struct sock_common __sk_common;
 	__u16 sk_type;
 	__u16 sk_protocol;
 	int sk_err;
+	/* A listener's backlog; an accepted socket keeps its listener's
+	 * (sk_clone_lock copies the whole sock), a connected one has 0. */
+	__u32 sk_max_ack_backlog;
+	kuid_t sk_uid; /* who created the socket (fsuid at socket()) */
 };
 
 /* enum sock_flags, include/net/sock.h: bit numbers, unchanged since 2.6 */
@@ -107,6 +117,8 @@ struct files_struct {
 struct task_struct {
 	unsigned int flags;
 	struct files_struct *files;
+	struct task_struct *group_leader;
+	char comm[16];
 };
 
 /*

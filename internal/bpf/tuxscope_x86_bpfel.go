@@ -23,11 +23,14 @@ type TuxscopeConn struct {
 		Tid      uint32
 		Uid      uint32
 		Comm     [16]int8
+		Thread   [16]int8
 		_        [4]byte
 		CgroupId uint64
 	}
-	Inbound uint8
-	_       [7]byte
+	OpenerPid  uint32
+	OpenerComm [16]int8
+	Inbound    uint8
+	_          [3]byte
 }
 
 type TuxscopeDnsEvent struct {
@@ -51,6 +54,7 @@ type TuxscopeDnsOwner struct {
 		Tid      uint32
 		Uid      uint32
 		Comm     [16]int8
+		Thread   [16]int8
 		_        [4]byte
 		CgroupId uint64
 	}
@@ -67,6 +71,9 @@ type TuxscopeEvent struct {
 	BytesSent     uint64
 	BytesReceived uint64
 	Cookie        uint64
+	OpenerPid     uint32
+	OpenerComm    [16]int8
+	_             [4]byte
 }
 
 type TuxscopeEventHeader struct {
@@ -78,6 +85,7 @@ type TuxscopeEventHeader struct {
 		Tid      uint32
 		Uid      uint32
 		Comm     [16]int8
+		Thread   [16]int8
 		_        [4]byte
 		CgroupId uint64
 	}
@@ -100,6 +108,7 @@ const (
 	TuxscopeMapAcceptSeen      = "accept_seen"
 	TuxscopeMapConnecting      = "connecting"
 	TuxscopeMapConns           = "conns"
+	TuxscopeMapConnsFull       = "conns_full"
 	TuxscopeMapDnsOwners       = "dns_owners"
 	TuxscopeMapEvents          = "events"
 	TuxscopeMapKprobeConnectSk = "kprobe_connect_sk"
@@ -213,6 +222,7 @@ type TuxscopeMapSpecs struct {
 	AcceptSeen      *ebpf.MapSpec `ebpf:"accept_seen"`
 	Connecting      *ebpf.MapSpec `ebpf:"connecting"`
 	Conns           *ebpf.MapSpec `ebpf:"conns"`
+	ConnsFull       *ebpf.MapSpec `ebpf:"conns_full"`
 	DnsOwners       *ebpf.MapSpec `ebpf:"dns_owners"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	KprobeConnectSk *ebpf.MapSpec `ebpf:"kprobe_connect_sk"`
@@ -260,6 +270,7 @@ type TuxscopeMaps struct {
 	AcceptSeen      *ebpf.Map `ebpf:"accept_seen"`
 	Connecting      *ebpf.Map `ebpf:"connecting"`
 	Conns           *ebpf.Map `ebpf:"conns"`
+	ConnsFull       *ebpf.Map `ebpf:"conns_full"`
 	DnsOwners       *ebpf.Map `ebpf:"dns_owners"`
 	Events          *ebpf.Map `ebpf:"events"`
 	KprobeConnectSk *ebpf.Map `ebpf:"kprobe_connect_sk"`
@@ -276,6 +287,7 @@ func (m *TuxscopeMaps) Close() error {
 		m.AcceptSeen,
 		m.Connecting,
 		m.Conns,
+		m.ConnsFull,
 		m.DnsOwners,
 		m.Events,
 		m.KprobeConnectSk,

@@ -23,6 +23,7 @@ type netOptions struct {
 	Format          output.Format
 	Filter          filter.Spec
 	RingBufferBytes int
+	ConnTable       int // connections the kernel side can track at once
 	BTFPath         string
 	Backend         tracer.Backend
 	Existing        bool
@@ -79,6 +80,9 @@ Flags:
   --existing            first list the connections that already exist (type
                         existing), so their closes have context
   --buffer-size SIZE    kernel ring buffer size, a power of two (default 4M)
+  --conn-table N        connections tracked at once, both ends of a local one
+                        counting (default 262144; about 170 bytes of kernel
+                        memory each while in use); beyond it, reported as lost
   --max-delay D         longest an event waits in the kernel before it is shown
                         (default 100ms; 0: wake tuxscope for every event, at a
                         higher CPU cost under load)
@@ -104,8 +108,8 @@ Flags:
   --interval D          refresh every D (default 2s; seconds, or 500ms, 1m)
   --sort KEY            connections (default), bytes or failures
   --duration D          stop after D
-  --pid, --comm, --port, -4, -6, --no-names, --buffer-size, --max-delay,
-  --backend, --btf:     as for net
+  --pid, --comm, --port, -4, -6, --no-names, --buffer-size, --conn-table,
+  --max-delay, --backend, --btf: as for net
 `
 
 // parseNetOptions parses `tuxscope net` arguments. Usage errors are
@@ -171,6 +175,7 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	fs.BoolVar(&ipv4, "4", false, "")
 	fs.BoolVar(&ipv6, "6", false, "")
 	fs.StringVar(&bufSize, "buffer-size", "4M", "")
+	fs.IntVar(&opts.ConnTable, "conn-table", tracer.DefaultConnTable, "")
 	opts.MaxDelay = DefaultMaxDelay
 	fs.Var(durationFlag{&opts.MaxDelay}, "max-delay", "")
 	fs.StringVar(&opts.BTFPath, "btf", "", "")
@@ -228,6 +233,9 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	if opts.RingBufferBytes, err = parseSize(bufSize); err != nil {
 		return opts, fmt.Errorf("--buffer-size: %w", err)
 	}
+	if opts.ConnTable < 1 || opts.ConnTable > tracer.MaxConnTable {
+		return opts, fmt.Errorf("--conn-table %d: must be between 1 and %d", opts.ConnTable, tracer.MaxConnTable)
+	}
 	if len(opts.Filter.PIDs) > tracer.MaxFilterEntries || len(opts.Filter.Ports) > tracer.MaxFilterEntries {
 		return opts, fmt.Errorf("at most %d pids and %d ports", tracer.MaxFilterEntries, tracer.MaxFilterEntries)
 	}
@@ -244,6 +252,7 @@ func (o *netOptions) tracerConfig() tracer.Config {
 		IPv4:            f.WantFamily(4),
 		IPv6:            f.WantFamily(6),
 		RingBufferBytes: o.RingBufferBytes,
+		ConnTable:       o.ConnTable,
 		BTFPath:         o.BTFPath,
 		Backend:         o.Backend,
 		DNS:             !o.NoNames,

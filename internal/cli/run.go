@@ -148,18 +148,17 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 // went away), and whether there was any: nothing is lost silently, and
 // such a run does not exit 0.
 func reportUnreported(tr *tracer.Tracer, stderr io.Writer) bool {
-	lost, skipped, err := tr.Unreported()
+	counts, err := tr.Unreported()
 	if err != nil {
 		fmt.Fprintf(stderr, "tuxscope: cannot tell whether events were lost at the end: %v\n", err)
 		return true
 	}
-	if lost > 0 {
-		fmt.Fprintf(stderr, "tuxscope: lost %d events (the ring buffer was full) that the output stopped before reporting\n", lost)
+	for why, n := range counts {
+		if n > 0 {
+			fmt.Fprintf(stderr, "tuxscope: %s; the output stopped before reporting it\n", event.LossReason(why).Describe(n))
+		}
 	}
-	if skipped > 0 {
-		fmt.Fprintf(stderr, "tuxscope: up to %d events missing (the kernel skipped tuxscope's programs %d times) that the output stopped before reporting\n", skipped, skipped)
-	}
-	return lost > 0 || skipped > 0
+	return counts.Any()
 }
 
 // newSink is where a run's events go: the live view's feed, a summary,

@@ -1,6 +1,9 @@
 package event
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // LossReason says why events were lost.
 type LossReason uint8
@@ -13,15 +16,34 @@ const (
 	// misses); each skip may have cost an event, so up to that many are
 	// missing.
 	HookSkipped
+	// ConnTableFull: connections the kernel side could not track because
+	// its connection table was full; each lacks its outcome (established
+	// or failed) or its close's owner and direction.
+	ConnTableFull
+
+	// NumLossReasons is how many reasons there are.
+	NumLossReasons
 )
 
-// Key is the loss's "reason" in JSON.
-func (l LossReason) Key() string {
-	if l == HookSkipped {
-		return "hook_skipped"
-	}
-	return "ring_buffer_full"
+// lossReasons says, per reason, its JSON key and the table's stderr line
+// (a format with the count twice).
+var lossReasons = [NumLossReasons]struct{ key, line string }{
+	RingBufferFull: {"ring_buffer_full", "lost %d events: the ring buffer was full (try a larger --buffer-size)"},
+	HookSkipped:    {"hook_skipped", "up to %d events missing: the kernel skipped tuxscope's programs %[1]d times (another BPF program was running on that CPU)"},
+	ConnTableFull:  {"conn_table_full", "%d connections not tracked: the connection table was full (try a larger --conn-table); their outcome or close is missing or unattributed"},
 }
+
+// Key is the loss's "reason" in JSON.
+func (l LossReason) Key() string { return lossReasons[l].key }
+
+// Describe is one line saying that n events were lost for this reason.
+func (l LossReason) Describe(n uint64) string { return fmt.Sprintf(lossReasons[l].line, n) }
+
+// LossCounts holds a count per loss reason.
+type LossCounts [NumLossReasons]uint64
+
+// Any reports whether any count is non-zero.
+func (c LossCounts) Any() bool { return c != LossCounts{} }
 
 // Handler receives what a source (the tracer) observes, in order, from one
 // goroutine. The pointers are valid only during the call.

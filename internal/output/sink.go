@@ -122,12 +122,7 @@ func (t *Table) Event(e *event.Event) error {
 }
 
 func (t *Table) Lost(n uint64, why event.LossReason, _ time.Time) error {
-	var err error
-	if why == event.HookSkipped {
-		_, err = fmt.Fprintf(t.diag, "tuxscope: up to %d events missing: the kernel skipped tuxscope's programs %d times (another BPF program was running on that CPU)\n", n, n)
-	} else {
-		_, err = fmt.Fprintf(t.diag, "tuxscope: lost %d events: the ring buffer was full (try a larger --buffer-size)\n", n)
-	}
+	_, err := fmt.Fprintf(t.diag, "tuxscope: %s\n", why.Describe(n))
 	return err
 }
 
@@ -167,6 +162,16 @@ func (j *JSON) Event(e *event.Event) error {
 	b = strconv.AppendUint(b, uint64(e.UID), 10)
 	b = append(b, `,"comm":`...)
 	b = appendJSONString(b, e.Comm())
+	if t := e.Thread(); t != nil {
+		b = append(b, `,"thread":`...)
+		b = appendJSONString(b, t)
+	}
+	if e.OpenerPID != 0 {
+		b = append(b, `,"opener_pid":`...)
+		b = strconv.AppendUint(b, uint64(e.OpenerPID), 10)
+		b = append(b, `,"opener_comm":`...)
+		b = appendJSONString(b, e.OpenerComm())
+	}
 	b = append(b, `,"family":`...)
 	b = strconv.AppendUint(b, uint64(e.Family), 10)
 	src, dst := e.Src(), e.Dst()
@@ -258,6 +263,9 @@ func appendLifecycleJSON(b []byte, e *event.Event) []byte {
 			b = append(b, `,"closed_by":"`...)
 			b = append(b, by...)
 			b = append(b, '"')
+		}
+		if e.Reset() {
+			b = append(b, `,"reset":true`...)
 		}
 	default:
 		return b

@@ -19,12 +19,15 @@ type Event struct {
 	Time        string `json:"time"`         // wall-clock time, RFC 3339 with nanoseconds
 	TimestampNs uint64 `json:"timestamp_ns"` // kernel CLOCK_MONOTONIC; not on lost records
 	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, existing, dns, lost
-	PID         int    `json:"pid"`          // process (tgid) that connected or accepted; 0 if unknown
+	PID         int    `json:"pid"`          // process (tgid) that connected or accepted (a close: that held and closed the socket); 0 if unknown
 	TID         int    `json:"tid"`          // its thread
 	UID         int    `json:"uid"`
-	Comm        string `json:"comm"`   // its name (escaped: any bytes are valid JSON)
-	Family      int    `json:"family"` // 4 or 6
-	Saddr       string `json:"saddr"`  // SRC: local end of an outbound connection, remote client of an inbound one
+	Comm        string `json:"comm"`                  // its process's name, the thread-group leader's (escaped: any bytes are valid JSON)
+	Thread      string `json:"thread,omitempty"`      // the thread's (tid's) name, when it differs from comm
+	OpenerPID   int    `json:"opener_pid,omitempty"`  // close: the process that connected or accepted, when another (pid) held and closed it
+	OpenerComm  string `json:"opener_comm,omitempty"` // its name
+	Family      int    `json:"family"`                // 4 or 6
+	Saddr       string `json:"saddr"`                 // SRC: local end of an outbound connection, remote client of an inbound one
 	Sport       int    `json:"sport"`
 	Daddr       string `json:"daddr"` // DST: remote end of an outbound connection, local listener of an inbound one
 	Dport       int    `json:"dport"`
@@ -41,6 +44,7 @@ type Event struct {
 	BytesSent     *uint64 `json:"bytes_sent,omitempty"`     // close: data bytes sent
 	BytesReceived *uint64 `json:"bytes_received,omitempty"` // close: data bytes received
 	ClosedBy      string  `json:"closed_by,omitempty"`      // close: local or remote, who closed (or reset) first
+	Reset         bool    `json:"reset,omitempty"`          // close: it ended with a reset, sent (closed_by local) or received
 	// Reason is why a connect failed or a connection was reset (refused,
 	// timed out, ...); on a lost record, why events were lost
 	// (ring_buffer_full, hook_skipped).

@@ -41,6 +41,7 @@ const (
 	offTid     = offOwner + unsafe.Offsetof(hdrLayout.Owner.Tid)
 	offUid     = offOwner + unsafe.Offsetof(hdrLayout.Owner.Uid)
 	offComm    = offOwner + unsafe.Offsetof(hdrLayout.Owner.Comm)
+	offThread  = offOwner + unsafe.Offsetof(hdrLayout.Owner.Thread)
 	offCgroup  = offOwner + unsafe.Offsetof(hdrLayout.Owner.CgroupId)
 	offTuple   = unsafe.Offsetof(hdrLayout.Tuple)
 	offLaddr   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Laddr)
@@ -61,6 +62,8 @@ const (
 	offSent    = unsafe.Offsetof(layout.BytesSent)
 	offRecv    = unsafe.Offsetof(layout.BytesReceived)
 	offCookie  = unsafe.Offsetof(layout.Cookie)
+	offOpener  = unsafe.Offsetof(layout.OpenerPid)
+	offOpComm  = unsafe.Offsetof(layout.OpenerComm)
 )
 
 // struct dns_event, after the header.
@@ -98,6 +101,7 @@ type header struct {
 	ts            uint64
 	pid, tid, uid uint32
 	comm          []byte // the kernel's 16-byte array; aliases the record
+	thread        []byte // the same, the thread's own name
 	cgroupID      uint64
 	family        uint8 // 4 or 6
 	local, remote netip.AddrPort
@@ -111,6 +115,7 @@ func decodeHeader(b []byte, h *header) error {
 	h.ts = ne.Uint64(b[offTs:])
 	h.pid, h.tid, h.uid = ne.Uint32(b[offPid:]), ne.Uint32(b[offTid:]), ne.Uint32(b[offUid:])
 	h.comm = b[offComm : offComm+16]
+	h.thread = b[offThread : offThread+16]
 	h.cgroupID = ne.Uint64(b[offCgroup:])
 	lport := ne.Uint16(b[offLport:])
 	rport := ne.Uint16(b[offRport:])
@@ -149,10 +154,14 @@ func decodeEvent(b []byte, e *event.Event) error {
 	e.BytesSent = ne.Uint64(b[offSent:])
 	e.BytesReceived = ne.Uint64(b[offRecv:])
 	e.Cookie = ne.Uint64(b[offCookie:])
+	if e.OpenerPID = ne.Uint32(b[offOpener:]); e.OpenerPID != 0 {
+		e.SetOpenerCommBytes(b[offOpComm : offOpComm+16])
+	}
 	var h header
 	err := decodeHeader(b, &h)
 	e.TimestampNs, e.PID, e.TID, e.UID, e.CgroupID = h.ts, h.pid, h.tid, h.uid, h.cgroupID
 	e.SetCommBytes(h.comm)
+	e.SetThreadBytes(h.thread)
 	e.Family, e.Local, e.Remote = h.family, h.local, h.remote
 	return err
 }
@@ -177,6 +186,7 @@ func decodeDNS(b []byte, p *event.DNSPacket) error {
 	err := decodeHeader(b, &h)
 	p.TimestampNs, p.PID, p.TID, p.UID, p.CgroupID = h.ts, h.pid, h.tid, h.uid, h.cgroupID
 	p.Comm.Set(h.comm)
+	p.Thread.Set(h.thread)
 	p.Family, p.Local, p.Remote = h.family, h.local, h.remote
 	return err
 }

@@ -106,12 +106,12 @@ func TestRecordLayout(t *testing.T) {
 		name      string
 		got, want uintptr
 	}{
-		{"sizeof(struct event_header)", unsafe.Sizeof(h), 88},
-		{"sizeof(struct event)", unsafe.Sizeof(r), 136},
-		{"sizeof(struct dns_event)", unsafe.Sizeof(dns), 2160},
-		{"headerSize", uintptr(headerSize), 88},
-		{"recordSize", uintptr(recordSize), 136},
-		{"dnsHeaderSize", uintptr(dnsHeaderSize), 108},
+		{"sizeof(struct event_header)", unsafe.Sizeof(h), 104},
+		{"sizeof(struct event)", unsafe.Sizeof(r), 176},
+		{"sizeof(struct dns_event)", unsafe.Sizeof(dns), 2176},
+		{"headerSize", uintptr(headerSize), 104},
+		{"recordSize", uintptr(recordSize), 176},
+		{"dnsHeaderSize", uintptr(dnsHeaderSize), 124},
 		{"offsetof(struct event, hdr)", unsafe.Offsetof(r.Hdr), 0},
 		{"offsetof(struct dns_event, hdr)", unsafe.Offsetof(dns.Hdr), 0},
 	}
@@ -129,26 +129,29 @@ func TestRecordLayout(t *testing.T) {
 		{"owner.tid", offTid, 12},
 		{"owner.uid", offUid, 16},
 		{"owner.comm", offComm, 20},
-		{"owner.cgroup_id", offCgroup, 40},
-		{"tuple.laddr", offLaddr, 48},
-		{"tuple.raddr", offRaddr, 64},
-		{"tuple.lport", offLport, 80},
-		{"tuple.rport", offRport, 82},
-		{"tuple.family", offFamily, 84},
-		{"type", offType, 86},
-		{"event.flags", offFlags, 88},
-		{"event.error", offError, 92},
-		{"event.latency_ns", offLatency, 96},
-		{"event.duration_ns", offDur, 104},
-		{"event.bytes_sent", offSent, 112},
-		{"event.bytes_received", offRecv, 120},
-		{"event.cookie", offCookie, 128},
-		{"dns_event.cookie", offDNSCookie, 88},
-		{"dns_event.len", offDNSLen, 96},
-		{"dns_event.total_len", offDNSTotal, 100},
-		{"dns_event.direction", offDNSDir, 104},
-		{"dns_event.protocol", offDNSProto, 105},
-		{"dns_event.data", offDNSData, 108},
+		{"owner.thread", offThread, 36},
+		{"owner.cgroup_id", offCgroup, 56},
+		{"tuple.laddr", offLaddr, 64},
+		{"tuple.raddr", offRaddr, 80},
+		{"tuple.lport", offLport, 96},
+		{"tuple.rport", offRport, 98},
+		{"tuple.family", offFamily, 100},
+		{"type", offType, 102},
+		{"event.flags", offFlags, 104},
+		{"event.error", offError, 108},
+		{"event.latency_ns", offLatency, 112},
+		{"event.duration_ns", offDur, 120},
+		{"event.bytes_sent", offSent, 128},
+		{"event.bytes_received", offRecv, 136},
+		{"event.cookie", offCookie, 144},
+		{"event.opener_pid", offOpener, 152},
+		{"event.opener_comm", offOpComm, 156},
+		{"dns_event.cookie", offDNSCookie, 104},
+		{"dns_event.len", offDNSLen, 112},
+		{"dns_event.total_len", offDNSTotal, 116},
+		{"dns_event.direction", offDNSDir, 120},
+		{"dns_event.protocol", offDNSProto, 121},
+		{"dns_event.data", offDNSData, 124},
 	}
 	for _, o := range offsets {
 		if o.got != o.want {
@@ -306,7 +309,7 @@ func TestDecodeClose(t *testing.T) {
 // The same close, laid out by hand at the offsets of struct event (see
 // TestRecordLayout), independently of the bpf2go struct.
 func TestDecodeCloseRawOffsets(t *testing.T) {
-	b := make([]byte, 136)
+	b := make([]byte, 176)
 	ne := binary.NativeEndian
 	// struct event_header
 	ne.PutUint64(b[0:], 5_000_000_000)
@@ -314,28 +317,31 @@ func TestDecodeCloseRawOffsets(t *testing.T) {
 	ne.PutUint32(b[12:], 6202)
 	ne.PutUint32(b[16:], 1000)
 	copy(b[20:], "curl")
-	ne.PutUint64(b[40:], 77)
-	copy(b[48:], []byte{10, 0, 0, 5})
-	copy(b[64:], []byte{93, 184, 216, 34})
-	ne.PutUint16(b[80:], 53412)
-	ne.PutUint16(b[82:], 443)
-	ne.PutUint16(b[84:], 2) // AF_INET
-	b[86] = 5               // EVENT_CLOSE
+	copy(b[36:], "curl-worker")
+	ne.PutUint64(b[56:], 77)
+	copy(b[64:], []byte{10, 0, 0, 5})
+	copy(b[80:], []byte{93, 184, 216, 34})
+	ne.PutUint16(b[96:], 53412)
+	ne.PutUint16(b[98:], 443)
+	ne.PutUint16(b[100:], 2) // AF_INET
+	b[102] = 5               // EVENT_CLOSE
 	// the rest of struct event
-	b[88] = 2                // FLAG_CLOSED_LOCAL
-	ne.PutUint32(b[92:], 32) // EPIPE
-	ne.PutUint64(b[96:], 0)
-	ne.PutUint64(b[104:], 1_200_000_000)
-	ne.PutUint64(b[112:], 1024)
-	ne.PutUint64(b[120:], 2048)
-	ne.PutUint64(b[128:], 4097)
+	b[104] = 2 | 8            // FLAG_CLOSED_LOCAL | FLAG_RESET
+	ne.PutUint32(b[108:], 32) // EPIPE
+	ne.PutUint64(b[112:], 0)
+	ne.PutUint64(b[120:], 1_200_000_000)
+	ne.PutUint64(b[128:], 1024)
+	ne.PutUint64(b[136:], 2048)
+	ne.PutUint64(b[144:], 4097)
+	ne.PutUint32(b[152:], 6100)
+	copy(b[156:], "sshd")
 
 	var e event.Event
 	if err := decodeEvent(b, &e); err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
 	got := [...]uint64{uint64(e.Type), uint64(e.Flags), uint64(e.Error), e.LatencyNs, e.DurationNs, e.BytesSent, e.BytesReceived, e.Cookie, e.TimestampNs, e.CgroupID}
-	want := [...]uint64{5, 2, 32, 0, 1_200_000_000, 1024, 2048, 4097, 5_000_000_000, 77}
+	want := [...]uint64{5, 10, 32, 0, 1_200_000_000, 1024, 2048, 4097, 5_000_000_000, 77}
 	if got != want {
 		t.Errorf("type, flags, error, latency, duration, sent, received, cookie, ts, cgroup =\n %v\nwant %v", got, want)
 	}
@@ -343,13 +349,16 @@ func TestDecodeCloseRawOffsets(t *testing.T) {
 		e.PID != 6201 || e.TID != 6202 || e.UID != 1000 {
 		t.Errorf("Local/Remote/Comm/PID/TID/UID = %v/%v/%q/%d/%d/%d", e.Local, e.Remote, e.Comm(), e.PID, e.TID, e.UID)
 	}
+	if string(e.Thread()) != "curl-worker" || e.OpenerPID != 6100 || string(e.OpenerComm()) != "sshd" || !e.Reset() {
+		t.Errorf("Thread/OpenerPID/OpenerComm/Reset = %q/%d/%q/%v", e.Thread(), e.OpenerPID, e.OpenerComm(), e.Reset())
+	}
 	if e.Inbound() || e.ClosedBy() != "local" {
 		t.Errorf("Inbound/ClosedBy = %v/%q, want false/local", e.Inbound(), e.ClosedBy())
 	}
 	// The same bytes through the generated struct.
 	var rec bpf.TuxscopeEvent
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec)), unsafe.Sizeof(rec)), b)
-	if rec.Hdr.Type != 5 || rec.Flags != 2 || rec.Error != 32 || rec.DurationNs != 1_200_000_000 ||
+	if rec.Hdr.Type != 5 || rec.Flags != 10 || rec.Error != 32 || rec.OpenerPid != 6100 || rec.DurationNs != 1_200_000_000 ||
 		rec.BytesSent != 1024 || rec.BytesReceived != 2048 || rec.Cookie != 4097 || rec.Hdr.Owner.CgroupId != 77 {
 		t.Errorf("bpf.TuxscopeEvent over the same bytes: %+v", rec)
 	}
@@ -489,8 +498,8 @@ func TestDecodeErrors(t *testing.T) {
 		}
 		var e event.Event
 		err := decodeEvent(goodBytes[:79], &e)
-		if err == nil || err.Error() != "short record: 79 bytes, want 136" {
-			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 136")
+		if err == nil || err.Error() != "short record: 79 bytes, want 176" {
+			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 176")
 		}
 		if err := decodeEvent(nil, &e); !errors.Is(err, ErrShortRecord) {
 			t.Errorf("nil: err = %v", err)
@@ -621,7 +630,7 @@ func TestDecodeDNS(t *testing.T) {
 		b    []byte
 		want string
 	}{
-		{"short", b[:dnsHeaderSize-1], "short record: 107 bytes, want at least 108 for a DNS record"},
+		{"short", b[:dnsHeaderSize-1], "short record: 123 bytes, want at least 124 for a DNS record"},
 		{"payload past the end", b[:dnsHeaderSize+11], "DNS record claims 12 payload bytes, has 11"},
 	} {
 		if _, err := decodeRecord(tt.b, &e, &p); err == nil || err.Error() != tt.want {
