@@ -45,8 +45,9 @@ struct {
 	__type(value, struct conn);
 } conns SEC(".maps");
 
-/* Connections not tracked because conns was full (or the insert failed
- * otherwise): each costs its outcome or close event's attribution. */
+/* Sockets not tracked because conns was full (or the insert failed
+ * otherwise), counted once each: at connect, accept, or the close of an
+ * older connection. Each costs its outcome event or its close's owner. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -105,7 +106,8 @@ static __always_inline void conn_connecting(struct sock *sk, __u64 key)
 	conn_insert(key, &c);
 }
 
-/* SYN_RECV -> ESTABLISHED, in softirq: owner unknown until accept(). */
+/* SYN_RECV -> ESTABLISHED, in softirq: owner unknown until accept(). A
+ * full table is not counted here: accept() tries again, and counts. */
 static __always_inline void conn_passive_established(struct sock *sk, __u64 key)
 {
 	struct conn c = {};
@@ -114,7 +116,7 @@ static __always_inline void conn_passive_established(struct sock *sk, __u64 key)
 		return;
 	c.established_ns = bpf_ktime_get_ns();
 	c.inbound = 1;
-	conn_insert(key, &c);
+	bpf_map_update_elem(&conns, &key, &c, BPF_ANY);
 }
 
 /* accept() returned sk to the current task: it owns the connection. */

@@ -16,9 +16,9 @@ const (
 	// misses); each skip may have cost an event, so up to that many are
 	// missing.
 	HookSkipped
-	// ConnTableFull: connections the kernel side could not track because
-	// its connection table was full; each lacks its outcome (established
-	// or failed) or its close's owner and direction.
+	// ConnTableFull: sockets (connection ends) the kernel side could not
+	// track because its connection table was full; each lacks its outcome
+	// (established or failed) or its close's owner.
 	ConnTableFull
 
 	// NumLossReasons is how many reasons there are.
@@ -30,7 +30,7 @@ const (
 var lossReasons = [NumLossReasons]struct{ key, line string }{
 	RingBufferFull: {"ring_buffer_full", "lost %d events: the ring buffer was full (try a larger --buffer-size)"},
 	HookSkipped:    {"hook_skipped", "up to %d events missing: the kernel skipped tuxscope's programs %[1]d times (another BPF program was running on that CPU)"},
-	ConnTableFull:  {"conn_table_full", "%d connections not tracked: the connection table was full (try a larger --conn-table); their outcome or close is missing or unattributed"},
+	ConnTableFull:  {"conn_table_full", "%d connection ends not tracked: the connection table was full (try a larger --conn-table); their outcome is missing or their close unattributed"},
 }
 
 // Key is the loss's "reason" in JSON.

@@ -57,8 +57,8 @@ type readerConfig struct {
 // to a handler in order, reports losses, ticks, and says when it has
 // caught up with the kernel.
 type reader struct {
-	ring        recordRing
-	cfg         readerConfig
+	ring      recordRing
+	cfg       readerConfig
 	malformed uint64
 	seen      event.LossCounts // what the handler was told
 }
