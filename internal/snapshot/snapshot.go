@@ -78,6 +78,7 @@ func Take() ([]event.Event, Owners, error) {
 		}
 	}
 	procs := socketOwners()
+	ephemeral := ephemeralPorts()
 	var (
 		events []event.Event
 		owners = Owners{}
@@ -93,7 +94,7 @@ func Take() ([]event.Event, Owners, error) {
 		if s.Family == unix.AF_INET6 {
 			e.Family = 6
 		}
-		if isListening(listeners, e.Local) {
+		if accepted(listeners, ephemeral, e.Local, e.Remote) {
 			e.Flags |= event.FlagInbound
 		}
 		if p, ok := procs[s.INode]; ok {
@@ -132,6 +133,38 @@ func isListening(listeners map[netip.AddrPort]bool, local netip.AddrPort) bool {
 		}
 	}
 	return false
+}
+
+// accepted tells whether a connection was accepted here: its local end
+// is a listener's. A listener that has since closed leaves no trace in
+// sock_diag, so then the ports tell: a local port outside the ephemeral
+// range facing a remote one inside it was accepted; a connection to a
+// port this host listens on, over loopback, was connected.
+func accepted(listeners map[netip.AddrPort]bool, ephemeral [2]uint16, local, remote netip.AddrPort) bool {
+	if isListening(listeners, local) {
+		return true
+	}
+	if remote.Addr().Unmap().IsLoopback() && isListening(listeners, remote) {
+		return false
+	}
+	in := func(p uint16) bool { return p >= ephemeral[0] && p <= ephemeral[1] }
+	return !in(local.Port()) && in(remote.Port())
+}
+
+// ephemeralPorts is the range the kernel picks local ports of outbound
+// connections from (net.ipv4.ip_local_port_range, which IPv6 shares);
+// Linux's default if it cannot be read.
+func ephemeralPorts() [2]uint16 {
+	r := [2]uint16{32768, 60999}
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return r
+	}
+	var lo, hi uint16
+	if n, _ := fmt.Sscanf(string(b), "%d %d", &lo, &hi); n == 2 && lo <= hi {
+		r = [2]uint16{lo, hi}
+	}
+	return r
 }
 
 type proc struct {
