@@ -1,0 +1,162 @@
+package integration
+
+import (
+	"fmt"
+	"net/netip"
+	"syscall"
+	"testing"
+)
+
+// nobody is the unprivileged user some test processes run as, so that a
+// uid in an event can be told from root's.
+var nobody = &syscall.Credential{Uid: 65534, Gid: 65534}
+
+// A server that accepts and hands each connection to a child process (as
+// sshd, PostgreSQL and socat fork do): the accept is the server's, the
+// close is the child's, which held and closed the socket, with the server
+// kept as the opener. Watching the server's pid still shows that close.
+func TestForkAfterAccept(t *testing.T) {
+	requireRoot(t)
+	srv, port := server(t, "-handoff", "-recv", "100", "-send", "200", "-wait-eof")
+	byPort := startTracer(t, "--port", fmt.Sprint(port))
+	byServer := startTracer(t, "--pid", fmt.Sprint(srv.pid()), "--type", "accept,close")
+
+	c := client(t, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-send", "100", "-recv", "200")
+	local := netip.MustParseAddrPort(c.expect("LOCAL")[0])
+	c.expect("DONE")
+	srv.expect("ACCEPTED")
+	child := atoi(t, srv.expect("CHILD")[0])
+	srv.expect("SERVED")
+
+	for _, tr := range []*tracer{byPort, byServer} {
+		acc := tr.waitFor("accept", byPID("accept", srv.pid()))
+		if acc.Sport != int(local.Port()) || acc.Dport != port {
+			t.Errorf("accept: %s", acc)
+		}
+		got := tr.waitFor("the child's close", closeOf(child))
+		if got.Comm != "tsserver" || got.OpenerPID != srv.pid() || got.OpenerComm != "tsserver" || got.Direction != "inbound" ||
+			got.Sport != int(local.Port()) || got.Dport != port || u64(got.BytesSent) != 200 || u64(got.BytesReceived) != 100 ||
+			got.ClosedBy != "remote" || got.DurationNs == nil {
+			t.Errorf("the child's close: %s opener %d %q", got, got.OpenerPID, got.OpenerComm)
+		}
+		if n := len(tr.all(func(e jsonEvent) bool { return e.EventType == "close" && e.Dport == port && e.Direction == "inbound" })); n != 1 {
+			t.Errorf("%d inbound closes, want 1:\n%s", n, tr.dump())
+		}
+	}
+	// The client closed its own socket: no opener.
+	cl := byPort.waitFor("the client's close", closeOf(c.pid()))
+	if cl.OpenerPID != 0 || cl.OpenerComm != "" || cl.Direction != "outbound" || cl.ClosedBy != "local" {
+		t.Errorf("the client's close: %s", cl)
+	}
+}
+
+// COMM is the process's name: a connect made from a thread named
+// otherwise is the process's, findable with --comm, with the thread's own
+// name in JSON.
+func TestThreadName(t *testing.T) {
+	requireRoot(t)
+	srv, port := server(t, "-n", "1")
+	all := startTracer(t, "--port", fmt.Sprint(port))
+	byComm := startTracer(t, "--comm", "tsclient", "--type", "connect")
+	c := client(t, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-thread", "net-worker-7")
+	tid := atoi(t, c.expect("THREAD")[0])
+	local := netip.MustParseAddrPort(c.expect("LOCAL")[0])
+	srv.expect("ACCEPTED")
+	if tid == c.pid() {
+		t.Fatalf("the client connected from its main thread (tid %d)", tid)
+	}
+	for _, tr := range []*tracer{all, byComm} {
+		got := tr.waitFor("connect", byPID("connect", c.pid()))
+		if got.TID != tid || got.Comm != "tsclient" || got.Thread != "net-worker-7" || got.Sport != int(local.Port()) || got.Dport != port {
+			t.Errorf("connect: %s tid %d thread %q, want tid %d thread net-worker-7", got, got.TID, got.Thread, tid)
+		}
+	}
+	// A single-threaded process's events carry no thread key.
+	acc := all.waitFor("accept", byPID("accept", srv.pid()))
+	if acc.Comm != "tsserver" || acc.Thread != "" {
+		t.Errorf("accept: %s thread %q", acc, acc.Thread)
+	}
+}
+
+// Connections made before tuxscope started, without --existing: each
+// end's close has its true direction, the process that closed it, its
+// uid, and appears once.
+func TestOlderConnections(t *testing.T) {
+	requireRoot(t)
+	t.Run("client closes first", func(t *testing.T) {
+		srv := startProcAs(t, nobody, helper("server"), serverBin, "-recv", "300", "-send", "500", "-wait-eof")
+		port := atoi(t, srv.expect("READY")[0])
+		c := client(t, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-send", "300", "-recv", "500", "-hold")
+		local := netip.MustParseAddrPort(c.expect("LOCAL")[0])
+		c.expect("DONE")
+		srv.expect("ACCEPTED")
+
+		tr := startTracer(t, "--port", fmt.Sprint(port))
+		c.stdin.Close()
+		srv.expect("SERVED")
+		checkOlderCloses(t, tr, port, local, []olderClose{
+			{pid: c.pid(), uid: 0, comm: "tsclient", direction: "outbound", by: "local", sent: 300, received: 500},
+			{pid: srv.pid(), uid: 65534, comm: "tsserver", direction: "inbound", by: "remote", sent: 500, received: 300},
+		})
+	})
+	t.Run("server closes first, its listener already gone", func(t *testing.T) {
+		srv := startProcAs(t, nobody, helper("server"), serverBin, "-n", "1", "-close-listener")
+		port := atoi(t, srv.expect("READY")[0])
+		c := client(t, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-hold")
+		local := netip.MustParseAddrPort(c.expect("LOCAL")[0])
+		srv.expect("ACCEPTED")
+		srv.expect("UNLISTENED")
+
+		tr := startTracer(t, "--port", fmt.Sprint(port))
+		srv.send("") // the server closes its connection, and exits
+		srv.waitExit()
+		c.stdin.Close()
+		checkOlderCloses(t, tr, port, local, []olderClose{
+			{pid: srv.pid(), uid: 65534, comm: "tsserver", direction: "inbound", by: "local"},
+			{pid: c.pid(), uid: 0, comm: "tsclient", direction: "outbound", by: "remote"},
+		})
+	})
+	t.Run("server resets, the client never closes", func(t *testing.T) {
+		srv, port := server(t, "-n", "1", "-wait-line", "-reset")
+		c := startProcAs(t, nobody, helper("client"), clientBin, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-hold")
+		local := netip.MustParseAddrPort(c.expect("LOCAL")[0])
+		srv.expect("ACCEPTED")
+
+		tr := startTracer(t, "--port", fmt.Sprint(port))
+		srv.send("")
+		srv.expect("SERVED")
+		// No process closed the client's end: no pid, but the socket's uid.
+		checkOlderCloses(t, tr, port, local, []olderClose{
+			{pid: srv.pid(), uid: 0, comm: "tsserver", direction: "inbound", by: "local", reset: true},
+			{pid: 0, uid: 65534, comm: "", direction: "outbound", by: "remote", reset: true},
+		})
+	})
+}
+
+type olderClose struct {
+	pid, uid       int
+	comm           string
+	direction, by  string
+	sent, received uint64
+	reset          bool
+}
+
+// checkOlderCloses waits for exactly these closes of the connection from
+// local to port, one per end.
+func checkOlderCloses(t *testing.T, tr *tracer, port int, local netip.AddrPort, want []olderClose) {
+	t.Helper()
+	for _, w := range want {
+		got := tr.waitFor(fmt.Sprintf("the %s close", w.direction), func(e jsonEvent) bool {
+			return e.EventType == "close" && e.Direction == w.direction
+		})
+		if got.PID != w.pid || got.UID != w.uid || got.Comm != w.comm || got.ClosedBy != w.by || got.Reset != w.reset ||
+			got.Saddr != "127.0.0.1" || got.Sport != int(local.Port()) || got.Daddr != "127.0.0.1" || got.Dport != port ||
+			u64(got.BytesSent) != w.sent || u64(got.BytesReceived) != w.received || got.DurationNs != nil || got.OpenerPID != 0 {
+			t.Errorf("close\n got: %s uid %d reset %v\nwant: pid %d uid %d %q %s closed by %s, sent %d, received %d, reset %v, no duration",
+				got, got.UID, got.Reset, w.pid, w.uid, w.comm, w.direction, w.by, w.sent, w.received, w.reset)
+		}
+	}
+	if n := len(tr.all(func(e jsonEvent) bool { return e.EventType == "close" })); n != len(want) {
+		t.Errorf("%d closes, want %d:\n%s", n, len(want), tr.dump())
+	}
+}
