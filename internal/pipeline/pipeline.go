@@ -11,6 +11,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tuxscope/tuxscope/internal/dns"
@@ -63,6 +66,25 @@ type Config struct {
 	// Diag gets one-line notes at the end of a run (e.g. malformed DNS
 	// messages skipped); nil: none.
 	Diag io.Writer
+	// ProcessName names a process by pid, for DNS rows whose kernel side
+	// could only give a thread's name; nil: ProcName.
+	ProcessName func(pid uint32) (string, bool)
+}
+
+// ProcName reads a process's name from /proc (at most the kernel's 15
+// bytes and a newline).
+func ProcName(pid uint32) (string, bool) {
+	f, err := os.Open("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/comm")
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	var b [17]byte
+	n, _ := io.ReadFull(f, b[:])
+	if n == 0 {
+		return "", false
+	}
+	return strings.TrimSuffix(string(b[:n]), "\n"), true
 }
 
 // Pipeline is the event.Handler between a source and a sink.
@@ -74,6 +96,9 @@ type Pipeline struct {
 
 // New returns a pipeline feeding sink.
 func New(cfg Config, sink Sink) *Pipeline {
+	if cfg.ProcessName == nil {
+		cfg.ProcessName = ProcName
+	}
 	return &Pipeline{cfg: cfg, sink: sink}
 }
 
@@ -155,6 +180,13 @@ func (p *Pipeline) DNS(pkt *event.DNSPacket) error {
 		Family: pkt.Family, Local: pkt.Local, Remote: pkt.Remote, Cookie: pkt.Cookie, CgroupID: pkt.CgroupID,
 	}
 	e.SetCommBytes(pkt.Comm.Bytes())
+	if pkt.PID != pkt.TID && pkt.PID != 0 {
+		// The DNS hooks may not read the task: their name is the thread's.
+		e.SetThreadBytes(pkt.Thread.Bytes())
+		if name, ok := p.cfg.ProcessName(pkt.PID); ok {
+			e.SetComm(name)
+		}
+	}
 	if !p.selects(e) {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -242,4 +243,38 @@ func TestDNSEventsFiltered(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(t, sink.calls, []string{"start", "flush", "finish"})
+}
+
+// A DNS packet from a thread other than the main one carries the thread's
+// name (the kernel's DNS hooks may not read the process's): the row names
+// the process, keeps the thread's name, and --comm matches the process.
+func TestDNSEventNamesTheProcess(t *testing.T) {
+	var sink sinkLog
+	src := script(func(h event.Handler) error {
+		p := dnsPacket(t, 11, true, 1e9, "svc.example", "198.51.100.7")
+		p.TID = 14
+		p.Comm.SetString("isc-net-0000")
+		p.Thread.SetString("isc-net-0000")
+		return h.DNS(p)
+	})
+	names := func(pid uint32) (string, bool) { return "dig", pid == 11 }
+	cfg := Config{Names: dns.NewTracker(), ShowDNS: true, Filter: &filter.Spec{Comms: []string{"dig"}}, ProcessName: names}
+	if err := New(cfg, &sink).Run(context.Background(), src, nil); err != nil {
+		t.Fatal(err)
+	}
+	check(t, sink.calls, []string{"start", "flush", "dns pid=11 query=svc.example answers=[198.51.100.7] latency=0", "finish"})
+	if string(sink.last.Comm()) != "dig" || string(sink.last.Thread()) != "isc-net-0000" || sink.last.TID != 14 {
+		t.Errorf("comm %q thread %q tid %d, want dig, isc-net-0000, 14", sink.last.Comm(), sink.last.Thread(), sink.last.TID)
+	}
+}
+
+func TestProcName(t *testing.T) {
+	name, ok := ProcName(uint32(os.Getpid()))
+	want, _ := os.ReadFile("/proc/self/comm")
+	if !ok || name+"\n" != string(want) {
+		t.Errorf("ProcName(self) = %q, %v; want %q", name, ok, want)
+	}
+	if _, ok := ProcName(0); ok {
+		t.Error("ProcName(0) found a process")
+	}
 }

@@ -85,6 +85,7 @@ func helperClient(args []string) error {
 	wait := fs.Bool("wait", false, "wait for a line on stdin before connecting")
 	name := fs.String("name", "", "thread name (comm) to connect under")
 	thread := fs.String("thread", "", "connect from a thread other than the main one, named this")
+	count := fs.Int("count", 0, "make this many connections (printing CONNECTED n at the end): each with the -send/-recv transfer and closed, or without one held until stdin closes")
 	send := fs.Int("send", 0, "after connecting, send this many bytes")
 	recv := fs.Int("recv", 0, "then read this many bytes (-1: until EOF), and close without waiting")
 	abort := fs.Bool("abort", false, "connect without blocking and close at once (EINPROGRESS)")
@@ -119,7 +120,73 @@ func helperClient(args []string) error {
 		}()
 		return <-errc
 	}
+	if *count > 0 {
+		return manyConnections(*addr, *count, *send, *recv)
+	}
 	return runClient(*family, *addr, *bind, *mode, *wait, *send, *recv, *abort, *hold, *resolve, *port, *dnsServer, *dnsTCP)
+}
+
+// manyConnections makes n IPv4 connections to addr one after the other.
+// With a transfer each is closed after it (the client first); without,
+// all are held until stdin closes, then reset (no TIME_WAIT left behind).
+func manyConnections(addr string, n, send, recv int) error {
+	if err := raiseFileLimit(n + 64); err != nil {
+		return err
+	}
+	sa, err := sockaddr(netip.MustParseAddrPort(addr), unix.AF_INET)
+	if err != nil {
+		return err
+	}
+	var held []int
+	for i := 0; i < n; i++ {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err != nil {
+			return err
+		}
+		if err := unix.Connect(fd, sa); err != nil {
+			return fmt.Errorf("connection %d: %w", i+1, err)
+		}
+		if send == 0 && recv == 0 {
+			held = append(held, fd)
+			continue
+		}
+		buf := make([]byte, 64<<10)
+		if _, err := writeN(fd, buf, send); err != nil {
+			return err
+		}
+		for got := 0; got < recv; {
+			m, err := unix.Read(fd, buf)
+			if err != nil || m == 0 {
+				return fmt.Errorf("connection %d: read %d of %d bytes: %v", i+1, got, recv, err)
+			}
+			got += m
+		}
+		unix.Close(fd)
+	}
+	fmt.Printf("CONNECTED %d\n", n)
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	for _, fd := range held {
+		unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		unix.Close(fd)
+	}
+	return nil
+}
+
+// raiseFileLimit lets this process hold n descriptors.
+func raiseFileLimit(n int) error {
+	var r unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
+		return err
+	}
+	if r.Cur >= uint64(n) {
+		return nil
+	}
+	r.Cur = max(r.Cur, uint64(n))
+	r.Max = max(r.Max, r.Cur)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
+		return fmt.Errorf("raising the open-files limit to %d: %w", n, err)
+	}
+	return nil
 }
 
 func runClient(family int, addr, bind, mode string, wait bool, send, recv int, abort, hold bool, resolve string, port int, dnsServer string, dnsTCP bool) error {
@@ -251,6 +318,7 @@ func helperServer(args []string) error {
 	handoff := fs.Bool("handoff", false, "per connection: a child process serves it (the fork-after-accept of sshd, PostgreSQL)")
 	closeListener := fs.Bool("close-listener", false, "close the listener once the last connection is accepted")
 	waitLine := fs.Bool("wait-line", false, "per connection: wait for a line on stdin before serving it")
+	quiet := fs.Bool("quiet", false, "print ACCEPTED n once, after the last connection, instead of a line each")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -278,6 +346,9 @@ func helperServer(args []string) error {
 	if err := unix.Bind(fd, sa); err != nil {
 		return err
 	}
+	if err := raiseFileLimit(*n + 64); err != nil {
+		return err
+	}
 	if err := unix.Listen(fd, 128); err != nil {
 		return err
 	}
@@ -302,7 +373,11 @@ func helperServer(args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("ACCEPTED %s\n", addrOf(peer))
+		if !*quiet {
+			fmt.Printf("ACCEPTED %s\n", addrOf(peer))
+		} else if i == *n-1 {
+			fmt.Printf("ACCEPTED %d\n", *n)
+		}
 		if *closeListener && i == *n-1 {
 			unix.Close(fd)
 			fmt.Println("UNLISTENED")

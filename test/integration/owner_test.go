@@ -2,9 +2,11 @@ package integration
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // nobody is the unprivileged user some test processes run as, so that a
@@ -159,4 +161,80 @@ func checkOlderCloses(t *testing.T, tr *tracer, port int, local netip.AddrPort, 
 	if n := len(tr.all(func(e jsonEvent) bool { return e.EventType == "close" })); n != len(want) {
 		t.Errorf("%d closes, want %d:\n%s", n, len(want), tr.dump())
 	}
+}
+
+// The connection table's capacity is not silent: with room for 64
+// sockets, 50 connections held open (100 sockets, both ends on this host)
+// leave exactly 36 untracked, reported in band.
+func TestConnTableFullIsReported(t *testing.T) {
+	requireRoot(t)
+	srv, port := server(t, "-n", "50", "-quiet")
+	tr := startTracer(t, "--port", fmt.Sprint(port), "--conn-table", "64")
+	c := client(t, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-count", "50")
+	c.expect("CONNECTED")
+	srv.expect("ACCEPTED")
+	waitUntil(t, "36 untracked sockets reported", func() bool { return lostCount(tr, "conn_table_full") >= 36 })
+	time.Sleep(1500 * time.Millisecond) // a second loss check: nothing more
+	if n := lostCount(tr, "conn_table_full"); n != 36 {
+		t.Errorf("conn_table_full: %d, want 36:\n%s", n, tr.dump())
+	}
+	counts := map[string]int{}
+	for _, e := range tr.all(func(jsonEvent) bool { return true }) {
+		counts[e.EventType]++
+	}
+	// Every connect and accept is seen (they need no table); the handshake
+	// of a client that could not be tracked has no established event.
+	if counts["connect"] != 50 || counts["accept"] != 50 || counts["established"] < 32 || counts["established"] > 33 {
+		t.Errorf("events by type %v, want 50 connects, 50 accepts, 32 or 33 established", counts)
+	}
+}
+
+// What the filters select keeps its attribution however much other
+// traffic there is: 36,000 other connections held open (72,000 sockets,
+// more than tuxscope's table once held in all) beside 2,000 watched ones.
+func TestWatchedConnectionsAmongMany(t *testing.T) {
+	requireRoot(t)
+	const others, watched = 36000, 2000
+	other, otherPort := server(t, "-n", fmt.Sprint(others), "-quiet")
+	srv, port := server(t, "-n", fmt.Sprint(watched), "-quiet", "-recv", "100", "-send", "200", "-wait-eof")
+	tr := startTracer(t, "--port", fmt.Sprint(port))
+
+	crowd := client(t, "-addr", fmt.Sprintf("127.0.0.1:%d", otherPort), "-count", fmt.Sprint(others))
+	crowd.expect("CONNECTED")
+	other.expect("ACCEPTED")
+	c := client(t, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-count", fmt.Sprint(watched), "-send", "100", "-recv", "200")
+	c.expect("CONNECTED")
+	srv.expect("ACCEPTED")
+	waitUntil(t, "every watched close", func() bool {
+		return len(tr.all(func(e jsonEvent) bool { return e.EventType == "close" })) >= 2*watched
+	})
+	counts := map[string]int{}
+	for _, e := range tr.all(func(jsonEvent) bool { return true }) {
+		counts[e.EventType]++
+		if e.EventType != "close" {
+			continue
+		}
+		client := e.Direction == "outbound"
+		wantPID, wantSent, wantRecv, wantBy := c.pid(), uint64(100), uint64(200), "local"
+		if !client {
+			wantPID, wantSent, wantRecv, wantBy = srv.pid(), 200, 100, "remote"
+		}
+		if e.PID != wantPID || e.Dport != port || u64(e.BytesSent) != wantSent || u64(e.BytesReceived) != wantRecv ||
+			e.ClosedBy != wantBy || e.DurationNs == nil {
+			t.Errorf("close: %s", e)
+		}
+	}
+	want := map[string]int{"connect": watched, "established": watched, "accept": watched, "close": 2 * watched}
+	if !maps.Equal(counts, want) {
+		t.Errorf("events by type %v, want %v", counts, want)
+	}
+}
+
+// lostCount sums the lost records of one reason.
+func lostCount(tr *tracer, reason string) uint64 {
+	var n uint64
+	for _, e := range tr.all(func(e jsonEvent) bool { return e.EventType == "lost" && e.Reason == reason }) {
+		n += e.Count
+	}
+	return n
 }
