@@ -349,6 +349,12 @@ func (p *proc) pid() int { return p.cmd.Process.Pid }
 // its remaining words.
 func (p *proc) expect(prefix string) []string {
 	p.t.Helper()
+	return p.expectWithin(prefix, 15*time.Second)
+}
+
+// expectWithin is expect with a time limit of d.
+func (p *proc) expectWithin(prefix string, d time.Duration) []string {
+	p.t.Helper()
 	select {
 	case line, ok := <-p.lines:
 		if !ok {
@@ -359,8 +365,8 @@ func (p *proc) expect(prefix string) []string {
 			p.t.Fatalf("%s printed %q, want %s ...", p.cmd.Path, line, prefix)
 		}
 		return f[1:]
-	case <-time.After(15 * time.Second):
-		p.t.Fatalf("%s printed no %s line within 15s", p.cmd.Path, prefix)
+	case <-time.After(d):
+		p.t.Fatalf("%s printed no %s line within %s", p.cmd.Path, prefix, d)
 	}
 	return nil
 }

@@ -318,7 +318,7 @@ func helperServer(args []string) error {
 	handoff := fs.Bool("handoff", false, "per connection: a child process serves it (the fork-after-accept of sshd, PostgreSQL)")
 	closeListener := fs.Bool("close-listener", false, "close the listener once the last connection is accepted")
 	waitLine := fs.Bool("wait-line", false, "per connection: wait for a line on stdin before serving it")
-	quiet := fs.Bool("quiet", false, "print ACCEPTED n once, after the last connection, instead of a line each")
+	quiet := fs.Bool("quiet", false, "print ACCEPTED n once, after the last connection, instead of ACCEPTED and SERVED lines for each")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -349,7 +349,7 @@ func helperServer(args []string) error {
 	if err := raiseFileLimit(*n + 64); err != nil {
 		return err
 	}
-	if err := unix.Listen(fd, 128); err != nil {
+	if err := unix.Listen(fd, 4096); err != nil { // crowds of connects must not overflow it
 		return err
 	}
 	local, _ := unix.Getsockname(fd)
@@ -395,7 +395,7 @@ func helperServer(args []string) error {
 		}
 		if *send != 0 || *recv != 0 || *reset {
 			// Read first, then answer: the client sends, then reads.
-			if err := serveTransfer(int(nfd), *recv, *send, *waitEOF, *reset); err != nil {
+			if err := serveTransfer(int(nfd), *recv, *send, *waitEOF, *reset, !*quiet); err != nil {
 				return err
 			}
 			continue
@@ -439,7 +439,7 @@ func helperChild(args []string) error {
 		return err
 	}
 	fmt.Printf("CHILD %d\n", os.Getpid())
-	return serveTransfer(3, *recv, *send, *waitEOF, *reset)
+	return serveTransfer(3, *recv, *send, *waitEOF, *reset, true)
 }
 
 func ptr[T any](p *T) unsafe.Pointer { return unsafe.Pointer(p) }
@@ -485,7 +485,7 @@ func goServer(addr string, n int) error {
 
 // serveTransfer reads recv bytes (-1: until EOF), writes send bytes, and
 // closes (after the client has, with waitEOF), with a reset if asked.
-func serveTransfer(fd, recv, send int, waitEOF, reset bool) error {
+func serveTransfer(fd, recv, send int, waitEOF, reset, say bool) error {
 	buf := make([]byte, 64<<10)
 	got := 0
 	for recv < 0 || got < recv {
@@ -507,6 +507,8 @@ func serveTransfer(fd, recv, send int, waitEOF, reset bool) error {
 	if reset {
 		unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	}
-	fmt.Printf("SERVED %d %d\n", got, sent)
+	if say {
+		fmt.Printf("SERVED %d %d\n", got, sent)
+	}
 	return unix.Close(fd)
 }
