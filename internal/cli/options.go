@@ -110,7 +110,9 @@ Flags:
   --btf FILE            kernel BTF to use instead of /sys/kernel/btf/vmlinux
 
 pid, type, family and port filters are applied in the kernel.
-Needs root, or CAP_BPF and CAP_PERFMON.
+Needs root, or CAP_BPF and CAP_PERFMON, with CAP_DAC_READ_SEARCH for
+tracepoints (tracefs is root's), CAP_NET_ADMIN for hostnames and
+CAP_SYS_PTRACE for --existing's owners; tuxscope doctor says what is missing.
 `
 
 const topUsage = `Usage: tuxscope top [flags]
