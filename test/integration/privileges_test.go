@@ -57,8 +57,13 @@ func netArgs(args ...string) []string {
 func requireSetpriv(t *testing.T) {
 	t.Helper()
 	requireRoot(t)
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Skip("setpriv (util-linux) is not installed")
+	// util-linux's: busybox's (in the matrix guests) has no --reuid,
+	// --ambient-caps or --bounding-set.
+	help, _ := exec.Command("setpriv", "--help").CombinedOutput()
+	for _, opt := range []string{"--reuid", "--ambient-caps", "--bounding-set", "--inh-caps"} {
+		if !strings.Contains(string(help), opt) {
+			t.Skipf("no setpriv with %s here (util-linux's is needed)", opt)
+		}
 	}
 }
 
