@@ -48,6 +48,28 @@ const DefaultMaxDelay = 100 * time.Millisecond
 // errHelp means --help was asked for and usage was printed.
 var errHelp = flag.ErrHelp
 
+// outputError is a write to stdout that failed (a full disk, /dev/full):
+// exit 1, not a usage error.
+type outputError struct{ err error }
+
+func (e *outputError) Error() string { return "writing the output: " + e.err.Error() }
+func (e *outputError) Unwrap() error { return e.err }
+
+// usageExit is the exit for a command whose flags did not parse: 0 after
+// --help, 1 when even that could not be written, 2 for a usage error.
+func usageExit(prog string, err error, stderr io.Writer) int {
+	var oe *outputError
+	switch {
+	case errors.As(err, &oe):
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return exitError
+	case errors.Is(err, errHelp):
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", prog, err, prog)
+	return exitUsage
+}
+
 const netUsage = `Usage: tuxscope net [flags]
 
 Show every TCP connection on this host as it happens: outbound connects
@@ -92,7 +114,9 @@ Flags:
   --btf FILE            kernel BTF to use instead of /sys/kernel/btf/vmlinux
 
 pid, type, family and port filters are applied in the kernel.
-Needs root, or CAP_BPF and CAP_PERFMON.
+Needs root, or CAP_BPF and CAP_PERFMON, with CAP_DAC_READ_SEARCH for
+tracepoints (tracefs is root's), CAP_NET_ADMIN for hostnames and
+CAP_SYS_PTRACE for --existing's owners; tuxscope doctor says what is missing.
 `
 
 const topUsage = `Usage: tuxscope top [flags]
@@ -189,10 +213,12 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			text := topUsage
 			if cmd == "net" {
-				io.WriteString(stdout, netUsage)
-			} else {
-				io.WriteString(stdout, topUsage)
+				text = netUsage
+			}
+			if _, werr := io.WriteString(stdout, text); werr != nil {
+				return opts, &outputError{werr}
 			}
 		}
 		return opts, err

@@ -144,8 +144,14 @@ type tracer struct {
 // for its "attached" line. It is stopped (SIGINT) at the end of the test.
 func startTracer(t *testing.T, args ...string) *tracer {
 	t.Helper()
-	tr := &tracer{t: t, done: make(chan struct{})}
-	tr.cmd = netCommand(append([]string{"--format", "json"}, args...)...)
+	return startTracerCmd(t, netCommand(append([]string{"--format", "json"}, args...)...))
+}
+
+// startTracerCmd is startTracer for a command of the caller's making
+// (e.g. tuxscope net --format json under setpriv).
+func startTracerCmd(t *testing.T, cmd *exec.Cmd) *tracer {
+	t.Helper()
+	tr := &tracer{t: t, cmd: cmd, done: make(chan struct{})}
 	stdout, err := tr.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
