@@ -133,6 +133,10 @@ type Event struct {
 	CgroupID uint64   // cgroup v2 id of the process
 	DNSInfo  *DNSInfo // Type DNS: the response (--dns)
 	comm     TaskName
+
+	// NetNS is the socket's network namespace (its netns cookie); 0 if
+	// unknown. Hostnames come only from lookups made in the same one.
+	NetNS uint64
 }
 
 // Inbound reports whether the connection was accepted here (an accept, or
@@ -259,6 +263,10 @@ type DNSPacket struct {
 	// (more than len(Payload) when it was cut).
 	Payload    []byte
 	PayloadLen uint32
+	// NetNS is the socket's network namespace (its netns cookie), as the
+	// hook that saw it connect or send recorded it; 0 if unknown (the
+	// socket was connected before tuxscope started).
+	NetNS uint64
 }
 
 // DNSInfo is what a DNS response said, for --dns.

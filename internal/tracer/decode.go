@@ -48,6 +48,7 @@ const (
 	offLport   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Lport)
 	offRport   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Rport)
 	offFamily  = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Family)
+	offNetNS   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Netns)
 	offType    = unsafe.Offsetof(hdrLayout.Type)
 )
 
@@ -99,6 +100,7 @@ type header struct {
 	pid, tid, uid uint32
 	comm          []byte // the kernel's 16-byte array; aliases the record
 	cgroupID      uint64
+	netns         uint64
 	family        uint8 // 4 or 6
 	local, remote netip.AddrPort
 }
@@ -112,6 +114,7 @@ func decodeHeader(b []byte, h *header) error {
 	h.pid, h.tid, h.uid = ne.Uint32(b[offPid:]), ne.Uint32(b[offTid:]), ne.Uint32(b[offUid:])
 	h.comm = b[offComm : offComm+16]
 	h.cgroupID = ne.Uint64(b[offCgroup:])
+	h.netns = ne.Uint64(b[offNetNS:])
 	lport := ne.Uint16(b[offLport:])
 	rport := ne.Uint16(b[offRport:])
 	switch af := ne.Uint16(b[offFamily:]); af {
@@ -154,6 +157,7 @@ func decodeEvent(b []byte, e *event.Event) error {
 	e.TimestampNs, e.PID, e.TID, e.UID, e.CgroupID = h.ts, h.pid, h.tid, h.uid, h.cgroupID
 	e.SetCommBytes(h.comm)
 	e.Family, e.Local, e.Remote = h.family, h.local, h.remote
+	e.NetNS = h.netns
 	return err
 }
 
@@ -178,5 +182,6 @@ func decodeDNS(b []byte, p *event.DNSPacket) error {
 	p.TimestampNs, p.PID, p.TID, p.UID, p.CgroupID = h.ts, h.pid, h.tid, h.uid, h.cgroupID
 	p.Comm.Set(h.comm)
 	p.Family, p.Local, p.Remote = h.family, h.local, h.remote
+	p.NetNS = h.netns
 	return err
 }
