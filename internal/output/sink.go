@@ -123,6 +123,17 @@ func (t *Table) Event(e *event.Event) error {
 
 func (t *Table) Lost(n uint64, why event.LossReason, _ time.Time) error {
 	var err error
+	switch why {
+	case event.DNSMalformed:
+		_, err = fmt.Fprintf(t.diag, "tuxscope: skipped %d malformed or truncated DNS messages\n", n)
+		return err
+	case event.DNSUnsolicited:
+		_, err = fmt.Fprintf(t.diag, "tuxscope: dropped %d DNS answers that match no query seen from their socket (unsolicited or spoofed): they name nothing\n", n)
+		return err
+	case event.DNSEvicted:
+		_, err = fmt.Fprintf(t.diag, "tuxscope: forgot %d DNS names, queries or partial messages to stay within the DNS memory bound\n", n)
+		return err
+	}
 	if why == event.HookSkipped {
 		_, err = fmt.Fprintf(t.diag, "tuxscope: up to %d events missing: the kernel skipped tuxscope's programs %d times (another BPF program was running on that CPU)\n", n, n)
 	} else {
@@ -279,7 +290,11 @@ func (j *JSON) Lost(n uint64, why event.LossReason, at time.Time) error {
 	b := j.buf[:0]
 	b = append(b, `{"time":"`...)
 	b = at.AppendFormat(b, timeLayout)
-	b = append(b, `","event_type":"lost","count":`...)
+	if why.DNS() {
+		b = append(b, `","event_type":"dns_dropped","count":`...)
+	} else {
+		b = append(b, `","event_type":"lost","count":`...)
+	}
 	b = strconv.AppendUint(b, n, 10)
 	b = append(b, `,"reason":"`...)
 	b = append(b, why.Key()...)
