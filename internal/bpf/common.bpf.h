@@ -139,6 +139,27 @@ static __always_inline void submit(void *e)
 	bpf_ringbuf_submit(e, flags);
 }
 
+/* The netns cookie of a socket's network namespace, 0 if this kernel has
+ * none (before 5.7, or without CONFIG_NET_NS) or, on 5.7 to 5.11, none
+ * was made yet for it: the DNS hooks make it for every namespace they see
+ * a connect or send in (dns.bpf.h), so a namespace that had a lookup has
+ * one. */
+static __always_inline __u64 sock_netns(struct sock *sk)
+{
+	struct net___atomic_cookie *old;
+	struct net *net;
+
+	if (!bpf_core_field_exists(sk->__sk_common.skc_net.net))
+		return 0;
+	net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	if (bpf_core_field_exists(net->net_cookie))
+		return BPF_CORE_READ(net, net_cookie);
+	old = (struct net___atomic_cookie *)net;
+	if (bpf_core_field_exists(old->net_cookie))
+		return BPF_CORE_READ(old, net_cookie.counter);
+	return 0;
+}
+
 /* Read a socket's tuple as it stands now; false if not an IP family. */
 static __always_inline bool read_sock_tuple(struct sock *sk, struct tuple *t)
 {
@@ -156,6 +177,7 @@ static __always_inline bool read_sock_tuple(struct sock *sk, struct tuple *t)
 	 * connect releases its port. */
 	t->lport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	t->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	t->netns = sock_netns(sk);
 	return true;
 }
 

@@ -47,6 +47,10 @@ struct tuple {
 	__u16 lport;	/* local port */
 	__u16 rport;	/* remote port */
 	__u16 family;	/* AF_INET or AF_INET6 (dual-stack sockets are AF_INET6) */
+	/* The socket's network namespace: its netns cookie (the kernel's
+	 * net->net_cookie, what bpf_get_netns_cookie returns); 0 if unknown.
+	 * DNS names are scoped by it. */
+	__u64 netns;
 };
 
 /*

@@ -42,6 +42,19 @@ struct in6_addr {
 	} in6_u;
 };
 
+/* A network namespace: only its cookie. Linux 5.12 and later set it when
+ * the namespace is made; 5.7 to 5.11 keep it in an atomic64_t, set the
+ * first time someone asks for it (bpf_get_netns_cookie does). */
+struct net {
+	__u64 net_cookie;
+};
+
+struct net___atomic_cookie {
+	struct {
+		__s64 counter;
+	} net_cookie;
+};
+
 struct sock_common {
 	union {
 		struct {
@@ -64,6 +77,9 @@ struct sock_common {
 	union {
 		unsigned long skc_flags; /* sk_flags: enum sock_flags bits */
 	};
+	struct {
+		struct net *net;
+	} skc_net; /* possible_net_t; empty without CONFIG_NET_NS */
 };
 
 typedef struct {

@@ -58,6 +58,7 @@ type TuxscopeDnsOwner struct {
 		_        [4]byte
 		CgroupId uint64
 	}
+	Netns uint64
 }
 
 type TuxscopeEvent struct {
@@ -96,9 +97,11 @@ type TuxscopeEventHeader struct {
 		Lport  uint16
 		Rport  uint16
 		Family uint16
+		_      [2]byte
+		Netns  uint64
 	}
 	Type uint8
-	_    [1]byte
+	_    [7]byte
 }
 
 // Names of all BPF objects in the ELF.

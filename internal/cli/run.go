@@ -90,16 +90,19 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	defer tr.Close()
 	if tr.DNSError != nil {
 		fmt.Fprintf(stderr, "tuxscope: no DNS names: %v\n", tr.DNSError)
+	} else if tr.DNSUnscoped != nil && !opts.NoNames {
+		fmt.Fprintf(stderr, "tuxscope: DNS names are not kept per network namespace: %v\n", tr.DNSUnscoped)
 	}
 	// Scripts and tests wait for this line: events from here on are seen.
 	fmt.Fprintf(stderr, "tuxscope: attached %s; Ctrl-C to stop\n", describeChoices(tr.Choices()))
 
+	names := dns.NewTracker()
+	names.Scoped = tr.DNSUnscoped == nil
 	cfg := pipeline.Config{
 		Filter:  &opts.Filter,
-		Names:   dns.NewTracker(),
+		Names:   names,
 		ShowDNS: opts.ShowDNS,
 		Clock:   event.NewClock(),
-		Diag:    stderr,
 	}
 	var existing []event.Event
 	if opts.Existing {

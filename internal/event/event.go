@@ -141,6 +141,10 @@ type Event struct {
 	comm      TaskName // the process's name (its thread-group leader's)
 	thread    TaskName // the thread's name (TID's)
 	opener    TaskName // OpenerPID's name
+
+	// NetNS is the socket's network namespace (its netns cookie); 0 if
+	// unknown. Hostnames come only from lookups made in the same one.
+	NetNS uint64
 }
 
 // Inbound reports whether the connection was accepted here (an accept, or
@@ -291,6 +295,10 @@ type DNSPacket struct {
 	// (more than len(Payload) when it was cut).
 	Payload    []byte
 	PayloadLen uint32
+	// NetNS is the socket's network namespace (its netns cookie), as the
+	// hook that saw it connect or send recorded it; 0 if unknown (the
+	// socket was connected before tuxscope started).
+	NetNS uint64
 }
 
 // DNSInfo is what a DNS response said, for --dns.

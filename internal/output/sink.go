@@ -287,7 +287,11 @@ func (j *JSON) Lost(n uint64, why event.LossReason, at time.Time) error {
 	b := j.buf[:0]
 	b = append(b, `{"time":"`...)
 	b = at.AppendFormat(b, timeLayout)
-	b = append(b, `","event_type":"lost","count":`...)
+	if why.DNS() {
+		b = append(b, `","event_type":"dns_dropped","count":`...)
+	} else {
+		b = append(b, `","event_type":"lost","count":`...)
+	}
 	b = strconv.AppendUint(b, n, 10)
 	b = append(b, `,"reason":"`...)
 	b = append(b, why.Key()...)

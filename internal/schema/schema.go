@@ -18,7 +18,7 @@ import "fmt"
 type Event struct {
 	Time        string `json:"time"`         // wall-clock time, RFC 3339 with nanoseconds
 	TimestampNs uint64 `json:"timestamp_ns"` // kernel CLOCK_MONOTONIC; not on lost records
-	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, existing, dns, lost
+	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, existing, dns, lost, dns_dropped
 	PID         int    `json:"pid"`          // process (tgid) that connected or accepted (a close: that held and closed the socket); 0 if unknown
 	TID         int    `json:"tid"`          // its thread
 	UID         int    `json:"uid"`
@@ -47,7 +47,8 @@ type Event struct {
 	Reset         bool    `json:"reset,omitempty"`          // close: it ended with a reset, sent (closed_by local) or received
 	// Reason is why a connect failed or a connection was reset (refused,
 	// timed out, ...); on a lost record, why events were lost
-	// (ring_buffer_full, hook_skipped).
+	// (ring_buffer_full, hook_skipped); on a dns_dropped record, what was
+	// dropped (malformed, unsolicited, evicted).
 	Reason string `json:"reason,omitempty"`
 	Error  string `json:"error,omitempty"` // the errno's name, e.g. ECONNREFUSED
 
@@ -58,13 +59,13 @@ type Event struct {
 	CNAMEs  []string `json:"cnames,omitempty"` // dns: the alias chain, in order
 	TTL     *uint32  `json:"ttl,omitempty"`    // dns: the smallest TTL of the answers
 
-	Count uint64 `json:"count,omitempty"` // lost: how many events
+	Count uint64 `json:"count,omitempty"` // lost: how many events; dns_dropped: how many messages or entries
 }
 
 // String is a one-line description, for test failures and tools.
 func (e Event) String() string {
-	if e.EventType == "lost" {
-		return fmt.Sprintf("lost %d (%s)", e.Count, e.Reason)
+	if e.EventType == "lost" || e.EventType == "dns_dropped" {
+		return fmt.Sprintf("%s %d (%s)", e.EventType, e.Count, e.Reason)
 	}
 	s := fmt.Sprintf("%s pid=%d comm=%q %s:%d -> %s:%d (family %d, %s)", e.EventType, e.PID, e.Comm, e.Saddr, e.Sport, e.Daddr, e.Dport, e.Family, e.Direction)
 	for _, f := range []struct {

@@ -49,6 +49,7 @@ const (
 	offLport   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Lport)
 	offRport   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Rport)
 	offFamily  = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Family)
+	offNetNS   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Netns)
 	offType    = unsafe.Offsetof(hdrLayout.Type)
 )
 
@@ -103,6 +104,7 @@ type header struct {
 	comm          []byte // the kernel's 16-byte array; aliases the record
 	thread        []byte // the same, the thread's own name
 	cgroupID      uint64
+	netns         uint64
 	family        uint8 // 4 or 6
 	local, remote netip.AddrPort
 }
@@ -117,6 +119,7 @@ func decodeHeader(b []byte, h *header) error {
 	h.comm = b[offComm : offComm+16]
 	h.thread = b[offThread : offThread+16]
 	h.cgroupID = ne.Uint64(b[offCgroup:])
+	h.netns = ne.Uint64(b[offNetNS:])
 	lport := ne.Uint16(b[offLport:])
 	rport := ne.Uint16(b[offRport:])
 	switch af := ne.Uint16(b[offFamily:]); af {
@@ -163,6 +166,7 @@ func decodeEvent(b []byte, e *event.Event) error {
 	e.SetCommBytes(h.comm)
 	e.SetThreadBytes(h.thread)
 	e.Family, e.Local, e.Remote = h.family, h.local, h.remote
+	e.NetNS = h.netns
 	return err
 }
 
@@ -188,5 +192,6 @@ func decodeDNS(b []byte, p *event.DNSPacket) error {
 	p.Comm.Set(h.comm)
 	p.Thread.Set(h.thread)
 	p.Family, p.Local, p.Remote = h.family, h.local, h.remote
+	p.NetNS = h.netns
 	return err
 }

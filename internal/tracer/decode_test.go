@@ -106,12 +106,12 @@ func TestRecordLayout(t *testing.T) {
 		name      string
 		got, want uintptr
 	}{
-		{"sizeof(struct event_header)", unsafe.Sizeof(h), 104},
-		{"sizeof(struct event)", unsafe.Sizeof(r), 176},
-		{"sizeof(struct dns_event)", unsafe.Sizeof(dns), 2176},
-		{"headerSize", uintptr(headerSize), 104},
-		{"recordSize", uintptr(recordSize), 176},
-		{"dnsHeaderSize", uintptr(dnsHeaderSize), 124},
+		{"sizeof(struct event_header)", unsafe.Sizeof(h), 120},
+		{"sizeof(struct event)", unsafe.Sizeof(r), 192},
+		{"sizeof(struct dns_event)", unsafe.Sizeof(dns), 2192},
+		{"headerSize", uintptr(headerSize), 120},
+		{"recordSize", uintptr(recordSize), 192},
+		{"dnsHeaderSize", uintptr(dnsHeaderSize), 140},
 		{"offsetof(struct event, hdr)", unsafe.Offsetof(r.Hdr), 0},
 		{"offsetof(struct dns_event, hdr)", unsafe.Offsetof(dns.Hdr), 0},
 	}
@@ -136,22 +136,23 @@ func TestRecordLayout(t *testing.T) {
 		{"tuple.lport", offLport, 96},
 		{"tuple.rport", offRport, 98},
 		{"tuple.family", offFamily, 100},
-		{"type", offType, 102},
-		{"event.flags", offFlags, 104},
-		{"event.error", offError, 108},
-		{"event.latency_ns", offLatency, 112},
-		{"event.duration_ns", offDur, 120},
-		{"event.bytes_sent", offSent, 128},
-		{"event.bytes_received", offRecv, 136},
-		{"event.cookie", offCookie, 144},
-		{"event.opener_pid", offOpener, 152},
-		{"event.opener_comm", offOpComm, 156},
-		{"dns_event.cookie", offDNSCookie, 104},
-		{"dns_event.len", offDNSLen, 112},
-		{"dns_event.total_len", offDNSTotal, 116},
-		{"dns_event.direction", offDNSDir, 120},
-		{"dns_event.protocol", offDNSProto, 121},
-		{"dns_event.data", offDNSData, 124},
+		{"tuple.netns", offNetNS, 104},
+		{"type", offType, 112},
+		{"event.flags", offFlags, 120},
+		{"event.error", offError, 124},
+		{"event.latency_ns", offLatency, 128},
+		{"event.duration_ns", offDur, 136},
+		{"event.bytes_sent", offSent, 144},
+		{"event.bytes_received", offRecv, 152},
+		{"event.cookie", offCookie, 160},
+		{"event.opener_pid", offOpener, 168},
+		{"event.opener_comm", offOpComm, 172},
+		{"dns_event.cookie", offDNSCookie, 120},
+		{"dns_event.len", offDNSLen, 128},
+		{"dns_event.total_len", offDNSTotal, 132},
+		{"dns_event.direction", offDNSDir, 136},
+		{"dns_event.protocol", offDNSProto, 137},
+		{"dns_event.data", offDNSData, 140},
 	}
 	for _, o := range offsets {
 		if o.got != o.want {
@@ -309,7 +310,7 @@ func TestDecodeClose(t *testing.T) {
 // The same close, laid out by hand at the offsets of struct event (see
 // TestRecordLayout), independently of the bpf2go struct.
 func TestDecodeCloseRawOffsets(t *testing.T) {
-	b := make([]byte, 176)
+	b := make([]byte, 192)
 	ne := binary.NativeEndian
 	// struct event_header
 	ne.PutUint64(b[0:], 5_000_000_000)
@@ -324,26 +325,27 @@ func TestDecodeCloseRawOffsets(t *testing.T) {
 	ne.PutUint16(b[96:], 53412)
 	ne.PutUint16(b[98:], 443)
 	ne.PutUint16(b[100:], 2) // AF_INET
-	b[102] = 5               // EVENT_CLOSE
+	ne.PutUint64(b[104:], 4026531840)
+	b[112] = 5 // EVENT_CLOSE
 	// the rest of struct event
-	b[104] = 2 | 8            // FLAG_CLOSED_LOCAL | FLAG_RESET
-	ne.PutUint32(b[108:], 32) // EPIPE
-	ne.PutUint64(b[112:], 0)
-	ne.PutUint64(b[120:], 1_200_000_000)
-	ne.PutUint64(b[128:], 1024)
-	ne.PutUint64(b[136:], 2048)
-	ne.PutUint64(b[144:], 4097)
-	ne.PutUint32(b[152:], 6100)
-	copy(b[156:], "sshd")
+	b[120] = 2 | 8            // FLAG_CLOSED_LOCAL | FLAG_RESET
+	ne.PutUint32(b[124:], 32) // EPIPE
+	ne.PutUint64(b[128:], 0)
+	ne.PutUint64(b[136:], 1_200_000_000)
+	ne.PutUint64(b[144:], 1024)
+	ne.PutUint64(b[152:], 2048)
+	ne.PutUint64(b[160:], 4097)
+	ne.PutUint32(b[168:], 6100)
+	copy(b[172:], "sshd")
 
 	var e event.Event
 	if err := decodeEvent(b, &e); err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
-	got := [...]uint64{uint64(e.Type), uint64(e.Flags), uint64(e.Error), e.LatencyNs, e.DurationNs, e.BytesSent, e.BytesReceived, e.Cookie, e.TimestampNs, e.CgroupID}
-	want := [...]uint64{5, 10, 32, 0, 1_200_000_000, 1024, 2048, 4097, 5_000_000_000, 77}
+	got := [...]uint64{uint64(e.Type), uint64(e.Flags), uint64(e.Error), e.LatencyNs, e.DurationNs, e.BytesSent, e.BytesReceived, e.Cookie, e.TimestampNs, e.CgroupID, e.NetNS}
+	want := [...]uint64{5, 10, 32, 0, 1_200_000_000, 1024, 2048, 4097, 5_000_000_000, 77, 4026531840}
 	if got != want {
-		t.Errorf("type, flags, error, latency, duration, sent, received, cookie, ts, cgroup =\n %v\nwant %v", got, want)
+		t.Errorf("type, flags, error, latency, duration, sent, received, cookie, ts, cgroup, netns =\n %v\nwant %v", got, want)
 	}
 	if e.Local.String() != "10.0.0.5:53412" || e.Remote.String() != "93.184.216.34:443" || string(e.Comm()) != "curl" ||
 		e.PID != 6201 || e.TID != 6202 || e.UID != 1000 {
@@ -498,8 +500,8 @@ func TestDecodeErrors(t *testing.T) {
 		}
 		var e event.Event
 		err := decodeEvent(goodBytes[:79], &e)
-		if err == nil || err.Error() != "short record: 79 bytes, want 176" {
-			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 176")
+		if err == nil || err.Error() != "short record: 79 bytes, want 192" {
+			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 192")
 		}
 		if err := decodeEvent(nil, &e); !errors.Is(err, ErrShortRecord) {
 			t.Errorf("nil: err = %v", err)
@@ -587,6 +589,7 @@ func dnsResponse() bpf.TuxscopeDnsEvent {
 	var rec bpf.TuxscopeDnsEvent
 	setHeader(&rec.Hdr, 7 /* EVENT_DNS */, 555666777, 3131, 3132, 1000, "resolvectl", 10 /* AF_INET6 */, 41000, 53)
 	rec.Hdr.Owner.CgroupId = 0x4142434445464748
+	rec.Hdr.Tuple.Netns = 0x7172737475767778
 	rec.Hdr.Tuple.Laddr = netip.MustParseAddr("2001:db8::7").As16()
 	rec.Hdr.Tuple.Raddr = netip.MustParseAddr("2001:db8::53").As16()
 	rec.Cookie = 0x5152535455565758
@@ -610,7 +613,7 @@ func TestDecodeDNS(t *testing.T) {
 		t.Fatalf("decodeRecord = %v, %v; want a DNS packet", isDNS, err)
 	}
 	if p.TimestampNs != 555666777 || p.PID != 3131 || p.TID != 3132 || p.UID != 1000 || string(p.Comm.Bytes()) != "resolvectl" ||
-		p.CgroupID != 0x4142434445464748 {
+		p.CgroupID != 0x4142434445464748 || p.NetNS != 0x7172737475767778 {
 		t.Errorf("owner: %+v", p)
 	}
 	if p.Family != 6 || p.Local.String() != "[2001:db8::7]:41000" || p.Remote.String() != "[2001:db8::53]:53" {
@@ -630,7 +633,7 @@ func TestDecodeDNS(t *testing.T) {
 		b    []byte
 		want string
 	}{
-		{"short", b[:dnsHeaderSize-1], "short record: 123 bytes, want at least 124 for a DNS record"},
+		{"short", b[:dnsHeaderSize-1], "short record: 139 bytes, want at least 140 for a DNS record"},
 		{"payload past the end", b[:dnsHeaderSize+11], "DNS record claims 12 payload bytes, has 11"},
 	} {
 		if _, err := decodeRecord(tt.b, &e, &p); err == nil || err.Error() != tt.want {

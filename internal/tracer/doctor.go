@@ -148,6 +148,11 @@ func Doctor(btfPath string) *Report {
 	defer l.close()
 	r.State = l.checkState()
 	r.DNS = l.check(PointDNS, implCgroup)
+	if err := netnsScoping(l.kernel); r.DNS.OK && err != nil {
+		r.DNS.Detail += "; names not kept per network namespace: " + err.Error()
+	} else if r.DNS.OK {
+		r.DNS.Detail += "; names kept per network namespace"
+	}
 	auto := map[HookPoint]Backend{}
 	for _, b := range Backends {
 		bc := BackendCheck{Backend: b}

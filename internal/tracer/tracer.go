@@ -102,6 +102,9 @@ type Tracer struct {
 	// DNSError says why DNS capture is off although asked for; tracing
 	// goes on without it.
 	DNSError error
+	// DNSUnscoped says why DNS names cannot be kept per network
+	// namespace on this kernel (nil: they are, see netnsScoping).
+	DNSUnscoped error
 }
 
 // Choice says which implementation serves a hook point and through which
@@ -124,7 +127,7 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Tracer{cfg: cfg, loader: l}
+	t := &Tracer{cfg: cfg, loader: l, DNSUnscoped: netnsScoping(l.kernel)}
 	defer func() {
 		if err != nil {
 			t.Close()
