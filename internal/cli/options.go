@@ -103,7 +103,7 @@ Flags:
                         existing), so their closes have context
   --buffer-size SIZE    kernel ring buffer size, a power of two (default 4M)
   --conn-table N        connections tracked at once, both ends of a local one
-                        counting (default 262144; about 170 bytes of kernel
+                        counting (default 262144; about 200 bytes of kernel
                         memory each while in use); beyond it, reported as lost
   --max-delay D         longest an event waits in the kernel before it is shown
                         (default 100ms; 0: wake tuxscope for every event, at a
