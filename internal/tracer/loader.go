@@ -9,6 +9,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 
 	"github.com/tuxscope/tuxscope/internal/bpf"
 )
@@ -55,6 +56,12 @@ func newLoader(cfg Config) (_ *loader, err error) {
 	}
 	if err := configure(spec, cfg); err != nil {
 		return nil, err
+	}
+	if !allocatesInTracing(kernel) {
+		// Before 6.1 a tracing program's hash must be preallocated: the
+		// kernel warns (a WARN splat in its log) about one allocated as
+		// used.
+		spec.Maps[bpf.TuxscopeMapConns].Flags &^= unix.BPF_F_NO_PREALLOC
 	}
 	l := &loader{spec: spec, kernel: kernel, cache: btf.NewCache(), have: have, memlock: memlock}
 
@@ -210,4 +217,13 @@ func (l *loader) attachHook(h hook, prog *ebpf.Program) (link.Link, error) {
 		return nil, attachError(h, err, l.have)
 	}
 	return lk, nil
+}
+
+// allocatesInTracing reports whether the kernel lets tracing programs use
+// a hash map that allocates its entries as they are used: since Linux 6.1
+// (its BPF memory allocator, struct bpf_mem_alloc). Before, the table is
+// preallocated in full when it is made.
+func allocatesInTracing(kernel *btf.Spec) bool {
+	var s *btf.Struct
+	return kernel.TypeByName("bpf_mem_alloc", &s) == nil
 }
