@@ -149,6 +149,13 @@ func runGuest(ctx context.Context, cfg *config, bins *binaries, r *row) {
 		}
 		r.Cells[be] = c
 	}
+	if splats := bpfSplats(g.dmesg); len(splats) > 0 {
+		// tuxscope must never make the kernel warn: which backend's run
+		// did is unknown, so every cell of this kernel fails.
+		for _, c := range r.Cells {
+			c.fail("the kernel warned in its BPF code: " + splats[0])
+		}
+	}
 	r.applyDoctor()
 	state := "ok"
 	if r.failed() {
@@ -343,6 +350,18 @@ func alarming(dmesg []string) []string {
 				out = append(out, l)
 				break
 			}
+		}
+	}
+	return out
+}
+
+// bpfSplats are the kernel's warnings and bugs raised in its BPF code
+// (e.g. "WARNING: CPU: 0 PID: 112 at kernel/bpf/verifier.c:10519").
+func bpfSplats(dmesg []string) []string {
+	var out []string
+	for _, l := range dmesg {
+		if (strings.Contains(l, "WARNING:") || strings.Contains(l, "BUG:")) && strings.Contains(l, "bpf") {
+			out = append(out, l)
 		}
 	}
 	return out

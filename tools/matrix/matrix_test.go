@@ -407,3 +407,17 @@ func TestFindRepo(t *testing.T) {
 		}
 	}
 }
+
+// A warning raised in the kernel's BPF code fails the kernel's cells;
+// other kernel noise does not.
+func TestBPFSplats(t *testing.T) {
+	dmesg := []string{
+		"<4>[   10.497478] trace type BPF program uses run-time allocation",
+		"<4>[   10.498159] WARNING: CPU: 0 PID: 112 at kernel/bpf/verifier.c:10519 bpf_check+0x2f8e/0x3470",
+		"<4>[    1.2] WARNING: CPU: 1 PID: 1 at drivers/virtio/virtio.c:12 probe+0x1/0x2",
+	}
+	got := bpfSplats(dmesg)
+	if len(got) != 1 || got[0] != dmesg[1] {
+		t.Errorf("bpfSplats = %q, want the verifier's warning only", got)
+	}
+}
