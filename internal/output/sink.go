@@ -102,14 +102,16 @@ func (t *Table) Event(e *event.Event) error {
 	b = pad(b, len(b)-start, 25)
 	start = len(b)
 	if e.Hostname != "" && !e.Inbound() {
-		// example.com (93.184.216.34):443
-		var w int
-		b, w = appendTerminalSafe(b, []byte(e.Hostname))
+		// example.com (93.184.216.34):443, or ~example.com when another
+		// process resolved the name (hostname_source cgroup or host).
+		hostStart := len(b)
+		b, w = appendHostname(b, e)
+		hostBytes := len(b) - hostStart
 		b = append(b, " ("...)
 		b = e.Dst().Addr().Unmap().AppendTo(b)
 		b = append(b, "):"...)
 		b = strconv.AppendUint(b, uint64(e.Dst().Port()), 10)
-		start -= w - len(e.Hostname) // escapes widen the text, not the column
+		start += hostBytes - w // escapes widen the text, not the column
 	} else {
 		b = e.Dst().AppendTo(b)
 	}
@@ -119,6 +121,31 @@ func (t *Table) Event(e *event.Event) error {
 	}
 	b = append(b, '\n')
 	return t.write(b)
+}
+
+// HostnameMark is what the table puts before a hostname that another
+// process resolved (JSON's hostname_source cgroup or host): the name is
+// likely, not this process's own lookup.
+const HostnameMark = '~'
+
+// appendHostname appends e's hostname, escaped for a terminal and marked
+// with HostnameMark unless the process resolved it itself; it returns the
+// columns it takes. A name that itself starts with the mark has it escaped
+// (\x7e), so the mark is never ambiguous.
+func appendHostname(b []byte, e *event.Event) ([]byte, int) {
+	name := []byte(e.Hostname)
+	w := 0
+	if e.HostnameSource != "process" {
+		b = append(b, HostnameMark)
+		w++
+	}
+	if len(name) > 0 && name[0] == HostnameMark {
+		b = append(b, `\x7e`...)
+		w += 4
+		name = name[1:]
+	}
+	b, nw := appendTerminalSafe(b, name)
+	return b, w + nw
 }
 
 func (t *Table) Lost(n uint64, why event.LossReason, _ time.Time) error {

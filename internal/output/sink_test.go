@@ -592,3 +592,31 @@ func benchmarkEvent(b *testing.B, f Format, e *event.Event) {
 		}
 	}
 }
+
+// A hostname another process resolved is marked with ~ in the table; the
+// process's own is not. A name that itself starts with ~ has it escaped,
+// so the mark is never ambiguous, and the DETAIL column stays aligned.
+func TestTableHostnameMark(t *testing.T) {
+	tests := []struct{ name, source, want string }{
+		{"svc.example", "process", "6201     curl             established 10.0.0.5:53412           svc.example (93.184.216.34):443 latency 1.50ms\n"},
+		{"svc.example", "cgroup", "6201     curl             established 10.0.0.5:53412           ~svc.example (93.184.216.34):443 latency 1.50ms\n"},
+		{"svc.example", "host", "6201     curl             established 10.0.0.5:53412           ~svc.example (93.184.216.34):443 latency 1.50ms\n"},
+		{"~x.example", "process", "6201     curl             established 10.0.0.5:53412           \\x7ex.example (93.184.216.34):443 latency 1.50ms\n"},
+		{"~x.example", "host", "6201     curl             established 10.0.0.5:53412           ~\\x7ex.example (93.184.216.34):443 latency 1.50ms\n"},
+		// Short enough to pad: the DETAIL column starts at 88, as in the header.
+		{"a.test", "host", "6201     curl             established 10.0.0.5:53412           ~a.test (1.2.3.4):443    latency 1.50ms\n"},
+		{"a.test", "process", "6201     curl             established 10.0.0.5:53412           a.test (1.2.3.4):443     latency 1.50ms\n"},
+		{"é.test", "host", "6201     curl             established 10.0.0.5:53412           ~é.test (1.2.3.4):443    latency 1.50ms\n"},
+	}
+	for _, tt := range tests {
+		e := v4Connect()
+		e.Type, e.LatencyNs = event.Established, 1500000
+		e.Hostname, e.HostnameSource = tt.name, tt.source
+		if strings.HasPrefix(tt.name, "a.") || strings.HasPrefix(tt.name, "é") {
+			e.Remote = netip.MustParseAddrPort("1.2.3.4:443")
+		}
+		if got := tableLine(t, e); got != tt.want {
+			t.Errorf("%s (%s):\n got %q\nwant %q", tt.name, tt.source, got, tt.want)
+		}
+	}
+}
