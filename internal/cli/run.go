@@ -105,6 +105,8 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		ShowDNS: opts.ShowDNS,
 		Clock:   event.NewClock(),
 		Diag:    stderr,
+		// Read once the hooks are detached and the ring buffer drained.
+		OpenAtExit: tr.OpenConnections,
 	}
 	var existing []event.Event
 	if opts.Existing {

@@ -158,6 +158,23 @@ func (t *Table) Lost(n uint64, why event.LossReason, _ time.Time) error {
 	return err
 }
 
+// StillOpen says on diag how many tracked connections were still open at
+// exit, when any were:
+//
+//	tuxscope: 3 connections still open at exit (not closed while tracing): 1 outbound, 2 inbound
+func (t *Table) StillOpen(n event.OpenCount, _ time.Time) error {
+	if n.Total() == 0 {
+		return nil
+	}
+	noun := "connections"
+	if n.Total() == 1 {
+		noun = "connection"
+	}
+	_, err := fmt.Fprintf(t.diag, "tuxscope: %d %s still open at exit (not closed while tracing): %d outbound, %d inbound\n",
+		n.Total(), noun, n.Outbound, n.Inbound)
+	return err
+}
+
 // pad appends spaces after a column of width w so it takes col columns,
 // at least one space.
 func pad(b []byte, w, col int) []byte {
@@ -311,5 +328,23 @@ func (j *JSON) Lost(n uint64, why event.LossReason, at time.Time) error {
 	b = append(b, `,"reason":"`...)
 	b = append(b, why.Key()...)
 	b = append(b, "\"}\n"...)
+	return j.write(b)
+}
+
+// StillOpen writes, in band, how many tracked connections were still open
+// at exit, also when none were:
+//
+//	{"time":"...","event_type":"open_at_exit","count":3,"outbound":1,"inbound":2}
+func (j *JSON) StillOpen(n event.OpenCount, at time.Time) error {
+	b := j.buf[:0]
+	b = append(b, `{"time":"`...)
+	b = at.AppendFormat(b, timeLayout)
+	b = append(b, `","event_type":"open_at_exit","count":`...)
+	b = strconv.AppendUint(b, n.Total(), 10)
+	b = append(b, `,"outbound":`...)
+	b = strconv.AppendUint(b, n.Outbound, 10)
+	b = append(b, `,"inbound":`...)
+	b = strconv.AppendUint(b, n.Inbound, 10)
+	b = append(b, "}\n"...)
 	return j.write(b)
 }

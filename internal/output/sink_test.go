@@ -620,3 +620,45 @@ func TestTableHostnameMark(t *testing.T) {
 		}
 	}
 }
+
+// Connections still open at exit: a stderr line in table mode (none when
+// there are none), an in-band record in JSON, also for zero.
+func TestStillOpen(t *testing.T) {
+	for _, tc := range []struct {
+		n         event.OpenCount
+		table, js string
+	}{
+		{event.OpenCount{Outbound: 1, Inbound: 2},
+			"tuxscope: 3 connections still open at exit (not closed while tracing): 1 outbound, 2 inbound\n",
+			`{"time":"2024-05-06T07:08:09.123456789Z","event_type":"open_at_exit","count":3,"outbound":1,"inbound":2}` + "\n"},
+		{event.OpenCount{Inbound: 1},
+			"tuxscope: 1 connection still open at exit (not closed while tracing): 0 outbound, 1 inbound\n",
+			`{"time":"2024-05-06T07:08:09.123456789Z","event_type":"open_at_exit","count":1,"outbound":0,"inbound":1}` + "\n"},
+		{event.OpenCount{}, "",
+			`{"time":"2024-05-06T07:08:09.123456789Z","event_type":"open_at_exit","count":0,"outbound":0,"inbound":0}` + "\n"},
+	} {
+		var out, diag bytes.Buffer
+		table := New(FormatTable, &out, &diag)
+		if err := table.StillOpen(tc.n, fixedTime); err != nil {
+			t.Fatal(err)
+		}
+		table.Flush()
+		if out.Len() != 0 || diag.String() != tc.table {
+			t.Errorf("table: stdout %q, stderr %q, want stderr %q", out.String(), diag.String(), tc.table)
+		}
+		out.Reset()
+		js := New(FormatJSON, &out, &diag)
+		if err := js.StillOpen(tc.n, fixedTime); err != nil {
+			t.Fatal(err)
+		}
+		js.Flush()
+		if out.String() != tc.js {
+			t.Errorf("json: %q, want %q", out.String(), tc.js)
+		}
+		got := strictDecode(t, out.String())
+		if got.EventType != "open_at_exit" || got.Count != tc.n.Total() || got.Outbound == nil || *got.Outbound != tc.n.Outbound ||
+			got.Inbound == nil || *got.Inbound != tc.n.Inbound {
+			t.Errorf("json record read back as %v", got)
+		}
+	}
+}

@@ -33,6 +33,10 @@ type Sink interface {
 	Tick(now time.Time) error
 	// Flush writes out what is buffered.
 	Flush() error
+	// StillOpen reports, once, after the source has drained and before
+	// Finish, how many of the connections tuxscope tracked (and the
+	// filters select) were still open when it stopped.
+	StillOpen(n event.OpenCount, at time.Time) error
 	// Finish writes what is due at the end (the last summary) and flushes.
 	Finish() error
 }
@@ -60,6 +64,9 @@ type Config struct {
 	ShowDNS bool
 	// Clock turns kernel timestamps into wall-clock times.
 	Clock event.Clock
+	// OpenAtExit lists the connections the source still tracks as open,
+	// once it has drained; nil: not reported.
+	OpenAtExit func() ([]event.OpenConn, error)
 	// Diag gets one-line notes at the end of a run (e.g. malformed DNS
 	// messages skipped); nil: none.
 	Diag io.Writer
@@ -100,7 +107,40 @@ func (p *Pipeline) Run(ctx context.Context, src Source, existing []event.Event) 
 	if n := p.malformedDNS(); n > 0 && p.cfg.Diag != nil {
 		fmt.Fprintf(p.cfg.Diag, "tuxscope: skipped %d malformed or truncated DNS messages\n", n)
 	}
+	if err := p.stillOpen(); err != nil {
+		return err
+	}
 	return p.sink.Finish()
+}
+
+// stillOpen tells the sink how many tracked connections the filters
+// select were still open at the end. The kernel side applies the pid,
+// port and family filters to what it tracks; --comm (and --pid again) is
+// applied here, to each connection's owner.
+func (p *Pipeline) stillOpen() error {
+	if p.cfg.OpenAtExit == nil {
+		return nil
+	}
+	conns, err := p.cfg.OpenAtExit()
+	if err != nil {
+		if p.cfg.Diag != nil {
+			fmt.Fprintf(p.cfg.Diag, "tuxscope: cannot tell how many connections were still open at exit: %v\n", err)
+		}
+		return nil
+	}
+	var n event.OpenCount
+	for i := range conns {
+		c := &conns[i]
+		if p.cfg.Filter != nil && !p.cfg.Filter.MatchOwner(c.PID, c.Comm.Bytes()) {
+			continue
+		}
+		if c.Inbound {
+			n.Inbound++
+		} else {
+			n.Outbound++
+		}
+	}
+	return p.sink.StillOpen(n, time.Now())
 }
 
 func (p *Pipeline) malformedDNS() uint64 {

@@ -54,6 +54,11 @@ func (s *sinkLog) Tick(time.Time) error { s.calls = append(s.calls, "tick"); ret
 func (s *sinkLog) Flush() error         { s.calls = append(s.calls, "flush"); return nil }
 func (s *sinkLog) Finish() error        { s.calls = append(s.calls, "finish"); return nil }
 
+func (s *sinkLog) StillOpen(n event.OpenCount, _ time.Time) error {
+	s.calls = append(s.calls, fmt.Sprintf("open out=%d in=%d", n.Outbound, n.Inbound))
+	return nil
+}
+
 func tcp(t event.Type, pid uint32, remote string) *event.Event {
 	e := &event.Event{Type: t, PID: pid, TimestampNs: 5e9, Family: 4,
 		Local: netip.MustParseAddrPort("198.51.100.1:40000"), Remote: netip.MustParseAddrPort(remote)}
@@ -242,4 +247,64 @@ func TestDNSEventsFiltered(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(t, sink.calls, []string{"start", "flush", "finish"})
+}
+
+func openConn(inbound bool, pid uint32, comm string) event.OpenConn {
+	c := event.OpenConn{Inbound: inbound, PID: pid}
+	c.Comm.SetString(comm)
+	return c
+}
+
+// After the source has drained, the sink hears how many tracked
+// connections were still open, by direction, among those --pid and --comm
+// select (the owner is all that is known of them), before it finishes; a
+// source that ended in an error is not asked.
+func TestStillOpenAtExit(t *testing.T) {
+	conns := []event.OpenConn{
+		openConn(false, 11, "curl"), openConn(false, 11, "curl"), openConn(true, 12, "nginx"),
+		openConn(true, 0, ""), // established to a listener, not accepted yet
+		openConn(false, 13, "wget"),
+	}
+	src := script(func(h event.Handler) error { return h.Event(tcp(event.Connect, 11, "198.51.100.2:80")) })
+	for _, tc := range []struct {
+		name   string
+		filter *filter.Spec
+		want   string
+	}{
+		{"unfiltered", nil, "open out=3 in=2"},
+		{"pid", &filter.Spec{PIDs: []uint32{11, 12}}, "open out=2 in=1"},
+		{"comm", &filter.Spec{Comms: []string{"wget"}}, "open out=1 in=0"},
+		{"none selected", &filter.Spec{Comms: []string{"sshd"}}, "open out=0 in=0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var sink sinkLog
+			cfg := Config{Filter: tc.filter, OpenAtExit: func() ([]event.OpenConn, error) { return conns, nil }}
+			if err := New(cfg, &sink).Run(context.Background(), src, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := sink.calls[len(sink.calls)-2:]; got[0] != tc.want || got[1] != "finish" {
+				t.Errorf("last calls %q, want %q then finish", got, tc.want)
+			}
+		})
+	}
+	t.Run("unreadable", func(t *testing.T) {
+		var sink sinkLog
+		var diag bytes.Buffer
+		cfg := Config{Diag: &diag, OpenAtExit: func() ([]event.OpenConn, error) { return nil, errors.New("EPERM") }}
+		if err := New(cfg, &sink).Run(context.Background(), src, nil); err != nil {
+			t.Fatal(err)
+		}
+		check(t, sink.calls, []string{"start", "flush", "connect pid=11", "finish"})
+		if want := "tuxscope: cannot tell how many connections were still open at exit: EPERM\n"; diag.String() != want {
+			t.Errorf("diag %q, want %q", diag.String(), want)
+		}
+	})
+	t.Run("source error", func(t *testing.T) {
+		sink := sinkLog{fail: syscall.EPIPE}
+		asked := false
+		cfg := Config{OpenAtExit: func() ([]event.OpenConn, error) { asked = true; return conns, nil }}
+		if err := New(cfg, &sink).Run(context.Background(), src, nil); !errors.Is(err, syscall.EPIPE) || asked {
+			t.Errorf("Run = %v, asked for open connections: %v", err, asked)
+		}
+	})
 }
