@@ -44,6 +44,10 @@ struct tuple {
 	__u16 lport;	/* local port */
 	__u16 rport;	/* remote port */
 	__u16 family;	/* AF_INET or AF_INET6 (dual-stack sockets are AF_INET6) */
+	/* AF_INET6: the interface the socket is bound to (sk_bound_dev_if),
+	 * which is a link-local address's zone; 0: none. */
+	__u32 ifindex;
+	__u32 netns;	/* with ifindex: the inode of the socket's network namespace, where ifindex is */
 };
 
 /*

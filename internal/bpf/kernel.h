@@ -40,6 +40,14 @@ struct in6_addr {
 	} in6_u;
 };
 
+struct ns_common {
+	unsigned int inum;
+};
+
+struct net {
+	struct ns_common ns;
+};
+
 struct sock_common {
 	union {
 		struct {
@@ -54,6 +62,10 @@ struct sock_common {
 		};
 	};
 	unsigned short skc_family;
+	int skc_bound_dev_if;
+	struct {
+		struct net *net;
+	} skc_net; /* possible_net_t */
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
 	struct {

@@ -82,15 +82,18 @@ type TuxscopeEventHeader struct {
 		CgroupId uint64
 	}
 	Tuple struct {
-		_      structs.HostLayout
-		Laddr  [16]uint8
-		Raddr  [16]uint8
-		Lport  uint16
-		Rport  uint16
-		Family uint16
+		_       structs.HostLayout
+		Laddr   [16]uint8
+		Raddr   [16]uint8
+		Lport   uint16
+		Rport   uint16
+		Family  uint16
+		_       [2]byte
+		Ifindex uint32
+		Netns   uint32
 	}
 	Type uint8
-	_    [1]byte
+	_    [7]byte
 }
 
 // Names of all BPF objects in the ELF.

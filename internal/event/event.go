@@ -130,6 +130,11 @@ type Event struct {
 	HostnameSource string
 	HostnameAlso   []string
 
+	// IfIndex is the interface an IPv6 socket is bound to (0: none), in
+	// the network namespace NetNS (its inode; 0: tuxscope's own): the
+	// zone of a link-local address. Zone resolution names it.
+	IfIndex, NetNS uint32
+
 	CgroupID uint64   // cgroup v2 id of the process
 	DNSInfo  *DNSInfo // Type DNS: the response (--dns)
 	comm     TaskName

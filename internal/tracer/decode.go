@@ -48,6 +48,8 @@ const (
 	offLport   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Lport)
 	offRport   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Rport)
 	offFamily  = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Family)
+	offIfindex = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Ifindex)
+	offNetns   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Netns)
 	offType    = unsafe.Offsetof(hdrLayout.Type)
 )
 
@@ -101,6 +103,8 @@ type header struct {
 	cgroupID      uint64
 	family        uint8 // 4 or 6
 	local, remote netip.AddrPort
+	ifindex       uint32 // AF_INET6: the socket's bound interface, a link-local address's zone
+	netns         uint32 // with ifindex: the socket's network namespace (inode)
 }
 
 // decodeHeader reads the struct event_header a record of either kind
@@ -123,6 +127,7 @@ func decodeHeader(b []byte, h *header) error {
 		h.family = 6
 		h.local = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offLaddr:offLaddr+16])), lport)
 		h.remote = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offRaddr:offRaddr+16])), rport)
+		h.ifindex, h.netns = ne.Uint32(b[offIfindex:]), ne.Uint32(b[offNetns:])
 	default:
 		return fmt.Errorf("unknown address family %d", af)
 	}
@@ -154,6 +159,7 @@ func decodeEvent(b []byte, e *event.Event) error {
 	e.TimestampNs, e.PID, e.TID, e.UID, e.CgroupID = h.ts, h.pid, h.tid, h.uid, h.cgroupID
 	e.SetCommBytes(h.comm)
 	e.Family, e.Local, e.Remote = h.family, h.local, h.remote
+	e.IfIndex, e.NetNS = h.ifindex, h.netns
 	return err
 }
 

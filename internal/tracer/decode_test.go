@@ -106,12 +106,12 @@ func TestRecordLayout(t *testing.T) {
 		name      string
 		got, want uintptr
 	}{
-		{"sizeof(struct event_header)", unsafe.Sizeof(h), 88},
-		{"sizeof(struct event)", unsafe.Sizeof(r), 136},
-		{"sizeof(struct dns_event)", unsafe.Sizeof(dns), 2160},
-		{"headerSize", uintptr(headerSize), 88},
-		{"recordSize", uintptr(recordSize), 136},
-		{"dnsHeaderSize", uintptr(dnsHeaderSize), 108},
+		{"sizeof(struct event_header)", unsafe.Sizeof(h), 104},
+		{"sizeof(struct event)", unsafe.Sizeof(r), 152},
+		{"sizeof(struct dns_event)", unsafe.Sizeof(dns), 2176},
+		{"headerSize", uintptr(headerSize), 104},
+		{"recordSize", uintptr(recordSize), 152},
+		{"dnsHeaderSize", uintptr(dnsHeaderSize), 124},
 		{"offsetof(struct event, hdr)", unsafe.Offsetof(r.Hdr), 0},
 		{"offsetof(struct dns_event, hdr)", unsafe.Offsetof(dns.Hdr), 0},
 	}
@@ -135,20 +135,22 @@ func TestRecordLayout(t *testing.T) {
 		{"tuple.lport", offLport, 80},
 		{"tuple.rport", offRport, 82},
 		{"tuple.family", offFamily, 84},
-		{"type", offType, 86},
-		{"event.flags", offFlags, 88},
-		{"event.error", offError, 92},
-		{"event.latency_ns", offLatency, 96},
-		{"event.duration_ns", offDur, 104},
-		{"event.bytes_sent", offSent, 112},
-		{"event.bytes_received", offRecv, 120},
-		{"event.cookie", offCookie, 128},
-		{"dns_event.cookie", offDNSCookie, 88},
-		{"dns_event.len", offDNSLen, 96},
-		{"dns_event.total_len", offDNSTotal, 100},
-		{"dns_event.direction", offDNSDir, 104},
-		{"dns_event.protocol", offDNSProto, 105},
-		{"dns_event.data", offDNSData, 108},
+		{"tuple.ifindex", offIfindex, 88},
+		{"tuple.netns", offNetns, 92},
+		{"type", offType, 96},
+		{"event.flags", offFlags, 104},
+		{"event.error", offError, 108},
+		{"event.latency_ns", offLatency, 112},
+		{"event.duration_ns", offDur, 120},
+		{"event.bytes_sent", offSent, 128},
+		{"event.bytes_received", offRecv, 136},
+		{"event.cookie", offCookie, 144},
+		{"dns_event.cookie", offDNSCookie, 104},
+		{"dns_event.len", offDNSLen, 112},
+		{"dns_event.total_len", offDNSTotal, 116},
+		{"dns_event.direction", offDNSDir, 120},
+		{"dns_event.protocol", offDNSProto, 121},
+		{"dns_event.data", offDNSData, 124},
 	}
 	for _, o := range offsets {
 		if o.got != o.want {
@@ -306,7 +308,7 @@ func TestDecodeClose(t *testing.T) {
 // The same close, laid out by hand at the offsets of struct event (see
 // TestRecordLayout), independently of the bpf2go struct.
 func TestDecodeCloseRawOffsets(t *testing.T) {
-	b := make([]byte, 136)
+	b := make([]byte, 152)
 	ne := binary.NativeEndian
 	// struct event_header
 	ne.PutUint64(b[0:], 5_000_000_000)
@@ -320,15 +322,15 @@ func TestDecodeCloseRawOffsets(t *testing.T) {
 	ne.PutUint16(b[80:], 53412)
 	ne.PutUint16(b[82:], 443)
 	ne.PutUint16(b[84:], 2) // AF_INET
-	b[86] = 5               // EVENT_CLOSE
+	b[96] = 5               // EVENT_CLOSE
 	// the rest of struct event
-	b[88] = 2                // FLAG_CLOSED_LOCAL
-	ne.PutUint32(b[92:], 32) // EPIPE
-	ne.PutUint64(b[96:], 0)
-	ne.PutUint64(b[104:], 1_200_000_000)
-	ne.PutUint64(b[112:], 1024)
-	ne.PutUint64(b[120:], 2048)
-	ne.PutUint64(b[128:], 4097)
+	b[104] = 2                // FLAG_CLOSED_LOCAL
+	ne.PutUint32(b[108:], 32) // EPIPE
+	ne.PutUint64(b[112:], 0)
+	ne.PutUint64(b[120:], 1_200_000_000)
+	ne.PutUint64(b[128:], 1024)
+	ne.PutUint64(b[136:], 2048)
+	ne.PutUint64(b[144:], 4097)
 
 	var e event.Event
 	if err := decodeEvent(b, &e); err != nil {
@@ -489,8 +491,8 @@ func TestDecodeErrors(t *testing.T) {
 		}
 		var e event.Event
 		err := decodeEvent(goodBytes[:79], &e)
-		if err == nil || err.Error() != "short record: 79 bytes, want 136" {
-			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 136")
+		if err == nil || err.Error() != "short record: 79 bytes, want 152" {
+			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 152")
 		}
 		if err := decodeEvent(nil, &e); !errors.Is(err, ErrShortRecord) {
 			t.Errorf("nil: err = %v", err)
@@ -621,7 +623,7 @@ func TestDecodeDNS(t *testing.T) {
 		b    []byte
 		want string
 	}{
-		{"short", b[:dnsHeaderSize-1], "short record: 107 bytes, want at least 108 for a DNS record"},
+		{"short", b[:dnsHeaderSize-1], "short record: 123 bytes, want at least 124 for a DNS record"},
 		{"payload past the end", b[:dnsHeaderSize+11], "DNS record claims 12 payload bytes, has 11"},
 	} {
 		if _, err := decodeRecord(tt.b, &e, &p); err == nil || err.Error() != tt.want {
@@ -772,5 +774,26 @@ func checkFuzzedHeader(t *testing.T, h *bpf.TuxscopeEventHeader, ts uint64, pid,
 	}
 	if len(comm) < 16 && h.Owner.Comm[len(comm)] != 0 {
 		t.Fatalf("Comm %q stopped before the NUL", comm)
+	}
+}
+
+// An IPv6 socket's bound interface and its network namespace come through
+// for zone resolution; an IPv4 record's (never filled) are ignored.
+func TestDecodeIfindex(t *testing.T) {
+	rec := v6Accept()
+	rec.Hdr.Tuple.Ifindex, rec.Hdr.Tuple.Netns = 7, 4026531840
+	var e event.Event
+	if err := decodeEvent(recordBytes(&rec), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.IfIndex != 7 || e.NetNS != 4026531840 {
+		t.Errorf("IfIndex, NetNS = %d, %d; want 7, 4026531840", e.IfIndex, e.NetNS)
+	}
+	rec.Hdr.Tuple.Family = 2
+	if err := decodeEvent(recordBytes(&rec), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.IfIndex != 0 || e.NetNS != 0 {
+		t.Errorf("IPv4: IfIndex, NetNS = %d, %d; want 0", e.IfIndex, e.NetNS)
 	}
 }

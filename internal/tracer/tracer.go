@@ -25,7 +25,7 @@ import (
 )
 
 // DefaultRingBufferBytes is the ring buffer's default size: room for about
-// 29,000 TCP events (a 136-byte record and its 8-byte ring header) before
+// 26,000 TCP events (a 152-byte record and its 8-byte ring header) before
 // the reader must catch up, fewer when DNS messages (up to 2 KiB each)
 // share it.
 const DefaultRingBufferBytes = 4 << 20
