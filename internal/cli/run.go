@@ -17,6 +17,7 @@ import (
 	"github.com/tuxscope/tuxscope/internal/snapshot"
 	"github.com/tuxscope/tuxscope/internal/summary"
 	"github.com/tuxscope/tuxscope/internal/tracer"
+	"github.com/tuxscope/tuxscope/internal/zone"
 )
 
 // Exit codes.
@@ -102,6 +103,7 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	cfg := pipeline.Config{
 		Filter:  &opts.Filter,
 		Names:   dns.NewTracker(),
+		Zones:   zone.New(),
 		ShowDNS: opts.ShowDNS,
 		Clock:   event.NewClock(),
 		Diag:    stderr,

@@ -662,3 +662,22 @@ func TestStillOpen(t *testing.T) {
 		}
 	}
 }
+
+// A link-local address prints with its zone: [fe80::1%eth0]:port in the
+// table, "fe80::1%eth0" in JSON's saddr and daddr (netip's text form).
+func TestZonedAddresses(t *testing.T) {
+	e := v6Accept()
+	e.Local = netip.AddrPortFrom(netip.MustParseAddr("fe80::1").WithZone("tsll0"), 8080)
+	e.Remote = netip.AddrPortFrom(netip.MustParseAddr("fe80::2").WithZone("tsll0"), 40000)
+	want := "42       python3          accept      [fe80::2%tsll0]:40000    [fe80::1%tsll0]:8080\n"
+	if got := tableLine(t, e); got != want {
+		t.Errorf("table:\n got %q\nwant %q", got, want)
+	}
+	got := strictDecode(t, jsonLine(t, e))
+	if got.Saddr != "fe80::2%tsll0" || got.Sport != 40000 || got.Daddr != "fe80::1%tsll0" || got.Dport != 8080 {
+		t.Errorf("json: %s", got)
+	}
+	if a, err := netip.ParseAddr(got.Saddr); err != nil || a.Zone() != "tsll0" {
+		t.Errorf("saddr %q does not parse back with its zone: %v", got.Saddr, err)
+	}
+}

@@ -60,6 +60,9 @@ type Config struct {
 	// Names learns hostnames from DNS packets and names events' remote
 	// addresses; nil: none.
 	Names *dns.Tracker
+	// Zones gives link-local IPv6 addresses their zone (fe80::1%eth0),
+	// after hostnames are added; nil: none.
+	Zones Enricher
 	// ShowDNS turns each DNS response into an event of type dns (--dns).
 	ShowDNS bool
 	// Clock turns kernel timestamps into wall-clock times.
@@ -93,6 +96,7 @@ func (p *Pipeline) Run(ctx context.Context, src Source, existing []event.Event) 
 		return err
 	}
 	for i := range existing {
+		p.zone(&existing[i])
 		if err := p.emit(&existing[i]); err != nil {
 			return err
 		}
@@ -175,7 +179,15 @@ func (p *Pipeline) Event(e *event.Event) error {
 	if p.cfg.Names != nil {
 		p.cfg.Names.Name(e)
 	}
+	p.zone(e)
 	return p.emit(e)
+}
+
+// zone gives e's link-local addresses their zone.
+func (p *Pipeline) zone(e *event.Event) {
+	if p.cfg.Zones != nil && e.IfIndex != 0 {
+		p.cfg.Zones.Enrich(e)
+	}
 }
 
 // DNS teaches the hostname tracker and, with ShowDNS, emits each response

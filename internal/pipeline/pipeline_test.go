@@ -308,3 +308,44 @@ func TestStillOpenAtExit(t *testing.T) {
 		}
 	})
 }
+
+// zoneAll gives every event's remote address the zone "z".
+type zoneAll struct{}
+
+func (zoneAll) Enrich(e *event.Event) {
+	e.Remote = netip.AddrPortFrom(e.Remote.Addr().WithZone("z"), e.Remote.Port())
+}
+
+// Zones apply to kernel events and existing connections that have an
+// interface, and not to the others.
+func TestZones(t *testing.T) {
+	var sink sinkLog
+	ll := func(typ event.Type, ifindex uint32) *event.Event {
+		e := tcp(typ, 5, "[fe80::2]:80")
+		e.Family, e.IfIndex = 6, ifindex
+		return e
+	}
+	var got []string
+	rec := recordRemote{&sink, &got}
+	src := script(func(h event.Handler) error {
+		if err := h.Event(ll(event.Connect, 3)); err != nil {
+			return err
+		}
+		return h.Event(ll(event.Connect, 0))
+	})
+	if err := New(Config{Zones: zoneAll{}}, rec).Run(context.Background(), src, []event.Event{*ll(event.Existing, 3)}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, got, []string{"[fe80::2%z]:80", "[fe80::2%z]:80", "[fe80::2]:80"})
+}
+
+// recordRemote is a sinkLog that also records each event's remote end.
+type recordRemote struct {
+	*sinkLog
+	remotes *[]string
+}
+
+func (r recordRemote) Event(e *event.Event) error {
+	*r.remotes = append(*r.remotes, e.Remote.String())
+	return r.sinkLog.Event(e)
+}

@@ -92,6 +92,7 @@ func Take() ([]event.Event, Owners, error) {
 		e.Family = 4
 		if s.Family == unix.AF_INET6 {
 			e.Family = 6
+			e.IfIndex = s.ID.Interface // in our own namespace (NetNS 0)
 		}
 		if isListening(listeners, e.Local) {
 			e.Flags |= event.FlagInbound
