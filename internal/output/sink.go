@@ -71,6 +71,7 @@ func (l *lines) Finish() error { return l.w.Flush() }
 type Table struct {
 	lines
 	diag io.Writer
+	lost uint64 // events reported lost or missing so far
 }
 
 const tableHeader = "PID      COMM             TYPE        SRC                      DST                      DETAIL\n"
@@ -149,6 +150,7 @@ func appendHostname(b []byte, e *event.Event) ([]byte, int) {
 }
 
 func (t *Table) Lost(n uint64, why event.LossReason, _ time.Time) error {
+	t.lost += n
 	var err error
 	if why == event.HookSkipped {
 		_, err = fmt.Fprintf(t.diag, "tuxscope: up to %d events missing: the kernel skipped tuxscope's programs %d times (another BPF program was running on that CPU)\n", n, n)
@@ -170,8 +172,12 @@ func (t *Table) StillOpen(n event.OpenCount, _ time.Time) error {
 	if n.Total() == 1 {
 		noun = "connection"
 	}
-	_, err := fmt.Fprintf(t.diag, "tuxscope: %d %s still open at exit (not closed while tracing): %d outbound, %d inbound\n",
-		n.Total(), noun, n.Outbound, n.Inbound)
+	why := "not closed while tracing"
+	if t.lost > 0 { // a lost close leaves its connection counted
+		why = "no close seen while tracing; with events lost, some may have closed unseen"
+	}
+	_, err := fmt.Fprintf(t.diag, "tuxscope: %d %s still open at exit (%s): %d outbound, %d inbound\n",
+		n.Total(), noun, why, n.Outbound, n.Inbound)
 	return err
 }
 
