@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/tuxscope/tuxscope/internal/bpf"
 	"github.com/tuxscope/tuxscope/internal/event"
 )
@@ -35,21 +37,39 @@ func (t *Tracer) OpenConnections() ([]event.OpenConn, error) {
 	if m == nil {
 		return nil, errors.New("the BPF object has no conns map")
 	}
-	var (
-		key   uint64
-		value bpf.TuxscopeConn
-		out   []event.OpenConn
-	)
-	it := m.Iterate()
-	// A hash map's walk restarts if the entry it stands on is deleted
-	// meanwhile; the bound keeps a busy map from keeping us here.
-	for seen := uint32(0); seen <= m.MaxEntries() && it.Next(&key, &value); seen++ {
-		if c, ok := openConn(&value); ok {
+	var out []event.OpenConn
+	keep := func(v *bpf.TuxscopeConn) {
+		if c, ok := openConn(v); ok {
 			out = append(out, c)
 		}
 	}
-	if err := it.Err(); err != nil {
+	// Batch lookups on hash maps: Linux 5.6 and later.
+	if err := batchWalk(m, keep); err != nil {
 		return nil, fmt.Errorf("reading the connections map: %w", err)
 	}
 	return out, nil
+}
+
+// batchWalk reads the map a few thousand entries per system call (18,000
+// entries one by one took a quarter of a second).
+func batchWalk(m *ebpf.Map, fn func(*bpf.TuxscopeConn)) error {
+	const chunk = 4096
+	keys := make([]uint64, chunk)
+	values := make([]bpf.TuxscopeConn, chunk)
+	var cursor ebpf.MapBatchCursor
+	for seen := 0; ; {
+		n, err := m.BatchLookup(&cursor, keys, values, nil)
+		for i := range n {
+			fn(&values[i])
+		}
+		if seen += n; errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if seen > int(m.MaxEntries()) {
+			return fmt.Errorf("more than its %d entries: it changed while read", m.MaxEntries())
+		}
+	}
 }
