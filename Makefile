@@ -22,7 +22,8 @@ TOOL_BIN := $(CURDIR)/bin
 build:
 	$(GO) build -o tuxscope ./cmd/tuxscope
 
-# Build and start `tuxscope net` (needs root, or CAP_BPF + CAP_PERFMON).
+# Build and start `tuxscope net` (needs root, or the capabilities in the
+# README's Privileges section).
 run: build
 	./tuxscope net
 

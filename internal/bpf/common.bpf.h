@@ -139,6 +139,27 @@ static __always_inline void submit(void *e)
 	bpf_ringbuf_submit(e, flags);
 }
 
+/* The netns cookie of a socket's network namespace, 0 if this kernel has
+ * none (before 5.7, or without CONFIG_NET_NS) or, on 5.7 to 5.11, none
+ * was made yet for it: the DNS hooks make it for every namespace they see
+ * a connect or send in (dns.bpf.h), so a namespace that had a lookup has
+ * one. */
+static __always_inline __u64 sock_netns(struct sock *sk)
+{
+	struct net___atomic_cookie *old;
+	struct net *net;
+
+	if (!bpf_core_field_exists(sk->__sk_common.skc_net.net))
+		return 0;
+	net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	if (bpf_core_field_exists(net->net_cookie))
+		return BPF_CORE_READ(net, net_cookie);
+	old = (struct net___atomic_cookie *)net;
+	if (bpf_core_field_exists(old->net_cookie))
+		return BPF_CORE_READ(old, net_cookie.counter);
+	return 0;
+}
+
 /* Read a socket's tuple as it stands now; false if not an IP family. */
 static __always_inline bool read_sock_tuple(struct sock *sk, struct tuple *t)
 {
@@ -155,7 +176,7 @@ static __always_inline bool read_sock_tuple(struct sock *sk, struct tuple *t)
 		 * user space, in the socket's network namespace. */
 		t->ifindex = BPF_CORE_READ(sk, __sk_common.skc_bound_dev_if);
 		if (t->ifindex)
-			t->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+			t->ifindex_netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	} else {
 		return false;
 	}
@@ -163,15 +184,25 @@ static __always_inline bool read_sock_tuple(struct sock *sk, struct tuple *t)
 	 * connect releases its port. */
 	t->lport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	t->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	t->netns = sock_netns(sk);
 	return true;
 }
 
+/* The current task as an owner, for the programs that may read the task
+ * (tracing ones). The process's name is its thread-group leader's: a
+ * thread of dig named isc-net-0000 still belongs to dig. */
 static __always_inline void owner_current(struct owner *o, __u64 pid_tgid)
 {
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
 	o->pid = pid_tgid >> 32;
 	o->tid = (__u32)pid_tgid;
 	o->uid = (__u32)bpf_get_current_uid_gid();
-	bpf_get_current_comm(o->comm, sizeof(o->comm));
+	bpf_get_current_comm(o->thread, sizeof(o->thread));
+	if (o->pid == o->tid)
+		__builtin_memcpy(o->comm, o->thread, sizeof(o->comm));
+	else
+		BPF_CORE_READ_INTO(&o->comm, task, group_leader, comm);
 	o->cgroup_id = bpf_get_current_cgroup_id();
 }
 

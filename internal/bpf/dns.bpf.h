@@ -4,7 +4,8 @@
  * root cgroup v2 (they see every socket's packets, in every network
  * namespace, without kprobes), and attributed through the socket cookie to
  * the process that connected or sent to port 53: the cgroup sock_addr
- * hooks run in that process.
+ * hooks run in that process, which also record the socket's network
+ * namespace (its netns cookie): user space scopes names by it.
  */
 #ifndef TUXSCOPE_DNS_BPF_H
 #define TUXSCOPE_DNS_BPF_H
@@ -18,6 +19,7 @@
 
 struct dns_owner {
 	struct owner owner;
+	__u64 netns; /* the socket's netns cookie */
 };
 
 /* socket cookie -> who talks DNS through it */
@@ -30,13 +32,29 @@ struct {
 
 struct dns_event *unused_dns_event __attribute__((unused));
 
-static __always_inline void dns_owner_record(__u64 cookie, __u16 port_be)
+static __always_inline void dns_owner_record(struct bpf_sock_addr *ctx)
 {
 	struct dns_owner o = {};
+	__u64 pid_tgid, cookie;
 
-	if (bpf_ntohs(port_be) != DNS_PORT)
+	/* Before any port check: on 5.7 to 5.11 this makes the namespace's
+	 * cookie, which connection events read (sock_netns), for every
+	 * namespace a connect is made in. */
+	o.netns = bpf_get_netns_cookie(ctx);
+	if (bpf_ntohs((__u16)ctx->user_port) != DNS_PORT)
 		return;
-	owner_current(&o.owner, bpf_get_current_pid_tgid());
+	cookie = bpf_get_socket_cookie(ctx);
+	pid_tgid = bpf_get_current_pid_tgid();
+
+	/* A sock_addr program may not read the task: the thread's name
+	 * stands for the process's here, and user space names the process
+	 * (event.DNSPacket). */
+	o.owner.pid = pid_tgid >> 32;
+	o.owner.tid = (__u32)pid_tgid;
+	o.owner.uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(o.owner.thread, sizeof(o.owner.thread));
+	__builtin_memcpy(o.owner.comm, o.owner.thread, sizeof(o.owner.comm));
+	o.owner.cgroup_id = bpf_get_current_cgroup_id();
 	bpf_map_update_elem(&dns_owners, &cookie, &o, BPF_ANY);
 }
 
@@ -46,7 +64,7 @@ static __always_inline void dns_owner_record(__u64 cookie, __u16 port_be)
 	SEC(section)								\
 	int name(struct bpf_sock_addr *ctx)					\
 	{									\
-		dns_owner_record(bpf_get_socket_cookie(ctx), (__u16)ctx->user_port); \
+		dns_owner_record(ctx);						\
 		return 1;							\
 	}
 
@@ -128,8 +146,10 @@ static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 	}
 	cookie = bpf_get_socket_cookie(skb);
 	o = bpf_map_lookup_elem(&dns_owners, &cookie);
-	if (o)
+	if (o) {
 		owner = o->owner;
+		t.netns = o->netns;
+	} /* else: a socket connected before tuxscope, namespace unknown (0) */
 	owner.cgroup_id = bpf_skb_cgroup_id(skb); /* the socket's, as a DNS record reports */
 
 	e = reserve_record(sizeof(*e));

@@ -22,18 +22,21 @@ enum event_flag {
 	FLAG_INBOUND = 1,       /* the connection was accepted, not connected */
 	FLAG_CLOSED_LOCAL = 2,  /* close: this end closed (or reset) first */
 	FLAG_CLOSED_REMOTE = 4, /* close: the peer closed (or reset) first */
+	FLAG_RESET = 8,         /* close: it ended with a reset, sent or received */
 };
 
 /*
- * Who a connection belongs to: the process that connected or accepted it.
- * For connect and accept that is the process that made the syscall; for
- * established, failed and close, the one that connected or accepted.
+ * Who a connection belongs to. For connect and accept, the process that
+ * made the syscall; for established and failed, the one that connected;
+ * for close, the one that held the socket and closed it (a forked child
+ * of the accepting server, say), else the one that connected or accepted.
  */
 struct owner {
 	__u32 pid;	/* tgid; 0: unknown (it predates tuxscope, or was never accepted) */
 	__u32 tid;
 	__u32 uid;
-	char comm[16];
+	char comm[16];	 /* the process's name: its thread-group leader's */
+	char thread[16]; /* the thread's own name (tid's) */
 	__u64 cgroup_id; /* cgroup v2 id of the process (as pid) */
 };
 
@@ -44,10 +47,16 @@ struct tuple {
 	__u16 lport;	/* local port */
 	__u16 rport;	/* remote port */
 	__u16 family;	/* AF_INET or AF_INET6 (dual-stack sockets are AF_INET6) */
+	/* The socket's network namespace: its netns cookie (the kernel's
+	 * net->net_cookie, what bpf_get_netns_cookie returns); 0 if unknown.
+	 * DNS names are scoped by it. */
+	__u64 netns;
 	/* AF_INET6: the interface the socket is bound to (sk_bound_dev_if),
 	 * which is a link-local address's zone; 0: none. */
 	__u32 ifindex;
-	__u32 netns;	/* with ifindex: the inode of the socket's network namespace, where ifindex is */
+	/* with ifindex: the inode of the socket's network namespace, where
+	 * ifindex means something (user space finds the namespace by it) */
+	__u32 ifindex_netns;
 };
 
 /*
@@ -72,6 +81,10 @@ struct event {
 	__u64 bytes_sent;     /* close: data bytes sent, retransmits counted once */
 	__u64 bytes_received; /* close: data bytes received */
 	__u64 cookie;         /* close: socket cookie, 0 if none was assigned */
+	/* close: the process that connected or accepted, when another one
+	 * (the header's owner) held the socket and closed it; 0 otherwise */
+	__u32 opener_pid;
+	char opener_comm[16];
 };
 
 /* Room for a DNS payload per packet; up to DNS_MAX_PAYLOAD - 1 bytes are

@@ -30,6 +30,8 @@ enum {
 };
 
 #define EINPROGRESS 115
+#define EPIPE 32
+#define ECONNRESET 104
 #define PF_KTHREAD 0x00200000 /* include/linux/sched.h, unchanged since 2.6 */
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
@@ -44,8 +46,18 @@ struct ns_common {
 	unsigned int inum;
 };
 
+/* A network namespace: only its cookie. Linux 5.12 and later set it when
+ * the namespace is made; 5.7 to 5.11 keep it in an atomic64_t, set the
+ * first time someone asks for it (bpf_get_netns_cookie does). */
 struct net {
-	struct ns_common ns;
+	struct ns_common ns; /* ns.inum: the namespace's inode */
+	__u64 net_cookie;
+};
+
+struct net___atomic_cookie {
+	struct {
+		__s64 counter;
+	} net_cookie;
 };
 
 struct sock_common {
@@ -63,9 +75,6 @@ struct sock_common {
 	};
 	unsigned short skc_family;
 	int skc_bound_dev_if;
-	struct {
-		struct net *net;
-	} skc_net; /* possible_net_t */
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
 	struct {
@@ -74,13 +83,24 @@ struct sock_common {
 	union {
 		unsigned long skc_flags; /* sk_flags: enum sock_flags bits */
 	};
+	struct {
+		struct net *net;
+	} skc_net; /* possible_net_t; empty without CONFIG_NET_NS */
 };
+
+typedef struct {
+	__u32 val;
+} kuid_t;
 
 struct sock {
 	struct sock_common __sk_common;
 	__u16 sk_type;
 	__u16 sk_protocol;
 	int sk_err;
+	/* A listener's backlog; an accepted socket keeps its listener's
+	 * (sk_clone_lock copies the whole sock), a connected one has 0. */
+	__u32 sk_max_ack_backlog;
+	kuid_t sk_uid; /* who created the socket (fsuid at socket()) */
 };
 
 /* enum sock_flags, include/net/sock.h: bit numbers, unchanged since 2.6 */
@@ -119,6 +139,8 @@ struct files_struct {
 struct task_struct {
 	unsigned int flags;
 	struct files_struct *files;
+	struct task_struct *group_leader;
+	char comm[16];
 };
 
 /*

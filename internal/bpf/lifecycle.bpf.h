@@ -19,40 +19,104 @@
 struct conn {
 	__u64 syn_ns;         /* connect: when it entered SYN_SENT */
 	__u64 established_ns; /* 0: unknown */
+	/* Who holds it: who connected or accepted it, until another process
+	 * closes it (a forked child serving an accepted connection, say). */
 	struct owner owner;
+	__u32 opener_pid;     /* when owner is not the opener: who connected or accepted */
+	char opener_comm[16];
 	__u8 inbound;
 };
 
-/* sock -> conn, for every connection seen starting. LRU: a connection
- * whose close we miss cannot leak an entry. */
+/*
+ * sock -> conn, for every connection the filters select, seen starting
+ * (or closing, for one older than tuxscope). A plain hash, not an LRU: an
+ * LRU would silently evict live connections when full. Entries are
+ * allocated as they are used (the loader sizes the table, --conn-table);
+ * an insert that finds it full is counted in conns_full and reported as
+ * lost. A close deletes its entry; the rare entry whose close the kernel
+ * skipped (reported as hook_skipped) is overwritten when its socket's
+ * memory is reused for the next connection.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
 	__type(value, struct conn);
 } conns SEC(".maps");
 
+/* Sockets not tracked because conns was full (or the insert failed
+ * otherwise), counted once each: at connect, accept, or the close of an
+ * older connection. Each costs its outcome event or its close's owner. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} conns_full SEC(".maps");
+
+static __always_inline void conn_insert(__u64 key, const struct conn *c)
+{
+	__u32 zero = 0;
+	__u64 *n;
+
+	if (!bpf_map_update_elem(&conns, &key, c, BPF_ANY))
+		return;
+	n = bpf_map_lookup_elem(&conns_full, &zero);
+	if (n)
+		*n += 1;
+}
+
+/* Whether the family and port filters select this connection (the pid
+ * filter is the caller's): only those take room in conns, so heavy
+ * traffic elsewhere cannot crowd out what the user watches. At SYN_SENT
+ * an unbound socket's local port is still 0; its remote port is known. */
+static __always_inline bool conn_selected(struct sock *sk)
+{
+	__u16 family;
+
+	if (!filter_port && want_ipv4 && want_ipv6)
+		return true;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family == AF_INET ? !want_ipv4 : !want_ipv6)
+		return false;
+	return port_wanted(bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport)),
+			   bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)));
+}
+
+/* A socket accepted from a listener keeps the listener's backlog (the
+ * kernel clones the listener to make it), a connected one has none: so a
+ * connection tuxscope did not see start still tells its direction, even
+ * after its listener closed. (A listener made with backlog 0 is missed.) */
+static __always_inline __u8 conn_was_accepted(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, sk_max_ack_backlog) > 0;
+}
+
 /* In the connecting thread, at CLOSE -> SYN_SENT. */
-static __always_inline void conn_connecting(__u64 sk)
+static __always_inline void conn_connecting(struct sock *sk, __u64 key)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct conn c = {};
 
-	if (!pid_wanted(pid_tgid))
+	if (!pid_wanted(pid_tgid) || !conn_selected(sk))
 		return;
 	c.syn_ns = bpf_ktime_get_ns();
 	owner_current(&c.owner, pid_tgid);
-	bpf_map_update_elem(&conns, &sk, &c, BPF_ANY);
+	conn_insert(key, &c);
 }
 
-/* SYN_RECV -> ESTABLISHED, in softirq: owner unknown until accept(). */
-static __always_inline void conn_passive_established(__u64 sk)
+/* SYN_RECV -> ESTABLISHED, in softirq: owner unknown until accept(). A
+ * full table is not counted here: accept() tries again, and counts. */
+static __always_inline void conn_passive_established(struct sock *sk, __u64 key)
 {
 	struct conn c = {};
 
+	if (!conn_selected(sk))
+		return;
 	c.established_ns = bpf_ktime_get_ns();
 	c.inbound = 1;
-	bpf_map_update_elem(&conns, &sk, &c, BPF_ANY);
+	bpf_map_update_elem(&conns, &key, &c, BPF_ANY);
 }
 
 /* accept() returned sk to the current task: it owns the connection. */
@@ -69,13 +133,52 @@ static __always_inline void conn_accepted(struct sock *sk, __u64 pid_tgid)
 	}
 	if (!c) {
 		/* established before we attached: duration unknown */
+		if (!conn_selected(sk))
+			return;
 		fresh.inbound = 1;
 		owner_current(&fresh.owner, pid_tgid);
-		bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY);
+		conn_insert(key, &fresh);
 		return;
 	}
 	if (!c->owner.pid)
 		owner_current(&c->owner, pid_tgid);
+}
+
+/*
+ * close() or shutdown() is ending the connection: ESTABLISHED ->
+ * FIN_WAIT1 (this side first), CLOSE_WAIT -> LAST_ACK (the peer first), or
+ * a reset this side sends. These run in the process that held the
+ * socket's last reference, so it becomes the owner the close is
+ * attributed to; the one that connected or accepted, if another (a server
+ * that forks after accept), is kept as the opener. A connection older
+ * than tuxscope is adopted here. Returns the entry, NULL if none.
+ */
+static __always_inline struct conn *conn_held(struct sock *sk, __u64 key)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+	struct task_struct *task;
+	struct conn fresh = {};
+
+	if (c && c->owner.pid == pid_tgid >> 32)
+		return c; /* the usual case: its opener closes it */
+	task = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ(task, flags) & PF_KTHREAD)
+		return c; /* a kernel thread's socket work, not a process's close */
+	if (c) {
+		if (c->owner.pid && !c->opener_pid) {
+			c->opener_pid = c->owner.pid;
+			__builtin_memcpy(c->opener_comm, c->owner.comm, sizeof(c->opener_comm));
+		}
+		owner_current(&c->owner, pid_tgid);
+		return c;
+	}
+	if (!pid_wanted(pid_tgid) || !conn_selected(sk))
+		return NULL;
+	fresh.inbound = conn_was_accepted(sk);
+	owner_current(&fresh.owner, pid_tgid);
+	conn_insert(key, &fresh);
+	return bpf_map_lookup_elem(&conns, &key);
 }
 
 static __always_inline void conn_outcome(struct sock *sk, __u64 key, int newstate)
@@ -108,11 +211,15 @@ static __always_inline void conn_outcome(struct sock *sk, __u64 key, int newstat
  * first: the side that sent the first FIN (or a reset). */
 static __always_inline void conn_closed(struct sock *sk, __u64 key, int oldstate)
 {
-	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+	int err = BPF_CORE_READ(sk, sk_err);
+	/* Straight from ESTABLISHED or CLOSE_WAIT to CLOSE with no error: this
+	 * side reset it (close() with unread data, SO_LINGER 0), in the
+	 * closing process. A received reset sets sk_err first. */
+	bool local_reset = !err && (oldstate == TCP_ESTABLISHED || oldstate == TCP_CLOSE_WAIT);
+	struct conn *c = local_reset ? conn_held(sk, key) : bpf_map_lookup_elem(&conns, &key);
 	struct owner unknown = {};
 	struct tuple t = {};
 	struct event *e;
-	int err;
 
 	if (!c && filter_pid)
 		return;
@@ -122,10 +229,11 @@ static __always_inline void conn_closed(struct sock *sk, __u64 key, int oldstate
 	}
 	if (!read_sock_tuple(sk, &t))
 		goto out;
-	e = reserve_event(&t, EVENT_CLOSE, c ? &c->owner : &unknown);
+	if (!c || !c->owner.pid) /* no process known: at least the socket's user */
+		unknown.uid = BPF_CORE_READ(sk, sk_uid.val);
+	e = reserve_event(&t, EVENT_CLOSE, c && c->owner.pid ? &c->owner : &unknown);
 	if (!e)
 		goto out;
-	err = BPF_CORE_READ(sk, sk_err);
 	e->error = err;
 	switch (oldstate) {
 	case TCP_FIN_WAIT1:
@@ -142,11 +250,17 @@ static __always_inline void conn_closed(struct sock *sk, __u64 key, int oldstate
 		e->flags = err ? FLAG_CLOSED_REMOTE : FLAG_CLOSED_LOCAL;
 		break;
 	}
+	if (local_reset || err == ECONNRESET || err == EPIPE)
+		e->flags |= FLAG_RESET;
+	if (c ? c->inbound : conn_was_accepted(sk))
+		e->flags |= FLAG_INBOUND;
 	if (c) {
-		if (c->inbound)
-			e->flags |= FLAG_INBOUND;
 		if (c->established_ns)
 			e->duration_ns = e->hdr.ts_ns - c->established_ns;
+		if (c->opener_pid) {
+			e->opener_pid = c->opener_pid;
+			__builtin_memcpy(e->opener_comm, c->opener_comm, sizeof(e->opener_comm));
+		}
 	}
 	/* Data bytes only, each once: TCP's counters also count a received
 	 * FIN as a byte, and retransmissions. */

@@ -12,10 +12,12 @@
 #include "connect.bpf.h"
 #include "lifecycle.bpf.h"
 
-/* The only new states state_changed acts on. */
+/* The only new states state_changed acts on (SYN_SENT, ESTABLISHED and
+ * CLOSE for the lifecycle, FIN_WAIT1 and LAST_ACK for who closes). */
 static __always_inline bool state_wanted(int newstate)
 {
-	return newstate == TCP_SYN_SENT || newstate == TCP_ESTABLISHED || newstate == TCP_CLOSE;
+	return newstate == TCP_SYN_SENT || newstate == TCP_ESTABLISHED || newstate == TCP_CLOSE ||
+	       newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK;
 }
 
 /* Every TCP state change, whatever the backend: the tracepoint connect
@@ -28,7 +30,7 @@ static __always_inline void state_changed(struct sock *sk, int oldstate, int new
 	case TCP_CLOSE:
 		if (newstate == TCP_SYN_SENT) {
 			connect_syn_sent(sk);
-			conn_connecting(key);
+			conn_connecting(sk, key);
 		}
 		break;
 	case TCP_SYN_SENT:
@@ -37,7 +39,7 @@ static __always_inline void state_changed(struct sock *sk, int oldstate, int new
 		break;
 	case TCP_SYN_RECV:
 		if (newstate == TCP_ESTABLISHED)
-			conn_passive_established(key);
+			conn_passive_established(sk, key);
 		else if (newstate == TCP_CLOSE)
 			bpf_map_delete_elem(&conns, &key);
 		break;
@@ -47,6 +49,8 @@ static __always_inline void state_changed(struct sock *sk, int oldstate, int new
 	default: /* an established connection, or one closing */
 		if (newstate == TCP_CLOSE)
 			conn_closed(sk, key, oldstate);
+		else if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK)
+			conn_held(sk, key); /* close() or shutdown(), in the holder */
 		break;
 	}
 }
@@ -83,7 +87,7 @@ static __always_inline void raw_state_changed(struct bpf_raw_tracepoint_args *ct
 	struct sock *sk = (struct sock *)ctx->args[0];
 	int newstate = (int)ctx->args[2];
 
-	/* About half of a connection's changes (FIN_WAIT1, CLOSE_WAIT, ...)
+	/* Some of a connection's changes (FIN_WAIT2, CLOSE_WAIT, ...)
 	 * matter to no one: skip them before reading the socket. */
 	if (!state_wanted(newstate) || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return;

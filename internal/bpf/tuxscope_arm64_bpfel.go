@@ -23,11 +23,14 @@ type TuxscopeConn struct {
 		Tid      uint32
 		Uid      uint32
 		Comm     [16]int8
+		Thread   [16]int8
 		_        [4]byte
 		CgroupId uint64
 	}
-	Inbound uint8
-	_       [7]byte
+	OpenerPid  uint32
+	OpenerComm [16]int8
+	Inbound    uint8
+	_          [3]byte
 }
 
 type TuxscopeDnsEvent struct {
@@ -51,9 +54,11 @@ type TuxscopeDnsOwner struct {
 		Tid      uint32
 		Uid      uint32
 		Comm     [16]int8
+		Thread   [16]int8
 		_        [4]byte
 		CgroupId uint64
 	}
+	Netns uint64
 }
 
 type TuxscopeEvent struct {
@@ -67,6 +72,9 @@ type TuxscopeEvent struct {
 	BytesSent     uint64
 	BytesReceived uint64
 	Cookie        uint64
+	OpenerPid     uint32
+	OpenerComm    [16]int8
+	_             [4]byte
 }
 
 type TuxscopeEventHeader struct {
@@ -78,19 +86,21 @@ type TuxscopeEventHeader struct {
 		Tid      uint32
 		Uid      uint32
 		Comm     [16]int8
+		Thread   [16]int8
 		_        [4]byte
 		CgroupId uint64
 	}
 	Tuple struct {
-		_       structs.HostLayout
-		Laddr   [16]uint8
-		Raddr   [16]uint8
-		Lport   uint16
-		Rport   uint16
-		Family  uint16
-		_       [2]byte
-		Ifindex uint32
-		Netns   uint32
+		_            structs.HostLayout
+		Laddr        [16]uint8
+		Raddr        [16]uint8
+		Lport        uint16
+		Rport        uint16
+		Family       uint16
+		_            [2]byte
+		Netns        uint64
+		Ifindex      uint32
+		IfindexNetns uint32
 	}
 	Type uint8
 	_    [7]byte
@@ -103,6 +113,7 @@ const (
 	TuxscopeMapAcceptSeen      = "accept_seen"
 	TuxscopeMapConnecting      = "connecting"
 	TuxscopeMapConns           = "conns"
+	TuxscopeMapConnsFull       = "conns_full"
 	TuxscopeMapDnsOwners       = "dns_owners"
 	TuxscopeMapEvents          = "events"
 	TuxscopeMapKprobeConnectSk = "kprobe_connect_sk"
@@ -216,6 +227,7 @@ type TuxscopeMapSpecs struct {
 	AcceptSeen      *ebpf.MapSpec `ebpf:"accept_seen"`
 	Connecting      *ebpf.MapSpec `ebpf:"connecting"`
 	Conns           *ebpf.MapSpec `ebpf:"conns"`
+	ConnsFull       *ebpf.MapSpec `ebpf:"conns_full"`
 	DnsOwners       *ebpf.MapSpec `ebpf:"dns_owners"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	KprobeConnectSk *ebpf.MapSpec `ebpf:"kprobe_connect_sk"`
@@ -263,6 +275,7 @@ type TuxscopeMaps struct {
 	AcceptSeen      *ebpf.Map `ebpf:"accept_seen"`
 	Connecting      *ebpf.Map `ebpf:"connecting"`
 	Conns           *ebpf.Map `ebpf:"conns"`
+	ConnsFull       *ebpf.Map `ebpf:"conns_full"`
 	DnsOwners       *ebpf.Map `ebpf:"dns_owners"`
 	Events          *ebpf.Map `ebpf:"events"`
 	KprobeConnectSk *ebpf.Map `ebpf:"kprobe_connect_sk"`
@@ -279,6 +292,7 @@ func (m *TuxscopeMaps) Close() error {
 		m.AcceptSeen,
 		m.Connecting,
 		m.Conns,
+		m.ConnsFull,
 		m.DnsOwners,
 		m.Events,
 		m.KprobeConnectSk,

@@ -27,8 +27,7 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	btfPath := fs.String("btf", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(stdout, doctorUsage)
-			return exitOK
+			return writeText(stdout, stderr, "tuxscope doctor", doctorUsage)
 		}
 		fmt.Fprintf(stderr, "tuxscope doctor: %v\nRun 'tuxscope doctor --help' for usage.\n", err)
 		return exitUsage
@@ -43,11 +42,21 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	}
 
 	r := tracer.Doctor(*btfPath)
+	var text []byte
 	if f == output.FormatJSON {
-		b, _ := json.Marshal(r)
-		stdout.Write(append(b, '\n'))
+		b, err := json.Marshal(r)
+		if err != nil {
+			fmt.Fprintf(stderr, "tuxscope doctor: %v\n", err)
+			return exitError
+		}
+		text = append(b, '\n')
 	} else {
-		writeDoctorTable(stdout, r)
+		var b strings.Builder
+		writeDoctorTable(&b, r)
+		text = []byte(b.String())
+	}
+	if code := writeText(stdout, stderr, "tuxscope doctor", string(text)); code != exitOK {
+		return code
 	}
 	if !r.Usable() {
 		return exitError
@@ -77,6 +86,18 @@ func writeDoctorTable(w io.Writer, r *tracer.Report) {
 	fmt.Fprintf(w, "%-12s %s\n", "BTF", yesNo(r.BTF))
 	fmt.Fprintf(w, "%-12s %s\n", "lockdown", r.Lockdown)
 	fmt.Fprintf(w, "%-12s %s\n", "privileges", yesNo(r.Privileges))
+	if r.Capabilities != nil || r.Requirements != nil {
+		caps := strings.Join(r.Capabilities, ", ")
+		if caps == "" {
+			caps = "none"
+		}
+		fmt.Fprintf(w, "%-12s %s\n", "capabilities", caps)
+	}
+	for _, q := range r.Requirements {
+		if len(q.Missing) > 0 {
+			fmt.Fprintf(w, "%-12s %s for %s: %s\n", "missing", strings.Join(q.Missing, ", "), q.Feature, q.Note)
+		}
+	}
 	fmt.Fprintf(w, "%-12s %s\n", "ring buffer", yesNo(r.RingBuffer))
 	fmt.Fprintf(w, "%-12s %s\n", "kprobes", yesNo(r.Kprobes))
 	if r.AcceptSignature != "" {
@@ -111,4 +132,15 @@ func writeDoctorTable(w io.Writer, r *tracer.Report) {
 		parts[i] = fmt.Sprintf("%s: %s", a.Point, b)
 	}
 	fmt.Fprintf(w, "%-12s %s\n", "auto", strings.Join(parts, ", "))
+}
+
+// writeText writes a command's whole output; a failed write (a full disk,
+// /dev/full, a closed pipe) is one line on stderr and exit 1, not a
+// silent exit 0.
+func writeText(stdout, stderr io.Writer, prog, text string) int {
+	if _, err := io.WriteString(stdout, text); err != nil {
+		fmt.Fprintf(stderr, "%s: writing the output: %v\n", prog, err)
+		return exitError
+	}
+	return exitOK
 }

@@ -23,6 +23,7 @@ type netOptions struct {
 	Format          output.Format
 	Filter          filter.Spec
 	RingBufferBytes int
+	ConnTable       int // connections the kernel side can track at once
 	BTFPath         string
 	Backend         tracer.Backend
 	Existing        bool
@@ -46,6 +47,28 @@ const DefaultMaxDelay = 100 * time.Millisecond
 
 // errHelp means --help was asked for and usage was printed.
 var errHelp = flag.ErrHelp
+
+// outputError is a write to stdout that failed (a full disk, /dev/full):
+// exit 1, not a usage error.
+type outputError struct{ err error }
+
+func (e *outputError) Error() string { return "writing the output: " + e.err.Error() }
+func (e *outputError) Unwrap() error { return e.err }
+
+// usageExit is the exit for a command whose flags did not parse: 0 after
+// --help, 1 when even that could not be written, 2 for a usage error.
+func usageExit(prog string, err error, stderr io.Writer) int {
+	var oe *outputError
+	switch {
+	case errors.As(err, &oe):
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return exitError
+	case errors.Is(err, errHelp):
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", prog, err, prog)
+	return exitUsage
+}
 
 const netUsage = `Usage: tuxscope net [flags]
 
@@ -79,6 +102,9 @@ Flags:
   --existing            first list the connections that already exist (type
                         existing), so their closes have context
   --buffer-size SIZE    kernel ring buffer size, a power of two (default 4M)
+  --conn-table N        connections tracked at once, both ends of a local one
+                        counting (default 262144; about 200 bytes of kernel
+                        memory each while in use); beyond it, reported as lost
   --max-delay D         longest an event waits in the kernel before it is shown
                         (default 100ms; 0: wake tuxscope for every event, at a
                         higher CPU cost under load)
@@ -88,7 +114,9 @@ Flags:
   --btf FILE            kernel BTF to use instead of /sys/kernel/btf/vmlinux
 
 pid, type, family and port filters are applied in the kernel.
-Needs root, or CAP_BPF and CAP_PERFMON.
+Needs root, or CAP_BPF and CAP_PERFMON, with CAP_DAC_READ_SEARCH for
+tracepoints (tracefs is root's), CAP_NET_ADMIN for hostnames and
+CAP_SYS_PTRACE for --existing's owners; tuxscope doctor says what is missing.
 `
 
 const topUsage = `Usage: tuxscope top [flags]
@@ -104,8 +132,8 @@ Flags:
   --interval D          refresh every D (default 2s; seconds, or 500ms, 1m)
   --sort KEY            connections (default), bytes or failures
   --duration D          stop after D
-  --pid, --comm, --port, -4, -6, --no-names, --buffer-size, --max-delay,
-  --backend, --btf:     as for net
+  --pid, --comm, --port, -4, -6, --no-names, --buffer-size, --conn-table,
+  --max-delay, --backend, --btf: as for net
 `
 
 // parseNetOptions parses `tuxscope net` arguments. Usage errors are
@@ -171,6 +199,7 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	fs.BoolVar(&ipv4, "4", false, "")
 	fs.BoolVar(&ipv6, "6", false, "")
 	fs.StringVar(&bufSize, "buffer-size", "4M", "")
+	fs.IntVar(&opts.ConnTable, "conn-table", tracer.DefaultConnTable, "")
 	opts.MaxDelay = DefaultMaxDelay
 	fs.Var(durationFlag{&opts.MaxDelay}, "max-delay", "")
 	fs.StringVar(&opts.BTFPath, "btf", "", "")
@@ -184,10 +213,12 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			text := topUsage
 			if cmd == "net" {
-				io.WriteString(stdout, netUsage)
-			} else {
-				io.WriteString(stdout, topUsage)
+				text = netUsage
+			}
+			if _, werr := io.WriteString(stdout, text); werr != nil {
+				return opts, &outputError{werr}
 			}
 		}
 		return opts, err
@@ -228,6 +259,9 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	if opts.RingBufferBytes, err = parseSize(bufSize); err != nil {
 		return opts, fmt.Errorf("--buffer-size: %w", err)
 	}
+	if opts.ConnTable < 1 || opts.ConnTable > tracer.MaxConnTable {
+		return opts, fmt.Errorf("--conn-table %d: must be between 1 and %d", opts.ConnTable, tracer.MaxConnTable)
+	}
 	if len(opts.Filter.PIDs) > tracer.MaxFilterEntries || len(opts.Filter.Ports) > tracer.MaxFilterEntries {
 		return opts, fmt.Errorf("at most %d pids and %d ports", tracer.MaxFilterEntries, tracer.MaxFilterEntries)
 	}
@@ -244,6 +278,7 @@ func (o *netOptions) tracerConfig() tracer.Config {
 		IPv4:            f.WantFamily(4),
 		IPv6:            f.WantFamily(6),
 		RingBufferBytes: o.RingBufferBytes,
+		ConnTable:       o.ConnTable,
 		BTFPath:         o.BTFPath,
 		Backend:         o.Backend,
 		DNS:             !o.NoNames,

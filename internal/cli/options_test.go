@@ -32,7 +32,7 @@ func parse(t *testing.T, args ...string) netOptions {
 
 func TestParseDefaults(t *testing.T) {
 	opts := parse(t)
-	want := netOptions{Format: output.FormatTable, RingBufferBytes: 4 << 20, Backend: tracer.Auto, Top: 10, MaxDelay: 100 * time.Millisecond}
+	want := netOptions{Format: output.FormatTable, RingBufferBytes: 4 << 20, ConnTable: 262144, Backend: tracer.Auto, Top: 10, MaxDelay: 100 * time.Millisecond}
 	if !reflect.DeepEqual(opts, want) {
 		t.Errorf("defaults = %+v, want %+v", opts, want)
 	}
@@ -178,6 +178,8 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--buffer-size", "3M"}, fmt.Sprintf("--buffer-size: ring buffer size 3145728: must be a power of two between %d and 1073741824 bytes", page)},
 		{[]string{"--buffer-size", "1K"}, fmt.Sprintf("--buffer-size: ring buffer size 1024: must be a power of two between %d and 1073741824 bytes", page)},
 		{[]string{"--buffer-size", "2G"}, `--buffer-size: invalid size "2G"`},
+		{[]string{"--conn-table", "0"}, "--conn-table 0: must be between 1 and 16777216"},
+		{[]string{"--conn-table", "x"}, `invalid value "x" for flag -conn-table: parse error`},
 		{[]string{"--buffer-size", "2048M"}, `--buffer-size: invalid size "2048M"`},
 		{[]string{"--buffer-size", "0"}, `--buffer-size: invalid size "0"`},
 		{[]string{"--buffer-size", "-4M"}, `--buffer-size: invalid size "-4M"`},
@@ -242,21 +244,22 @@ func TestTracerConfig(t *testing.T) {
 		want tracer.Config
 	}{
 		// No --type: Types stays nil, which the tracer reads as all types.
-		{nil, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
-		{[]string{"--type", "accept"}, tracer.Config{Types: []event.Type{event.Accept}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
-		{[]string{"--type", "connect"}, tracer.Config{Types: []event.Type{event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
-		{[]string{"--type", "accept,connect"}, tracer.Config{Types: []event.Type{event.Accept, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
-		{[]string{"--type", "established"}, tracer.Config{Types: []event.Type{event.Established}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
-		{[]string{"--type", "failed,close", "--type", "connect"}, tracer.Config{Types: []event.Type{event.Failed, event.Close, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
-		{[]string{"-6"}, tracer.Config{IPv4: false, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
-		{[]string{"-4"}, tracer.Config{IPv4: true, IPv6: false, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{nil, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--type", "accept"}, tracer.Config{Types: []event.Type{event.Accept}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--type", "connect"}, tracer.Config{Types: []event.Type{event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--type", "accept,connect"}, tracer.Config{Types: []event.Type{event.Accept, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--type", "established"}, tracer.Config{Types: []event.Type{event.Established}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--type", "failed,close", "--type", "connect"}, tracer.Config{Types: []event.Type{event.Failed, event.Close, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"-6"}, tracer.Config{IPv4: false, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"-4"}, tracer.Config{IPv4: true, IPv6: false, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
 		{[]string{"--pid", "7,8", "--port", "443", "--comm", "curl", "--buffer-size", "64K", "--btf", "/b", "--format", "json", "--backend", "kprobe"},
-			tracer.Config{PIDs: []uint32{7, 8}, Ports: []uint16{443}, IPv4: true, IPv6: true, RingBufferBytes: 65536, BTFPath: "/b", Backend: tracer.Kprobe, DNS: true, MaxDelay: 100 * time.Millisecond}},
-		{[]string{"--max-delay", "0"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true}},
-		{[]string{"--max-delay", "250ms"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 250 * time.Millisecond}},
-		{[]string{"--no-names"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, MaxDelay: 100 * time.Millisecond}},
+			tracer.Config{PIDs: []uint32{7, 8}, Ports: []uint16{443}, IPv4: true, IPv6: true, RingBufferBytes: 65536, ConnTable: 1 << 18, BTFPath: "/b", Backend: tracer.Kprobe, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--conn-table", "1000000"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1000000, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--max-delay", "0"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true}},
+		{[]string{"--max-delay", "250ms"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 250 * time.Millisecond}},
+		{[]string{"--no-names"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, MaxDelay: 100 * time.Millisecond}},
 		// Summaries are due every --interval: the reader ticks that often.
-		{[]string{"--summary", "--interval", "5s"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond, Tick: 5 * time.Second}},
+		{[]string{"--summary", "--interval", "5s"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond, Tick: 5 * time.Second}},
 	}
 	for _, tt := range tests {
 		opts := parse(t, tt.args...)

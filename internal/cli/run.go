@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -56,11 +57,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "top":
 		return runTop(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintf(stdout, "tuxscope %s\n", Version)
-		return exitOK
+		return writeText(stdout, stderr, "tuxscope", fmt.Sprintf("tuxscope %s\n", Version))
 	case "help", "-h", "--help", "-help":
-		io.WriteString(stdout, usage)
-		return exitOK
+		return writeText(stdout, stderr, "tuxscope", usage)
 	}
 	fmt.Fprintf(stderr, "tuxscope: unknown command %q\nRun 'tuxscope --help' for usage.\n", args[0])
 	return exitUsage
@@ -68,12 +67,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func runNet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts, err := parseNetOptions(args, stdout)
-	if errors.Is(err, errHelp) {
-		return exitOK
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "tuxscope net: %v\nRun 'tuxscope net --help' for usage.\n", err)
-		return exitUsage
+		return usageExit("tuxscope net", err, stderr)
 	}
 	return trace(ctx, &opts, stdout, stderr, nil)
 }
@@ -96,13 +91,17 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	defer tr.Close()
 	if tr.DNSError != nil {
 		fmt.Fprintf(stderr, "tuxscope: no DNS names: %v\n", tr.DNSError)
+	} else if tr.DNSUnscoped != nil && !opts.NoNames {
+		fmt.Fprintf(stderr, "tuxscope: DNS names are not kept per network namespace: %v\n", tr.DNSUnscoped)
 	}
 	// Scripts and tests wait for this line: events from here on are seen.
 	fmt.Fprintf(stderr, "tuxscope: attached %s; Ctrl-C to stop\n", describeChoices(tr.Choices()))
 
+	names := dns.NewTracker()
+	names.Scoped = tr.DNSUnscoped == nil
 	cfg := pipeline.Config{
 		Filter:  &opts.Filter,
-		Names:   dns.NewTracker(),
+		Names:   names,
 		Zones:   zone.New(),
 		ShowDNS: opts.ShowDNS,
 		Clock:   event.NewClock(),
@@ -115,8 +114,12 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		// After attaching: a connection made meanwhile may show twice,
 		// but none is missed.
 		var owners snapshot.Owners
-		if existing, owners, err = snapshot.Take(); err != nil {
+		var denied []uint32
+		if existing, owners, denied, err = snapshot.Take(); err != nil {
 			fmt.Fprintf(stderr, "tuxscope: --existing: %v\n", err)
+		}
+		if len(denied) > 0 {
+			fmt.Fprintf(stderr, "tuxscope: --existing: %s\n", ownersDenied(denied, effectiveCaps()))
 		}
 		mono := monotonicNow() // the pipeline times them like any event
 		for i := range existing {
@@ -147,23 +150,57 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	return code
 }
 
+// ownersDenied says that /proc would not show the open files of the
+// processes denied, and which of the capabilities that would fix it this
+// process lacks.
+func ownersDenied(denied []uint32, have tracer.Caps) string {
+	procs := "processes"
+	if len(denied) == 1 {
+		procs = "process"
+	}
+	list := make([]string, 0, 5)
+	for i, pid := range denied {
+		if i == cap(list) {
+			list = append(list[:len(list)-1], "...")
+			break
+		}
+		list = append(list, strconv.FormatUint(uint64(pid), 10))
+	}
+	msg := fmt.Sprintf("not allowed to read the open files of %d %s (pid %s): their connections show PID -", len(denied), procs, strings.Join(list, ", "))
+	for _, r := range tracer.Requirements(have, tracer.Host{}) {
+		if r.Feature == tracer.FeatureExisting && len(r.Missing) > 0 {
+			msg += fmt.Sprintf("; naming them needs %s (missing)", strings.Join(r.Missing, " and "))
+		}
+	}
+	return msg
+}
+
+// effectiveCaps is this process's effective capabilities, or all of them
+// if it cannot tell (then no message blames a missing one).
+func effectiveCaps() tracer.Caps {
+	have, err := tracer.EffectiveCaps()
+	if err != nil {
+		return tracer.AllCaps
+	}
+	return have
+}
+
 // reportUnreported says on stderr what the kernel lost or skipped that the
 // output never reported (it stopped first, e.g. a stalled reader that then
 // went away), and whether there was any: nothing is lost silently, and
 // such a run does not exit 0.
 func reportUnreported(tr *tracer.Tracer, stderr io.Writer) bool {
-	lost, skipped, err := tr.Unreported()
+	counts, err := tr.Unreported()
 	if err != nil {
 		fmt.Fprintf(stderr, "tuxscope: cannot tell whether events were lost at the end: %v\n", err)
 		return true
 	}
-	if lost > 0 {
-		fmt.Fprintf(stderr, "tuxscope: lost %d events (the ring buffer was full) that the output stopped before reporting\n", lost)
+	for why, n := range counts {
+		if n > 0 {
+			fmt.Fprintf(stderr, "tuxscope: %s; the output stopped before reporting it\n", event.LossReason(why).Describe(n))
+		}
 	}
-	if skipped > 0 {
-		fmt.Fprintf(stderr, "tuxscope: up to %d events missing (the kernel skipped tuxscope's programs %d times) that the output stopped before reporting\n", skipped, skipped)
-	}
-	return lost > 0 || skipped > 0
+	return counts.Any()
 }
 
 // newSink is where a run's events go: the live view's feed, a summary,

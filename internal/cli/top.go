@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 
@@ -21,12 +20,8 @@ type liveView struct {
 
 func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts, err := parseOptions("top", args, stdout)
-	if errors.Is(err, errHelp) {
-		return exitOK
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "tuxscope top: %v\nRun 'tuxscope top --help' for usage.\n", err)
-		return exitUsage
+		return usageExit("tuxscope top", err, stderr)
 	}
 	out, ok := stdout.(*os.File)
 	if !ok || !term.IsTerminal(int(out.Fd())) {

@@ -101,19 +101,52 @@ func records(ctl byte, b []byte, size int) []byte {
 	return out
 }
 
-// checkTracker holds the tracker's bounds and its own consistency.
+// checkTracker holds the tracker's bounds and its own consistency: the
+// bytes it accounts are the bytes it holds, within its limits.
 func checkTracker(t testing.TB, tr *Tracker) {
 	t.Helper()
-	if tr.Addrs() > MaxAddrs {
-		t.Fatalf("%d addresses, more than MaxAddrs", tr.Addrs())
+	if tr.Addrs() > tr.limits.addrs {
+		t.Fatalf("%d addresses, more than %d", tr.Addrs(), tr.limits.addrs)
 	}
-	if len(tr.pending) > maxPending {
-		t.Fatalf("%d pending queries, more than maxPending", len(tr.pending))
+	var names, pending, streams int
+	if tr.addrOrder.Len() != len(tr.names) {
+		t.Fatalf("addrOrder has %d addresses, names %d", tr.addrOrder.Len(), len(tr.names))
 	}
-	if len(tr.streams) > maxStreams {
-		t.Fatalf("%d streams, more than maxStreams", len(tr.streams))
+	for k, an := range tr.names {
+		if an.key != k || an.elem.Value != an {
+			t.Fatalf("%+v: key %+v, list element %p", k, an.key, an.elem)
+		}
+		if len(an.entries) == 0 || len(an.entries) > MaxNamesPerAddr {
+			t.Fatalf("%v has %d names", k, len(an.entries))
+		}
+		if k.addr.Is4In6() || !k.addr.IsValid() {
+			t.Fatalf("address %v kept mapped or invalid", k.addr)
+		}
+		if !tr.Scoped && k.netns != 0 {
+			t.Fatalf("unscoped tracker keeps namespace %d", k.netns)
+		}
+		names += addrCost
+		for _, en := range an.entries {
+			names += entryCost + len(en.name)
+		}
 	}
-	for k, buf := range tr.streams {
+	if tr.queryOrder.Len() != len(tr.pending) {
+		t.Fatalf("queryOrder has %d queries, pending %d", tr.queryOrder.Len(), len(tr.pending))
+	}
+	for k, q := range tr.pending {
+		if q.key != k || q.elem.Value != q {
+			t.Fatalf("query %+v: key %+v", k, q.key)
+		}
+		pending += pendingCost + len(q.name)
+	}
+	if tr.streamOrder.Len() != len(tr.streams) {
+		t.Fatalf("streamOrder has %d streams, map %d", tr.streamOrder.Len(), len(tr.streams))
+	}
+	for k, st := range tr.streams {
+		buf := st.buf
+		if st.key != k || st.elem.Value != st {
+			t.Fatalf("stream %+v: key %+v", k, st.key)
+		}
 		if len(buf) > maxStreamBytes {
 			t.Fatalf("stream %+v holds %d bytes, more than maxStreamBytes", k, len(buf))
 		}
@@ -124,26 +157,25 @@ func checkTracker(t testing.TB, tr *Tracker) {
 		if len(buf) >= 2 && len(buf) >= 2+int(binary.BigEndian.Uint16(buf)) {
 			t.Fatalf("stream %+v keeps a complete message", k)
 		}
+		streams += streamCost + cap(buf)
 	}
-	if len(tr.fifo) != len(tr.names) {
-		t.Fatalf("fifo has %d addresses, names %d", len(tr.fifo), len(tr.names))
+	if names != tr.nameBytes || pending != tr.pendingBytes || streams != tr.streamBytes {
+		t.Fatalf("accounted %d/%d/%d bytes (names/queries/streams), holds %d/%d/%d", tr.nameBytes, tr.pendingBytes, tr.streamBytes, names, pending, streams)
 	}
-	for ip, list := range tr.names {
-		if len(list) == 0 || len(list) > MaxNamesPerAddr {
-			t.Fatalf("%v has %d names", ip, len(list))
-		}
-		if ip.Is4In6() || !ip.IsValid() {
-			t.Fatalf("address %v kept mapped or invalid", ip)
-		}
+	if names > tr.limits.nameBytes || pending > tr.limits.pendingBytes || streams > tr.limits.streamBytes {
+		t.Fatalf("%d/%d/%d bytes (names/queries/streams), limits %+v", names, pending, streams, tr.limits)
 	}
 }
 
 // FuzzTrackerTCP feeds the input, cut into records, to one tracker as DNS
 // over TCP. Each record is a control byte (bit 0: response direction; bit
 // 1: the capture was cut short; bits 2-3: which of 4 connections; bits 4-5:
-// 0 TCP, 1 UDP, else TCP), a repeat byte (the chunk is sent 1+n times, so
-// short inputs reach the stream bound; 1024 events in all at most), a
-// length byte, then that many bytes.
+// 0 TCP, 1 UDP, else TCP; bit 6: the socket closes after it; bit 7: in
+// the second network namespace), a repeat byte (the chunk is sent 1+n
+// times, so short inputs reach the stream bound; 1024 events in all at
+// most), a length byte, then that many bytes. The tracker's byte limits
+// are small, so its evictions run; after every record the bytes it holds
+// are the bytes it accounts, within them.
 func FuzzTrackerTCP(f *testing.F) {
 	for _, s := range seeds(f) {
 		f.Add(records(1, frame(s), 255))
@@ -151,8 +183,13 @@ func FuzzTrackerTCP(f *testing.F) {
 	}
 	q := frame(seeds(f)[3])
 	f.Add(cat(records(0, q, 255), []byte{1, 0, 2, 0xff, 0xff}, []byte{1, 255, 255}, make([]byte, 255)))
+	// A query, its answer, the same answer again (unsolicited), then the
+	// socket closes with a message half sent.
+	ask := frame(build(f, query(1), "example.com", dnsmessage.TypeA))
+	f.Add(cat(records(0, ask, 255), records(1, frame(seeds(f)[0]), 255), records(1, frame(seeds(f)[0]), 255), records(1|64, frame(seeds(f)[0])[:9], 255)))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tr := NewTracker()
+		tr := newTracker(limits{nameBytes: 4 << 10, pendingBytes: 1 << 10, streamBytes: 16 << 10, addrs: 16})
+		tr.Scoped = true
 		ts := uint64(1e9)
 		events := 0 // at most 1024: enough to pass maxStreamBytes in 255-byte chunks
 		for rec := 0; rec < 64 && len(data) >= 3; rec++ {
@@ -166,7 +203,7 @@ func FuzzTrackerTCP(f *testing.F) {
 				ts += 1e6
 				e := &event.DNSPacket{
 					Protocol: 6, Response: ctl&1 != 0,
-					Cookie: uint64(ctl>>2&3) + 1, PID: uint32(ctl>>2&3) + 100, CgroupID: 7,
+					Cookie: uint64(ctl>>2&3) + 1, PID: uint32(ctl>>2&3) + 100, CgroupID: 7, NetNS: uint64(ctl>>7) + 1,
 					TimestampNs: ts, Payload: chunk, PayloadLen: uint32(len(chunk)),
 				}
 				if ctl&2 != 0 {
@@ -175,7 +212,7 @@ func FuzzTrackerTCP(f *testing.F) {
 				if ctl>>4&3 == 1 {
 					e.Protocol = 17
 				}
-				before := tr.Malformed
+				before, unsolicited := tr.Malformed, tr.Unsolicited
 				responses, latencies := tr.Observe(e)
 				if len(responses) != len(latencies) {
 					t.Fatalf("%d responses, %d latencies", len(responses), len(latencies))
@@ -192,12 +229,22 @@ func FuzzTrackerTCP(f *testing.F) {
 						t.Fatalf("latency %d longer than the run", latencies[i])
 					}
 				}
+				// Every answer is either returned or counted.
+				if e.Response && len(responses) == 0 && tr.Malformed == before && tr.Unsolicited == unsolicited && e.Protocol == 17 {
+					t.Fatalf("a UDP answer neither returned nor counted")
+				}
+				if ctl&64 != 0 {
+					tr.Forget(e.Cookie)
+					if _, ok := tr.streams[streamKey{e.Cookie, e.Response}]; ok {
+						t.Fatalf("a closed socket's stream is kept")
+					}
+				}
 				checkTracker(t, tr)
 			}
 		}
 		// Whatever was learned names connections without trouble.
-		for ip := range tr.names {
-			e := &event.Event{Type: event.Connect, PID: 101, CgroupID: 7, TimestampNs: ts, Remote: netip.AddrPortFrom(ip, 443)}
+		for k := range tr.names {
+			e := &event.Event{Type: event.Connect, PID: 101, CgroupID: 7, TimestampNs: ts, Remote: netip.AddrPortFrom(k.addr, 443), NetNS: k.netns}
 			tr.Name(e)
 			if len(e.HostnameAlso) > MaxNamesPerAddr-1 {
 				t.Fatalf("Name: %q %q %q", e.Hostname, e.HostnameSource, e.HostnameAlso)

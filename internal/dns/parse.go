@@ -33,6 +33,7 @@ type Message struct {
 	RCode    dnsmessage.RCode
 	Name     string // the question, lower case, without the final dot
 	Type     dnsmessage.Type
+	Class    dnsmessage.Class
 	// Addrs are the addresses the question's name resolves to, after
 	// following CNAMEs in the answer section; CNAMEs the chain, in order.
 	Addrs  []Addr
@@ -76,7 +77,7 @@ func Parse(b []byte) (Message, error) {
 	if err != nil {
 		return m, fmt.Errorf("%w: question: %v", ErrMalformed, err)
 	}
-	m.Name, m.Type = normalize(q.Name), q.Type
+	m.Name, m.Type, m.Class = normalize(q.Name), q.Type, q.Class
 	if len(m.Name) > MaxNameLen {
 		return m, fmt.Errorf("%w: name too long", ErrMalformed)
 	}

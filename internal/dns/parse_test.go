@@ -83,7 +83,7 @@ func TestParseA(t *testing.T) {
 	got := mustParse(t, msg)
 	want := Message{
 		ID: 0x1234, Response: true, RCode: dnsmessage.RCodeSuccess,
-		Name: "example.com", Type: dnsmessage.TypeA,
+		Name: "example.com", Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET,
 		Addrs: []Addr{addr("93.184.216.34", 300), addr("93.184.216.35", 60)},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -96,7 +96,7 @@ func TestParseAAAA(t *testing.T) {
 		a("ipv6.example", "2001:db8::1", 3600), a("ipv6.example", "2001:db8::ff:2", 0))
 	got := mustParse(t, msg)
 	want := Message{
-		ID: 7, Response: true, Name: "ipv6.example", Type: dnsmessage.TypeAAAA,
+		ID: 7, Response: true, Name: "ipv6.example", Type: dnsmessage.TypeAAAA, Class: dnsmessage.ClassINET,
 		Addrs: []Addr{addr("2001:db8::1", 3600), addr("2001:db8::ff:2", 0)},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -318,7 +318,7 @@ func TestParseNXDOMAIN(t *testing.T) {
 	h := resp(0xbeef)
 	h.RCode = dnsmessage.RCodeNameError
 	got := mustParse(t, build(t, h, "no.such.example", dnsmessage.TypeAAAA))
-	want := Message{ID: 0xbeef, Response: true, RCode: dnsmessage.RCodeNameError, Name: "no.such.example", Type: dnsmessage.TypeAAAA}
+	want := Message{ID: 0xbeef, Response: true, RCode: dnsmessage.RCodeNameError, Name: "no.such.example", Type: dnsmessage.TypeAAAA, Class: dnsmessage.ClassINET}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse = %+v, want %+v", got, want)
 	}
@@ -327,7 +327,7 @@ func TestParseNXDOMAIN(t *testing.T) {
 func TestParseQuery(t *testing.T) {
 	// A query is read up to its question; answers in it (nonsense) are not.
 	got := mustParse(t, build(t, query(0x4242), "Q.Example", dnsmessage.TypeA, a("q.example", "192.0.2.1", 5)))
-	want := Message{ID: 0x4242, Name: "q.example", Type: dnsmessage.TypeA}
+	want := Message{ID: 0x4242, Name: "q.example", Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse = %+v, want %+v", got, want)
 	}

@@ -1,22 +1,44 @@
 package dns
 
 import (
+	"container/list"
 	"encoding/binary"
 	"net/netip"
 	"slices"
 
+	"golang.org/x/net/dns/dnsmessage"
+
 	"github.com/tuxscope/tuxscope/internal/event"
 )
 
-// Bounds on the tracker's memory.
+// Bounds on the tracker's memory. Every byte the tracker keeps is
+// accounted (Bytes): the names, queries and stream bytes themselves plus a
+// fixed cost per entry for the Go structures around them. Past a bound
+// the oldest entries go first, and each one still in use (a name not yet
+// expired, a query not yet timed out, a stream) counts as evicted.
 const (
-	MaxAddrs        = 65536 // addresses with names
+	MaxNameBytes    = 16 << 20 // names learned
+	MaxPendingBytes = 1 << 20  // queries awaiting their answer
+	MaxStreamBytes  = 2 << 20  // DNS-over-TCP bytes being reassembled, all streams together
+	// MaxBytes is the most the tracker keeps, all together.
+	MaxBytes = MaxNameBytes + MaxPendingBytes + MaxStreamBytes
+
+	MaxAddrs        = 65536 // addresses with names, per namespace and in all
 	MaxNamesPerAddr = 8
-	maxPending      = 4096 // queries awaiting a response
-	maxStreams      = 1024 // DNS-over-TCP connections being reassembled
-	maxStreamBytes  = 2 + 65535
+	maxStreamBytes  = 2 + 65535 // one stream holds less than one whole message
 	// minTTLNs keeps a TTL-0 answer for the connect that follows it.
 	minTTLNs = 1e9
+	// A query unanswered this long is forgotten (resolvers give up
+	// after a few seconds); a stream that carried nothing this long too.
+	queryTimeoutNs = 30e9
+	streamIdleNs   = 30e9
+
+	// What a kept entry costs beyond its own bytes: the map slot, the
+	// list element, the struct (measured on amd64, rounded up).
+	addrCost    = 160 // an address's key, slot and list element
+	entryCost   = 64  // one name of an address, plus the name's bytes
+	pendingCost = 160 // one query, plus its name's bytes
+	streamCost  = 160 // one stream, plus its buffer's capacity
 )
 
 type entry struct {
@@ -27,9 +49,32 @@ type entry struct {
 	expires uint64
 }
 
+// nameKey is an address in a network namespace: names are learned and
+// used per namespace.
+type nameKey struct {
+	netns uint64
+	addr  netip.Addr
+}
+
+type addrNames struct {
+	key     nameKey
+	entries []entry
+	elem    *list.Element // in Tracker.addrOrder
+}
+
 type queryKey struct {
 	cookie uint64
 	id     uint16
+}
+
+// pendingQuery is a query seen leaving a socket, awaiting its answer.
+type pendingQuery struct {
+	key    queryKey
+	sentNs uint64
+	name   string
+	qtype  dnsmessage.Type
+	class  dnsmessage.Class
+	elem   *list.Element // in Tracker.queryOrder
 }
 
 type streamKey struct {
@@ -37,25 +82,70 @@ type streamKey struct {
 	response bool
 }
 
+// stream is one direction of a DNS-over-TCP connection being reassembled.
+type stream struct {
+	key    streamKey
+	buf    []byte
+	lastNs uint64
+	elem   *list.Element // in Tracker.streamOrder, least recently used first
+}
+
 // Tracker follows DNS traffic and remembers which process resolved which
-// name to which address. Not safe for concurrent use.
+// name to which address, in which network namespace. Only answers to
+// queries it saw may name anything: same socket, same ID, same question.
+// Not safe for concurrent use.
 type Tracker struct {
-	names   map[netip.Addr][]entry
-	fifo    []netip.Addr // insertion order, for eviction
-	pending map[queryKey]uint64
-	streams map[streamKey][]byte
+	// Scoped says the kernel reports network namespaces: names are then
+	// learned and used per namespace, and a query from a socket whose
+	// namespace is unknown (0) is not one an answer can match. Without
+	// it, namespaces are ignored.
+	Scoped bool
+
+	names       map[nameKey]*addrNames
+	addrOrder   list.List // of *addrNames, oldest learned first
+	pending     map[queryKey]*pendingQuery
+	queryOrder  list.List // of *pendingQuery, oldest first
+	streams     map[streamKey]*stream
+	streamOrder list.List // of *stream, least recently used first
+
+	nameBytes, pendingBytes, streamBytes int
+	limits                               limits
+
 	// Malformed counts messages that could not be parsed (skipped).
 	Malformed uint64
+	// Unsolicited counts answers that matched no query this tracker saw
+	// leave the socket they arrived at (another socket, ID or question,
+	// or none at all), and messages going the wrong way (a query arriving
+	// from port 53): dropped.
+	Unsolicited uint64
+	// Evicted counts names, queries and streams dropped, still in use,
+	// to keep within the memory bounds (or, for a stream, idle too long).
+	Evicted uint64
 }
+
+// limits are the bounds a tracker keeps: the constants above, smaller in
+// tests that reach them.
+type limits struct {
+	nameBytes, pendingBytes, streamBytes, addrs int
+}
+
+var defaultLimits = limits{MaxNameBytes, MaxPendingBytes, MaxStreamBytes, MaxAddrs}
 
 // NewTracker returns an empty tracker.
-func NewTracker() *Tracker {
-	return &Tracker{names: map[netip.Addr][]entry{}, pending: map[queryKey]uint64{}, streams: map[streamKey][]byte{}}
+func NewTracker() *Tracker { return newTracker(defaultLimits) }
+
+func newTracker(l limits) *Tracker {
+	return &Tracker{names: map[nameKey]*addrNames{}, pending: map[queryKey]*pendingQuery{}, streams: map[streamKey]*stream{}, limits: l}
 }
 
-// Observe takes a DNS packet and returns the responses it completed (with
-// their latency in ns when the query was seen, else 0).
+// Bytes is the memory the tracker accounts for: at most MaxBytes.
+
+func (t *Tracker) Bytes() int { return t.nameBytes + t.pendingBytes + t.streamBytes }
+
+// Observe takes a DNS packet and returns the answers it completed that
+// match a query seen before, with their latency in ns.
 func (t *Tracker) Observe(e *event.DNSPacket) (responses []Message, latencies []uint64) {
+	t.expire(e.TimestampNs)
 	for _, raw := range t.messages(e) {
 		m, err := Parse(raw)
 		if err != nil {
@@ -63,23 +153,103 @@ func (t *Tracker) Observe(e *event.DNSPacket) (responses []Message, latencies []
 			continue
 		}
 		key := queryKey{e.Cookie, m.ID}
-		if !m.Response {
-			if len(t.pending) >= maxPending {
-				clear(t.pending)
-			}
-			t.pending[key] = e.TimestampNs
+		if m.Response != e.Response {
+			// A query arriving from port 53, or an answer leaving for it:
+			// not the exchange a local resolver makes, and a query from
+			// outside must not open the way for its own answer.
+			t.Unsolicited++
 			continue
 		}
-		var lat uint64
-		if sent, ok := t.pending[key]; ok && e.TimestampNs >= sent {
-			lat = e.TimestampNs - sent
-			delete(t.pending, key)
+		if !m.Response {
+			t.query(e, key, &m)
+			continue
 		}
+		q, ok := t.pending[key]
+		if !ok || e.TimestampNs < q.sentNs || q.name != m.Name || q.qtype != m.Type || q.class != m.Class {
+			t.Unsolicited++
+			continue
+		}
+		lat := e.TimestampNs - q.sentNs
+		t.dropQuery(q)
 		t.learn(e, &m)
 		responses = append(responses, m)
 		latencies = append(latencies, lat)
 	}
 	return responses, latencies
+}
+
+// query records a query awaiting its answer.
+func (t *Tracker) query(e *event.DNSPacket, key queryKey, m *Message) {
+	if t.Scoped && e.NetNS == 0 {
+		return // its answer could not be placed in a namespace
+	}
+	if old, ok := t.pending[key]; ok {
+		t.dropQuery(old) // asked again: the latest counts
+	}
+	q := &pendingQuery{key: key, sentNs: e.TimestampNs, name: m.Name, qtype: m.Type, class: m.Class}
+	q.elem = t.queryOrder.PushBack(q)
+	t.pending[key] = q
+	t.pendingBytes += pendingCost + len(q.name)
+	for t.pendingBytes > t.limits.pendingBytes {
+		t.dropQuery(t.queryOrder.Front().Value.(*pendingQuery))
+		t.Evicted++
+	}
+}
+
+func (t *Tracker) dropQuery(q *pendingQuery) {
+	t.queryOrder.Remove(q.elem)
+	delete(t.pending, q.key)
+	t.pendingBytes -= pendingCost + len(q.name)
+}
+
+// expire forgets queries that timed out and streams idle too long.
+func (t *Tracker) expire(now uint64) {
+	for f := t.queryOrder.Front(); f != nil; f = t.queryOrder.Front() {
+		q := f.Value.(*pendingQuery)
+		if q.sentNs+queryTimeoutNs >= now {
+			break
+		}
+		t.dropQuery(q)
+	}
+	for f := t.streamOrder.Front(); f != nil; f = t.streamOrder.Front() {
+		s := f.Value.(*stream)
+		if s.lastNs+streamIdleNs >= now {
+			break
+		}
+		t.dropStream(s)
+		t.Evicted++
+	}
+}
+
+// Forget drops what is kept for a socket that closed: its DNS-over-TCP
+// streams. (Its queries time out.)
+func (t *Tracker) Forget(cookie uint64) {
+	for _, resp := range []bool{false, true} {
+		if s, ok := t.streams[streamKey{cookie, resp}]; ok {
+			t.dropStream(s)
+		}
+	}
+}
+
+func (t *Tracker) dropStream(s *stream) {
+	t.streamOrder.Remove(s.elem)
+	delete(t.streams, s.key)
+	t.streamBytes -= streamCost + cap(s.buf)
+}
+
+// setStream keeps buf as s's buffer, within the streams' bound.
+func (t *Tracker) setStream(s *stream, buf []byte, now uint64) {
+	t.streamBytes += cap(buf) - cap(s.buf)
+	s.buf, s.lastNs = buf, now
+	t.streamOrder.MoveToBack(s.elem)
+	for t.streamBytes > t.limits.streamBytes {
+		oldest := t.streamOrder.Front().Value.(*stream)
+		t.dropStream(oldest)
+		t.Evicted++
+		if oldest == s {
+			return
+		}
+	}
 }
 
 // messages splits a packet's payload into DNS messages: one per UDP
@@ -93,16 +263,23 @@ func (t *Tracker) messages(e *event.DNSPacket) [][]byte {
 		return [][]byte{e.Payload}
 	}
 	key := streamKey{e.Cookie, e.Response}
-	buf, known := t.streams[key]
+	s, known := t.streams[key]
 	if e.PayloadLen > uint32(len(e.Payload)) {
-		delete(t.streams, key) // lost bytes: the stream cannot be followed
+		if known {
+			t.dropStream(s) // lost bytes: the stream cannot be followed
+		}
 		t.Malformed++
 		return nil
 	}
-	if !known && len(t.streams) >= maxStreams {
-		clear(t.streams)
+	if len(e.Payload) == 0 {
+		return nil
 	}
-	buf = append(buf, e.Payload...)
+	var buf []byte
+	if known {
+		buf = append(s.buf, e.Payload...)
+	} else {
+		buf = e.Payload // read in place; copied below if a part stays
+	}
 	var out [][]byte
 	consumed := false
 	for len(buf) >= 2 {
@@ -115,66 +292,123 @@ func (t *Tracker) messages(e *event.DNSPacket) [][]byte {
 	}
 	switch {
 	case len(buf) == 0:
-		delete(t.streams, key)
+		if known {
+			t.dropStream(s)
+		}
+		return out
 	case len(buf) > maxStreamBytes: // more than one message can be: not DNS framing
-		delete(t.streams, key)
+		if known {
+			t.dropStream(s)
+		}
 		t.Malformed++
-	case consumed:
-		// Copy the rest, so the messages returned keep their bytes and the
-		// consumed ones are freed; otherwise keep appending in place.
-		t.streams[key] = slices.Clone(buf)
-	default:
-		t.streams[key] = buf
+		return out
+	case !known || consumed:
+		// Copy the rest: the caller's payload is not ours to keep, and
+		// the messages returned keep their bytes while the consumed ones
+		// are freed.
+		buf = slices.Clone(buf)
 	}
+	if !known {
+		s = &stream{key: key}
+		s.elem = t.streamOrder.PushBack(s)
+		t.streams[key] = s
+		t.streamBytes += streamCost
+	}
+	t.setStream(s, buf, e.TimestampNs)
 	return out
 }
 
-// learn records a response's addresses under its question's name.
+// learn records an answer's addresses under its question's name, in the
+// answer's namespace.
 func (t *Tracker) learn(e *event.DNSPacket, m *Message) {
 	if m.Name == "" {
 		return // the root: not a host name
 	}
+	netns := e.NetNS
+	if !t.Scoped {
+		netns = 0
+	}
 	for _, a := range m.Addrs {
-		ip := a.IP.Unmap()
+		key := nameKey{netns, a.IP.Unmap()}
 		ttl := max(uint64(a.TTL)*1e9, minTTLNs)
 		en := entry{name: m.Name, pid: e.PID, cgroup: e.CgroupID, seenNs: e.TimestampNs, expires: e.TimestampNs + ttl}
-		list, known := t.names[ip]
-		list = slices.DeleteFunc(list, func(x entry) bool {
-			return x.name == en.name && x.pid == en.pid && x.cgroup == en.cgroup
-		})
-		if len(list) >= MaxNamesPerAddr {
-			list = list[1:]
-		}
-		t.names[ip] = append(list, en)
+		an, known := t.names[key]
 		if !known {
-			t.fifo = append(t.fifo, ip)
-			t.evict()
+			an = &addrNames{key: key}
+			an.elem = t.addrOrder.PushBack(an)
+			t.names[key] = an
+			t.nameBytes += addrCost
 		}
+		an.entries = slices.DeleteFunc(an.entries, func(x entry) bool {
+			if x.name == en.name && x.pid == en.pid && x.cgroup == en.cgroup {
+				t.nameBytes -= entryCost + len(x.name)
+				return true
+			}
+			return false
+		})
+		if len(an.entries) >= MaxNamesPerAddr {
+			old := an.entries[0]
+			t.nameBytes -= entryCost + len(old.name)
+			if old.expires >= e.TimestampNs {
+				t.Evicted++
+			}
+			an.entries = slices.Delete(an.entries, 0, 1)
+		}
+		an.entries = append(an.entries, en)
+		t.nameBytes += entryCost + len(en.name)
+		t.evictNames(e.TimestampNs, an)
 	}
 }
 
-// evict drops the oldest addresses past MaxAddrs.
-func (t *Tracker) evict() {
-	for len(t.names) > MaxAddrs && len(t.fifo) > 0 {
-		delete(t.names, t.fifo[0])
-		t.fifo = t.fifo[1:]
-	}
-	if cap(t.fifo) > 4*MaxAddrs { // let the backing array go
-		t.fifo = slices.Clone(t.fifo)
+// evictNames drops the oldest addresses past the bounds, but not keep
+// (the one just learned).
+func (t *Tracker) evictNames(now uint64, keep *addrNames) {
+	for t.nameBytes > t.limits.nameBytes || len(t.names) > t.limits.addrs {
+		f := t.addrOrder.Front()
+		an := f.Value.(*addrNames)
+		if an == keep {
+			if f.Next() == nil {
+				return
+			}
+			an = f.Next().Value.(*addrNames)
+		}
+		for _, en := range an.entries {
+			if en.expires >= now {
+				t.Evicted++
+			}
+		}
+		t.dropAddr(an)
 	}
 }
 
-// Name fills in e's hostname from what was resolved before it: the name
-// this process resolved to the remote address, else one its cgroup did,
-// else the latest anyone did (then HostnameAlso lists the others).
+func (t *Tracker) dropAddr(an *addrNames) {
+	t.addrOrder.Remove(an.elem)
+	delete(t.names, an.key)
+	t.nameBytes -= addrCost
+	for _, en := range an.entries {
+		t.nameBytes -= entryCost + len(en.name)
+	}
+}
+
+// Name fills in e's hostname from what was resolved before it, in its
+// network namespace: the name this process resolved to the remote
+// address, else one its cgroup did, else the latest anyone did (then
+// HostnameAlso lists the others).
 func (t *Tracker) Name(e *event.Event) {
 	if e.Inbound() || !e.Remote.IsValid() {
 		return
 	}
-	list := t.names[e.Remote.Addr().Unmap()]
-	if len(list) == 0 {
+	netns := e.NetNS
+	if !t.Scoped {
+		netns = 0
+	} else if netns == 0 {
+		return // its namespace is unknown: no lookup can be known to be its
+	}
+	an := t.names[nameKey{netns, e.Remote.Addr().Unmap()}]
+	if an == nil {
 		return
 	}
+	list := an.entries
 	// live: not expired, and not learned after the event (1 s of slack
 	// for timestamps taken on different CPUs).
 	live := func(en *entry) bool { return en.expires >= e.TimestampNs && en.seenNs <= e.TimestampNs+1e9 }
@@ -215,5 +449,6 @@ func (t *Tracker) Name(e *event.Event) {
 	}
 }
 
-// Addrs is how many addresses have names (for tests and stats).
+// Addrs is how many addresses have names, in all namespaces (for tests
+// and stats).
 func (t *Tracker) Addrs() int { return len(t.names) }

@@ -5,6 +5,7 @@
 package event
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -97,6 +98,7 @@ const (
 	FlagInbound      Flags = 1 // the connection was accepted, not connected
 	FlagClosedLocal  Flags = 2 // close: this end closed (or reset) first
 	FlagClosedRemote Flags = 4 // close: the peer closed (or reset) first
+	FlagReset        Flags = 8 // close: it ended with a reset, sent or received
 )
 
 // Event is one observed TCP event.
@@ -131,13 +133,23 @@ type Event struct {
 	HostnameAlso   []string
 
 	// IfIndex is the interface an IPv6 socket is bound to (0: none), in
-	// the network namespace NetNS (its inode; 0: tuxscope's own): the
-	// zone of a link-local address. Zone resolution names it.
-	IfIndex, NetNS uint32
+	// the network namespace IfIndexNetNS (its inode; 0: tuxscope's own):
+	// the zone of a link-local address. Zone resolution names it.
+	IfIndex, IfIndexNetNS uint32
 
 	CgroupID uint64   // cgroup v2 id of the process
 	DNSInfo  *DNSInfo // Type DNS: the response (--dns)
-	comm     TaskName
+	// OpenerPID is, on a close, the process that connected or accepted
+	// the connection when another one (PID) held it and closed it, e.g.
+	// the forked child of a server that accepts and forks; 0 otherwise.
+	OpenerPID uint32
+	comm      TaskName // the process's name (its thread-group leader's)
+	thread    TaskName // the thread's name (TID's)
+	opener    TaskName // OpenerPID's name
+
+	// NetNS is the socket's network namespace (its netns cookie); 0 if
+	// unknown. Hostnames come only from lookups made in the same one.
+	NetNS uint64
 }
 
 // Inbound reports whether the connection was accepted here (an accept, or
@@ -164,9 +176,31 @@ func (e *Event) ClosedBy() string {
 	return ""
 }
 
-// Comm is the process (thread) name as the kernel reported it: untrusted
-// bytes, not necessarily UTF-8. The slice aliases the event.
+// Comm is the process's name (its thread-group leader's) as the kernel
+// reported it: untrusted bytes, not necessarily UTF-8. The slice aliases
+// the event.
 func (e *Event) Comm() []byte { return e.comm.Bytes() }
+
+// Thread is the name of the thread (TID) when it differs from the
+// process's, else nil: dig's lookups run in a thread named isc-net-0000.
+func (e *Event) Thread() []byte {
+	if e.thread.n == 0 || bytes.Equal(e.thread.Bytes(), e.comm.Bytes()) {
+		return nil
+	}
+	return e.thread.Bytes()
+}
+
+// SetThreadBytes sets the thread's name from the kernel's array.
+func (e *Event) SetThreadBytes(b []byte) { e.thread.Set(b) }
+
+// OpenerComm is OpenerPID's name; empty when OpenerPID is 0.
+func (e *Event) OpenerComm() []byte { return e.opener.Bytes() }
+
+// SetOpenerCommBytes sets OpenerPID's name from the kernel's array.
+func (e *Event) SetOpenerCommBytes(b []byte) { e.opener.Set(b) }
+
+// Reset reports whether a close ended with a reset, sent or received.
+func (e *Event) Reset() bool { return e.Type == Close && e.Flags&FlagReset != 0 }
 
 // SetComm sets the name, truncated to the kernel's 15 bytes (TASK_COMM_LEN-1).
 func (e *Event) SetComm(name string) { e.comm.SetString(name) }
@@ -252,7 +286,9 @@ type DNSPacket struct {
 	// The process that connected the socket or sent from it to port 53;
 	// PID 0 if unknown.
 	PID, TID, UID uint32
-	Comm          TaskName
+	// Comm is the name the socket's owner had: a thread's (Thread's)
+	// where the kernel side could not read the process's.
+	Comm, Thread  TaskName
 	Family        uint8          // 4 or 6
 	Local, Remote netip.AddrPort // as the local socket sees them
 	Response      bool           // arriving from a server, not a query leaving
@@ -264,6 +300,10 @@ type DNSPacket struct {
 	// (more than len(Payload) when it was cut).
 	Payload    []byte
 	PayloadLen uint32
+	// NetNS is the socket's network namespace (its netns cookie), as the
+	// hook that saw it connect or send recorded it; 0 if unknown (the
+	// socket was connected before tuxscope started).
+	NetNS uint64
 }
 
 // DNSInfo is what a DNS response said, for --dns.

@@ -1,8 +1,11 @@
 package event
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
-// LossReason says why events were lost.
+// LossReason says why events were lost, or DNS messages or state dropped.
 type LossReason uint8
 
 const (
@@ -13,15 +16,52 @@ const (
 	// misses); each skip may have cost an event, so up to that many are
 	// missing.
 	HookSkipped
+	// ConnTableFull: sockets (connection ends) the kernel side could not
+	// track because its connection table was full; each lacks its outcome
+	// (established or failed) or its close's owner.
+	ConnTableFull
+	// DNSMalformed: DNS messages that could not be parsed (or were cut
+	// short by the capture) were skipped.
+	DNSMalformed
+	// DNSUnsolicited: DNS answers that matched no query seen leaving
+	// their socket were dropped (they name nothing).
+	DNSUnsolicited
+	// DNSEvicted: remembered names, queries awaiting answers or partial
+	// DNS-over-TCP messages were dropped to keep within the DNS memory
+	// bound.
+	DNSEvicted
+
+	// NumLossReasons is how many reasons there are.
+	NumLossReasons
 )
 
-// Key is the loss's "reason" in JSON.
-func (l LossReason) Key() string {
-	if l == HookSkipped {
-		return "hook_skipped"
-	}
-	return "ring_buffer_full"
+// lossReasons says, per reason, its JSON key and the table's stderr line
+// (a format with the count twice). The DNS ones are about DNS messages
+// and names, not lost events.
+var lossReasons = [NumLossReasons]struct{ key, line string }{
+	RingBufferFull: {"ring_buffer_full", "lost %d events: the ring buffer was full (try a larger --buffer-size)"},
+	HookSkipped:    {"hook_skipped", "up to %d events missing: the kernel skipped tuxscope's programs %[1]d times (another BPF program was running on that CPU)"},
+	ConnTableFull:  {"conn_table_full", "%d connection ends not tracked: the connection table was full (try a larger --conn-table); their outcome is missing or their close unattributed"},
+	DNSMalformed:   {"malformed", "skipped %d malformed or truncated DNS messages"},
+	DNSUnsolicited: {"unsolicited", "dropped %d DNS answers that match no query seen from their socket (unsolicited or spoofed): they name nothing"},
+	DNSEvicted:     {"evicted", "forgot %d DNS names, queries or partial messages to stay within the DNS memory bound"},
 }
+
+// DNS reports whether this is about DNS messages, not lost events.
+func (l LossReason) DNS() bool { return l >= DNSMalformed }
+
+// Key is the loss's "reason" in JSON.
+func (l LossReason) Key() string { return lossReasons[l].key }
+
+// Describe is one line saying that n events (or DNS messages) were lost
+// for this reason.
+func (l LossReason) Describe(n uint64) string { return fmt.Sprintf(lossReasons[l].line, n) }
+
+// LossCounts holds a count per loss reason.
+type LossCounts [NumLossReasons]uint64
+
+// Any reports whether any count is non-zero.
+func (c LossCounts) Any() bool { return c != LossCounts{} }
 
 // Handler receives what a source (the tracer) observes, in order, from one
 // goroutine. The pointers are valid only during the call.
@@ -30,7 +70,8 @@ type Handler interface {
 	Event(e *Event) error
 	// DNS is a DNS message a local socket sent or received.
 	DNS(p *DNSPacket) error
-	// Lost says n events were lost since the last report, and why.
+	// Lost says n events were lost since the last report, and why (or,
+	// for a DNS reason, n DNS messages or entries dropped).
 	Lost(n uint64, why LossReason, at time.Time) error
 	// Tick is called about every interval the source was asked for (and
 	// may be called more often).

@@ -38,7 +38,9 @@ func (s *Spec) Match(e *event.Event) bool {
 	if (e.Type.Selectable() && !s.WantType(e.Type)) || !s.WantFamily(e.Family) {
 		return false
 	}
-	if len(s.PIDs) > 0 && !contains(s.PIDs, e.PID) {
+	// A close handed to another process (the child a server forked to
+	// serve it) still belongs to the watched process that opened it.
+	if len(s.PIDs) > 0 && !contains(s.PIDs, e.PID) && (e.OpenerPID == 0 || !contains(s.PIDs, e.OpenerPID)) {
 		return false
 	}
 	if len(s.Ports) > 0 && !contains(s.Ports, e.Local.Port()) && !contains(s.Ports, e.Remote.Port()) {

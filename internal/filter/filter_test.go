@@ -120,28 +120,35 @@ func TestMatchLifecycle(t *testing.T) {
 	closeIn := mkEvent(event.Close, 6, 900, "nginx", "[2001:db8::1]:8080", "[2001:db8::2]:40000")
 	closeIn.Flags = event.FlagInbound | event.FlagClosedRemote
 	orphan := mkEvent(event.Close, 4, 0, "", "10.0.0.1:22", "10.0.0.9:50000")
-	events := []*event.Event{est, failed, closeIn, orphan}
+	// sshd (812) accepted, its forked child (913) served and closed.
+	forked := mkEvent(event.Close, 4, 913, "sshd", "10.0.0.1:22", "10.0.0.7:50002")
+	forked.Flags = event.FlagInbound | event.FlagClosedLocal
+	forked.OpenerPID = 812
+	forked.SetOpenerCommBytes([]byte("sshd"))
+	events := []*event.Event{est, failed, closeIn, orphan, forked}
 
 	tests := []struct {
 		name string
 		spec Spec
-		want []bool // for est, failed, closeIn, orphan
+		want []bool // for est, failed, closeIn, orphan, forked
 	}{
-		{"empty spec", Spec{}, []bool{true, true, true, true}},
-		{"type established", Spec{Types: []event.Type{event.Established}}, []bool{true, false, false, false}},
-		{"type failed", Spec{Types: []event.Type{event.Failed}}, []bool{false, true, false, false}},
-		{"type close", Spec{Types: []event.Type{event.Close}}, []bool{false, false, true, true}},
-		{"type connect matches no outcome", Spec{Types: []event.Type{event.Connect, event.Accept}}, []bool{false, false, false, false}},
-		{"pid", Spec{PIDs: []uint32{6201}}, []bool{true, true, false, false}},
-		{"pid of the accepting process", Spec{PIDs: []uint32{900}}, []bool{false, false, true, false}},
-		{"pid filter drops unknown owners", Spec{PIDs: []uint32{1, 900}}, []bool{false, false, true, false}},
-		{"comm", Spec{Comms: []string{"nginx"}}, []bool{false, false, true, false}},
-		{"empty comm matches the unknown owner", Spec{Comms: []string{""}}, []bool{false, false, false, true}},
-		{"listener port", Spec{Ports: []uint16{8080}}, []bool{false, false, true, false}},
-		{"remote port", Spec{Ports: []uint16{81}}, []bool{false, true, false, false}},
-		{"port of an unowned close", Spec{Ports: []uint16{22}}, []bool{false, false, false, true}},
-		{"IPv6", Spec{IPv6: true}, []bool{false, false, true, false}},
-		{"IPv4 closes", Spec{IPv4: true, Types: []event.Type{event.Close}}, []bool{false, false, false, true}},
+		{"empty spec", Spec{}, []bool{true, true, true, true, true}},
+		{"type established", Spec{Types: []event.Type{event.Established}}, []bool{true, false, false, false, false}},
+		{"type failed", Spec{Types: []event.Type{event.Failed}}, []bool{false, true, false, false, false}},
+		{"type close", Spec{Types: []event.Type{event.Close}}, []bool{false, false, true, true, true}},
+		{"type connect matches no outcome", Spec{Types: []event.Type{event.Connect, event.Accept}}, []bool{false, false, false, false, false}},
+		{"pid", Spec{PIDs: []uint32{6201}}, []bool{true, true, false, false, false}},
+		{"pid of the accepting process", Spec{PIDs: []uint32{900}}, []bool{false, false, true, false, false}},
+		{"pid filter drops unknown owners", Spec{PIDs: []uint32{1, 900}}, []bool{false, false, true, false, false}},
+		{"pid of the opener of a forked close", Spec{PIDs: []uint32{812}}, []bool{false, false, false, false, true}},
+		{"pid of the closer", Spec{PIDs: []uint32{913}}, []bool{false, false, false, false, true}},
+		{"comm", Spec{Comms: []string{"nginx"}}, []bool{false, false, true, false, false}},
+		{"empty comm matches the unknown owner", Spec{Comms: []string{""}}, []bool{false, false, false, true, false}},
+		{"listener port", Spec{Ports: []uint16{8080}}, []bool{false, false, true, false, false}},
+		{"remote port", Spec{Ports: []uint16{81}}, []bool{false, true, false, false, false}},
+		{"port of an unowned close", Spec{Ports: []uint16{22}}, []bool{false, false, false, true, true}},
+		{"IPv6", Spec{IPv6: true}, []bool{false, false, true, false, false}},
+		{"IPv4 closes", Spec{IPv4: true, Types: []event.Type{event.Close}}, []bool{false, false, false, true, true}},
 	}
 	for _, tt := range tests {
 		checkMatches(t, tt.name, tt.spec, events, tt.want)

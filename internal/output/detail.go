@@ -45,6 +45,7 @@ func ErrnoName(errno uint32) string {
 //	established  latency 85.0µs
 //	failed       refused (ECONNREFUSED) after 85.0µs
 //	close        1.20s, sent 1024, received 2048, closed by remote
+//	close        5.00s, sent 0, received 9, closed by local (reset), opened by sshd/812
 func appendDetail(b []byte, e *event.Event) []byte {
 	switch e.Type {
 	case event.DNS:
@@ -103,6 +104,15 @@ func appendDetail(b []byte, e *event.Event) []byte {
 		if by := e.ClosedBy(); by != "" {
 			b = append(b, ", closed by "...)
 			b = append(b, by...)
+			if e.Reset() && e.Error == 0 {
+				b = append(b, " (reset)"...)
+			}
+		}
+		if e.OpenerPID != 0 {
+			b = append(b, ", opened by "...)
+			b, _ = appendTerminalSafe(b, e.OpenerComm())
+			b = append(b, '/')
+			b = strconv.AppendUint(b, uint64(e.OpenerPID), 10)
 		}
 		if e.Error != 0 {
 			b = append(b, ", "...)

@@ -74,4 +74,18 @@ func TestJSONLinesFollowTheSchema(t *testing.T) {
 	if got := strictDecode(t, out.String()); got.EventType != "lost" || got.Count != 7 || got.Reason != "hook_skipped" {
 		t.Errorf("lost record read back as %v", got)
 	}
+	// And what the DNS tracker dropped, a record type of its own.
+	for why, key := range map[event.LossReason]string{event.DNSMalformed: "malformed", event.DNSUnsolicited: "unsolicited", event.DNSEvicted: "evicted"} {
+		out.Reset()
+		s := New(FormatJSON, &out, nil)
+		if err := s.Lost(3, why, fixedTime); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if got := strictDecode(t, out.String()); got.EventType != "dns_dropped" || got.Count != 3 || got.Reason != key {
+			t.Errorf("DNS drop record read back as %v", got)
+		}
+	}
 }

@@ -71,7 +71,9 @@ func (l *lines) Finish() error { return l.w.Flush() }
 type Table struct {
 	lines
 	diag io.Writer
-	lost uint64 // events reported lost or missing so far
+	// skipped is how many runs of tuxscope's programs the kernel skipped
+	// so far: a skipped close leaves its connection tracked as open.
+	skipped uint64
 }
 
 const tableHeader = "PID      COMM             TYPE        SRC                      DST                      DETAIL\n"
@@ -150,13 +152,10 @@ func appendHostname(b []byte, e *event.Event) ([]byte, int) {
 }
 
 func (t *Table) Lost(n uint64, why event.LossReason, _ time.Time) error {
-	t.lost += n
-	var err error
 	if why == event.HookSkipped {
-		_, err = fmt.Fprintf(t.diag, "tuxscope: up to %d events missing: the kernel skipped tuxscope's programs %d times (another BPF program was running on that CPU)\n", n, n)
-	} else {
-		_, err = fmt.Fprintf(t.diag, "tuxscope: lost %d events: the ring buffer was full (try a larger --buffer-size)\n", n)
+		t.skipped += n
 	}
+	_, err := fmt.Fprintf(t.diag, "tuxscope: %s\n", why.Describe(n))
 	return err
 }
 
@@ -173,8 +172,8 @@ func (t *Table) StillOpen(n event.OpenCount, _ time.Time) error {
 		noun = "connection"
 	}
 	why := "not closed while tracing"
-	if t.lost > 0 { // a lost close leaves its connection counted
-		why = "no close seen while tracing; with events lost, some may have closed unseen"
+	if t.skipped > 0 {
+		why = "no close seen while tracing; the kernel skipped tuxscope's programs, so some may have closed unseen"
 	}
 	_, err := fmt.Fprintf(t.diag, "tuxscope: %d %s still open at exit (%s): %d outbound, %d inbound\n",
 		n.Total(), noun, why, n.Outbound, n.Inbound)
@@ -217,6 +216,16 @@ func (j *JSON) Event(e *event.Event) error {
 	b = strconv.AppendUint(b, uint64(e.UID), 10)
 	b = append(b, `,"comm":`...)
 	b = appendJSONString(b, e.Comm())
+	if t := e.Thread(); t != nil {
+		b = append(b, `,"thread":`...)
+		b = appendJSONString(b, t)
+	}
+	if e.OpenerPID != 0 {
+		b = append(b, `,"opener_pid":`...)
+		b = strconv.AppendUint(b, uint64(e.OpenerPID), 10)
+		b = append(b, `,"opener_comm":`...)
+		b = appendJSONString(b, e.OpenerComm())
+	}
 	b = append(b, `,"family":`...)
 	b = strconv.AppendUint(b, uint64(e.Family), 10)
 	src, dst := e.Src(), e.Dst()
@@ -309,6 +318,9 @@ func appendLifecycleJSON(b []byte, e *event.Event) []byte {
 			b = append(b, by...)
 			b = append(b, '"')
 		}
+		if e.Reset() {
+			b = append(b, `,"reset":true`...)
+		}
 	default:
 		return b
 	}
@@ -329,7 +341,11 @@ func (j *JSON) Lost(n uint64, why event.LossReason, at time.Time) error {
 	b := j.buf[:0]
 	b = append(b, `{"time":"`...)
 	b = at.AppendFormat(b, timeLayout)
-	b = append(b, `","event_type":"lost","count":`...)
+	if why.DNS() {
+		b = append(b, `","event_type":"dns_dropped","count":`...)
+	} else {
+		b = append(b, `","event_type":"lost","count":`...)
+	}
 	b = strconv.AppendUint(b, n, 10)
 	b = append(b, `,"reason":"`...)
 	b = append(b, why.Key()...)

@@ -11,6 +11,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tuxscope/tuxscope/internal/dns"
@@ -27,7 +30,8 @@ type Sink interface {
 	Start() error
 	// Event is one event; e is valid only during the call.
 	Event(e *event.Event) error
-	// Lost reports n events lost since the last report, and why.
+	// Lost reports n events lost since the last report, and why; with a
+	// DNS reason, n DNS messages or entries dropped (why.DNS()).
 	Lost(n uint64, why event.LossReason, at time.Time) error
 	// Tick is called at least every Config.Tick (summaries are due).
 	Tick(now time.Time) error
@@ -70,9 +74,28 @@ type Config struct {
 	// OpenAtExit lists the connections the source still tracks as open,
 	// once it has drained; nil: not reported.
 	OpenAtExit func() ([]event.OpenConn, error)
-	// Diag gets one-line notes at the end of a run (e.g. malformed DNS
-	// messages skipped); nil: none.
+	// Diag gets one-line notes at the end of a run (e.g. that the open
+	// connections could not be counted); nil: none.
 	Diag io.Writer
+	// ProcessName names a process by pid, for DNS rows whose kernel side
+	// could only give a thread's name; nil: ProcName.
+	ProcessName func(pid uint32) (string, bool)
+}
+
+// ProcName reads a process's name from /proc (at most the kernel's 15
+// bytes and a newline).
+func ProcName(pid uint32) (string, bool) {
+	f, err := os.Open("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/comm")
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	var b [17]byte
+	n, _ := io.ReadFull(f, b[:])
+	if n == 0 {
+		return "", false
+	}
+	return strings.TrimSuffix(string(b[:n]), "\n"), true
 }
 
 // Pipeline is the event.Handler between a source and a sink.
@@ -80,10 +103,16 @@ type Pipeline struct {
 	cfg  Config
 	sink Sink
 	dns  event.Event // the --dns event being built, reused
+	// DNS messages the tracker skipped or dropped, and entries it
+	// evicted, not yet reported: by reason, event.DNSMalformed first.
+	dnsDrops [3]uint64
 }
 
 // New returns a pipeline feeding sink.
 func New(cfg Config, sink Sink) *Pipeline {
+	if cfg.ProcessName == nil {
+		cfg.ProcessName = ProcName
+	}
 	return &Pipeline{cfg: cfg, sink: sink}
 }
 
@@ -108,8 +137,8 @@ func (p *Pipeline) Run(ctx context.Context, src Source, existing []event.Event) 
 		p.sink.Flush() // what was written before the error still shows
 		return err
 	}
-	if n := p.malformedDNS(); n > 0 && p.cfg.Diag != nil {
-		fmt.Fprintf(p.cfg.Diag, "tuxscope: skipped %d malformed or truncated DNS messages\n", n)
+	if err := p.reportDNSDrops(time.Now()); err != nil {
+		return err
 	}
 	if err := p.stillOpen(); err != nil {
 		return err
@@ -147,11 +176,19 @@ func (p *Pipeline) stillOpen() error {
 	return p.sink.StillOpen(n, time.Now())
 }
 
-func (p *Pipeline) malformedDNS() uint64 {
-	if p.cfg.Names == nil {
-		return 0
+// reportDNSDrops passes on, as losses with DNS reasons, what the tracker
+// dropped since the last report.
+func (p *Pipeline) reportDNSDrops(now time.Time) error {
+	for i, n := range p.dnsDrops {
+		if n == 0 {
+			continue
+		}
+		p.dnsDrops[i] = 0
+		if err := p.sink.Lost(n, event.DNSMalformed+event.LossReason(i), now); err != nil {
+			return err
+		}
 	}
-	return p.cfg.Names.Malformed
+	return nil
 }
 
 // selects filters e and, when it passes, gives it its wall-clock time.
@@ -171,12 +208,16 @@ func (p *Pipeline) emit(e *event.Event) error {
 	return p.sink.Event(e)
 }
 
-// Event enriches, names, filters and times a kernel event.
+// Event enriches, names, filters and times a kernel event. A close
+// frees what the hostname tracker kept for the socket.
 func (p *Pipeline) Event(e *event.Event) error {
 	for _, en := range p.cfg.Enrichers {
 		en.Enrich(e)
 	}
 	if p.cfg.Names != nil {
+		if e.Type == event.Close && e.Cookie != 0 {
+			p.cfg.Names.Forget(e.Cookie)
+		}
 		p.cfg.Names.Name(e)
 	}
 	p.zone(e)
@@ -192,22 +233,42 @@ func (p *Pipeline) zone(e *event.Event) {
 
 // DNS teaches the hostname tracker and, with ShowDNS, emits each response
 // the packet completed as an event of type dns, owned by the process that
-// asked.
+// asked. What the tracker skips or drops of a packet is reported when the
+// filters select the packet (a DNS event it would make): --port 443 says
+// nothing about port 53's messages. What it evicts is always reported:
+// any event's hostname may have been among it.
 func (p *Pipeline) DNS(pkt *event.DNSPacket) error {
-	if p.cfg.Names == nil {
+	tr := p.cfg.Names
+	if tr == nil {
 		return nil
 	}
-	responses, latencies := p.cfg.Names.Observe(pkt)
-	if !p.cfg.ShowDNS || !pkt.Response || len(responses) == 0 {
+	malformed, unsolicited, evicted := tr.Malformed, tr.Unsolicited, tr.Evicted
+	responses, latencies := tr.Observe(pkt)
+	p.dnsDrops[2] += tr.Evicted - evicted
+	dropped := tr.Malformed != malformed || tr.Unsolicited != unsolicited
+	if !dropped && (!p.cfg.ShowDNS || !pkt.Response || len(responses) == 0) {
 		return nil
 	}
 	e := &p.dns
 	*e = event.Event{
 		Type: event.DNS, TimestampNs: pkt.TimestampNs, PID: pkt.PID, TID: pkt.TID, UID: pkt.UID,
 		Family: pkt.Family, Local: pkt.Local, Remote: pkt.Remote, Cookie: pkt.Cookie, CgroupID: pkt.CgroupID,
+		NetNS: pkt.NetNS,
 	}
 	e.SetCommBytes(pkt.Comm.Bytes())
+	if pkt.PID != pkt.TID && pkt.PID != 0 {
+		// The DNS hooks may not read the task: their name is the thread's.
+		e.SetThreadBytes(pkt.Thread.Bytes())
+		if name, ok := p.cfg.ProcessName(pkt.PID); ok {
+			e.SetComm(name)
+		}
+	}
 	if !p.selects(e) {
+		return nil
+	}
+	p.dnsDrops[0] += tr.Malformed - malformed
+	p.dnsDrops[1] += tr.Unsolicited - unsolicited
+	if !p.cfg.ShowDNS || !pkt.Response {
 		return nil
 	}
 	for i := range responses {
@@ -224,8 +285,14 @@ func (p *Pipeline) Lost(n uint64, why event.LossReason, at time.Time) error {
 	return p.sink.Lost(n, why, at)
 }
 
-// Tick passes the tick on.
-func (p *Pipeline) Tick(now time.Time) error { return p.sink.Tick(now) }
+// Tick reports what the DNS tracker dropped since the last tick, and
+// passes the tick on.
+func (p *Pipeline) Tick(now time.Time) error {
+	if err := p.reportDNSDrops(now); err != nil {
+		return err
+	}
+	return p.sink.Tick(now)
+}
 
 // CaughtUp flushes the sink: what the kernel had queued is now visible.
 func (p *Pipeline) CaughtUp() error { return p.sink.Flush() }

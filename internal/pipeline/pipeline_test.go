@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -199,11 +200,11 @@ func dnsPacket(t *testing.T, pid uint32, response bool, ts uint64, name, addr st
 
 // DNS packets teach the tracker the names later connects are given; with
 // ShowDNS each response is also an event of its own, with its latency
-// from the query.
+// from the query. What the tracker skips is reported in band, at the next
+// tick and at the end.
 func TestDNSNamesAndShowDNS(t *testing.T) {
 	for _, show := range []bool{false, true} {
 		var sink sinkLog
-		var diag bytes.Buffer
 		src := script(func(h event.Handler) error {
 			if err := h.DNS(dnsPacket(t, 11, false, 1e9, "svc.example", "")); err != nil {
 				return err
@@ -211,16 +212,27 @@ func TestDNSNamesAndShowDNS(t *testing.T) {
 			if err := h.DNS(dnsPacket(t, 11, true, 1e9+5000, "svc.example", "198.51.100.7")); err != nil {
 				return err
 			}
-			// Not a DNS message at all: counted, said at the end.
+			// Not a DNS message at all: counted, reported at the tick.
 			bad := dnsPacket(t, 11, true, 2e9, "x.example", "198.51.100.8")
 			bad.Payload = bad.Payload[:5]
 			bad.PayloadLen = 5
 			if err := h.DNS(bad); err != nil {
 				return err
 			}
+			if err := h.Tick(time.Now()); err != nil {
+				return err
+			}
+			// An answer nobody asked for: dropped, names nothing, reported
+			// at the end.
+			if err := h.DNS(dnsPacket(t, 11, true, 3e9, "evil.example", "198.51.100.9")); err != nil {
+				return err
+			}
+			if err := h.Event(tcp(event.Connect, 11, "198.51.100.9:443")); err != nil {
+				return err
+			}
 			return h.Event(tcp(event.Connect, 11, "198.51.100.7:443"))
 		})
-		cfg := Config{Names: dns.NewTracker(), ShowDNS: show, Diag: &diag}
+		cfg := Config{Names: dns.NewTracker(), ShowDNS: show}
 		if err := New(cfg, &sink).Run(context.Background(), src, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -228,11 +240,72 @@ func TestDNSNamesAndShowDNS(t *testing.T) {
 		if show {
 			want = append(want, "dns pid=11 query=svc.example answers=[198.51.100.7] latency=5000")
 		}
-		want = append(want, "connect pid=11 host=svc.example/process", "finish")
+		want = append(want, "lost 1 malformed", "tick", "connect pid=11", "connect pid=11 host=svc.example/process", "lost 1 unsolicited", "finish")
 		check(t, sink.calls, want)
-		if want := "tuxscope: skipped 1 malformed or truncated DNS messages\n"; diag.String() != want {
-			t.Errorf("diag %q, want %q", diag.String(), want)
+	}
+}
+
+// What the tracker skips of DNS traffic the filters leave out is not
+// reported (--port 443 is not about port 53); evictions always are.
+func TestDNSDropsFollowFilters(t *testing.T) {
+	bad := func(pid uint32) *event.DNSPacket {
+		p := dnsPacket(t, pid, true, 2e9, "x.example", "198.51.100.8")
+		p.Payload = p.Payload[:5]
+		p.PayloadLen = 5
+		return p
+	}
+	for _, tc := range []struct {
+		name   string
+		filter filter.Spec
+		want   []string
+	}{
+		{"no filter", filter.Spec{}, []string{"start", "flush", "lost 1 malformed", "lost 1 unsolicited", "finish"}},
+		{"port 53", filter.Spec{Ports: []uint16{53}}, []string{"start", "flush", "lost 1 malformed", "lost 1 unsolicited", "finish"}},
+		{"port 443", filter.Spec{Ports: []uint16{443}}, []string{"start", "flush", "finish"}},
+		{"its pid", filter.Spec{PIDs: []uint32{11}}, []string{"start", "flush", "lost 1 malformed", "lost 1 unsolicited", "finish"}},
+		{"another pid", filter.Spec{PIDs: []uint32{12}}, []string{"start", "flush", "finish"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var sink sinkLog
+			src := script(func(h event.Handler) error {
+				if err := h.DNS(bad(11)); err != nil {
+					return err
+				}
+				return h.DNS(dnsPacket(t, 11, true, 3e9, "evil.example", "198.51.100.9"))
+			})
+			cfg := Config{Names: dns.NewTracker(), Filter: &tc.filter}
+			if err := New(cfg, &sink).Run(context.Background(), src, nil); err != nil {
+				t.Fatal(err)
+			}
+			check(t, sink.calls, tc.want)
+		})
+	}
+}
+
+// A close frees the socket's DNS-over-TCP stream in the tracker.
+func TestCloseForgetsDNSStream(t *testing.T) {
+	var sink sinkLog
+	tr := dns.NewTracker()
+	src := script(func(h event.Handler) error {
+		// A length prefix promising 65535 bytes, and 100 of them.
+		p := &event.DNSPacket{Protocol: 6, Response: true, Cookie: 77, TimestampNs: 1e9, Family: 4,
+			Local: netip.MustParseAddrPort("127.0.0.1:40001"), Remote: netip.MustParseAddrPort("127.0.0.53:53"),
+			Payload: append([]byte{0xff, 0xff}, make([]byte, 100)...), PayloadLen: 102}
+		if err := h.DNS(p); err != nil {
+			return err
 		}
+		if tr.Bytes() == 0 {
+			t.Errorf("the partial message is not kept")
+		}
+		c := tcp(event.Close, 11, "127.0.0.53:53")
+		c.Cookie = 77
+		return h.Event(c)
+	})
+	if err := New(Config{Names: tr}, &sink).Run(context.Background(), src, nil); err != nil {
+		t.Fatal(err)
+	}
+	if tr.Bytes() != 0 {
+		t.Errorf("after the close the tracker holds %d bytes", tr.Bytes())
 	}
 }
 
@@ -247,6 +320,45 @@ func TestDNSEventsFiltered(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(t, sink.calls, []string{"start", "flush", "finish"})
+}
+
+// A DNS packet from a thread other than the main one carries the thread's
+// name (the kernel's DNS hooks may not read the process's): the row names
+// the process, keeps the thread's name, and --comm matches the process.
+func TestDNSEventNamesTheProcess(t *testing.T) {
+	var sink sinkLog
+	src := script(func(h event.Handler) error {
+		for _, response := range []bool{false, true} {
+			p := dnsPacket(t, 11, response, 1e9, "svc.example", "198.51.100.7")
+			p.TID = 14
+			p.Comm.SetString("isc-net-0000")
+			p.Thread.SetString("isc-net-0000")
+			if err := h.DNS(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	names := func(pid uint32) (string, bool) { return "dig", pid == 11 }
+	cfg := Config{Names: dns.NewTracker(), ShowDNS: true, Filter: &filter.Spec{Comms: []string{"dig"}}, ProcessName: names}
+	if err := New(cfg, &sink).Run(context.Background(), src, nil); err != nil {
+		t.Fatal(err)
+	}
+	check(t, sink.calls, []string{"start", "flush", "dns pid=11 query=svc.example answers=[198.51.100.7] latency=0", "finish"})
+	if string(sink.last.Comm()) != "dig" || string(sink.last.Thread()) != "isc-net-0000" || sink.last.TID != 14 {
+		t.Errorf("comm %q thread %q tid %d, want dig, isc-net-0000, 14", sink.last.Comm(), sink.last.Thread(), sink.last.TID)
+	}
+}
+
+func TestProcName(t *testing.T) {
+	name, ok := ProcName(uint32(os.Getpid()))
+	want, _ := os.ReadFile("/proc/self/comm")
+	if !ok || name+"\n" != string(want) {
+		t.Errorf("ProcName(self) = %q, %v; want %q", name, ok, want)
+	}
+	if _, ok := ProcName(0); ok {
+		t.Error("ProcName(0) found a process")
+	}
 }
 
 func openConn(inbound bool, pid uint32, comm string) event.OpenConn {

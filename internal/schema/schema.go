@@ -18,13 +18,16 @@ import "fmt"
 type Event struct {
 	Time        string `json:"time"`         // wall-clock time, RFC 3339 with nanoseconds
 	TimestampNs uint64 `json:"timestamp_ns"` // kernel CLOCK_MONOTONIC; not on lost records
-	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, existing, dns, lost
-	PID         int    `json:"pid"`          // process (tgid) that connected or accepted; 0 if unknown
+	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, existing, dns, lost, dns_dropped
+	PID         int    `json:"pid"`          // process (tgid) that connected or accepted (a close: that held and closed the socket); 0 if unknown
 	TID         int    `json:"tid"`          // its thread
 	UID         int    `json:"uid"`
-	Comm        string `json:"comm"`   // its name (escaped: any bytes are valid JSON)
-	Family      int    `json:"family"` // 4 or 6
-	Saddr       string `json:"saddr"`  // SRC: local end of an outbound connection, remote client of an inbound one
+	Comm        string `json:"comm"`                  // its process's name, the thread-group leader's (escaped: any bytes are valid JSON)
+	Thread      string `json:"thread,omitempty"`      // the thread's (tid's) name, when it differs from comm
+	OpenerPID   int    `json:"opener_pid,omitempty"`  // close: the process that connected or accepted, when another (pid) held and closed it
+	OpenerComm  string `json:"opener_comm,omitempty"` // its name
+	Family      int    `json:"family"`                // 4 or 6
+	Saddr       string `json:"saddr"`                 // SRC: local end of an outbound connection, remote client of an inbound one
 	Sport       int    `json:"sport"`
 	Daddr       string `json:"daddr"` // DST: remote end of an outbound connection, local listener of an inbound one
 	Dport       int    `json:"dport"`
@@ -41,9 +44,11 @@ type Event struct {
 	BytesSent     *uint64 `json:"bytes_sent,omitempty"`     // close: data bytes sent
 	BytesReceived *uint64 `json:"bytes_received,omitempty"` // close: data bytes received
 	ClosedBy      string  `json:"closed_by,omitempty"`      // close: local or remote, who closed (or reset) first
+	Reset         bool    `json:"reset,omitempty"`          // close: it ended with a reset, sent (closed_by local) or received
 	// Reason is why a connect failed or a connection was reset (refused,
 	// timed out, ...); on a lost record, why events were lost
-	// (ring_buffer_full, hook_skipped).
+	// (ring_buffer_full, hook_skipped); on a dns_dropped record, what was
+	// dropped (malformed, unsolicited, evicted).
 	Reason string `json:"reason,omitempty"`
 	Error  string `json:"error,omitempty"` // the errno's name, e.g. ECONNREFUSED
 
@@ -54,7 +59,7 @@ type Event struct {
 	CNAMEs  []string `json:"cnames,omitempty"` // dns: the alias chain, in order
 	TTL     *uint32  `json:"ttl,omitempty"`    // dns: the smallest TTL of the answers
 
-	Count uint64 `json:"count,omitempty"` // lost: how many events; open_at_exit: how many connections
+	Count uint64 `json:"count,omitempty"` // lost: how many events; dns_dropped: how many messages or entries; open_at_exit: how many connections
 	// open_at_exit: the connections still open when tuxscope stopped, by
 	// direction (count is their sum).
 	Outbound *uint64 `json:"outbound,omitempty"`
@@ -64,8 +69,8 @@ type Event struct {
 // String is a one-line description, for test failures and tools.
 func (e Event) String() string {
 	switch e.EventType {
-	case "lost":
-		return fmt.Sprintf("lost %d (%s)", e.Count, e.Reason)
+	case "lost", "dns_dropped":
+		return fmt.Sprintf("%s %d (%s)", e.EventType, e.Count, e.Reason)
 	case "open_at_exit":
 		return fmt.Sprintf("open_at_exit %d (outbound %v, inbound %v)", e.Count, deref(e.Outbound), deref(e.Inbound))
 	}

@@ -7,6 +7,7 @@ package snapshot
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -58,16 +59,19 @@ func (o Owners) Enrich(e *event.Event) {
 }
 
 // Take lists existing connections (every state but LISTEN, TIME_WAIT and
-// CLOSE) as Existing events, and their owners by cookie.
-func Take() ([]event.Event, Owners, error) {
+// CLOSE) as Existing events, and their owners by cookie; denied are the
+// processes whose open files /proc would not show (another user's, or a
+// more privileged process's, without CAP_SYS_PTRACE and
+// CAP_DAC_READ_SEARCH): their connections have no owner.
+func Take() (_ []event.Event, _ Owners, denied []uint32, _ error) {
 	var socks []*netlink.Socket
 	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		s, err := netlink.SocketDiagTCP(family)
 		if errors.Is(err, unix.ENOENT) {
-			return nil, nil, errors.New("the kernel's TCP socket diagnostics are not available (load the tcp_diag module: modprobe tcp_diag)")
+			return nil, nil, nil, errors.New("the kernel's TCP socket diagnostics are not available (load the tcp_diag module: modprobe tcp_diag)")
 		}
 		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return nil, nil, fmt.Errorf("listing existing TCP connections (sock_diag): %w", err)
+			return nil, nil, nil, fmt.Errorf("listing existing TCP connections (sock_diag): %w", err)
 		}
 		socks = append(socks, s...)
 	}
@@ -77,7 +81,8 @@ func Take() ([]event.Event, Owners, error) {
 			listeners[netip.AddrPortFrom(addr(s.Family, s.ID.Source), s.ID.SourcePort)] = true
 		}
 	}
-	procs := socketOwners()
+	procs, denied := socketOwners()
+	ephemeral := ephemeralPorts()
 	var (
 		events []event.Event
 		owners = Owners{}
@@ -92,9 +97,9 @@ func Take() ([]event.Event, Owners, error) {
 		e.Family = 4
 		if s.Family == unix.AF_INET6 {
 			e.Family = 6
-			e.IfIndex = s.ID.Interface // in our own namespace (NetNS 0)
+			e.IfIndex = s.ID.Interface // in our own namespace (IfIndexNetNS 0)
 		}
-		if isListening(listeners, e.Local) {
+		if accepted(listeners, ephemeral, e.Local, e.Remote) {
 			e.Flags |= event.FlagInbound
 		}
 		if p, ok := procs[s.INode]; ok {
@@ -108,7 +113,7 @@ func Take() ([]event.Event, Owners, error) {
 		events = append(events, e)
 	}
 	slices.SortStableFunc(events, func(a, b event.Event) int { return int(a.PID) - int(b.PID) })
-	return events, owners, nil
+	return events, owners, denied, nil
 }
 
 // addr keeps the socket's own family: the IPv4 address of an AF_INET
@@ -135,6 +140,38 @@ func isListening(listeners map[netip.AddrPort]bool, local netip.AddrPort) bool {
 	return false
 }
 
+// accepted tells whether a connection was accepted here: its local end
+// is a listener's. A listener that has since closed leaves no trace in
+// sock_diag, so then the ports tell: a local port outside the ephemeral
+// range facing a remote one inside it was accepted; a connection to a
+// port this host listens on, over loopback, was connected.
+func accepted(listeners map[netip.AddrPort]bool, ephemeral [2]uint16, local, remote netip.AddrPort) bool {
+	if isListening(listeners, local) {
+		return true
+	}
+	if remote.Addr().Unmap().IsLoopback() && isListening(listeners, remote) {
+		return false
+	}
+	in := func(p uint16) bool { return p >= ephemeral[0] && p <= ephemeral[1] }
+	return !in(local.Port()) && in(remote.Port())
+}
+
+// ephemeralPorts is the range the kernel picks local ports of outbound
+// connections from (net.ipv4.ip_local_port_range, which IPv6 shares);
+// Linux's default if it cannot be read.
+func ephemeralPorts() [2]uint16 {
+	r := [2]uint16{32768, 60999}
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return r
+	}
+	var lo, hi uint16
+	if n, _ := fmt.Sscanf(string(b), "%d %d", &lo, &hi); n == 2 && lo <= hi {
+		r = [2]uint16{lo, hi}
+	}
+	return r
+}
+
 type proc struct {
 	pid  uint32
 	comm string
@@ -143,9 +180,11 @@ type proc struct {
 // maxFDsScanned bounds the /proc walk on hosts with huge fd tables.
 const maxFDsScanned = 1 << 20
 
-// socketOwners maps socket inodes to the lowest pid holding them.
-func socketOwners() map[uint32]proc {
+// socketOwners maps socket inodes to the lowest pid holding them, and
+// lists the processes whose open files it was not allowed to read.
+func socketOwners() (map[uint32]proc, []uint32) {
 	owners := map[uint32]proc{}
+	var denied []uint32
 	pids, _ := filepath.Glob("/proc/[0-9]*")
 	scanned := 0
 	for _, dir := range pids {
@@ -155,14 +194,21 @@ func socketOwners() map[uint32]proc {
 		}
 		fds, err := os.ReadDir(dir + "/fd")
 		if err != nil {
+			if errors.Is(err, fs.ErrPermission) && !kernelThread(dir) {
+				denied = append(denied, uint32(pid))
+			}
 			continue // gone, or a kernel thread
 		}
 		var comm string
+		linkDenied := false
 		for _, fd := range fds {
 			if scanned++; scanned > maxFDsScanned {
-				return owners
+				return owners, denied
 			}
 			link, err := os.Readlink(dir + "/fd/" + fd.Name())
+			if errors.Is(err, fs.ErrPermission) {
+				linkDenied = true
+			}
 			if err != nil || !strings.HasPrefix(link, "socket:[") {
 				continue
 			}
@@ -179,6 +225,16 @@ func socketOwners() map[uint32]proc {
 			}
 			owners[uint32(ino)] = proc{pid: uint32(pid), comm: comm}
 		}
+		if linkDenied {
+			denied = append(denied, uint32(pid))
+		}
 	}
-	return owners
+	return owners, denied
+}
+
+// kernelThread reports whether /proc/PID dir is a kernel thread's (or a
+// zombie's): it has no command line, and no files to hold a socket.
+func kernelThread(dir string) bool {
+	b, err := os.ReadFile(dir + "/cmdline")
+	return err == nil && len(b) == 0
 }

@@ -43,7 +43,10 @@ func (s *Sink) Event(e *event.Event) error {
 }
 
 // Lost counts dropped events into the current period.
-func (s *Sink) Lost(n uint64, _ event.LossReason, _ time.Time) error {
+func (s *Sink) Lost(n uint64, why event.LossReason, _ time.Time) error {
+	if why.DNS() {
+		return nil // DNS messages, not events
+	}
 	s.agg.AddLost(n)
 	return nil
 }

@@ -34,7 +34,10 @@ func (f *Feed) Event(e *event.Event) error {
 	return nil
 }
 
-func (f *Feed) Lost(n uint64, _ event.LossReason, _ time.Time) error {
+func (f *Feed) Lost(n uint64, why event.LossReason, _ time.Time) error {
+	if why.DNS() {
+		return nil // DNS messages, not events
+	}
 	f.mu.Lock()
 	f.agg.AddLost(n)
 	f.mu.Unlock()

@@ -41,6 +41,7 @@ const (
 	offTid     = offOwner + unsafe.Offsetof(hdrLayout.Owner.Tid)
 	offUid     = offOwner + unsafe.Offsetof(hdrLayout.Owner.Uid)
 	offComm    = offOwner + unsafe.Offsetof(hdrLayout.Owner.Comm)
+	offThread  = offOwner + unsafe.Offsetof(hdrLayout.Owner.Thread)
 	offCgroup  = offOwner + unsafe.Offsetof(hdrLayout.Owner.CgroupId)
 	offTuple   = unsafe.Offsetof(hdrLayout.Tuple)
 	offLaddr   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Laddr)
@@ -48,8 +49,9 @@ const (
 	offLport   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Lport)
 	offRport   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Rport)
 	offFamily  = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Family)
+	offNetNS   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Netns)
 	offIfindex = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Ifindex)
-	offNetns   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Netns)
+	offIfNetNS = offTuple + unsafe.Offsetof(hdrLayout.Tuple.IfindexNetns)
 	offType    = unsafe.Offsetof(hdrLayout.Type)
 )
 
@@ -63,6 +65,8 @@ const (
 	offSent    = unsafe.Offsetof(layout.BytesSent)
 	offRecv    = unsafe.Offsetof(layout.BytesReceived)
 	offCookie  = unsafe.Offsetof(layout.Cookie)
+	offOpener  = unsafe.Offsetof(layout.OpenerPid)
+	offOpComm  = unsafe.Offsetof(layout.OpenerComm)
 )
 
 // struct dns_event, after the header.
@@ -100,11 +104,13 @@ type header struct {
 	ts            uint64
 	pid, tid, uid uint32
 	comm          []byte // the kernel's 16-byte array; aliases the record
+	thread        []byte // the same, the thread's own name
 	cgroupID      uint64
+	netns         uint64
 	family        uint8 // 4 or 6
 	local, remote netip.AddrPort
 	ifindex       uint32 // AF_INET6: the socket's bound interface, a link-local address's zone
-	netns         uint32 // with ifindex: the socket's network namespace (inode)
+	ifNetNS       uint32 // with ifindex: the socket's network namespace's inode
 }
 
 // decodeHeader reads the struct event_header a record of either kind
@@ -115,7 +121,9 @@ func decodeHeader(b []byte, h *header) error {
 	h.ts = ne.Uint64(b[offTs:])
 	h.pid, h.tid, h.uid = ne.Uint32(b[offPid:]), ne.Uint32(b[offTid:]), ne.Uint32(b[offUid:])
 	h.comm = b[offComm : offComm+16]
+	h.thread = b[offThread : offThread+16]
 	h.cgroupID = ne.Uint64(b[offCgroup:])
+	h.netns = ne.Uint64(b[offNetNS:])
 	lport := ne.Uint16(b[offLport:])
 	rport := ne.Uint16(b[offRport:])
 	switch af := ne.Uint16(b[offFamily:]); af {
@@ -127,7 +135,7 @@ func decodeHeader(b []byte, h *header) error {
 		h.family = 6
 		h.local = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offLaddr:offLaddr+16])), lport)
 		h.remote = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offRaddr:offRaddr+16])), rport)
-		h.ifindex, h.netns = ne.Uint32(b[offIfindex:]), ne.Uint32(b[offNetns:])
+		h.ifindex, h.ifNetNS = ne.Uint32(b[offIfindex:]), ne.Uint32(b[offIfNetNS:])
 	default:
 		return fmt.Errorf("unknown address family %d", af)
 	}
@@ -154,12 +162,17 @@ func decodeEvent(b []byte, e *event.Event) error {
 	e.BytesSent = ne.Uint64(b[offSent:])
 	e.BytesReceived = ne.Uint64(b[offRecv:])
 	e.Cookie = ne.Uint64(b[offCookie:])
+	if e.OpenerPID = ne.Uint32(b[offOpener:]); e.OpenerPID != 0 {
+		e.SetOpenerCommBytes(b[offOpComm : offOpComm+16])
+	}
 	var h header
 	err := decodeHeader(b, &h)
 	e.TimestampNs, e.PID, e.TID, e.UID, e.CgroupID = h.ts, h.pid, h.tid, h.uid, h.cgroupID
 	e.SetCommBytes(h.comm)
+	e.SetThreadBytes(h.thread)
 	e.Family, e.Local, e.Remote = h.family, h.local, h.remote
-	e.IfIndex, e.NetNS = h.ifindex, h.netns
+	e.NetNS = h.netns
+	e.IfIndex, e.IfIndexNetNS = h.ifindex, h.ifNetNS
 	return err
 }
 
@@ -183,6 +196,8 @@ func decodeDNS(b []byte, p *event.DNSPacket) error {
 	err := decodeHeader(b, &h)
 	p.TimestampNs, p.PID, p.TID, p.UID, p.CgroupID = h.ts, h.pid, h.tid, h.uid, h.cgroupID
 	p.Comm.Set(h.comm)
+	p.Thread.Set(h.thread)
 	p.Family, p.Local, p.Remote = h.family, h.local, h.remote
+	p.NetNS = h.netns
 	return err
 }

@@ -106,12 +106,12 @@ func TestRecordLayout(t *testing.T) {
 		name      string
 		got, want uintptr
 	}{
-		{"sizeof(struct event_header)", unsafe.Sizeof(h), 104},
-		{"sizeof(struct event)", unsafe.Sizeof(r), 152},
-		{"sizeof(struct dns_event)", unsafe.Sizeof(dns), 2176},
-		{"headerSize", uintptr(headerSize), 104},
-		{"recordSize", uintptr(recordSize), 152},
-		{"dnsHeaderSize", uintptr(dnsHeaderSize), 124},
+		{"sizeof(struct event_header)", unsafe.Sizeof(h), 128},
+		{"sizeof(struct event)", unsafe.Sizeof(r), 200},
+		{"sizeof(struct dns_event)", unsafe.Sizeof(dns), 2200},
+		{"headerSize", uintptr(headerSize), 128},
+		{"recordSize", uintptr(recordSize), 200},
+		{"dnsHeaderSize", uintptr(dnsHeaderSize), 148},
 		{"offsetof(struct event, hdr)", unsafe.Offsetof(r.Hdr), 0},
 		{"offsetof(struct dns_event, hdr)", unsafe.Offsetof(dns.Hdr), 0},
 	}
@@ -129,28 +129,32 @@ func TestRecordLayout(t *testing.T) {
 		{"owner.tid", offTid, 12},
 		{"owner.uid", offUid, 16},
 		{"owner.comm", offComm, 20},
-		{"owner.cgroup_id", offCgroup, 40},
-		{"tuple.laddr", offLaddr, 48},
-		{"tuple.raddr", offRaddr, 64},
-		{"tuple.lport", offLport, 80},
-		{"tuple.rport", offRport, 82},
-		{"tuple.family", offFamily, 84},
-		{"tuple.ifindex", offIfindex, 88},
-		{"tuple.netns", offNetns, 92},
-		{"type", offType, 96},
-		{"event.flags", offFlags, 104},
-		{"event.error", offError, 108},
-		{"event.latency_ns", offLatency, 112},
-		{"event.duration_ns", offDur, 120},
-		{"event.bytes_sent", offSent, 128},
-		{"event.bytes_received", offRecv, 136},
-		{"event.cookie", offCookie, 144},
-		{"dns_event.cookie", offDNSCookie, 104},
-		{"dns_event.len", offDNSLen, 112},
-		{"dns_event.total_len", offDNSTotal, 116},
-		{"dns_event.direction", offDNSDir, 120},
-		{"dns_event.protocol", offDNSProto, 121},
-		{"dns_event.data", offDNSData, 124},
+		{"owner.thread", offThread, 36},
+		{"owner.cgroup_id", offCgroup, 56},
+		{"tuple.laddr", offLaddr, 64},
+		{"tuple.raddr", offRaddr, 80},
+		{"tuple.lport", offLport, 96},
+		{"tuple.rport", offRport, 98},
+		{"tuple.family", offFamily, 100},
+		{"tuple.netns", offNetNS, 104},
+		{"tuple.ifindex", offIfindex, 112},
+		{"tuple.ifindex_netns", offIfNetNS, 116},
+		{"type", offType, 120},
+		{"event.flags", offFlags, 128},
+		{"event.error", offError, 132},
+		{"event.latency_ns", offLatency, 136},
+		{"event.duration_ns", offDur, 144},
+		{"event.bytes_sent", offSent, 152},
+		{"event.bytes_received", offRecv, 160},
+		{"event.cookie", offCookie, 168},
+		{"event.opener_pid", offOpener, 176},
+		{"event.opener_comm", offOpComm, 180},
+		{"dns_event.cookie", offDNSCookie, 128},
+		{"dns_event.len", offDNSLen, 136},
+		{"dns_event.total_len", offDNSTotal, 140},
+		{"dns_event.direction", offDNSDir, 144},
+		{"dns_event.protocol", offDNSProto, 145},
+		{"dns_event.data", offDNSData, 148},
 	}
 	for _, o := range offsets {
 		if o.got != o.want {
@@ -308,7 +312,7 @@ func TestDecodeClose(t *testing.T) {
 // The same close, laid out by hand at the offsets of struct event (see
 // TestRecordLayout), independently of the bpf2go struct.
 func TestDecodeCloseRawOffsets(t *testing.T) {
-	b := make([]byte, 152)
+	b := make([]byte, 200)
 	ne := binary.NativeEndian
 	// struct event_header
 	ne.PutUint64(b[0:], 5_000_000_000)
@@ -316,34 +320,41 @@ func TestDecodeCloseRawOffsets(t *testing.T) {
 	ne.PutUint32(b[12:], 6202)
 	ne.PutUint32(b[16:], 1000)
 	copy(b[20:], "curl")
-	ne.PutUint64(b[40:], 77)
-	copy(b[48:], []byte{10, 0, 0, 5})
-	copy(b[64:], []byte{93, 184, 216, 34})
-	ne.PutUint16(b[80:], 53412)
-	ne.PutUint16(b[82:], 443)
-	ne.PutUint16(b[84:], 2) // AF_INET
-	b[96] = 5               // EVENT_CLOSE
+	copy(b[36:], "curl-worker")
+	ne.PutUint64(b[56:], 77)
+	copy(b[64:], []byte{10, 0, 0, 5})
+	copy(b[80:], []byte{93, 184, 216, 34})
+	ne.PutUint16(b[96:], 53412)
+	ne.PutUint16(b[98:], 443)
+	ne.PutUint16(b[100:], 2) // AF_INET
+	ne.PutUint64(b[104:], 4026531840)
+	b[120] = 5 // EVENT_CLOSE
 	// the rest of struct event
-	b[104] = 2                // FLAG_CLOSED_LOCAL
-	ne.PutUint32(b[108:], 32) // EPIPE
-	ne.PutUint64(b[112:], 0)
-	ne.PutUint64(b[120:], 1_200_000_000)
-	ne.PutUint64(b[128:], 1024)
-	ne.PutUint64(b[136:], 2048)
-	ne.PutUint64(b[144:], 4097)
+	b[128] = 2 | 8            // FLAG_CLOSED_LOCAL | FLAG_RESET
+	ne.PutUint32(b[132:], 32) // EPIPE
+	ne.PutUint64(b[136:], 0)
+	ne.PutUint64(b[144:], 1_200_000_000)
+	ne.PutUint64(b[152:], 1024)
+	ne.PutUint64(b[160:], 2048)
+	ne.PutUint64(b[168:], 4097)
+	ne.PutUint32(b[176:], 6100)
+	copy(b[180:], "sshd")
 
 	var e event.Event
 	if err := decodeEvent(b, &e); err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
-	got := [...]uint64{uint64(e.Type), uint64(e.Flags), uint64(e.Error), e.LatencyNs, e.DurationNs, e.BytesSent, e.BytesReceived, e.Cookie, e.TimestampNs, e.CgroupID}
-	want := [...]uint64{5, 2, 32, 0, 1_200_000_000, 1024, 2048, 4097, 5_000_000_000, 77}
+	got := [...]uint64{uint64(e.Type), uint64(e.Flags), uint64(e.Error), e.LatencyNs, e.DurationNs, e.BytesSent, e.BytesReceived, e.Cookie, e.TimestampNs, e.CgroupID, e.NetNS}
+	want := [...]uint64{5, 10, 32, 0, 1_200_000_000, 1024, 2048, 4097, 5_000_000_000, 77, 4026531840}
 	if got != want {
-		t.Errorf("type, flags, error, latency, duration, sent, received, cookie, ts, cgroup =\n %v\nwant %v", got, want)
+		t.Errorf("type, flags, error, latency, duration, sent, received, cookie, ts, cgroup, netns =\n %v\nwant %v", got, want)
 	}
 	if e.Local.String() != "10.0.0.5:53412" || e.Remote.String() != "93.184.216.34:443" || string(e.Comm()) != "curl" ||
 		e.PID != 6201 || e.TID != 6202 || e.UID != 1000 {
 		t.Errorf("Local/Remote/Comm/PID/TID/UID = %v/%v/%q/%d/%d/%d", e.Local, e.Remote, e.Comm(), e.PID, e.TID, e.UID)
+	}
+	if string(e.Thread()) != "curl-worker" || e.OpenerPID != 6100 || string(e.OpenerComm()) != "sshd" || !e.Reset() {
+		t.Errorf("Thread/OpenerPID/OpenerComm/Reset = %q/%d/%q/%v", e.Thread(), e.OpenerPID, e.OpenerComm(), e.Reset())
 	}
 	if e.Inbound() || e.ClosedBy() != "local" {
 		t.Errorf("Inbound/ClosedBy = %v/%q, want false/local", e.Inbound(), e.ClosedBy())
@@ -351,7 +362,7 @@ func TestDecodeCloseRawOffsets(t *testing.T) {
 	// The same bytes through the generated struct.
 	var rec bpf.TuxscopeEvent
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec)), unsafe.Sizeof(rec)), b)
-	if rec.Hdr.Type != 5 || rec.Flags != 2 || rec.Error != 32 || rec.DurationNs != 1_200_000_000 ||
+	if rec.Hdr.Type != 5 || rec.Flags != 10 || rec.Error != 32 || rec.OpenerPid != 6100 || rec.DurationNs != 1_200_000_000 ||
 		rec.BytesSent != 1024 || rec.BytesReceived != 2048 || rec.Cookie != 4097 || rec.Hdr.Owner.CgroupId != 77 {
 		t.Errorf("bpf.TuxscopeEvent over the same bytes: %+v", rec)
 	}
@@ -491,8 +502,8 @@ func TestDecodeErrors(t *testing.T) {
 		}
 		var e event.Event
 		err := decodeEvent(goodBytes[:79], &e)
-		if err == nil || err.Error() != "short record: 79 bytes, want 152" {
-			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 152")
+		if err == nil || err.Error() != "short record: 79 bytes, want 200" {
+			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 200")
 		}
 		if err := decodeEvent(nil, &e); !errors.Is(err, ErrShortRecord) {
 			t.Errorf("nil: err = %v", err)
@@ -580,6 +591,7 @@ func dnsResponse() bpf.TuxscopeDnsEvent {
 	var rec bpf.TuxscopeDnsEvent
 	setHeader(&rec.Hdr, 7 /* EVENT_DNS */, 555666777, 3131, 3132, 1000, "resolvectl", 10 /* AF_INET6 */, 41000, 53)
 	rec.Hdr.Owner.CgroupId = 0x4142434445464748
+	rec.Hdr.Tuple.Netns = 0x7172737475767778
 	rec.Hdr.Tuple.Laddr = netip.MustParseAddr("2001:db8::7").As16()
 	rec.Hdr.Tuple.Raddr = netip.MustParseAddr("2001:db8::53").As16()
 	rec.Cookie = 0x5152535455565758
@@ -603,7 +615,7 @@ func TestDecodeDNS(t *testing.T) {
 		t.Fatalf("decodeRecord = %v, %v; want a DNS packet", isDNS, err)
 	}
 	if p.TimestampNs != 555666777 || p.PID != 3131 || p.TID != 3132 || p.UID != 1000 || string(p.Comm.Bytes()) != "resolvectl" ||
-		p.CgroupID != 0x4142434445464748 {
+		p.CgroupID != 0x4142434445464748 || p.NetNS != 0x7172737475767778 {
 		t.Errorf("owner: %+v", p)
 	}
 	if p.Family != 6 || p.Local.String() != "[2001:db8::7]:41000" || p.Remote.String() != "[2001:db8::53]:53" {
@@ -623,7 +635,7 @@ func TestDecodeDNS(t *testing.T) {
 		b    []byte
 		want string
 	}{
-		{"short", b[:dnsHeaderSize-1], "short record: 123 bytes, want at least 124 for a DNS record"},
+		{"short", b[:dnsHeaderSize-1], "short record: 147 bytes, want at least 148 for a DNS record"},
 		{"payload past the end", b[:dnsHeaderSize+11], "DNS record claims 12 payload bytes, has 11"},
 	} {
 		if _, err := decodeRecord(tt.b, &e, &p); err == nil || err.Error() != tt.want {
@@ -777,23 +789,23 @@ func checkFuzzedHeader(t *testing.T, h *bpf.TuxscopeEventHeader, ts uint64, pid,
 	}
 }
 
-// An IPv6 socket's bound interface and its network namespace come through
-// for zone resolution; an IPv4 record's (never filled) are ignored.
+// An IPv6 socket's bound interface and its network namespace's inode come
+// through for zone resolution; an IPv4 record's (never filled) are ignored.
 func TestDecodeIfindex(t *testing.T) {
 	rec := v6Accept()
-	rec.Hdr.Tuple.Ifindex, rec.Hdr.Tuple.Netns = 7, 4026531840
+	rec.Hdr.Tuple.Ifindex, rec.Hdr.Tuple.IfindexNetns = 7, 4026531840
 	var e event.Event
 	if err := decodeEvent(recordBytes(&rec), &e); err != nil {
 		t.Fatal(err)
 	}
-	if e.IfIndex != 7 || e.NetNS != 4026531840 {
-		t.Errorf("IfIndex, NetNS = %d, %d; want 7, 4026531840", e.IfIndex, e.NetNS)
+	if e.IfIndex != 7 || e.IfIndexNetNS != 4026531840 {
+		t.Errorf("IfIndex, IfIndexNetNS = %d, %d; want 7, 4026531840", e.IfIndex, e.IfIndexNetNS)
 	}
 	rec.Hdr.Tuple.Family = 2
 	if err := decodeEvent(recordBytes(&rec), &e); err != nil {
 		t.Fatal(err)
 	}
-	if e.IfIndex != 0 || e.NetNS != 0 {
-		t.Errorf("IPv4: IfIndex, NetNS = %d, %d; want 0", e.IfIndex, e.NetNS)
+	if e.IfIndex != 0 || e.IfIndexNetNS != 0 {
+		t.Errorf("IPv4: IfIndex, IfIndexNetNS = %d, %d; want 0", e.IfIndex, e.IfIndexNetNS)
 	}
 }

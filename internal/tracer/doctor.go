@@ -43,13 +43,17 @@ type AutoChoice struct {
 
 // Report is what `tuxscope doctor` finds out about this kernel.
 type Report struct {
-	Kernel          string `json:"kernel"`
-	BTF             Check  `json:"btf"`
-	Lockdown        string `json:"lockdown"`
-	Privileges      Check  `json:"privileges"`
-	RingBuffer      Check  `json:"ring_buffer"`
-	Kprobes         Check  `json:"kprobes"`
-	AcceptSignature string `json:"inet_csk_accept_signature"`
+	Kernel     string `json:"kernel"`
+	BTF        Check  `json:"btf"`
+	Lockdown   string `json:"lockdown"`
+	Privileges Check  `json:"privileges"`
+	// Capabilities are the effective capabilities tuxscope uses that this
+	// process has; Requirements what each feature needs, and lacks.
+	Capabilities    []string      `json:"capabilities"`
+	Requirements    []Requirement `json:"requirements"`
+	RingBuffer      Check         `json:"ring_buffer"`
+	Kprobes         Check         `json:"kprobes"`
+	AcceptSignature string        `json:"inet_csk_accept_signature"`
 	// State is whether sock:inet_sock_set_state (outcomes, closes) works;
 	// every backend relies on it.
 	State Check `json:"state_tracepoint"`
@@ -106,12 +110,22 @@ func Doctor(btfPath string) *Report {
 		}
 		return r
 	}
-	if err := checkPrivileges(); err != nil {
+	have, err := EffectiveCaps()
+	if err != nil {
+		have = AllCaps
+	}
+	r.Capabilities = (have & usedCaps).Names()
+	r.Requirements = Requirements(have, Host{
+		TracefsMounted:  tracefsMounted() != "",
+		TracefsReadable: tracefsState() == nil,
+		Memcg:           memcgAccounting(r.Kernel),
+	})
+	if err := privilegeError(have); err != nil {
 		r.Privileges = Check{Detail: err.Error()}
-		r.RingBuffer = Check{Detail: "not checked: not privileged"}
-		r.State = Check{Detail: "not checked: not privileged"}
-		r.DNS = Check{Detail: "not checked: not privileged"}
-		return notChecked("not privileged")
+		r.RingBuffer = Check{Detail: "not checked: " + err.Error()}
+		r.State = Check{Detail: "not checked: " + err.Error()}
+		r.DNS = Check{Detail: "not checked: " + err.Error()}
+		return notChecked(err.Error())
 	}
 	r.Privileges = Check{OK: true, Detail: "can load BPF programs"}
 	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
@@ -120,16 +134,25 @@ func Doctor(btfPath string) *Report {
 		r.RingBuffer = Check{OK: true, Detail: "BPF_MAP_TYPE_RINGBUF"}
 	}
 	if !r.BTF.OK {
+		r.State = Check{Detail: "not checked: no kernel BTF"}
+		r.DNS = Check{Detail: "not checked: no kernel BTF"}
 		return notChecked("no kernel BTF")
 	}
 
 	l, err := newLoader(Config{IPv4: true, IPv6: true, RingBufferBytes: os.Getpagesize(), BTFPath: btfPath})
 	if err != nil {
+		r.State = Check{Detail: "not checked: " + err.Error()}
+		r.DNS = Check{Detail: "not checked: " + err.Error()}
 		return notChecked(err.Error())
 	}
 	defer l.close()
 	r.State = l.checkState()
 	r.DNS = l.check(PointDNS, implCgroup)
+	if err := netnsScoping(l.kernel); r.DNS.OK && err != nil {
+		r.DNS.Detail += "; names not kept per network namespace: " + err.Error()
+	} else if r.DNS.OK {
+		r.DNS.Detail += "; names kept per network namespace"
+	}
 	auto := map[HookPoint]Backend{}
 	for _, b := range Backends {
 		bc := BackendCheck{Backend: b}
@@ -155,6 +178,21 @@ func Doctor(btfPath string) *Report {
 		r.Auto = append(r.Auto, AutoChoice{Point: p, Backend: auto[p]})
 	}
 	return r
+}
+
+// usedCaps are the capabilities some feature of tuxscope needs.
+var usedCaps = CapsOf(unix.CAP_BPF, unix.CAP_PERFMON, unix.CAP_NET_ADMIN, unix.CAP_DAC_READ_SEARCH,
+	unix.CAP_DAC_OVERRIDE, unix.CAP_SYS_PTRACE, unix.CAP_SYS_ADMIN, unix.CAP_SYS_RESOURCE)
+
+// memcgAccounting reports whether kernel release rel (e.g. "6.18.4-x")
+// charges BPF memory to the memory cgroup (Linux 5.11 and later) rather
+// than to RLIMIT_MEMLOCK.
+func memcgAccounting(rel string) bool {
+	var major, minor int
+	if _, err := fmt.Sscanf(rel, "%d.%d", &major, &minor); err != nil {
+		return true // cannot tell; the loads will say
+	}
+	return major > 5 || major == 5 && minor >= 11
 }
 
 func kernelRelease() string {

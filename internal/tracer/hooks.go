@@ -3,6 +3,7 @@ package tracer
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -177,14 +178,22 @@ func (h hook) attach(prog *ebpf.Program) (link.Link, error) {
 	default:
 		err = fmt.Errorf("unknown hook kind %q", h.kind)
 	}
-	if err != nil {
-		return nil, attachError(h, err)
-	}
-	return l, nil
+	return l, err
 }
 
-// attachError says in words why a hook could not be attached.
-func attachError(h hook, err error) error {
+// attachError says in words why a hook could not be attached, naming the
+// capability that is missing (have lacks) when the kernel refused it.
+func attachError(h hook, err error, have Caps) error {
+	var pe *fs.PathError
+	switch {
+	case h.kind == kindTracepoint && errors.As(err, &pe) && errors.Is(err, fs.ErrPermission) && missingAny(have, needReadSearch):
+		// cilium/ebpf could not read the tracepoint's id in tracefs.
+		return fmt.Errorf("tracepoint %s: %v", h.target, tracefsDenied(tracefsMounted()))
+	case permissionDenied(err) && h.kind == kindCgroup && missingAny(have, needNetAdmin):
+		return fmt.Errorf("attaching %s: %v: needs CAP_NET_ADMIN (missing)", h, err)
+	case permissionDenied(err) && h.kind != kindCgroup && missingAny(have, needPerfmon):
+		return fmt.Errorf("attaching %s: %v: needs CAP_PERFMON (missing)", h, err)
+	}
 	switch {
 	case h.kind == kindKprobe || h.kind == kindKretprobe:
 		if !kprobesAvailable() {

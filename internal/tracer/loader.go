@@ -24,6 +24,16 @@ type loader struct {
 	cache        *btf.Cache
 	maps         *ebpf.Collection
 	replacements map[string]*ebpf.Map
+	// have is this process's effective capabilities (AllCaps if unknown),
+	// to name the one a refusal lacks.
+	have Caps
+	// memlock is why RLIMIT_MEMLOCK could not be raised (kernels before
+	// 5.11 charge BPF memory to it), nil if it was or need not be.
+	memlock error
+	// tracefs is whether classic tracepoints can be found (tracefsState),
+	// checked when the first one is attached.
+	tracefs      error
+	tracefsKnown bool
 }
 
 func newLoader(cfg Config) (_ *loader, err error) {
@@ -31,12 +41,14 @@ func newLoader(cfg Config) (_ *loader, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := ensureTracefs(); err != nil {
-		return nil, err
+	have, err := EffectiveCaps()
+	if err != nil {
+		have = AllCaps
 	}
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("raising the locked-memory limit for BPF maps: %w", err)
-	}
+	ensureTracefs()
+	// Only a kernel before 5.11 needs it raised; if it cannot be (no
+	// CAP_SYS_RESOURCE), the limit may still be enough: the loads say.
+	memlock := rlimit.RemoveMemlock()
 	spec, err := bpf.LoadTuxscope()
 	if err != nil {
 		return nil, fmt.Errorf("reading the embedded BPF objects: %w", err)
@@ -44,12 +56,12 @@ func newLoader(cfg Config) (_ *loader, err error) {
 	if err := configure(spec, cfg); err != nil {
 		return nil, err
 	}
-	l := &loader{spec: spec, kernel: kernel, cache: btf.NewCache()}
+	l := &loader{spec: spec, kernel: kernel, cache: btf.NewCache(), have: have, memlock: memlock}
 
 	mapsOnly := spec.Copy()
 	mapsOnly.Programs = map[string]*ebpf.ProgramSpec{}
 	if l.maps, err = ebpf.NewCollectionWithOptions(mapsOnly, ebpf.CollectionOptions{}); err != nil {
-		return nil, loadError("", err)
+		return nil, loadError("", err, have, memlock)
 	}
 	l.replacements = map[string]*ebpf.Map{}
 	for name, m := range l.maps.Maps {
@@ -159,7 +171,7 @@ func (l *loader) try(p HookPoint, im Impl) (_ *attachedPoint, err error) {
 		Cache:           l.cache,
 	})
 	if err != nil {
-		return nil, loadError(im, err)
+		return nil, loadError(im, err, l.have, l.memlock)
 	}
 	ap := &attachedPoint{point: p, impl: im, coll: coll}
 	defer func() {
@@ -168,7 +180,7 @@ func (l *loader) try(p HookPoint, im Impl) (_ *attachedPoint, err error) {
 		}
 	}()
 	for _, h := range hs {
-		lk, err := h.attach(coll.Programs[h.prog])
+		lk, err := l.attachHook(h, coll.Programs[h.prog])
 		if err != nil {
 			if h.catchUp {
 				ap.skipped = append(ap.skipped, fmt.Sprintf("%s (%v)", h, err))
@@ -180,4 +192,22 @@ func (l *loader) try(p HookPoint, im Impl) (_ *attachedPoint, err error) {
 		ap.hooks = append(ap.hooks, h)
 	}
 	return ap, nil
+}
+
+// attachHook attaches one hook; a classic tracepoint only where tracefs
+// can be read, or it fails saying what would fix that.
+func (l *loader) attachHook(h hook, prog *ebpf.Program) (link.Link, error) {
+	if h.kind == kindTracepoint {
+		if !l.tracefsKnown {
+			l.tracefs, l.tracefsKnown = tracefsState(), true
+		}
+		if l.tracefs != nil {
+			return nil, fmt.Errorf("tracepoint %s: %w", h.target, l.tracefs)
+		}
+	}
+	lk, err := h.attach(prog)
+	if err != nil {
+		return nil, attachError(h, err, l.have)
+	}
+	return lk, nil
 }

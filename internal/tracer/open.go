@@ -11,12 +11,13 @@ import (
 )
 
 // openConn says whether an entry of the kernel's conns map (socket ->
-// struct conn, internal/bpf/lifecycle.bpf.h) is a connection that is open:
-// one that completed its handshake, or was accepted here. A connect still
-// in its handshake is not a connection yet. This is the one place that
-// reads struct conn's fields for it.
+// struct conn, internal/bpf/lifecycle.bpf.h) is a connection still open:
+// every tracked socket but a connect still in its handshake (whose end,
+// established or failed, is not a close). So each one counted is a close
+// tuxscope would have reported. This is the one place that reads struct
+// conn's fields for it.
 func openConn(v *bpf.TuxscopeConn) (event.OpenConn, bool) {
-	if v.EstablishedNs == 0 && v.Inbound == 0 {
+	if v.SynNs != 0 && v.EstablishedNs == 0 {
 		return event.OpenConn{}, false
 	}
 	c := event.OpenConn{Inbound: v.Inbound != 0, PID: v.Owner.Pid}

@@ -28,10 +28,10 @@ type recordRing interface {
 	// quietly until a quarter of the ring is full). A record queued just
 	// before is not announced: check Pending afterwards.
 	WakeOnNextEvent() error
-	// Lost is how many records the kernel side could not queue, and
-	// Skipped how many program runs the kernel skipped, since load.
-	Lost() (uint64, error)
-	Skipped() (uint64, error)
+	// Losses is what the kernel side's loss counters say since load, per
+	// reason: records it could not queue, program runs the kernel
+	// skipped, connections it could not track.
+	Losses() (event.LossCounts, error)
 	// Stop ends the stream: no new records; ReadInto drains what is left.
 	// Safe to call from another goroutine than the reader's.
 	Stop() error
@@ -57,11 +57,10 @@ type readerConfig struct {
 // to a handler in order, reports losses, ticks, and says when it has
 // caught up with the kernel.
 type reader struct {
-	ring        recordRing
-	cfg         readerConfig
-	malformed   uint64
-	lostSeen    uint64
-	skippedSeen uint64
+	ring      recordRing
+	cfg       readerConfig
+	malformed uint64
+	seen      event.LossCounts // what the handler was told
 }
 
 // newReader reads ring.
@@ -181,41 +180,35 @@ func (r *reader) Run(ctx context.Context, h event.Handler) error {
 }
 
 // reportLost hands h what the kernel's cumulative loss counters gained
-// since they were last read: ring-buffer drops, then skipped runs. It
-// says whether there was anything to report.
+// since they were last read, reason by reason in order. It says whether
+// there was anything to report.
 func (r *reader) reportLost(h event.Handler, now time.Time) (reported bool, err error) {
-	for _, c := range []struct {
-		read func() (uint64, error)
-		seen *uint64
-		why  event.LossReason
-	}{
-		{r.ring.Lost, &r.lostSeen, event.RingBufferFull},
-		{r.ring.Skipped, &r.skippedSeen, event.HookSkipped},
-	} {
-		n, err := c.read()
-		if err != nil {
-			return reported, err
-		}
-		if n <= *c.seen {
+	counts, err := r.ring.Losses()
+	if err != nil {
+		return false, err
+	}
+	for why, n := range counts {
+		if n <= r.seen[why] {
 			continue
 		}
 		reported = true
-		if err := h.Lost(n-*c.seen, c.why, now); err != nil {
+		if err := h.Lost(n-r.seen[why], event.LossReason(why), now); err != nil {
 			return reported, err // not seen: unreported says so
 		}
-		*c.seen = n
+		r.seen[why] = n
 	}
 	return reported, nil
 }
 
 // unreported is how far the kernel's loss counters are ahead of what h
 // was told.
-func (r *reader) unreported() (lost, skipped uint64, err error) {
-	if lost, err = r.ring.Lost(); err != nil {
-		return 0, 0, err
+func (r *reader) unreported() (event.LossCounts, error) {
+	counts, err := r.ring.Losses()
+	if err != nil {
+		return event.LossCounts{}, err
 	}
-	if skipped, err = r.ring.Skipped(); err != nil {
-		return 0, 0, err
+	for why, n := range counts {
+		counts[why] = n - min(n, r.seen[why])
 	}
-	return lost - min(lost, r.lostSeen), skipped - min(skipped, r.skippedSeen), nil
+	return counts, nil
 }

@@ -27,8 +27,7 @@ type fakeRing struct {
 	deadline time.Time
 	stopped  bool
 	armed    bool
-	lost     uint64
-	skipped  uint64
+	losses   event.LossCounts
 	arms     int // WakeOnNextEvent calls
 	timeouts int // ReadInto calls that ended on the deadline
 	wake     chan struct{}
@@ -107,16 +106,10 @@ func (f *fakeRing) WakeOnNextEvent() error {
 	return nil
 }
 
-func (f *fakeRing) Lost() (uint64, error) {
+func (f *fakeRing) Losses() (event.LossCounts, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.lost, nil
-}
-
-func (f *fakeRing) Skipped() (uint64, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.skipped, nil
+	return f.losses, nil
 }
 
 func (f *fakeRing) Stop() error {
@@ -129,8 +122,8 @@ func (f *fakeRing) Stop() error {
 
 func (f *fakeRing) addLost(lost, skipped uint64) {
 	f.mu.Lock()
-	f.lost += lost
-	f.skipped += skipped
+	f.losses[event.RingBufferFull] += lost
+	f.losses[event.HookSkipped] += skipped
 	f.mu.Unlock()
 }
 
@@ -420,9 +413,9 @@ func TestReaderUnreportedAfterAnOutputError(t *testing.T) {
 		t.Fatalf("Run = %v, want EPIPE", err)
 	}
 	ring.addLost(400, 2) // while nobody read any more
-	lost, skipped, err := r.unreported()
-	if err != nil || lost != 403 || skipped != 2 {
-		t.Errorf("unreported = %d lost, %d skipped, %v; want 403, 2", lost, skipped, err)
+	got, err := r.unreported()
+	if want := (event.LossCounts{event.RingBufferFull: 403, event.HookSkipped: 2}); err != nil || got != want {
+		t.Errorf("unreported = %v, %v; want %v", got, err, want)
 	}
 
 	// After a clean drain nothing is left: the drain reported it all.
@@ -439,7 +432,7 @@ func TestReaderUnreportedAfterAnOutputError(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if lost, skipped, _ := r.unreported(); lost != 0 || skipped != 0 {
-		t.Errorf("after a drain: unreported %d, %d; calls %q", lost, skipped, ok.events())
+	if got, _ := r.unreported(); got.Any() {
+		t.Errorf("after a drain: unreported %v; calls %q", got, ok.events())
 	}
 }

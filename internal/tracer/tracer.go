@@ -25,7 +25,7 @@ import (
 )
 
 // DefaultRingBufferBytes is the ring buffer's default size: room for about
-// 26,000 TCP events (a 152-byte record and its 8-byte ring header) before
+// 20,000 TCP events (a 200-byte record and its 8-byte ring header) before
 // the reader must catch up, fewer when DNS messages (up to 2 KiB each)
 // share it.
 const DefaultRingBufferBytes = 4 << 20
@@ -41,6 +41,7 @@ type Config struct {
 	Types           []event.Type // which events; empty: all
 	IPv4, IPv6      bool         // which address families
 	RingBufferBytes int          // power of two, multiple of the page size; 0: default
+	ConnTable       int          // connections tracked at once (conns entries); 0: DefaultConnTable
 	BTFPath         string       // kernel BTF; "": KernelBTFPath
 	Backend         Backend      // "" or Auto: the best that works, per hook point
 	DNS             bool         // capture DNS messages (names for addresses, --dns)
@@ -101,6 +102,9 @@ type Tracer struct {
 	// DNSError says why DNS capture is off although asked for; tracing
 	// goes on without it.
 	DNSError error
+	// DNSUnscoped says why DNS names cannot be kept per network
+	// namespace on this kernel (nil: they are, see netnsScoping).
+	DNSUnscoped error
 }
 
 // Choice says which implementation serves a hook point and through which
@@ -123,7 +127,7 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Tracer{cfg: cfg, loader: l}
+	t := &Tracer{cfg: cfg, loader: l, DNSUnscoped: netnsScoping(l.kernel)}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -179,9 +183,9 @@ func (t *Tracer) Run(ctx context.Context, h event.Handler) error {
 // and skipped (program runs) that Run did not hand its handler: nothing
 // after a run that drained, the rest when it ended early (an output error,
 // such as a reader that stalled and then went away).
-func (t *Tracer) Unreported() (lost, skipped uint64, err error) {
+func (t *Tracer) Unreported() (event.LossCounts, error) {
 	if t.last == nil {
-		return 0, 0, nil
+		return event.LossCounts{}, nil
 	}
 	return t.last.unreported()
 }
@@ -203,8 +207,7 @@ func (k kernelRing) ReadInto(rec *ringbuf.Record) error { return k.t.reader.Read
 func (k kernelRing) Pending() int                       { return k.t.reader.AvailableBytes() }
 func (k kernelRing) SetDeadline(d time.Time)            { k.t.reader.SetDeadline(d) }
 func (k kernelRing) Stop() error                        { return k.t.stop() }
-func (k kernelRing) Lost() (uint64, error)              { return k.t.lost() }
-func (k kernelRing) Skipped() (uint64, error)           { return k.t.skipped() }
+func (k kernelRing) Losses() (event.LossCounts, error)  { return k.t.losses() }
 
 func (k kernelRing) WakeOnNextEvent() error {
 	if err := k.t.loader.maps.Maps[bpf.TuxscopeMapReaderIdle].Update(uint32(0), uint32(1), ebpf.UpdateAny); err != nil {
@@ -233,12 +236,17 @@ func (t *Tracer) detach() error {
 
 // lost is the number of events the kernel side could not queue since load
 // (ring buffer full), summed over CPUs.
-func (t *Tracer) lost() (uint64, error) {
-	n, err := sumPerCPU(t.loader.maps.Maps[bpf.TuxscopeMapLost])
-	if err != nil {
-		return 0, fmt.Errorf("reading the lost-event counter: %w", err)
+func (t *Tracer) losses() (c event.LossCounts, err error) {
+	if c[event.RingBufferFull], err = sumPerCPU(t.loader.maps.Maps[bpf.TuxscopeMapLost]); err != nil {
+		return c, fmt.Errorf("reading the lost-event counter: %w", err)
 	}
-	return n, nil
+	if c[event.HookSkipped], err = t.skipped(); err != nil {
+		return c, err
+	}
+	if c[event.ConnTableFull], err = sumPerCPU(t.loader.maps.Maps[bpf.TuxscopeMapConnsFull]); err != nil {
+		return c, fmt.Errorf("reading the untracked-connection counter: %w", err)
+	}
+	return c, nil
 }
 
 // sumPerCPU sums a one-slot per-CPU array of counters.
@@ -395,6 +403,14 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 		return err
 	}
 	spec.Maps[bpf.TuxscopeMapEvents].MaxEntries = uint32(size)
+	conns := cfg.ConnTable
+	if conns == 0 {
+		conns = DefaultConnTable
+	}
+	if conns < 1 || conns > MaxConnTable {
+		return fmt.Errorf("connection table size %d: must be between 1 and %d", conns, MaxConnTable)
+	}
+	spec.Maps[bpf.TuxscopeMapConns].MaxEntries = uint32(conns)
 	if cfg.MaxDelay > 0 {
 		if err := spec.Variables[bpf.TuxscopeVarWakeupBytes].Set(uint32(size / 4)); err != nil {
 			return fmt.Errorf("setting wakeup_bytes: %w", err)
@@ -407,6 +423,14 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 
 	return nil
 }
+
+// The kernel side's connection table (conns): a hash allocated as it is
+// used, so its size costs only its buckets (16 bytes each) until
+// connections fill it.
+const (
+	DefaultConnTable = 1 << 18
+	MaxConnTable     = 1 << 24
+)
 
 // CheckRingBufferSize reports whether n bytes is a valid ring buffer size.
 func CheckRingBufferSize(n int) error {

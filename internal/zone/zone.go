@@ -86,7 +86,7 @@ func (r *Resolver) Enrich(e *event.Event) {
 	if !linkLocal(e.Local.Addr()) && !linkLocal(e.Remote.Addr()) {
 		return
 	}
-	z := r.Zone(e.IfIndex, e.NetNS)
+	z := r.Zone(e.IfIndex, e.IfIndexNetNS)
 	e.Local, e.Remote = withZone(e.Local, z), withZone(e.Remote, z)
 }
 

@@ -65,13 +65,28 @@ func setupAndRun(m *testing.M) int {
 	}
 	clientBin = filepath.Join(dir, "tsclient")
 	serverBin = filepath.Join(dir, "tsserver")
+	// Links (or copies) in the world-readable directory, not symlinks:
+	// helpers that run as another user must reach the binary, and go
+	// test's build directory is root's alone.
 	for _, l := range []string{clientBin, serverBin} {
-		if err := os.Symlink(self, l); err != nil {
+		if err := linkOrCopy(self, l); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 	}
 	return m.Run()
+}
+
+// linkOrCopy makes dst the file src, as a hard link where it can.
+func linkOrCopy(src, dst string) error {
+	if os.Link(src, dst) == nil {
+		return nil
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
 }
 
 // testBackend is the --backend every test runs tuxscope net with
@@ -129,8 +144,14 @@ type tracer struct {
 // for its "attached" line. It is stopped (SIGINT) at the end of the test.
 func startTracer(t *testing.T, args ...string) *tracer {
 	t.Helper()
-	tr := &tracer{t: t, done: make(chan struct{})}
-	tr.cmd = netCommand(append([]string{"--format", "json"}, args...)...)
+	return startTracerCmd(t, netCommand(append([]string{"--format", "json"}, args...)...))
+}
+
+// startTracerCmd is startTracer for a command of the caller's making
+// (e.g. tuxscope net --format json under setpriv).
+func startTracerCmd(t *testing.T, cmd *exec.Cmd) *tracer {
+	t.Helper()
+	tr := &tracer{t: t, cmd: cmd, done: make(chan struct{})}
 	stdout, err := tr.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -283,9 +304,18 @@ type proc struct {
 // startProc runs name args..., with stdin kept open until the test ends.
 func startProc(t *testing.T, env []string, name string, args ...string) *proc {
 	t.Helper()
+	return startProcAs(t, nil, env, name, args...)
+}
+
+// startProcAs is startProc as another user (cred nil: as this one).
+func startProcAs(t *testing.T, cred *syscall.Credential, env []string, name string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, lines: make(chan string, 64)}
 	p.cmd = exec.Command(name, args...)
 	p.cmd.Env = append(os.Environ(), env...)
+	if cred != nil {
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	p.cmd.Stderr = os.Stderr
 	var err error
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
@@ -325,6 +355,12 @@ func (p *proc) pid() int { return p.cmd.Process.Pid }
 // its remaining words.
 func (p *proc) expect(prefix string) []string {
 	p.t.Helper()
+	return p.expectWithin(prefix, 15*time.Second)
+}
+
+// expectWithin is expect with a time limit of d.
+func (p *proc) expectWithin(prefix string, d time.Duration) []string {
+	p.t.Helper()
 	select {
 	case line, ok := <-p.lines:
 		if !ok {
@@ -335,10 +371,27 @@ func (p *proc) expect(prefix string) []string {
 			p.t.Fatalf("%s printed %q, want %s ...", p.cmd.Path, line, prefix)
 		}
 		return f[1:]
-	case <-time.After(15 * time.Second):
-		p.t.Fatalf("%s printed no %s line within 15s", p.cmd.Path, prefix)
+	case <-time.After(d):
+		p.t.Fatalf("%s printed no %s line within %s", p.cmd.Path, prefix, d)
 	}
 	return nil
+}
+
+// waitExit waits until the process has closed its stdout (it exited),
+// discarding what it printed.
+func (p *proc) waitExit() {
+	p.t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case _, ok := <-p.lines:
+			if !ok {
+				return
+			}
+		case <-timeout:
+			p.t.Fatalf("%s did not exit within 15s", p.cmd.Path)
+		}
+	}
 }
 
 // send writes a line to the process's stdin.

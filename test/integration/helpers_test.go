@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"runtime"
 	"syscall"
 	"time"
@@ -30,6 +31,8 @@ func runHelper(role string, args []string) int {
 		err = helperClient(args)
 	case "server":
 		err = helperServer(args)
+	case "child":
+		err = helperChild(args)
 	default:
 		err = fmt.Errorf("unknown helper role %q", role)
 	}
@@ -81,6 +84,8 @@ func helperClient(args []string) error {
 	mode := fs.String("mode", "blocking", "blocking (raw connect) or go (Go's non-blocking dialer)")
 	wait := fs.Bool("wait", false, "wait for a line on stdin before connecting")
 	name := fs.String("name", "", "thread name (comm) to connect under")
+	thread := fs.String("thread", "", "connect from a thread other than the main one, named this")
+	count := fs.Int("count", 0, "make this many connections (printing CONNECTED n at the end): each with the -send/-recv transfer and closed, or without one held until stdin closes")
 	send := fs.Int("send", 0, "after connecting, send this many bytes")
 	recv := fs.Int("recv", 0, "then read this many bytes (-1: until EOF), and close without waiting")
 	abort := fs.Bool("abort", false, "connect without blocking and close at once (EINPROGRESS)")
@@ -99,35 +104,121 @@ func helperClient(args []string) error {
 			return err
 		}
 	}
+	if *thread != "" {
+		// The main goroutine keeps the main thread (whose name is the
+		// process's); the client runs in a thread of its own, renamed.
+		runtime.LockOSThread()
+		errc := make(chan error)
+		go func() {
+			runtime.LockOSThread()
+			if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&append([]byte(*thread), 0)[0])), 0, 0, 0); err != nil {
+				errc <- err
+				return
+			}
+			fmt.Printf("THREAD %d\n", unix.Gettid())
+			errc <- runClient(*family, *addr, *bind, *mode, *wait, *send, *recv, *abort, *hold, *resolve, *port, *dnsServer, *dnsTCP)
+		}()
+		return <-errc
+	}
+	if *count > 0 {
+		return manyConnections(*addr, *count, *send, *recv)
+	}
+	return runClient(*family, *addr, *bind, *mode, *wait, *send, *recv, *abort, *hold, *resolve, *port, *dnsServer, *dnsTCP)
+}
+
+// manyConnections makes n IPv4 connections to addr one after the other.
+// With a transfer each is closed after it (the client first); without,
+// all are held until stdin closes, then reset (no TIME_WAIT left behind).
+func manyConnections(addr string, n, send, recv int) error {
+	if err := raiseFileLimit(n + 64); err != nil {
+		return err
+	}
+	sa, err := sockaddr(netip.MustParseAddrPort(addr), unix.AF_INET)
+	if err != nil {
+		return err
+	}
+	var held []int
+	for i := 0; i < n; i++ {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err != nil {
+			return err
+		}
+		if err := unix.Connect(fd, sa); err != nil {
+			return fmt.Errorf("connection %d: %w", i+1, err)
+		}
+		if send == 0 && recv == 0 {
+			held = append(held, fd)
+			continue
+		}
+		buf := make([]byte, 64<<10)
+		if _, err := writeN(fd, buf, send); err != nil {
+			return err
+		}
+		for got := 0; got < recv; {
+			m, err := unix.Read(fd, buf)
+			if err != nil || m == 0 {
+				return fmt.Errorf("connection %d: read %d of %d bytes: %v", i+1, got, recv, err)
+			}
+			got += m
+		}
+		unix.Close(fd)
+	}
+	fmt.Printf("CONNECTED %d\n", n)
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	for _, fd := range held {
+		unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		unix.Close(fd)
+	}
+	return nil
+}
+
+// raiseFileLimit lets this process hold n descriptors.
+func raiseFileLimit(n int) error {
+	var r unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
+		return err
+	}
+	if r.Cur >= uint64(n) {
+		return nil
+	}
+	r.Cur = max(r.Cur, uint64(n))
+	r.Max = max(r.Max, r.Cur)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
+		return fmt.Errorf("raising the open-files limit to %d: %w", n, err)
+	}
+	return nil
+}
+
+func runClient(family int, addr, bind, mode string, wait bool, send, recv int, abort, hold bool, resolve string, port int, dnsServer string, dnsTCP bool) error {
 	in := bufio.NewReader(os.Stdin)
-	if *wait {
+	if wait {
 		if _, err := in.ReadString('\n'); err != nil {
 			return err
 		}
 	}
-	if *resolve != "" {
+	if resolve != "" {
 		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			if *dnsTCP {
+			if dnsTCP {
 				network = "tcp"
 			}
 			var d net.Dialer
-			return d.DialContext(ctx, network, *dnsServer)
+			return d.DialContext(ctx, network, dnsServer)
 		}}
-		ips, err := r.LookupNetIP(context.Background(), "ip4", *resolve)
+		ips, err := r.LookupNetIP(context.Background(), "ip4", resolve)
 		if err != nil || len(ips) == 0 {
-			return fmt.Errorf("resolving %s: %v", *resolve, err)
+			return fmt.Errorf("resolving %s: %v", resolve, err)
 		}
 		fmt.Printf("RESOLVED %s\n", ips[0])
-		*addr = netip.AddrPortFrom(ips[0], uint16(*port)).String()
+		addr = netip.AddrPortFrom(ips[0], uint16(port)).String()
 	}
-	remote, err := netip.ParseAddrPort(*addr)
+	remote, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		return err
 	}
-	if *mode == "go" {
+	if mode == "go" {
 		d := net.Dialer{Timeout: 5 * time.Second}
-		if *bind != "" {
-			d.LocalAddr = net.TCPAddrFromAddrPort(netip.MustParseAddrPort(*bind))
+		if bind != "" {
+			d.LocalAddr = net.TCPAddrFromAddrPort(netip.MustParseAddrPort(bind))
 		}
 		c, err := d.Dial("tcp", remote.String())
 		if err != nil {
@@ -137,14 +228,14 @@ func helperClient(args []string) error {
 		in.ReadString('\n')
 		return c.Close()
 	}
-	fd, err := unix.Socket(familyOf(*family), unix.SOCK_STREAM, 0)
+	fd, err := unix.Socket(familyOf(family), unix.SOCK_STREAM, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	if *bind != "" {
+	if bind != "" {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-		sa, err := sockaddr(netip.MustParseAddrPort(*bind), familyOf(*family))
+		sa, err := sockaddr(netip.MustParseAddrPort(bind), familyOf(family))
 		if err != nil {
 			return err
 		}
@@ -152,11 +243,11 @@ func helperClient(args []string) error {
 			return err
 		}
 	}
-	sa, err := sockaddr(remote, familyOf(*family))
+	sa, err := sockaddr(remote, familyOf(family))
 	if err != nil {
 		return err
 	}
-	if *abort {
+	if abort {
 		unix.SetNonblock(fd, true)
 		err := unix.Connect(fd, sa)
 		fmt.Printf("ABORTED %v\n", err)
@@ -164,7 +255,7 @@ func helperClient(args []string) error {
 	}
 	if err := unix.Connect(fd, sa); err != nil {
 		errno, _ := err.(syscall.Errno)
-		fmt.Printf("FAILED %d %s\n", int(errno), *bind)
+		fmt.Printf("FAILED %d %s\n", int(errno), bind)
 		in.ReadString('\n')
 		return nil
 	}
@@ -173,8 +264,8 @@ func helperClient(args []string) error {
 		return err
 	}
 	fmt.Printf("LOCAL %s\n", addrOf(local))
-	if *send != 0 || *recv != 0 {
-		if err := transfer(fd, *send, *recv); err != nil || !*hold {
+	if send != 0 || recv != 0 {
+		if err := transfer(fd, send, recv); err != nil || !hold {
 			return err
 		}
 	}
@@ -224,6 +315,10 @@ func helperServer(args []string) error {
 	recv := fs.Int("recv", 0, "per connection: read this many bytes (-1: until EOF), then close")
 	reset := fs.Bool("reset", false, "per connection: close with SO_LINGER 0 (a reset) after the transfer")
 	waitEOF := fs.Bool("wait-eof", false, "per connection: after sending, wait for the client to close first")
+	handoff := fs.Bool("handoff", false, "per connection: a child process serves it (the fork-after-accept of sshd, PostgreSQL)")
+	closeListener := fs.Bool("close-listener", false, "close the listener once the last connection is accepted")
+	waitLine := fs.Bool("wait-line", false, "per connection: wait for a line on stdin before serving it")
+	quiet := fs.Bool("quiet", false, "print ACCEPTED n once, after the last connection, instead of ACCEPTED and SERVED lines for each")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -251,12 +346,16 @@ func helperServer(args []string) error {
 	if err := unix.Bind(fd, sa); err != nil {
 		return err
 	}
-	if err := unix.Listen(fd, 128); err != nil {
+	if err := raiseFileLimit(*n + 64); err != nil {
+		return err
+	}
+	if err := unix.Listen(fd, 4096); err != nil { // crowds of connects must not overflow it
 		return err
 	}
 	local, _ := unix.Getsockname(fd)
 	fmt.Printf("READY %d\n", addrOf(local).Port())
 	var conns []int
+	stdin := bufio.NewReader(os.Stdin)
 	for i := 0; i < *n; i++ {
 		var rsa unix.RawSockaddrAny
 		size := uint32(unix.SizeofSockaddrAny)
@@ -274,21 +373,73 @@ func helperServer(args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("ACCEPTED %s\n", addrOf(peer))
+		if !*quiet {
+			fmt.Printf("ACCEPTED %s\n", addrOf(peer))
+		} else if i == *n-1 {
+			fmt.Printf("ACCEPTED %d\n", *n)
+		}
+		if *closeListener && i == *n-1 {
+			unix.Close(fd)
+			fmt.Println("UNLISTENED")
+		}
+		if *waitLine {
+			if _, err := stdin.ReadString('\n'); err != nil {
+				return err
+			}
+		}
+		if *handoff {
+			if err := handOff(int(nfd), *recv, *send, *waitEOF, *reset); err != nil {
+				return err
+			}
+			continue
+		}
 		if *send != 0 || *recv != 0 || *reset {
 			// Read first, then answer: the client sends, then reads.
-			if err := serveTransfer(int(nfd), *recv, *send, *waitEOF, *reset); err != nil {
+			if err := serveTransfer(int(nfd), *recv, *send, *waitEOF, *reset, !*quiet); err != nil {
 				return err
 			}
 			continue
 		}
 		conns = append(conns, int(nfd))
 	}
-	bufio.NewReader(os.Stdin).ReadString('\n')
+	stdin.ReadString('\n')
 	for _, c := range conns {
 		unix.Close(c)
 	}
+	if *closeListener {
+		return nil
+	}
 	return unix.Close(fd)
+}
+
+// handOff serves an accepted connection in a child process, as servers
+// that fork after accept do: the child gets the socket, this process
+// closes its copy at once and waits for the child.
+func handOff(fd, recv, send int, waitEOF, reset bool) error {
+	child := exec.Command(os.Args[0], "-recv", fmt.Sprint(recv), "-send", fmt.Sprint(send),
+		fmt.Sprintf("-wait-eof=%v", waitEOF), fmt.Sprintf("-reset=%v", reset))
+	child.Env = append(os.Environ(), helperEnv+"=child")
+	child.Stdout, child.Stderr = os.Stdout, os.Stderr
+	child.ExtraFiles = []*os.File{os.NewFile(uintptr(fd), "conn")}
+	if err := child.Start(); err != nil {
+		return err
+	}
+	unix.Close(fd)
+	return child.Wait()
+}
+
+// helperChild serves the connection on fd 3 (see handOff).
+func helperChild(args []string) error {
+	fs := flag.NewFlagSet("child", flag.ContinueOnError)
+	send := fs.Int("send", 0, "send this many bytes")
+	recv := fs.Int("recv", 0, "read this many bytes (-1: until EOF) first")
+	reset := fs.Bool("reset", false, "close with SO_LINGER 0 (a reset)")
+	waitEOF := fs.Bool("wait-eof", false, "after sending, wait for the client to close first")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	fmt.Printf("CHILD %d\n", os.Getpid())
+	return serveTransfer(3, *recv, *send, *waitEOF, *reset, true)
 }
 
 func ptr[T any](p *T) unsafe.Pointer { return unsafe.Pointer(p) }
@@ -334,7 +485,7 @@ func goServer(addr string, n int) error {
 
 // serveTransfer reads recv bytes (-1: until EOF), writes send bytes, and
 // closes (after the client has, with waitEOF), with a reset if asked.
-func serveTransfer(fd, recv, send int, waitEOF, reset bool) error {
+func serveTransfer(fd, recv, send int, waitEOF, reset, say bool) error {
 	buf := make([]byte, 64<<10)
 	got := 0
 	for recv < 0 || got < recv {
@@ -356,6 +507,8 @@ func serveTransfer(fd, recv, send int, waitEOF, reset bool) error {
 	if reset {
 		unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	}
-	fmt.Printf("SERVED %d %d\n", got, sent)
+	if say {
+		fmt.Printf("SERVED %d %d\n", got, sent)
+	}
 	return unix.Close(fd)
 }

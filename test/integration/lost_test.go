@@ -136,7 +136,7 @@ func TestLossesAtExitAreReported(t *testing.T) {
 	}
 	var lost int
 	for _, line := range strings.Split(stderr.String(), "\n") {
-		if _, err := fmt.Sscanf(line, "tuxscope: lost %d events (the ring buffer was full) that the output stopped before reporting", &lost); err == nil {
+		if _, err := fmt.Sscanf(line, "tuxscope: lost %d events: the ring buffer was full (try a larger --buffer-size); the output stopped before reporting it", &lost); err == nil {
 			break
 		}
 	}

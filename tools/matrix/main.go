@@ -57,6 +57,10 @@ var coreTests = "^(" + strings.Join([]string{
 	"TestResetConnection",
 	"TestRefusedConnectOutcome",
 	"TestExistingConnections",
+	"TestForkAfterAccept",
+	"TestOlderConnections",
+	"TestThreadName",
+	"TestConnTableFullIsReported",
 }, "|") + ")$"
 
 // probe is a command run once per kernel (in the guest, and on the host)
