@@ -64,8 +64,11 @@ func countTuxscopeJSON(res *result, stdout, _ string, lr load.Result) {
 			res.ByType["(malformed)"]++
 			return
 		}
-		if ev.EventType == "lost" {
+		switch ev.EventType {
+		case "lost":
 			res.Lost += int64(ev.Count)
+			return
+		case "open_at_exit": // a count at the end, not an event
 			return
 		}
 		res.Events++

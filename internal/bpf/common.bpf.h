@@ -170,6 +170,13 @@ static __always_inline bool read_sock_tuple(struct sock *sk, struct tuple *t)
 	} else if (t->family == AF_INET6) {
 		BPF_CORE_READ_INTO((struct in6_addr *)t->laddr, sk, __sk_common.skc_v6_rcv_saddr);
 		BPF_CORE_READ_INTO((struct in6_addr *)t->raddr, sk, __sk_common.skc_v6_daddr);
+		/* A link-local address's zone: the kernel requires a
+		 * link-local connect to name its interface and binds the
+		 * socket (and an accepted one) to it. The name is looked up in
+		 * user space, in the socket's network namespace. */
+		t->ifindex = BPF_CORE_READ(sk, __sk_common.skc_bound_dev_if);
+		if (t->ifindex)
+			t->ifindex_netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	} else {
 		return false;
 	}

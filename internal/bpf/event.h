@@ -51,6 +51,12 @@ struct tuple {
 	 * net->net_cookie, what bpf_get_netns_cookie returns); 0 if unknown.
 	 * DNS names are scoped by it. */
 	__u64 netns;
+	/* AF_INET6: the interface the socket is bound to (sk_bound_dev_if),
+	 * which is a link-local address's zone; 0: none. */
+	__u32 ifindex;
+	/* with ifindex: the inode of the socket's network namespace, where
+	 * ifindex means something (user space finds the namespace by it) */
+	__u32 ifindex_netns;
 };
 
 /*

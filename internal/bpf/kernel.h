@@ -42,10 +42,15 @@ struct in6_addr {
 	} in6_u;
 };
 
+struct ns_common {
+	unsigned int inum;
+};
+
 /* A network namespace: only its cookie. Linux 5.12 and later set it when
  * the namespace is made; 5.7 to 5.11 keep it in an atomic64_t, set the
  * first time someone asks for it (bpf_get_netns_cookie does). */
 struct net {
+	struct ns_common ns; /* ns.inum: the namespace's inode */
 	__u64 net_cookie;
 };
 
@@ -69,6 +74,7 @@ struct sock_common {
 		};
 	};
 	unsigned short skc_family;
+	int skc_bound_dev_if;
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
 	struct {

@@ -91,14 +91,16 @@ type TuxscopeEventHeader struct {
 		CgroupId uint64
 	}
 	Tuple struct {
-		_      structs.HostLayout
-		Laddr  [16]uint8
-		Raddr  [16]uint8
-		Lport  uint16
-		Rport  uint16
-		Family uint16
-		_      [2]byte
-		Netns  uint64
+		_            structs.HostLayout
+		Laddr        [16]uint8
+		Raddr        [16]uint8
+		Lport        uint16
+		Rport        uint16
+		Family       uint16
+		_            [2]byte
+		Netns        uint64
+		Ifindex      uint32
+		IfindexNetns uint32
 	}
 	Type uint8
 	_    [7]byte

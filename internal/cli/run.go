@@ -18,6 +18,7 @@ import (
 	"github.com/tuxscope/tuxscope/internal/snapshot"
 	"github.com/tuxscope/tuxscope/internal/summary"
 	"github.com/tuxscope/tuxscope/internal/tracer"
+	"github.com/tuxscope/tuxscope/internal/zone"
 )
 
 // Exit codes.
@@ -101,8 +102,12 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	cfg := pipeline.Config{
 		Filter:  &opts.Filter,
 		Names:   names,
+		Zones:   zone.New(),
 		ShowDNS: opts.ShowDNS,
 		Clock:   event.NewClock(),
+		Diag:    stderr,
+		// Read once the hooks are detached and the ring buffer drained.
+		OpenAtExit: tr.OpenConnections,
 	}
 	var existing []event.Event
 	if opts.Existing {

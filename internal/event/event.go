@@ -132,6 +132,11 @@ type Event struct {
 	HostnameSource string
 	HostnameAlso   []string
 
+	// IfIndex is the interface an IPv6 socket is bound to (0: none), in
+	// the network namespace IfIndexNetNS (its inode; 0: tuxscope's own):
+	// the zone of a link-local address. Zone resolution names it.
+	IfIndex, IfIndexNetNS uint32
+
 	CgroupID uint64   // cgroup v2 id of the process
 	DNSInfo  *DNSInfo // Type DNS: the response (--dns)
 	// OpenerPID is, on a close, the process that connected or accepted
@@ -310,3 +315,20 @@ type DNSInfo struct {
 	CNAMEs  []string // the alias chain from Name, in order
 	TTL     uint32   // smallest TTL of the answers
 }
+
+// OpenConn is a connection tuxscope saw established or accepted that had
+// not closed when it stopped tracing.
+type OpenConn struct {
+	Inbound bool     // accepted here (or established to a local listener), not connected from here
+	PID     uint32   // who connected or accepted it; 0 if unknown (e.g. not accepted yet)
+	Comm    TaskName // its name
+}
+
+// OpenCount is how many tracked connections were still open at exit, by
+// direction; each local end counts, as each has its own close.
+type OpenCount struct {
+	Outbound, Inbound uint64
+}
+
+// Total is both directions.
+func (c OpenCount) Total() uint64 { return c.Outbound + c.Inbound }

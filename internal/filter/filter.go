@@ -46,20 +46,29 @@ func (s *Spec) Match(e *event.Event) bool {
 	if len(s.Ports) > 0 && !contains(s.Ports, e.Local.Port()) && !contains(s.Ports, e.Remote.Port()) {
 		return false
 	}
-	if len(s.Comms) > 0 {
-		comm := e.Comm()
-		ok := false
-		for _, c := range s.Comms {
-			if string(comm) == truncateComm(c) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
+	return s.matchComm(e.Comm())
+}
+
+// MatchOwner reports whether a process passes the --pid and --comm
+// filters: for what is known only by its owner (a connection still open at
+// exit), not by an event.
+func (s *Spec) MatchOwner(pid uint32, comm []byte) bool {
+	if len(s.PIDs) > 0 && !contains(s.PIDs, pid) {
+		return false
+	}
+	return s.matchComm(comm)
+}
+
+func (s *Spec) matchComm(comm []byte) bool {
+	if len(s.Comms) == 0 {
+		return true
+	}
+	for _, c := range s.Comms {
+		if string(comm) == truncateComm(c) {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // truncateComm is what the kernel keeps of a process name.

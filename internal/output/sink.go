@@ -71,6 +71,9 @@ func (l *lines) Finish() error { return l.w.Flush() }
 type Table struct {
 	lines
 	diag io.Writer
+	// skipped is how many runs of tuxscope's programs the kernel skipped
+	// so far: a skipped close leaves its connection tracked as open.
+	skipped uint64
 }
 
 const tableHeader = "PID      COMM             TYPE        SRC                      DST                      DETAIL\n"
@@ -102,14 +105,16 @@ func (t *Table) Event(e *event.Event) error {
 	b = pad(b, len(b)-start, 25)
 	start = len(b)
 	if e.Hostname != "" && !e.Inbound() {
-		// example.com (93.184.216.34):443
-		var w int
-		b, w = appendTerminalSafe(b, []byte(e.Hostname))
+		// example.com (93.184.216.34):443, or ~example.com when another
+		// process resolved the name (hostname_source cgroup or host).
+		hostStart := len(b)
+		b, w = appendHostname(b, e)
+		hostBytes := len(b) - hostStart
 		b = append(b, " ("...)
 		b = e.Dst().Addr().Unmap().AppendTo(b)
 		b = append(b, "):"...)
 		b = strconv.AppendUint(b, uint64(e.Dst().Port()), 10)
-		start -= w - len(e.Hostname) // escapes widen the text, not the column
+		start += hostBytes - w // escapes widen the text, not the column
 	} else {
 		b = e.Dst().AppendTo(b)
 	}
@@ -121,8 +126,57 @@ func (t *Table) Event(e *event.Event) error {
 	return t.write(b)
 }
 
+// HostnameMark is what the table puts before a hostname that another
+// process resolved (JSON's hostname_source cgroup or host): the name is
+// likely, not this process's own lookup.
+const HostnameMark = '~'
+
+// appendHostname appends e's hostname, escaped for a terminal and marked
+// with HostnameMark unless the process resolved it itself; it returns the
+// columns it takes. A name that itself starts with the mark has it escaped
+// (\x7e), so the mark is never ambiguous.
+func appendHostname(b []byte, e *event.Event) ([]byte, int) {
+	name := []byte(e.Hostname)
+	w := 0
+	if e.HostnameSource != "process" {
+		b = append(b, HostnameMark)
+		w++
+	}
+	if len(name) > 0 && name[0] == HostnameMark {
+		b = append(b, `\x7e`...)
+		w += 4
+		name = name[1:]
+	}
+	b, nw := appendTerminalSafe(b, name)
+	return b, w + nw
+}
+
 func (t *Table) Lost(n uint64, why event.LossReason, _ time.Time) error {
+	if why == event.HookSkipped {
+		t.skipped += n
+	}
 	_, err := fmt.Fprintf(t.diag, "tuxscope: %s\n", why.Describe(n))
+	return err
+}
+
+// StillOpen says on diag how many tracked connections were still open at
+// exit, when any were:
+//
+//	tuxscope: 3 connections still open at exit (not closed while tracing): 1 outbound, 2 inbound
+func (t *Table) StillOpen(n event.OpenCount, _ time.Time) error {
+	if n.Total() == 0 {
+		return nil
+	}
+	noun := "connections"
+	if n.Total() == 1 {
+		noun = "connection"
+	}
+	why := "not closed while tracing"
+	if t.skipped > 0 {
+		why = "no close seen while tracing; the kernel skipped tuxscope's programs, so some may have closed unseen"
+	}
+	_, err := fmt.Fprintf(t.diag, "tuxscope: %d %s still open at exit (%s): %d outbound, %d inbound\n",
+		n.Total(), noun, why, n.Outbound, n.Inbound)
 	return err
 }
 
@@ -296,5 +350,23 @@ func (j *JSON) Lost(n uint64, why event.LossReason, at time.Time) error {
 	b = append(b, `,"reason":"`...)
 	b = append(b, why.Key()...)
 	b = append(b, "\"}\n"...)
+	return j.write(b)
+}
+
+// StillOpen writes, in band, how many tracked connections were still open
+// at exit, also when none were:
+//
+//	{"time":"...","event_type":"open_at_exit","count":3,"outbound":1,"inbound":2}
+func (j *JSON) StillOpen(n event.OpenCount, at time.Time) error {
+	b := j.buf[:0]
+	b = append(b, `{"time":"`...)
+	b = at.AppendFormat(b, timeLayout)
+	b = append(b, `","event_type":"open_at_exit","count":`...)
+	b = strconv.AppendUint(b, n.Total(), 10)
+	b = append(b, `,"outbound":`...)
+	b = strconv.AppendUint(b, n.Outbound, 10)
+	b = append(b, `,"inbound":`...)
+	b = strconv.AppendUint(b, n.Inbound, 10)
+	b = append(b, "}\n"...)
 	return j.write(b)
 }

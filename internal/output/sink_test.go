@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"slices"
@@ -590,5 +591,111 @@ func benchmarkEvent(b *testing.B, f Format, e *event.Event) {
 		if err := s.Event(e); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A hostname another process resolved is marked with ~ in the table; the
+// process's own is not. A name that itself starts with ~ has it escaped,
+// so the mark is never ambiguous, and the DETAIL column stays aligned.
+func TestTableHostnameMark(t *testing.T) {
+	tests := []struct{ name, source, want string }{
+		{"svc.example", "process", "6201     curl             established 10.0.0.5:53412           svc.example (93.184.216.34):443 latency 1.50ms\n"},
+		{"svc.example", "cgroup", "6201     curl             established 10.0.0.5:53412           ~svc.example (93.184.216.34):443 latency 1.50ms\n"},
+		{"svc.example", "host", "6201     curl             established 10.0.0.5:53412           ~svc.example (93.184.216.34):443 latency 1.50ms\n"},
+		{"~x.example", "process", "6201     curl             established 10.0.0.5:53412           \\x7ex.example (93.184.216.34):443 latency 1.50ms\n"},
+		{"~x.example", "host", "6201     curl             established 10.0.0.5:53412           ~\\x7ex.example (93.184.216.34):443 latency 1.50ms\n"},
+		// Short enough to pad: the DETAIL column starts at 88, as in the header.
+		{"a.test", "host", "6201     curl             established 10.0.0.5:53412           ~a.test (1.2.3.4):443    latency 1.50ms\n"},
+		{"a.test", "process", "6201     curl             established 10.0.0.5:53412           a.test (1.2.3.4):443     latency 1.50ms\n"},
+		{"é.test", "host", "6201     curl             established 10.0.0.5:53412           ~é.test (1.2.3.4):443    latency 1.50ms\n"},
+	}
+	for _, tt := range tests {
+		e := v4Connect()
+		e.Type, e.LatencyNs = event.Established, 1500000
+		e.Hostname, e.HostnameSource = tt.name, tt.source
+		if strings.HasPrefix(tt.name, "a.") || strings.HasPrefix(tt.name, "é") {
+			e.Remote = netip.MustParseAddrPort("1.2.3.4:443")
+		}
+		if got := tableLine(t, e); got != tt.want {
+			t.Errorf("%s (%s):\n got %q\nwant %q", tt.name, tt.source, got, tt.want)
+		}
+	}
+}
+
+// Connections still open at exit: a stderr line in table mode (none when
+// there are none), an in-band record in JSON, also for zero.
+func TestStillOpen(t *testing.T) {
+	for _, tc := range []struct {
+		n         event.OpenCount
+		table, js string
+	}{
+		{event.OpenCount{Outbound: 1, Inbound: 2},
+			"tuxscope: 3 connections still open at exit (not closed while tracing): 1 outbound, 2 inbound\n",
+			`{"time":"2024-05-06T07:08:09.123456789Z","event_type":"open_at_exit","count":3,"outbound":1,"inbound":2}` + "\n"},
+		{event.OpenCount{Inbound: 1},
+			"tuxscope: 1 connection still open at exit (not closed while tracing): 0 outbound, 1 inbound\n",
+			`{"time":"2024-05-06T07:08:09.123456789Z","event_type":"open_at_exit","count":1,"outbound":0,"inbound":1}` + "\n"},
+		{event.OpenCount{}, "",
+			`{"time":"2024-05-06T07:08:09.123456789Z","event_type":"open_at_exit","count":0,"outbound":0,"inbound":0}` + "\n"},
+	} {
+		var out, diag bytes.Buffer
+		table := New(FormatTable, &out, &diag)
+		if err := table.StillOpen(tc.n, fixedTime); err != nil {
+			t.Fatal(err)
+		}
+		table.Flush()
+		if out.Len() != 0 || diag.String() != tc.table {
+			t.Errorf("table: stdout %q, stderr %q, want stderr %q", out.String(), diag.String(), tc.table)
+		}
+		// After skipped program runs, the count may include connections
+		// whose close was never seen (a full ring buffer loses the close
+		// event, but the kernel side still forgets the connection).
+		diag.Reset()
+		table = New(FormatTable, &out, &diag)
+		table.Lost(5, event.RingBufferFull, fixedTime)
+		table.StillOpen(tc.n, fixedTime)
+		if tc.n.Total() > 0 && !strings.HasSuffix(diag.String(), "(not closed while tracing): "+
+			fmt.Sprintf("%d outbound, %d inbound\n", tc.n.Outbound, tc.n.Inbound)) {
+			t.Errorf("table after a full ring buffer: %q", diag.String())
+		}
+		table.Lost(2, event.HookSkipped, fixedTime)
+		table.StillOpen(tc.n, fixedTime)
+		if tc.n.Total() > 0 && !strings.HasSuffix(diag.String(), "still open at exit (no close seen while tracing; the kernel skipped tuxscope's programs, so some may have closed unseen): "+
+			fmt.Sprintf("%d outbound, %d inbound\n", tc.n.Outbound, tc.n.Inbound)) {
+			t.Errorf("table after a loss: %q", diag.String())
+		}
+		out.Reset()
+		js := New(FormatJSON, &out, &diag)
+		if err := js.StillOpen(tc.n, fixedTime); err != nil {
+			t.Fatal(err)
+		}
+		js.Flush()
+		if out.String() != tc.js {
+			t.Errorf("json: %q, want %q", out.String(), tc.js)
+		}
+		got := strictDecode(t, out.String())
+		if got.EventType != "open_at_exit" || got.Count != tc.n.Total() || got.Outbound == nil || *got.Outbound != tc.n.Outbound ||
+			got.Inbound == nil || *got.Inbound != tc.n.Inbound {
+			t.Errorf("json record read back as %v", got)
+		}
+	}
+}
+
+// A link-local address prints with its zone: [fe80::1%eth0]:port in the
+// table, "fe80::1%eth0" in JSON's saddr and daddr (netip's text form).
+func TestZonedAddresses(t *testing.T) {
+	e := v6Accept()
+	e.Local = netip.AddrPortFrom(netip.MustParseAddr("fe80::1").WithZone("tsll0"), 8080)
+	e.Remote = netip.AddrPortFrom(netip.MustParseAddr("fe80::2").WithZone("tsll0"), 40000)
+	want := "42       python3          accept      [fe80::2%tsll0]:40000    [fe80::1%tsll0]:8080\n"
+	if got := tableLine(t, e); got != want {
+		t.Errorf("table:\n got %q\nwant %q", got, want)
+	}
+	got := strictDecode(t, jsonLine(t, e))
+	if got.Saddr != "fe80::2%tsll0" || got.Sport != 40000 || got.Daddr != "fe80::1%tsll0" || got.Dport != 8080 {
+		t.Errorf("json: %s", got)
+	}
+	if a, err := netip.ParseAddr(got.Saddr); err != nil || a.Zone() != "tsll0" {
+		t.Errorf("saddr %q does not parse back with its zone: %v", got.Saddr, err)
 	}
 }

@@ -9,6 +9,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -36,6 +37,10 @@ type Sink interface {
 	Tick(now time.Time) error
 	// Flush writes out what is buffered.
 	Flush() error
+	// StillOpen reports, once, after the source has drained and before
+	// Finish, how many of the connections tuxscope tracked (and the
+	// filters select) were still open when it stopped.
+	StillOpen(n event.OpenCount, at time.Time) error
 	// Finish writes what is due at the end (the last summary) and flushes.
 	Finish() error
 }
@@ -59,10 +64,19 @@ type Config struct {
 	// Names learns hostnames from DNS packets and names events' remote
 	// addresses; nil: none.
 	Names *dns.Tracker
+	// Zones gives link-local IPv6 addresses their zone (fe80::1%eth0),
+	// after hostnames are added; nil: none.
+	Zones Enricher
 	// ShowDNS turns each DNS response into an event of type dns (--dns).
 	ShowDNS bool
 	// Clock turns kernel timestamps into wall-clock times.
 	Clock event.Clock
+	// OpenAtExit lists the connections the source still tracks as open,
+	// once it has drained; nil: not reported.
+	OpenAtExit func() ([]event.OpenConn, error)
+	// Diag gets one-line notes at the end of a run (e.g. that the open
+	// connections could not be counted); nil: none.
+	Diag io.Writer
 	// ProcessName names a process by pid, for DNS rows whose kernel side
 	// could only give a thread's name; nil: ProcName.
 	ProcessName func(pid uint32) (string, bool)
@@ -111,6 +125,7 @@ func (p *Pipeline) Run(ctx context.Context, src Source, existing []event.Event) 
 		return err
 	}
 	for i := range existing {
+		p.zone(&existing[i])
 		if err := p.emit(&existing[i]); err != nil {
 			return err
 		}
@@ -125,7 +140,40 @@ func (p *Pipeline) Run(ctx context.Context, src Source, existing []event.Event) 
 	if err := p.reportDNSDrops(time.Now()); err != nil {
 		return err
 	}
+	if err := p.stillOpen(); err != nil {
+		return err
+	}
 	return p.sink.Finish()
+}
+
+// stillOpen tells the sink how many tracked connections the filters
+// select were still open at the end. The kernel side applies the pid,
+// port and family filters to what it tracks; --comm (and --pid again) is
+// applied here, to each connection's owner.
+func (p *Pipeline) stillOpen() error {
+	if p.cfg.OpenAtExit == nil {
+		return nil
+	}
+	conns, err := p.cfg.OpenAtExit()
+	if err != nil {
+		if p.cfg.Diag != nil {
+			fmt.Fprintf(p.cfg.Diag, "tuxscope: cannot tell how many connections were still open at exit: %v\n", err)
+		}
+		return nil
+	}
+	var n event.OpenCount
+	for i := range conns {
+		c := &conns[i]
+		if p.cfg.Filter != nil && !p.cfg.Filter.MatchOwner(c.PID, c.Comm.Bytes()) {
+			continue
+		}
+		if c.Inbound {
+			n.Inbound++
+		} else {
+			n.Outbound++
+		}
+	}
+	return p.sink.StillOpen(n, time.Now())
 }
 
 // reportDNSDrops passes on, as losses with DNS reasons, what the tracker
@@ -172,7 +220,15 @@ func (p *Pipeline) Event(e *event.Event) error {
 		}
 		p.cfg.Names.Name(e)
 	}
+	p.zone(e)
 	return p.emit(e)
+}
+
+// zone gives e's link-local addresses their zone.
+func (p *Pipeline) zone(e *event.Event) {
+	if p.cfg.Zones != nil && e.IfIndex != 0 {
+		p.cfg.Zones.Enrich(e)
+	}
 }
 
 // DNS teaches the hostname tracker and, with ShowDNS, emits each response

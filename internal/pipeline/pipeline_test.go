@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -53,6 +54,11 @@ func (s *sinkLog) Lost(n uint64, why event.LossReason, _ time.Time) error {
 func (s *sinkLog) Tick(time.Time) error { s.calls = append(s.calls, "tick"); return nil }
 func (s *sinkLog) Flush() error         { s.calls = append(s.calls, "flush"); return nil }
 func (s *sinkLog) Finish() error        { s.calls = append(s.calls, "finish"); return nil }
+
+func (s *sinkLog) StillOpen(n event.OpenCount, _ time.Time) error {
+	s.calls = append(s.calls, fmt.Sprintf("open out=%d in=%d", n.Outbound, n.Inbound))
+	return nil
+}
 
 func tcp(t event.Type, pid uint32, remote string) *event.Event {
 	e := &event.Event{Type: t, PID: pid, TimestampNs: 5e9, Family: 4,
@@ -353,4 +359,105 @@ func TestProcName(t *testing.T) {
 	if _, ok := ProcName(0); ok {
 		t.Error("ProcName(0) found a process")
 	}
+}
+
+func openConn(inbound bool, pid uint32, comm string) event.OpenConn {
+	c := event.OpenConn{Inbound: inbound, PID: pid}
+	c.Comm.SetString(comm)
+	return c
+}
+
+// After the source has drained, the sink hears how many tracked
+// connections were still open, by direction, among those --pid and --comm
+// select (the owner is all that is known of them), before it finishes; a
+// source that ended in an error is not asked.
+func TestStillOpenAtExit(t *testing.T) {
+	conns := []event.OpenConn{
+		openConn(false, 11, "curl"), openConn(false, 11, "curl"), openConn(true, 12, "nginx"),
+		openConn(true, 0, ""), // established to a listener, not accepted yet
+		openConn(false, 13, "wget"),
+	}
+	src := script(func(h event.Handler) error { return h.Event(tcp(event.Connect, 11, "198.51.100.2:80")) })
+	for _, tc := range []struct {
+		name   string
+		filter *filter.Spec
+		want   string
+	}{
+		{"unfiltered", nil, "open out=3 in=2"},
+		{"pid", &filter.Spec{PIDs: []uint32{11, 12}}, "open out=2 in=1"},
+		{"comm", &filter.Spec{Comms: []string{"wget"}}, "open out=1 in=0"},
+		{"none selected", &filter.Spec{Comms: []string{"sshd"}}, "open out=0 in=0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var sink sinkLog
+			cfg := Config{Filter: tc.filter, OpenAtExit: func() ([]event.OpenConn, error) { return conns, nil }}
+			if err := New(cfg, &sink).Run(context.Background(), src, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := sink.calls[len(sink.calls)-2:]; got[0] != tc.want || got[1] != "finish" {
+				t.Errorf("last calls %q, want %q then finish", got, tc.want)
+			}
+		})
+	}
+	t.Run("unreadable", func(t *testing.T) {
+		var sink sinkLog
+		var diag bytes.Buffer
+		cfg := Config{Diag: &diag, OpenAtExit: func() ([]event.OpenConn, error) { return nil, errors.New("EPERM") }}
+		if err := New(cfg, &sink).Run(context.Background(), src, nil); err != nil {
+			t.Fatal(err)
+		}
+		check(t, sink.calls, []string{"start", "flush", "connect pid=11", "finish"})
+		if want := "tuxscope: cannot tell how many connections were still open at exit: EPERM\n"; diag.String() != want {
+			t.Errorf("diag %q, want %q", diag.String(), want)
+		}
+	})
+	t.Run("source error", func(t *testing.T) {
+		sink := sinkLog{fail: syscall.EPIPE}
+		asked := false
+		cfg := Config{OpenAtExit: func() ([]event.OpenConn, error) { asked = true; return conns, nil }}
+		if err := New(cfg, &sink).Run(context.Background(), src, nil); !errors.Is(err, syscall.EPIPE) || asked {
+			t.Errorf("Run = %v, asked for open connections: %v", err, asked)
+		}
+	})
+}
+
+// zoneAll gives every event's remote address the zone "z".
+type zoneAll struct{}
+
+func (zoneAll) Enrich(e *event.Event) {
+	e.Remote = netip.AddrPortFrom(e.Remote.Addr().WithZone("z"), e.Remote.Port())
+}
+
+// Zones apply to kernel events and existing connections that have an
+// interface, and not to the others.
+func TestZones(t *testing.T) {
+	var sink sinkLog
+	ll := func(typ event.Type, ifindex uint32) *event.Event {
+		e := tcp(typ, 5, "[fe80::2]:80")
+		e.Family, e.IfIndex = 6, ifindex
+		return e
+	}
+	var got []string
+	rec := recordRemote{&sink, &got}
+	src := script(func(h event.Handler) error {
+		if err := h.Event(ll(event.Connect, 3)); err != nil {
+			return err
+		}
+		return h.Event(ll(event.Connect, 0))
+	})
+	if err := New(Config{Zones: zoneAll{}}, rec).Run(context.Background(), src, []event.Event{*ll(event.Existing, 3)}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, got, []string{"[fe80::2%z]:80", "[fe80::2%z]:80", "[fe80::2]:80"})
+}
+
+// recordRemote is a sinkLog that also records each event's remote end.
+type recordRemote struct {
+	*sinkLog
+	remotes *[]string
+}
+
+func (r recordRemote) Event(e *event.Event) error {
+	*r.remotes = append(*r.remotes, e.Remote.String())
+	return r.sinkLog.Event(e)
 }

@@ -59,13 +59,20 @@ type Event struct {
 	CNAMEs  []string `json:"cnames,omitempty"` // dns: the alias chain, in order
 	TTL     *uint32  `json:"ttl,omitempty"`    // dns: the smallest TTL of the answers
 
-	Count uint64 `json:"count,omitempty"` // lost: how many events; dns_dropped: how many messages or entries
+	Count uint64 `json:"count,omitempty"` // lost: how many events; dns_dropped: how many messages or entries; open_at_exit: how many connections
+	// open_at_exit: the connections still open when tuxscope stopped, by
+	// direction (count is their sum).
+	Outbound *uint64 `json:"outbound,omitempty"`
+	Inbound  *uint64 `json:"inbound,omitempty"`
 }
 
 // String is a one-line description, for test failures and tools.
 func (e Event) String() string {
-	if e.EventType == "lost" || e.EventType == "dns_dropped" {
+	switch e.EventType {
+	case "lost", "dns_dropped":
 		return fmt.Sprintf("%s %d (%s)", e.EventType, e.Count, e.Reason)
+	case "open_at_exit":
+		return fmt.Sprintf("open_at_exit %d (outbound %v, inbound %v)", e.Count, deref(e.Outbound), deref(e.Inbound))
 	}
 	s := fmt.Sprintf("%s pid=%d comm=%q %s:%d -> %s:%d (family %d, %s)", e.EventType, e.PID, e.Comm, e.Saddr, e.Sport, e.Daddr, e.Dport, e.Family, e.Direction)
 	for _, f := range []struct {
@@ -95,6 +102,23 @@ type Summary struct {
 	SortedBy   string    `json:"sorted_by"`   // connections, bytes or failures
 	Lost       uint64    `json:"lost"`        // events lost in the period
 	Processes  []Process `json:"processes"`
+	// OpenAtExit is on the last summary only: the connections still open
+	// when tuxscope stopped.
+	OpenAtExit *OpenAtExit `json:"open_at_exit,omitempty"`
+}
+
+// OpenAtExit counts the tracked connections still open at exit.
+type OpenAtExit struct {
+	Count    uint64 `json:"count"` // outbound + inbound
+	Outbound uint64 `json:"outbound"`
+	Inbound  uint64 `json:"inbound"`
+}
+
+func deref(p *uint64) any {
+	if p == nil {
+		return "-"
+	}
+	return *p
 }
 
 // Process is a summary's row for one process, with its peers.

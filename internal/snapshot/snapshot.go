@@ -97,6 +97,7 @@ func Take() (_ []event.Event, _ Owners, denied []uint32, _ error) {
 		e.Family = 4
 		if s.Family == unix.AF_INET6 {
 			e.Family = 6
+			e.IfIndex = s.ID.Interface // in our own namespace (IfIndexNetNS 0)
 		}
 		if accepted(listeners, ephemeral, e.Local, e.Remote) {
 			e.Flags |= event.FlagInbound

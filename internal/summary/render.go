@@ -55,6 +55,9 @@ func WriteTable(w io.Writer, a *Aggregator, end time.Time, by SortBy, topPeers i
 			b.WriteByte('\n')
 		}
 	}
+	if o := a.openAtExit; o != nil {
+		fmt.Fprintf(&b, "still open at exit: %d (%d outbound, %d inbound), not closed while tracing\n", o.Total(), o.Outbound, o.Inbound)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -122,6 +125,9 @@ func WriteJSON(w io.Writer, a *Aggregator, end time.Time, by SortBy, topPeers in
 			})
 		}
 		s.Processes = append(s.Processes, jp)
+	}
+	if o := a.openAtExit; o != nil {
+		s.OpenAtExit = &schema.OpenAtExit{Count: o.Total(), Outbound: o.Outbound, Inbound: o.Inbound}
 	}
 	b, err := json.Marshal(s)
 	if err != nil {

@@ -66,6 +66,12 @@ func (s *Sink) Tick(now time.Time) error {
 	return nil
 }
 
+// StillOpen goes into the last summary.
+func (s *Sink) StillOpen(n event.OpenCount, _ time.Time) error {
+	s.agg.SetOpenAtExit(n)
+	return nil
+}
+
 // Flush writes out what is buffered.
 func (s *Sink) Flush() error { return s.w.Flush() }
 

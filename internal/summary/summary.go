@@ -92,6 +92,9 @@ type Aggregator struct {
 	since time.Time
 	lost  uint64
 	rng   *rand.Rand
+	// openAtExit is set on the last period only: the tracked connections
+	// still open when tracing stopped.
+	openAtExit *event.OpenCount
 }
 
 // maxRows bounds memory on hosts that talk to very many peers: past it,
@@ -112,6 +115,10 @@ func (a *Aggregator) Lost() uint64 { return a.lost }
 
 // AddLost counts events the kernel could not deliver.
 func (a *Aggregator) AddLost(n uint64) { a.lost += n }
+
+// SetOpenAtExit records, for the last period, how many tracked
+// connections were still open when tracing stopped.
+func (a *Aggregator) SetOpenAtExit(n event.OpenCount) { a.openAtExit = &n }
 
 // Add accounts for one event.
 func (a *Aggregator) Add(e *event.Event) {

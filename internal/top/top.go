@@ -48,6 +48,9 @@ func (f *Feed) Tick(time.Time) error { return nil }
 func (f *Feed) Flush() error         { return nil }
 func (f *Feed) Finish() error        { return nil }
 
+// StillOpen is not shown: the live view has closed by then.
+func (f *Feed) StillOpen(event.OpenCount, time.Time) error { return nil }
+
 func (f *Feed) clear() {
 	f.mu.Lock()
 	f.agg = summary.New(time.Now())

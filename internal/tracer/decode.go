@@ -50,6 +50,8 @@ const (
 	offRport   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Rport)
 	offFamily  = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Family)
 	offNetNS   = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Netns)
+	offIfindex = offTuple + unsafe.Offsetof(hdrLayout.Tuple.Ifindex)
+	offIfNetNS = offTuple + unsafe.Offsetof(hdrLayout.Tuple.IfindexNetns)
 	offType    = unsafe.Offsetof(hdrLayout.Type)
 )
 
@@ -107,6 +109,8 @@ type header struct {
 	netns         uint64
 	family        uint8 // 4 or 6
 	local, remote netip.AddrPort
+	ifindex       uint32 // AF_INET6: the socket's bound interface, a link-local address's zone
+	ifNetNS       uint32 // with ifindex: the socket's network namespace's inode
 }
 
 // decodeHeader reads the struct event_header a record of either kind
@@ -131,6 +135,7 @@ func decodeHeader(b []byte, h *header) error {
 		h.family = 6
 		h.local = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offLaddr:offLaddr+16])), lport)
 		h.remote = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[offRaddr:offRaddr+16])), rport)
+		h.ifindex, h.ifNetNS = ne.Uint32(b[offIfindex:]), ne.Uint32(b[offIfNetNS:])
 	default:
 		return fmt.Errorf("unknown address family %d", af)
 	}
@@ -167,6 +172,7 @@ func decodeEvent(b []byte, e *event.Event) error {
 	e.SetThreadBytes(h.thread)
 	e.Family, e.Local, e.Remote = h.family, h.local, h.remote
 	e.NetNS = h.netns
+	e.IfIndex, e.IfIndexNetNS = h.ifindex, h.ifNetNS
 	return err
 }
 

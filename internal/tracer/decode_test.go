@@ -106,12 +106,12 @@ func TestRecordLayout(t *testing.T) {
 		name      string
 		got, want uintptr
 	}{
-		{"sizeof(struct event_header)", unsafe.Sizeof(h), 120},
-		{"sizeof(struct event)", unsafe.Sizeof(r), 192},
-		{"sizeof(struct dns_event)", unsafe.Sizeof(dns), 2192},
-		{"headerSize", uintptr(headerSize), 120},
-		{"recordSize", uintptr(recordSize), 192},
-		{"dnsHeaderSize", uintptr(dnsHeaderSize), 140},
+		{"sizeof(struct event_header)", unsafe.Sizeof(h), 128},
+		{"sizeof(struct event)", unsafe.Sizeof(r), 200},
+		{"sizeof(struct dns_event)", unsafe.Sizeof(dns), 2200},
+		{"headerSize", uintptr(headerSize), 128},
+		{"recordSize", uintptr(recordSize), 200},
+		{"dnsHeaderSize", uintptr(dnsHeaderSize), 148},
 		{"offsetof(struct event, hdr)", unsafe.Offsetof(r.Hdr), 0},
 		{"offsetof(struct dns_event, hdr)", unsafe.Offsetof(dns.Hdr), 0},
 	}
@@ -137,22 +137,24 @@ func TestRecordLayout(t *testing.T) {
 		{"tuple.rport", offRport, 98},
 		{"tuple.family", offFamily, 100},
 		{"tuple.netns", offNetNS, 104},
-		{"type", offType, 112},
-		{"event.flags", offFlags, 120},
-		{"event.error", offError, 124},
-		{"event.latency_ns", offLatency, 128},
-		{"event.duration_ns", offDur, 136},
-		{"event.bytes_sent", offSent, 144},
-		{"event.bytes_received", offRecv, 152},
-		{"event.cookie", offCookie, 160},
-		{"event.opener_pid", offOpener, 168},
-		{"event.opener_comm", offOpComm, 172},
-		{"dns_event.cookie", offDNSCookie, 120},
-		{"dns_event.len", offDNSLen, 128},
-		{"dns_event.total_len", offDNSTotal, 132},
-		{"dns_event.direction", offDNSDir, 136},
-		{"dns_event.protocol", offDNSProto, 137},
-		{"dns_event.data", offDNSData, 140},
+		{"tuple.ifindex", offIfindex, 112},
+		{"tuple.ifindex_netns", offIfNetNS, 116},
+		{"type", offType, 120},
+		{"event.flags", offFlags, 128},
+		{"event.error", offError, 132},
+		{"event.latency_ns", offLatency, 136},
+		{"event.duration_ns", offDur, 144},
+		{"event.bytes_sent", offSent, 152},
+		{"event.bytes_received", offRecv, 160},
+		{"event.cookie", offCookie, 168},
+		{"event.opener_pid", offOpener, 176},
+		{"event.opener_comm", offOpComm, 180},
+		{"dns_event.cookie", offDNSCookie, 128},
+		{"dns_event.len", offDNSLen, 136},
+		{"dns_event.total_len", offDNSTotal, 140},
+		{"dns_event.direction", offDNSDir, 144},
+		{"dns_event.protocol", offDNSProto, 145},
+		{"dns_event.data", offDNSData, 148},
 	}
 	for _, o := range offsets {
 		if o.got != o.want {
@@ -310,7 +312,7 @@ func TestDecodeClose(t *testing.T) {
 // The same close, laid out by hand at the offsets of struct event (see
 // TestRecordLayout), independently of the bpf2go struct.
 func TestDecodeCloseRawOffsets(t *testing.T) {
-	b := make([]byte, 192)
+	b := make([]byte, 200)
 	ne := binary.NativeEndian
 	// struct event_header
 	ne.PutUint64(b[0:], 5_000_000_000)
@@ -326,17 +328,17 @@ func TestDecodeCloseRawOffsets(t *testing.T) {
 	ne.PutUint16(b[98:], 443)
 	ne.PutUint16(b[100:], 2) // AF_INET
 	ne.PutUint64(b[104:], 4026531840)
-	b[112] = 5 // EVENT_CLOSE
+	b[120] = 5 // EVENT_CLOSE
 	// the rest of struct event
-	b[120] = 2 | 8            // FLAG_CLOSED_LOCAL | FLAG_RESET
-	ne.PutUint32(b[124:], 32) // EPIPE
-	ne.PutUint64(b[128:], 0)
-	ne.PutUint64(b[136:], 1_200_000_000)
-	ne.PutUint64(b[144:], 1024)
-	ne.PutUint64(b[152:], 2048)
-	ne.PutUint64(b[160:], 4097)
-	ne.PutUint32(b[168:], 6100)
-	copy(b[172:], "sshd")
+	b[128] = 2 | 8            // FLAG_CLOSED_LOCAL | FLAG_RESET
+	ne.PutUint32(b[132:], 32) // EPIPE
+	ne.PutUint64(b[136:], 0)
+	ne.PutUint64(b[144:], 1_200_000_000)
+	ne.PutUint64(b[152:], 1024)
+	ne.PutUint64(b[160:], 2048)
+	ne.PutUint64(b[168:], 4097)
+	ne.PutUint32(b[176:], 6100)
+	copy(b[180:], "sshd")
 
 	var e event.Event
 	if err := decodeEvent(b, &e); err != nil {
@@ -500,8 +502,8 @@ func TestDecodeErrors(t *testing.T) {
 		}
 		var e event.Event
 		err := decodeEvent(goodBytes[:79], &e)
-		if err == nil || err.Error() != "short record: 79 bytes, want 192" {
-			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 192")
+		if err == nil || err.Error() != "short record: 79 bytes, want 200" {
+			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 200")
 		}
 		if err := decodeEvent(nil, &e); !errors.Is(err, ErrShortRecord) {
 			t.Errorf("nil: err = %v", err)
@@ -633,7 +635,7 @@ func TestDecodeDNS(t *testing.T) {
 		b    []byte
 		want string
 	}{
-		{"short", b[:dnsHeaderSize-1], "short record: 139 bytes, want at least 140 for a DNS record"},
+		{"short", b[:dnsHeaderSize-1], "short record: 147 bytes, want at least 148 for a DNS record"},
 		{"payload past the end", b[:dnsHeaderSize+11], "DNS record claims 12 payload bytes, has 11"},
 	} {
 		if _, err := decodeRecord(tt.b, &e, &p); err == nil || err.Error() != tt.want {
@@ -784,5 +786,26 @@ func checkFuzzedHeader(t *testing.T, h *bpf.TuxscopeEventHeader, ts uint64, pid,
 	}
 	if len(comm) < 16 && h.Owner.Comm[len(comm)] != 0 {
 		t.Fatalf("Comm %q stopped before the NUL", comm)
+	}
+}
+
+// An IPv6 socket's bound interface and its network namespace's inode come
+// through for zone resolution; an IPv4 record's (never filled) are ignored.
+func TestDecodeIfindex(t *testing.T) {
+	rec := v6Accept()
+	rec.Hdr.Tuple.Ifindex, rec.Hdr.Tuple.IfindexNetns = 7, 4026531840
+	var e event.Event
+	if err := decodeEvent(recordBytes(&rec), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.IfIndex != 7 || e.IfIndexNetNS != 4026531840 {
+		t.Errorf("IfIndex, IfIndexNetNS = %d, %d; want 7, 4026531840", e.IfIndex, e.IfIndexNetNS)
+	}
+	rec.Hdr.Tuple.Family = 2
+	if err := decodeEvent(recordBytes(&rec), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.IfIndex != 0 || e.IfIndexNetNS != 0 {
+		t.Errorf("IPv4: IfIndex, IfIndexNetNS = %d, %d; want 0", e.IfIndex, e.IfIndexNetNS)
 	}
 }

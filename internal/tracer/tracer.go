@@ -25,7 +25,7 @@ import (
 )
 
 // DefaultRingBufferBytes is the ring buffer's default size: room for about
-// 21,000 TCP events (a 192-byte record and its 8-byte ring header) before
+// 20,000 TCP events (a 200-byte record and its 8-byte ring header) before
 // the reader must catch up, fewer when DNS messages (up to 2 KiB each)
 // share it.
 const DefaultRingBufferBytes = 4 << 20

@@ -1,0 +1,60 @@
+package summary
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tuxscope/tuxscope/internal/event"
+	"github.com/tuxscope/tuxscope/internal/output"
+	"github.com/tuxscope/tuxscope/internal/schema"
+)
+
+// The last summary says how many tracked connections were still open at
+// exit (a line in the table, open_at_exit in JSON); interval summaries
+// before it do not.
+func TestSummaryOpenAtExit(t *testing.T) {
+	for _, format := range []output.Format{output.FormatTable, output.FormatJSON} {
+		var out bytes.Buffer
+		s := NewSink(&out, format, time.Millisecond, ByConnections, 0)
+		if err := s.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Tick(time.Now().Add(time.Second)); err != nil { // an interval summary
+			t.Fatal(err)
+		}
+		if err := s.StillOpen(event.OpenCount{Outbound: 2, Inbound: 3}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		text := out.String()
+		if format == output.FormatTable {
+			if n := strings.Count(text, "still open at exit"); n != 1 || !strings.Contains(text, "\nstill open at exit: 5 (2 outbound, 3 inbound), not closed while tracing\n") {
+				t.Errorf("table summaries:\n%s", text)
+			}
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(text), "\n")
+		if len(lines) != 2 {
+			t.Fatalf("want 2 summaries, got:\n%s", text)
+		}
+		var first, last schema.Summary
+		for i, dst := range []*schema.Summary{&first, &last} {
+			d := json.NewDecoder(strings.NewReader(lines[i]))
+			d.DisallowUnknownFields()
+			if err := d.Decode(dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if first.OpenAtExit != nil {
+			t.Errorf("interval summary has open_at_exit: %s", lines[0])
+		}
+		if o := last.OpenAtExit; o == nil || *o != (schema.OpenAtExit{Count: 5, Outbound: 2, Inbound: 3}) {
+			t.Errorf("last summary: %s", lines[1])
+		}
+	}
+}
