@@ -14,6 +14,10 @@
  * when they were attached: its return does not pass through the probe. So
  * the syscall-exit tracepoint stays attached beside them as a catch-up, and
  * emits only accepts the function hook did not (accept_seen).
+ *
+ * io_uring's IORING_OP_ACCEPT never returns through accept(2): on the
+ * tracepoint backend, io_uring:io_uring_complete stands in for its exit
+ * (tp_uring_done). The function hooks see it in inet_csk_accept.
  */
 #ifndef TUXSCOPE_ACCEPT_BPF_H
 #define TUXSCOPE_ACCEPT_BPF_H
@@ -123,6 +127,62 @@ SEC("tracepoint/syscalls/sys_exit_accept")
 int tp_exit_accept(struct syscall_exit_ctx *ctx)
 {
 	accept_exit(ctx->ret);
+	return 0;
+}
+
+/*
+ * io_uring (tracepoint backend). io_uring:io_uring_complete runs where a
+ * completion is posted; an accept's is posted in the process that
+ * submitted it (the submitting thread's task work, or one of its io-wq or
+ * SQPOLL threads, threads of that process since Linux 5.12), and its res
+ * is the new descriptor in that process's table.
+ *
+ * Every kind of request completes here, so a completion counts as an
+ * accept only if res names a TCP socket whose handshake was seen to end
+ * (SYN_RECV -> ESTABLISHED) and that no one has accepted yet: a byte
+ * count that happens to be a descriptor number, or a direct descriptor's
+ * slot index, cannot pass for one. Where the tracepoint carries the
+ * request (Linux 5.19 and later, except for some multishot completions),
+ * its opcode is checked first, so other completions cost two reads.
+ *
+ * Not seen: accepts into direct descriptors (IORING_FILE_INDEX_ALLOC or a
+ * file_index: no descriptor in the process's table), connections whose
+ * handshake ended before tuxscope attached, and, before Linux 5.12,
+ * accepts completed in io_uring's kernel threads.
+ */
+static __always_inline bool conn_unclaimed_inbound(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+
+	return c && c->inbound && !c->owner.pid;
+}
+
+SEC("tracepoint/io_uring/io_uring_complete")
+int tp_uring_done(struct trace_event_raw_io_uring_complete *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct io_kiocb *req;
+	struct tuple t = {};
+	struct sock *sk;
+	long res;
+
+	if (bpf_core_field_exists(ctx->req)) {
+		req = BPF_CORE_READ(ctx, req);
+		if (req && BPF_CORE_READ(req, opcode) != IORING_OP_ACCEPT)
+			return 0;
+	}
+	res = (long)BPF_CORE_READ_BITFIELD_PROBED(ctx, res);
+	if (res < 0 || !pid_wanted(pid_tgid) || (BPF_CORE_READ(task, flags) & PF_KTHREAD))
+		return 0;
+	sk = sock_from_fd(res);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
+	    BPF_CORE_READ(sk, sk_type) != SOCK_STREAM || !conn_unclaimed_inbound(sk))
+		return 0;
+	conn_accepted(sk, pid_tgid);
+	if (read_sock_tuple(sk, &t))
+		emit_event(&t, EVENT_ACCEPT, pid_tgid);
 	return 0;
 }
 

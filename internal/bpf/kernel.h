@@ -146,7 +146,26 @@ struct trace_event_raw_inet_sock_set_state {
 	__u8 daddr_v6[16];
 };
 
+/*
+ * Context of the classic tracepoint io_uring:io_uring_complete: one per
+ * completion posted. res was a long before Linux 5.19 (read with
+ * BPF_CORE_READ_BITFIELD_PROBED, which takes the kernel's size and sign);
+ * req, the request, came in 5.19 (bpf_core_field_exists).
+ */
+struct trace_event_raw_io_uring_complete {
+	void *req;
+	int res;
+};
+
+/* An io_uring request: opcode is the SQE's (IORING_OP_*). */
+struct io_kiocb {
+	__u8 opcode;
+};
+
 #pragma clang attribute pop
+
+/* include/uapi/linux/io_uring.h: stable ABI since Linux 5.5. */
+#define IORING_OP_ACCEPT 13
 
 /*
  * Contexts of the syscall tracepoints. These are not kernel structs but the

@@ -21,6 +21,7 @@ struct conn {
 	__u64 established_ns; /* 0: unknown */
 	struct owner owner;
 	__u8 inbound;
+	__u8 connect_pending; /* no connect(2) will emit its connect (io_uring, Fast Open): the outcome does */
 };
 
 /* sock -> conn, for every connection seen starting. LRU: a connection
@@ -33,7 +34,7 @@ struct {
 } conns SEC(".maps");
 
 /* In the connecting thread, at CLOSE -> SYN_SENT. */
-static __always_inline void conn_connecting(__u64 sk)
+static __always_inline void conn_connecting(__u64 sk, bool connect_pending)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct conn c = {};
@@ -41,6 +42,7 @@ static __always_inline void conn_connecting(__u64 sk)
 	if (!pid_wanted(pid_tgid))
 		return;
 	c.syn_ns = bpf_ktime_get_ns();
+	c.connect_pending = connect_pending;
 	owner_current(&c.owner, pid_tgid);
 	bpf_map_update_elem(&conns, &sk, &c, BPF_ANY);
 }
@@ -91,7 +93,7 @@ static __always_inline void conn_outcome(struct sock *sk, __u64 key, int newstat
 	if (newstate == TCP_ESTABLISHED)
 		c->established_ns = now;
 	if (read_sock_tuple(sk, &t)) {
-		connect_emit_early(sk, key, &c->owner, &t);
+		connect_emit_early(sk, key, &c->owner, &t, c->connect_pending);
 		e = reserve_event(&t, newstate == TCP_ESTABLISHED ? EVENT_ESTABLISHED : EVENT_FAILED, &c->owner);
 		if (e) {
 			e->latency_ns = now - c->syn_ns;

@@ -26,7 +26,7 @@ type PointCheck struct {
 	OK      bool      `json:"ok"`
 	Reason  string    `json:"reason,omitempty"`  // why not, when !OK
 	Hooks   []string  `json:"hooks,omitempty"`   // what it attached, when OK
-	Skipped []string  `json:"skipped,omitempty"` // catch-up hooks it could not attach
+	Skipped []string  `json:"skipped,omitempty"` // catch-up or optional hooks it could not attach
 }
 
 // BackendCheck is one backend's PointChecks.

@@ -79,6 +79,10 @@ type hookDesc struct {
 	// already waiting when the probe was attached); attached where it
 	// exists, skipped quietly where it does not.
 	catchUpFor []Impl
+	// optional: its own implementation attaches it where the kernel has
+	// the hook and goes on without it (saying so) where not, e.g.
+	// io_uring's tracepoints on a kernel built without io_uring.
+	optional bool
 	// params: a program written for one prototype of its fexit target
 	// has that prototype's parameter count; of those, the one matching
 	// the running kernel's BTF is attached (see fexitVariant).
@@ -101,7 +105,9 @@ var (
 var hookTable = []hookDesc{
 	// connect: one implementation per backend. The tracepoint one works
 	// with the state point's tracepoint, which records the socket between
-	// the two syscall hooks.
+	// the two syscall hooks, and emits the connects that run no connect(2)
+	// (io_uring, Fast Open) where their handshake ends (see
+	// loader.connectsFromSyscalls).
 	{prog: bpf.TuxscopeProgFexitV4Conn, point: PointConnect, impl: implFentry, serves: fentryOnly, kind: kindFexit, target: "tcp_v4_connect"},
 	{prog: bpf.TuxscopeProgFexitV6Conn, point: PointConnect, impl: implFentry, serves: fentryOnly, kind: kindFexit, target: "tcp_v6_connect"},
 	{prog: bpf.TuxscopeProgKpV4Conn, point: PointConnect, impl: implKprobe, serves: kprobeOnly, kind: kindKprobe, target: "tcp_v4_connect"},
@@ -119,6 +125,10 @@ var hookTable = []hookDesc{
 	{prog: bpf.TuxscopeProgKretAccept, point: PointAccept, impl: implKprobe, serves: kprobeOnly, kind: kindKretprobe, target: "inet_csk_accept"},
 	{prog: bpf.TuxscopeProgTpExitAccept4, point: PointAccept, impl: implTracepoint, serves: tracepointOnly, kind: kindTracepoint, target: "syscalls:sys_exit_accept4", catchUpFor: []Impl{implFentry, implKprobe}},
 	{prog: bpf.TuxscopeProgTpExitAccept, point: PointAccept, impl: implTracepoint, serves: tracepointOnly, kind: kindTracepoint, target: "syscalls:sys_exit_accept", catchUpFor: []Impl{implFentry, implKprobe}},
+	// io_uring's accepts never return through accept(2): the tracepoint
+	// backend takes them from their completions (the function hooks see
+	// them in inet_csk_accept).
+	{prog: bpf.TuxscopeProgTpUringDone, point: PointAccept, impl: implTracepoint, serves: tracepointOnly, kind: kindTracepoint, target: "io_uring:io_uring_complete", optional: true},
 
 	// state: the raw tracepoint, cheaper (no trace record is built for the
 	// program), for every backend but tracepoint, which means classic
@@ -144,6 +154,9 @@ type hook struct {
 	*hookDesc
 	catchUp bool // see hookDesc.catchUpFor
 }
+
+// mayFail says whether the implementation attaching h goes on without it.
+func (h hook) mayFail() bool { return h.catchUp || h.optional }
 
 func (h hook) String() string {
 	if h.note != "" {

@@ -104,6 +104,18 @@ func (ap *attachedPoint) close() error {
 	return err
 }
 
+// connectsFromSyscalls tells the state point's programs, loaded after
+// it, that the connect point is the tracepoint backend's, which emits
+// connects when connect(2) returns: the connects that run no connect(2)
+// (io_uring's IORING_OP_CONNECT, Fast Open's sendto) are then emitted
+// where their handshake ends. The function hooks see those themselves.
+func (l *loader) connectsFromSyscalls() error {
+	if err := l.spec.Variables[bpf.TuxscopeVarConnectSyscallHooks].Set(uint8(1)); err != nil {
+		return fmt.Errorf("setting connect_syscall_hooks: %w", err)
+	}
+	return nil
+}
+
 // attach attaches hook point p for backend b: the first of its
 // candidate implementations (all of them with Auto) that loads and
 // attaches here, falling back quietly.
@@ -170,7 +182,7 @@ func (l *loader) try(p HookPoint, im Impl) (_ *attachedPoint, err error) {
 	for _, h := range hs {
 		lk, err := h.attach(coll.Programs[h.prog])
 		if err != nil {
-			if h.catchUp {
+			if h.mayFail() {
 				ap.skipped = append(ap.skipped, fmt.Sprintf("%s (%v)", h, err))
 				continue
 			}

@@ -30,6 +30,12 @@ func runHelper(role string, args []string) int {
 		err = helperClient(args)
 	case "server":
 		err = helperServer(args)
+	case "uring-client":
+		err = helperUringClient(args)
+	case "uring-server":
+		err = helperUringServer(args)
+	case "fastopen-client":
+		err = helperFastOpenClient(args)
 	default:
 		err = fmt.Errorf("unknown helper role %q", role)
 	}
@@ -224,6 +230,7 @@ func helperServer(args []string) error {
 	recv := fs.Int("recv", 0, "per connection: read this many bytes (-1: until EOF), then close")
 	reset := fs.Bool("reset", false, "per connection: close with SO_LINGER 0 (a reset) after the transfer")
 	waitEOF := fs.Bool("wait-eof", false, "per connection: after sending, wait for the client to close first")
+	fastOpen := fs.Int("fastopen", 0, "TCP_FASTOPEN queue length on the listener (0: no Fast Open)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -250,6 +257,11 @@ func helperServer(args []string) error {
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		return err
+	}
+	if *fastOpen > 0 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_FASTOPEN, *fastOpen); err != nil {
+			return fmt.Errorf("TCP_FASTOPEN: %w", err)
+		}
 	}
 	if err := unix.Listen(fd, 128); err != nil {
 		return err
