@@ -226,3 +226,52 @@ func TestNoImplError(t *testing.T) {
 		}
 	}
 }
+
+// kernelWithUringComplete is kernel BTF holding the io_uring_complete
+// tracepoint's record, with its fields as in names.
+func kernelWithUringComplete(t *testing.T, names ...string) *btf.Spec {
+	t.Helper()
+	ptr := &btf.Pointer{Target: &btf.Void{}}
+	st := &btf.Struct{Name: "trace_event_raw_io_uring_complete", Size: uint32(8 * len(names))}
+	for i, n := range names {
+		st.Members = append(st.Members, btf.Member{Name: n, Type: ptr, Offset: btf.Bits(64 * i)})
+	}
+	b, err := btf.NewBuilder([]btf.Type{st}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := b.Marshal(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := btf.LoadSpecFromReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
+// doctor says how io_uring's accepts are seen: with the request's opcode
+// since 5.19's tracepoint carries it, by matching results before, not at
+// all without io_uring.
+func TestUringCheck(t *testing.T) {
+	for _, tt := range []struct {
+		kernel   *btf.Spec
+		disabled string
+		ok       bool
+		detail   string
+	}{
+		{kernelWithUringComplete(t, "ctx", "req", "user_data", "res"), "0", true, "accepts: io_uring:io_uring_complete, with the request's opcode (--backend tracepoint; "},
+		{kernelWithUringComplete(t, "ctx", "user_data", "res"), "", true, "accepts: io_uring:io_uring_complete, without the request (before Linux 5.19): "},
+		{kernelWithUringComplete(t, "ctx", "req", "res"), "2", true, "accepts: io_uring:io_uring_complete, with the request's opcode (--backend tracepoint; "},
+		{kernelWithAccept(t, 2), "", false, "no io_uring:io_uring_complete tracepoint in the kernel's BTF"},
+	} {
+		c := uringCheck(tt.kernel, tt.disabled)
+		if c.OK != tt.ok || !strings.HasPrefix(c.Detail, tt.detail) {
+			t.Errorf("uringCheck = %+v, want ok=%v and %q...", c, tt.ok, tt.detail)
+		}
+		if disabled := strings.HasSuffix(c.Detail, "io_uring is disabled here (kernel.io_uring_disabled = 2)"); disabled != (tt.disabled == "2") {
+			t.Errorf("uringCheck with io_uring_disabled %q: %q", tt.disabled, c.Detail)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -197,5 +198,23 @@ func TestFastOpenConnect(t *testing.T) {
 		}
 	} else {
 		t.Logf("could not check that Fast Open was used: %v %v", counterErr, err)
+	}
+}
+
+// doctor says how io_uring is seen, and the tracepoint backend's accept
+// point attaches io_uring's completion tracepoint wherever io_uring works.
+func TestDoctorIOUring(t *testing.T) {
+	requireRoot(t)
+	requireIOUring(t)
+	r := runDoctor(t)
+	if !r.IOUring.OK || !strings.HasPrefix(r.IOUring.Detail, "accepts: io_uring:io_uring_complete, with") {
+		t.Errorf("doctor io_uring: %+v", r.IOUring)
+	}
+	for _, b := range r.Backends {
+		for _, p := range b.Points {
+			if b.Backend == "tracepoint" && p.Point == "accept" && !slices.Contains(p.Hooks, "tracepoint:io_uring:io_uring_complete") {
+				t.Errorf("tracepoint accept hooks %v (ok %v, %s): no io_uring:io_uring_complete", p.Hooks, p.OK, p.Reason)
+			}
+		}
 	}
 }
