@@ -16,8 +16,8 @@
  * emits only accepts the function hook did not (accept_seen).
  *
  * io_uring's IORING_OP_ACCEPT never returns through accept(2): on the
- * tracepoint backend, io_uring:io_uring_complete stands in for its exit
- * (tp_uring_done). The function hooks see it in inet_csk_accept.
+ * tracepoint backend, io_uring's completion tracepoint stands in for its
+ * exit (raw_uring_done). The function hooks see it in inet_csk_accept.
  */
 #ifndef TUXSCOPE_ACCEPT_BPF_H
 #define TUXSCOPE_ACCEPT_BPF_H
@@ -131,25 +131,36 @@ int tp_exit_accept(struct syscall_exit_ctx *ctx)
 }
 
 /*
- * io_uring (tracepoint backend). io_uring:io_uring_complete runs where a
- * completion is posted; an accept's is posted in the process that
- * submitted it (the submitting thread's task work, or one of its io-wq or
- * SQPOLL threads, threads of that process since Linux 5.12), and its res
- * is the new descriptor in that process's table.
+ * io_uring (tracepoint backend). io_uring_complete runs where a completion
+ * is posted; an accept's is posted in the process that submitted it (the
+ * submitting thread's task work, or one of its io-wq or SQPOLL threads,
+ * threads of that process since Linux 5.12), and its result is the new
+ * descriptor in that process's table.
  *
  * Every kind of request completes here, so a completion counts as an
- * accept only if res names a TCP socket whose handshake was seen to end
- * (SYN_RECV -> ESTABLISHED) and that no one has accepted yet: a byte
- * count that happens to be a descriptor number, or a direct descriptor's
- * slot index, cannot pass for one. Where the tracepoint carries the
- * request (Linux 5.19 and later, except for some multishot completions),
- * its opcode is checked first, so other completions cost two reads.
+ * accept only if its result names a TCP socket whose handshake was seen
+ * to end (SYN_RECV -> ESTABLISHED) and that no one has accepted yet: a
+ * byte count that happens to be a descriptor number, or a direct
+ * descriptor's slot index, cannot pass for one. Where the tracepoint
+ * carries the request (Linux 5.19 and later, except for some multishot
+ * completions), its opcode is checked first.
+ *
+ * It is attached as a raw tracepoint: every completion of every ring runs
+ * it, and the classic tracepoint builds a trace record for each first
+ * (about 100 ns per completion, measured on 6.18; the raw one costs a few).
+ * Its arguments changed over the years; the loader reads the running
+ * kernel's prototype (btf_trace_io_uring_complete) and sets:
+ *   1: (ctx, user_data, res[, cflags])                   before 5.19
+ *   2: (ctx, req, user_data, res, cflags, extra1, extra2) 5.19 ..
+ *   3: (ctx, req, cqe)                                    .. today
  *
  * Not seen: accepts into direct descriptors (IORING_FILE_INDEX_ALLOC or a
- * file_index: no descriptor in the process's table), connections whose
+ * file_index: no descriptor in the process's table), of connections whose
  * handshake ended before tuxscope attached, and, before Linux 5.12,
  * accepts completed in io_uring's kernel threads.
  */
+const volatile __u8 uring_complete_args = 0;
+
 static __always_inline bool conn_unclaimed_inbound(struct sock *sk)
 {
 	__u64 key = (__u64)sk;
@@ -158,31 +169,45 @@ static __always_inline bool conn_unclaimed_inbound(struct sock *sk)
 	return c && c->inbound && !c->owner.pid;
 }
 
-SEC("tracepoint/io_uring/io_uring_complete")
-int tp_uring_done(struct trace_event_raw_io_uring_complete *ctx)
+static __always_inline void uring_completed(int res)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct io_kiocb *req;
 	struct tuple t = {};
 	struct sock *sk;
-	long res;
 
-	if (bpf_core_field_exists(ctx->req)) {
-		req = BPF_CORE_READ(ctx, req);
-		if (req && BPF_CORE_READ(req, opcode) != IORING_OP_ACCEPT)
-			return 0;
-	}
-	res = (long)BPF_CORE_READ_BITFIELD_PROBED(ctx, res);
 	if (res < 0 || !pid_wanted(pid_tgid) || (BPF_CORE_READ(task, flags) & PF_KTHREAD))
-		return 0;
+		return;
 	sk = sock_from_fd(res);
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
 	    BPF_CORE_READ(sk, sk_type) != SOCK_STREAM || !conn_unclaimed_inbound(sk))
-		return 0;
+		return;
 	conn_accepted(sk, pid_tgid);
 	if (read_sock_tuple(sk, &t))
 		emit_event(&t, EVENT_ACCEPT, pid_tgid);
+}
+
+SEC("raw_tp/io_uring_complete")
+int raw_uring_done(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct io_kiocb *req;
+	int res;
+
+	if (uring_complete_args == 1) {
+		uring_completed((int)ctx->args[2]);
+		return 0;
+	}
+	if (uring_complete_args != 2 && uring_complete_args != 3)
+		return 0;
+	/* The opcode first: most completions are not accepts, and stop here. */
+	req = (struct io_kiocb *)ctx->args[1];
+	if (req && BPF_CORE_READ(req, opcode) != IORING_OP_ACCEPT)
+		return 0;
+	if (uring_complete_args == 2)
+		res = (int)ctx->args[3];
+	else
+		res = BPF_CORE_READ((struct io_uring_cqe *)ctx->args[2], res);
+	uring_completed(res);
 	return 0;
 }
 

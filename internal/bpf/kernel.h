@@ -146,15 +146,9 @@ struct trace_event_raw_inet_sock_set_state {
 	__u8 daddr_v6[16];
 };
 
-/*
- * Context of the classic tracepoint io_uring:io_uring_complete: one per
- * completion posted. res was a long before Linux 5.19 (read with
- * BPF_CORE_READ_BITFIELD_PROBED, which takes the kernel's size and sign);
- * req, the request, came in 5.19 (bpf_core_field_exists).
- */
-struct trace_event_raw_io_uring_complete {
-	void *req;
-	int res;
+/* A completion queue entry (include/uapi/linux/io_uring.h). */
+struct io_uring_cqe {
+	__s32 res;
 };
 
 /* An io_uring request: opcode is the SQE's (IORING_OP_*). */

@@ -127,16 +127,17 @@ const (
 	TuxscopeProgKretV6Conn         = "kret_v6_conn"
 	TuxscopeProgRawState           = "raw_state"
 	TuxscopeProgRawStateNest       = "raw_state_nest"
+	TuxscopeProgRawUringDone       = "raw_uring_done"
 	TuxscopeProgTpEnterConn        = "tp_enter_conn"
 	TuxscopeProgTpExitAccept       = "tp_exit_accept"
 	TuxscopeProgTpExitAccept4      = "tp_exit_accept4"
 	TuxscopeProgTpExitConn         = "tp_exit_conn"
 	TuxscopeProgTpState            = "tp_state"
-	TuxscopeProgTpUringDone        = "tp_uring_done"
 	TuxscopeVarConnectSyscallHooks = "connect_syscall_hooks"
 	TuxscopeVarFilterPid           = "filter_pid"
 	TuxscopeVarFilterPort          = "filter_port"
 	TuxscopeVarUnusedDnsEvent      = "unused_dns_event"
+	TuxscopeVarUringCompleteArgs   = "uring_complete_args"
 	TuxscopeVarWakeupBytes         = "wakeup_bytes"
 	TuxscopeVarWantIpv4            = "want_ipv4"
 	TuxscopeVarWantIpv6            = "want_ipv6"
@@ -202,12 +203,12 @@ type TuxscopeProgramSpecs struct {
 	KretV6Conn    *ebpf.ProgramSpec `ebpf:"kret_v6_conn"`
 	RawState      *ebpf.ProgramSpec `ebpf:"raw_state"`
 	RawStateNest  *ebpf.ProgramSpec `ebpf:"raw_state_nest"`
+	RawUringDone  *ebpf.ProgramSpec `ebpf:"raw_uring_done"`
 	TpEnterConn   *ebpf.ProgramSpec `ebpf:"tp_enter_conn"`
 	TpExitAccept  *ebpf.ProgramSpec `ebpf:"tp_exit_accept"`
 	TpExitAccept4 *ebpf.ProgramSpec `ebpf:"tp_exit_accept4"`
 	TpExitConn    *ebpf.ProgramSpec `ebpf:"tp_exit_conn"`
 	TpState       *ebpf.ProgramSpec `ebpf:"tp_state"`
-	TpUringDone   *ebpf.ProgramSpec `ebpf:"tp_uring_done"`
 }
 
 // TuxscopeMapSpecs contains maps before they are loaded into the kernel.
@@ -236,6 +237,7 @@ type TuxscopeVariableSpecs struct {
 	FilterPid           *ebpf.VariableSpec `ebpf:"filter_pid"`
 	FilterPort          *ebpf.VariableSpec `ebpf:"filter_port"`
 	UnusedDnsEvent      *ebpf.VariableSpec `ebpf:"unused_dns_event"`
+	UringCompleteArgs   *ebpf.VariableSpec `ebpf:"uring_complete_args"`
 	WakeupBytes         *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 	WantIpv4            *ebpf.VariableSpec `ebpf:"want_ipv4"`
 	WantIpv6            *ebpf.VariableSpec `ebpf:"want_ipv6"`
@@ -301,6 +303,7 @@ type TuxscopeVariables struct {
 	FilterPid           *ebpf.Variable `ebpf:"filter_pid"`
 	FilterPort          *ebpf.Variable `ebpf:"filter_port"`
 	UnusedDnsEvent      *ebpf.Variable `ebpf:"unused_dns_event"`
+	UringCompleteArgs   *ebpf.Variable `ebpf:"uring_complete_args"`
 	WakeupBytes         *ebpf.Variable `ebpf:"wakeup_bytes"`
 	WantIpv4            *ebpf.Variable `ebpf:"want_ipv4"`
 	WantIpv6            *ebpf.Variable `ebpf:"want_ipv6"`
@@ -328,12 +331,12 @@ type TuxscopePrograms struct {
 	KretV6Conn    *ebpf.Program `ebpf:"kret_v6_conn"`
 	RawState      *ebpf.Program `ebpf:"raw_state"`
 	RawStateNest  *ebpf.Program `ebpf:"raw_state_nest"`
+	RawUringDone  *ebpf.Program `ebpf:"raw_uring_done"`
 	TpEnterConn   *ebpf.Program `ebpf:"tp_enter_conn"`
 	TpExitAccept  *ebpf.Program `ebpf:"tp_exit_accept"`
 	TpExitAccept4 *ebpf.Program `ebpf:"tp_exit_accept4"`
 	TpExitConn    *ebpf.Program `ebpf:"tp_exit_conn"`
 	TpState       *ebpf.Program `ebpf:"tp_state"`
-	TpUringDone   *ebpf.Program `ebpf:"tp_uring_done"`
 }
 
 func (p *TuxscopePrograms) Close() error {
@@ -355,12 +358,12 @@ func (p *TuxscopePrograms) Close() error {
 		p.KretV6Conn,
 		p.RawState,
 		p.RawStateNest,
+		p.RawUringDone,
 		p.TpEnterConn,
 		p.TpExitAccept,
 		p.TpExitAccept4,
 		p.TpExitConn,
 		p.TpState,
-		p.TpUringDone,
 	)
 }
 

@@ -210,19 +210,17 @@ func acceptSignature(kernel *btf.Spec) string {
 }
 
 // uringCheck says, from the kernel's BTF, how the tracepoint backend sees
-// io_uring's accepts: io_uring:io_uring_complete, with the request's
-// opcode where the tracepoint carries it (Linux 5.19 and later). disabled
-// is kernel.io_uring_disabled ("" if the kernel has no such setting).
+// io_uring's accepts: from io_uring_complete, with the request's opcode
+// where the tracepoint carries it (Linux 5.19 and later). disabled is
+// kernel.io_uring_disabled ("" if the kernel has no such setting).
 func uringCheck(kernel *btf.Spec, disabled string) Check {
-	var st *btf.Struct
-	if err := kernel.TypeByName("trace_event_raw_io_uring_complete", &st); err != nil {
-		return Check{Detail: "no io_uring:io_uring_complete tracepoint in the kernel's BTF (built without io_uring?)"}
+	args, err := uringCompleteArgs(kernel)
+	if err != nil {
+		return Check{Detail: err.Error()}
 	}
-	c := Check{OK: true, Detail: "accepts: io_uring:io_uring_complete, without the request (before Linux 5.19): each result is matched against connections not yet accepted"}
-	for _, m := range st.Members {
-		if m.Name == "req" {
-			c.Detail = "accepts: io_uring:io_uring_complete, with the request's opcode"
-		}
+	c := Check{OK: true, Detail: "accepts: raw_tracepoint:io_uring_complete, with the request's opcode"}
+	if args == 1 {
+		c.Detail = "accepts: raw_tracepoint:io_uring_complete, without the request (before Linux 5.19): each result is matched against connections not yet accepted"
 	}
 	c.Detail += " (--backend tracepoint; fentry and kprobe see them in inet_csk_accept); connects: at their SYN_SENT change, every backend"
 	if disabled == "2" {

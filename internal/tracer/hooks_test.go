@@ -200,7 +200,7 @@ func TestFexitAcceptBySignature(t *testing.T) {
 	// completions where the kernel has them.
 	hs, err := hooks(PointAccept, implTracepoint, kernelWithAccept(t, 3))
 	if err != nil || len(hs) != 3 || hs[0].mayFail() || hs[1].mayFail() || !hs[2].mayFail() ||
-		hs[2].String() != "tracepoint:io_uring:io_uring_complete" {
+		hs[2].String() != "raw_tracepoint:io_uring_complete" || hs[2].unusable == nil {
 		t.Errorf("tracepoint accept hooks: %v, %v", hs, err)
 	}
 }
@@ -227,16 +227,24 @@ func TestNoImplError(t *testing.T) {
 	}
 }
 
-// kernelWithUringComplete is kernel BTF holding the io_uring_complete
-// tracepoint's record, with its fields as in names.
-func kernelWithUringComplete(t *testing.T, names ...string) *btf.Spec {
+// kernelWithUringComplete is kernel BTF holding io_uring_complete's
+// prototype as raw tracepoints see it (btf_trace_io_uring_complete: the
+// tracepoint's data pointer, then its arguments), args saying for each
+// whether it is a pointer ('p') or an integer ('i').
+func kernelWithUringComplete(t *testing.T, args string) *btf.Spec {
 	t.Helper()
 	ptr := &btf.Pointer{Target: &btf.Void{}}
-	st := &btf.Struct{Name: "trace_event_raw_io_uring_complete", Size: uint32(8 * len(names))}
-	for i, n := range names {
-		st.Members = append(st.Members, btf.Member{Name: n, Type: ptr, Offset: btf.Bits(64 * i)})
+	u64 := &btf.Int{Name: "u64", Size: 8}
+	proto := &btf.FuncProto{Return: &btf.Void{}, Params: []btf.FuncParam{{Type: ptr}}}
+	for _, a := range args {
+		var typ btf.Type = u64
+		if a == 'p' {
+			typ = ptr
+		}
+		proto.Params = append(proto.Params, btf.FuncParam{Type: typ})
 	}
-	b, err := btf.NewBuilder([]btf.Type{st}, nil)
+	td := &btf.Typedef{Name: "btf_trace_io_uring_complete", Type: &btf.Pointer{Target: proto}}
+	b, err := btf.NewBuilder([]btf.Type{td}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,6 +259,34 @@ func kernelWithUringComplete(t *testing.T, names ...string) *btf.Spec {
 	return spec
 }
 
+// io_uring_complete's arguments, as each kernel passes them; anything
+// else leaves the hook unusable, saying why.
+func TestUringCompleteArgs(t *testing.T) {
+	for _, tt := range []struct {
+		args string
+		want uint8
+		err  string
+	}{
+		{"pii", 1, ""},     // 5.10: (ctx, user_data, res)
+		{"piii", 1, ""},    // 5.15: (ctx, user_data, res, cflags)
+		{"ppiiiii", 2, ""}, // 5.19: (ctx, req, user_data, res, cflags, extra1, extra2)
+		{"ppp", 3, ""},     // (ctx, req, cqe)
+		{"pp", 0, "io_uring_complete: unknown prototype with 2 arguments"},
+	} {
+		got, err := uringCompleteArgs(kernelWithUringComplete(t, tt.args))
+		if got != tt.want || (err == nil) != (tt.err == "") || err != nil && err.Error() != tt.err {
+			t.Errorf("%s: %d, %v; want %d, %q", tt.args, got, err, tt.want, tt.err)
+		}
+	}
+	if _, err := uringCompleteArgs(kernelWithAccept(t, 2)); err == nil || !strings.Contains(err.Error(), "built without io_uring") {
+		t.Errorf("without io_uring: %v", err)
+	}
+	hs, err := hooks(PointAccept, implTracepoint, kernelWithUringComplete(t, "ppp"))
+	if err != nil || len(hs) != 3 || hs[2].unusable != nil {
+		t.Errorf("hooks with io_uring: %v, %v", hs, err)
+	}
+}
+
 // doctor says how io_uring's accepts are seen: with the request's opcode
 // since 5.19's tracepoint carries it, by matching results before, not at
 // all without io_uring.
@@ -261,10 +297,11 @@ func TestUringCheck(t *testing.T) {
 		ok       bool
 		detail   string
 	}{
-		{kernelWithUringComplete(t, "ctx", "req", "user_data", "res"), "0", true, "accepts: io_uring:io_uring_complete, with the request's opcode (--backend tracepoint; "},
-		{kernelWithUringComplete(t, "ctx", "user_data", "res"), "", true, "accepts: io_uring:io_uring_complete, without the request (before Linux 5.19): "},
-		{kernelWithUringComplete(t, "ctx", "req", "res"), "2", true, "accepts: io_uring:io_uring_complete, with the request's opcode (--backend tracepoint; "},
-		{kernelWithAccept(t, 2), "", false, "no io_uring:io_uring_complete tracepoint in the kernel's BTF"},
+		{kernelWithUringComplete(t, "ppp"), "0", true, "accepts: raw_tracepoint:io_uring_complete, with the request's opcode (--backend tracepoint; "},
+		{kernelWithUringComplete(t, "ppiiiii"), "", true, "accepts: raw_tracepoint:io_uring_complete, with the request's opcode (--backend tracepoint; "},
+		{kernelWithUringComplete(t, "pii"), "", true, "accepts: raw_tracepoint:io_uring_complete, without the request (before Linux 5.19): "},
+		{kernelWithUringComplete(t, "ppp"), "2", true, "accepts: raw_tracepoint:io_uring_complete, with the request's opcode (--backend tracepoint; "},
+		{kernelWithAccept(t, 2), "", false, "no io_uring_complete tracepoint in the kernel's BTF"},
 	} {
 		c := uringCheck(tt.kernel, tt.disabled)
 		if c.OK != tt.ok || !strings.HasPrefix(c.Detail, tt.detail) {

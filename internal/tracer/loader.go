@@ -44,6 +44,13 @@ func newLoader(cfg Config) (_ *loader, err error) {
 	if err := configure(spec, cfg); err != nil {
 		return nil, err
 	}
+	// Where the kernel's io_uring_complete is unknown, raw_uring_done is
+	// not attached (its hook is unusable), so the 0 it keeps is never run.
+	if args, err := uringCompleteArgs(kernel); err == nil {
+		if err := spec.Variables[bpf.TuxscopeVarUringCompleteArgs].Set(args); err != nil {
+			return nil, fmt.Errorf("setting uring_complete_args: %w", err)
+		}
+	}
 	l := &loader{spec: spec, kernel: kernel, cache: btf.NewCache()}
 
 	mapsOnly := spec.Copy()
@@ -180,7 +187,11 @@ func (l *loader) try(p HookPoint, im Impl) (_ *attachedPoint, err error) {
 		}
 	}()
 	for _, h := range hs {
-		lk, err := h.attach(coll.Programs[h.prog])
+		var lk link.Link
+		err := h.unusable
+		if err == nil {
+			lk, err = h.attach(coll.Programs[h.prog])
+		}
 		if err != nil {
 			if h.mayFail() {
 				ap.skipped = append(ap.skipped, fmt.Sprintf("%s (%v)", h, err))

@@ -207,13 +207,13 @@ func TestDoctorIOUring(t *testing.T) {
 	requireRoot(t)
 	requireIOUring(t)
 	r := runDoctor(t)
-	if !r.IOUring.OK || !strings.HasPrefix(r.IOUring.Detail, "accepts: io_uring:io_uring_complete, with") {
+	if !r.IOUring.OK || !strings.HasPrefix(r.IOUring.Detail, "accepts: raw_tracepoint:io_uring_complete, with") {
 		t.Errorf("doctor io_uring: %+v", r.IOUring)
 	}
 	for _, b := range r.Backends {
 		for _, p := range b.Points {
-			if b.Backend == "tracepoint" && p.Point == "accept" && !slices.Contains(p.Hooks, "tracepoint:io_uring:io_uring_complete") {
-				t.Errorf("tracepoint accept hooks %v (ok %v, %s): no io_uring:io_uring_complete", p.Hooks, p.OK, p.Reason)
+			if b.Backend == "tracepoint" && p.Point == "accept" && !slices.Contains(p.Hooks, "raw_tracepoint:io_uring_complete") {
+				t.Errorf("tracepoint accept hooks %v (ok %v, %s): no raw_tracepoint:io_uring_complete", p.Hooks, p.OK, p.Reason)
 			}
 		}
 	}
