@@ -50,7 +50,15 @@ static __always_inline void conn_connecting(__u64 sk, bool connect_pending)
 /* SYN_RECV -> ESTABLISHED, in softirq: owner unknown until accept(). */
 static __always_inline void conn_passive_established(__u64 sk)
 {
+	struct conn *accepted = bpf_map_lookup_elem(&conns, &sk);
 	struct conn c = {};
+
+	/* A Fast Open child is accepted while still in SYN_RECV (its SYN
+	 * brought data): keep who accepted it. */
+	if (accepted && accepted->inbound && accepted->owner.pid && !accepted->established_ns) {
+		accepted->established_ns = bpf_ktime_get_ns();
+		return;
+	}
 
 	c.established_ns = bpf_ktime_get_ns();
 	c.inbound = 1;

@@ -242,6 +242,7 @@ func helperFastOpenClient(args []string) error {
 	mode := fs.String("mode", "sendto", "sendto (MSG_FASTOPEN) or connect (TCP_FASTOPEN_CONNECT)")
 	send := fs.Int("send", 100, "bytes to send")
 	recv := fs.Int("recv", 0, "then read this many bytes")
+	lateACK := fs.Bool("late-ack", false, "delay the ACK of the server's SYN-ACK (TCP_DEFER_ACCEPT on this socket: up to 200 ms), so a Fast Open server accepts before its handshake ends")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -253,6 +254,11 @@ func helperFastOpenClient(args []string) error {
 	fd, err := unix.Socket(family, unix.SOCK_STREAM, 0)
 	if err != nil {
 		return err
+	}
+	if *lateACK {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 1); err != nil {
+			return fmt.Errorf("TCP_DEFER_ACCEPT: %w", err)
+		}
 	}
 	sa, err := sockaddr(remote, family)
 	if err != nil {

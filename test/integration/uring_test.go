@@ -218,3 +218,48 @@ func TestDoctorIOUring(t *testing.T) {
 		}
 	}
 }
+
+// A Fast Open server accepts a connection as soon as its SYN brings data
+// and a valid cookie, before the handshake ends (the child socket is in
+// SYN_RECV): its close must still name the process that accepted it.
+// The client delays its ACK of the SYN-ACK, so the accept comes first.
+func TestFastOpenServerAcceptsBeforeHandshake(t *testing.T) {
+	requireRoot(t)
+	const sysctl = "/proc/sys/net/ipv4/tcp_fastopen"
+	old, err := os.ReadFile(sysctl)
+	if err != nil {
+		t.Skipf("no %s: %v", sysctl, err)
+	}
+	if err := os.WriteFile(sysctl, []byte("3"), 0o644); err != nil {
+		t.Fatalf("enabling Fast Open: %v", err)
+	}
+	t.Cleanup(func() { os.WriteFile(sysctl, old, 0o644) })
+
+	tr := startTracer(t)
+	srv, port := server(t, "-addr", "127.0.0.1:0", "-fastopen", "16", "-n", "2", "-recv", "100", "-send", "200", "-wait-eof")
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	// The first connection gets the cookie; the second sends its data in
+	// the SYN with it.
+	for i, args := range [][]string{{"-addr", addr, "-recv", "200"}, {"-addr", addr, "-recv", "200", "-late-ack"}} {
+		c := startProc(t, helper("fastopen-client"), clientBin, args...)
+		local := netip.MustParseAddrPort(c.expect("LOCAL")[0])
+		c.expect("DONE")
+		srv.expect("ACCEPTED")
+		c.send("") // the client closes first
+		srv.expect("SERVED")
+		match := func(typ string) func(jsonEvent) bool {
+			return func(e jsonEvent) bool { return byPID(typ, srv.pid())(e) && e.Sport == int(local.Port()) }
+		}
+		checkEvent(t, tr.waitFor("accept", match("accept")), jsonEvent{
+			EventType: "accept", PID: srv.pid(), Comm: "tsserver", Family: 4,
+			Saddr: "127.0.0.1", Sport: int(local.Port()), Daddr: "127.0.0.1", Dport: port,
+		})
+		cl := tr.waitFor(fmt.Sprintf("server close %d", i), func(e jsonEvent) bool {
+			return e.EventType == "close" && e.Sport == int(local.Port()) && e.Direction == "inbound"
+		})
+		checkClose(t, cl, jsonEvent{
+			PID: srv.pid(), Comm: "tsserver", Direction: "inbound", ClosedBy: "remote",
+			Saddr: "127.0.0.1", Sport: int(local.Port()), Daddr: "127.0.0.1", Dport: port,
+		}, 200, 100)
+	}
+}
