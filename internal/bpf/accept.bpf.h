@@ -146,8 +146,10 @@ int tp_exit_accept(struct syscall_exit_ctx *ctx)
  * completions), its opcode is checked first.
  *
  * It is attached as a raw tracepoint: every completion of every ring runs
- * it, and the classic tracepoint builds a trace record for each first
- * (about 100 ns per completion, measured on 6.18; the raw one costs a few).
+ * it, and the classic tracepoint builds a trace record for each first.
+ * Measured on the 6.18 host (a VM), IORING_OP_NOP completions took about
+ * 140 ns each without tuxscope, +75 ns with the classic tracepoint, +45
+ * ns with this raw one, which reads only the opcode of a non-accept.
  * Its arguments changed over the years; the loader reads the running
  * kernel's prototype (btf_trace_io_uring_complete) and sets:
  *   1: (ctx, user_data, res[, cflags])                   before 5.19
