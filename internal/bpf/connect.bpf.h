@@ -9,7 +9,11 @@
  * event. Reading the socket when connect() returns, not at
  * tcp_v4_connect's entry, is what gives the real source address and port,
  * and emitting it there keeps it real time for blocking and non-blocking
- * connects alike.
+ * connects alike. A connect made without connect(2) -- io_uring's
+ * IORING_OP_CONNECT, TCP Fast Open's sendto(MSG_FASTOPEN) -- passes no
+ * syscall hook, but its CLOSE -> SYN_SENT change still runs in the process
+ * that made it (or, for io_uring, one of its io-wq threads): it is recorded
+ * there and emitted where the handshake ends (connect_syscall_hooks).
  *
  * fentry and kprobe backends: tcp_v4_connect/tcp_v6_connect's return.
  */
@@ -42,15 +46,30 @@ static __always_inline void connect_enter(void)
 	bpf_map_update_elem(&connecting, &pid_tgid, &no_sock, BPF_ANY);
 }
 
+/*
+ * 1 when the connect point is the tracepoint backend's, whose connects are
+ * emitted at sys_exit_connect; the loader sets it on the state point's
+ * programs. A connect that runs no connect(2) (io_uring, Fast Open's
+ * sendto) is then emitted where its handshake ends, like a blocking one:
+ * its source port is not chosen yet at SYN_SENT. The function hooks need
+ * none of this: tcp_v4_connect/tcp_v6_connect return in those too.
+ */
+const volatile __u8 connect_syscall_hooks = 0;
+
 /* Called on every TCP state change; runs in the connecting thread for the
- * CLOSE -> SYN_SENT change made by tcp_v4_connect/tcp_v6_connect. */
-static __always_inline void connect_syn_sent(const void *skaddr)
+ * CLOSE -> SYN_SENT change made by tcp_v4_connect/tcp_v6_connect. True
+ * when no connect(2) is running in this thread to emit the connect, so
+ * the handshake's end must (connect_emit_early's pending). */
+static __always_inline bool connect_syn_sent(const void *skaddr)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u64 *sk = bpf_map_lookup_elem(&connecting, &pid_tgid);
 
-	if (sk)
+	if (sk) {
 		*sk = (__u64)skaddr;
+		return false;
+	}
+	return connect_syscall_hooks;
 }
 
 static __always_inline void connect_exit(long ret)
@@ -76,16 +95,21 @@ static __always_inline void connect_exit(long ret)
 
 /* At the end of a handshake (lifecycle.bpf.h's conn_outcome): emit the
  * connect first if its thread is still inside connect() (see
- * CONNECT_EMITTED). */
-static __always_inline void connect_emit_early(struct sock *sk, __u64 key, const struct owner *o, const struct tuple *t)
+ * CONNECT_EMITTED), or if no connect() will (pending: connect_syn_sent
+ * said so when the connect began). */
+static __always_inline void connect_emit_early(struct sock *sk, __u64 key, const struct owner *o, const struct tuple *t,
+					       bool pending)
 {
 	__u64 pid_tgid = ((__u64)o->pid << 32) | o->tid;
-	__u64 *skp = bpf_map_lookup_elem(&connecting, &pid_tgid);
+	__u64 *skp;
 	struct event *e;
 
-	if (!skp || *skp != key)
-		return;
-	*skp = key | CONNECT_EMITTED;
+	if (!pending) {
+		skp = bpf_map_lookup_elem(&connecting, &pid_tgid);
+		if (!skp || *skp != key)
+			return;
+		*skp = key | CONNECT_EMITTED;
+	}
 	e = reserve_event(t, EVENT_CONNECT, o);
 	if (e)
 		submit(e);

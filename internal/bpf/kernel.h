@@ -180,7 +180,20 @@ struct trace_event_raw_inet_sock_set_state {
 	__u8 daddr_v6[16];
 };
 
+/* A completion queue entry (include/uapi/linux/io_uring.h). */
+struct io_uring_cqe {
+	__s32 res;
+};
+
+/* An io_uring request: opcode is the SQE's (IORING_OP_*). */
+struct io_kiocb {
+	__u8 opcode;
+};
+
 #pragma clang attribute pop
+
+/* include/uapi/linux/io_uring.h: stable ABI since Linux 5.5. */
+#define IORING_OP_ACCEPT 13
 
 /*
  * Contexts of the syscall tracepoints. These are not kernel structs but the

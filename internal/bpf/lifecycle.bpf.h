@@ -25,6 +25,7 @@ struct conn {
 	__u32 opener_pid;     /* when owner is not the opener: who connected or accepted */
 	char opener_comm[16];
 	__u8 inbound;
+	__u8 connect_pending; /* no connect(2) will emit its connect (io_uring, Fast Open): the outcome does */
 };
 
 /*
@@ -94,7 +95,7 @@ static __always_inline __u8 conn_was_accepted(struct sock *sk)
 }
 
 /* In the connecting thread, at CLOSE -> SYN_SENT. */
-static __always_inline void conn_connecting(struct sock *sk, __u64 key)
+static __always_inline void conn_connecting(struct sock *sk, __u64 key, bool connect_pending)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct conn c = {};
@@ -102,6 +103,7 @@ static __always_inline void conn_connecting(struct sock *sk, __u64 key)
 	if (!pid_wanted(pid_tgid) || !conn_selected(sk))
 		return;
 	c.syn_ns = bpf_ktime_get_ns();
+	c.connect_pending = connect_pending;
 	owner_current(&c.owner, pid_tgid);
 	conn_insert(key, &c);
 }
@@ -110,8 +112,15 @@ static __always_inline void conn_connecting(struct sock *sk, __u64 key)
  * full table is not counted here: accept() tries again, and counts. */
 static __always_inline void conn_passive_established(struct sock *sk, __u64 key)
 {
+	struct conn *accepted = bpf_map_lookup_elem(&conns, &key);
 	struct conn c = {};
 
+	/* A Fast Open child is accepted while still in SYN_RECV (its SYN
+	 * brought data): keep who accepted it. */
+	if (accepted && accepted->inbound && accepted->owner.pid && !accepted->established_ns) {
+		accepted->established_ns = bpf_ktime_get_ns();
+		return;
+	}
 	if (!conn_selected(sk))
 		return;
 	c.established_ns = bpf_ktime_get_ns();
@@ -194,7 +203,7 @@ static __always_inline void conn_outcome(struct sock *sk, __u64 key, int newstat
 	if (newstate == TCP_ESTABLISHED)
 		c->established_ns = now;
 	if (read_sock_tuple(sk, &t)) {
-		connect_emit_early(sk, key, &c->owner, &t);
+		connect_emit_early(sk, key, &c->owner, &t, c->connect_pending);
 		e = reserve_event(&t, newstate == TCP_ESTABLISHED ? EVENT_ESTABLISHED : EVENT_FAILED, &c->owner);
 		if (e) {
 			e->latency_ns = now - c->syn_ns;

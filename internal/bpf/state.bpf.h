@@ -28,10 +28,8 @@ static __always_inline void state_changed(struct sock *sk, int oldstate, int new
 
 	switch (oldstate) {
 	case TCP_CLOSE:
-		if (newstate == TCP_SYN_SENT) {
-			connect_syn_sent(sk);
-			conn_connecting(sk, key);
-		}
+		if (newstate == TCP_SYN_SENT)
+			conn_connecting(sk, key, connect_syn_sent(sk));
 		break;
 	case TCP_SYN_SENT:
 		if (newstate == TCP_ESTABLISHED || newstate == TCP_CLOSE)

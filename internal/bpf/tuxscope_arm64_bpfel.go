@@ -27,10 +27,11 @@ type TuxscopeConn struct {
 		_        [4]byte
 		CgroupId uint64
 	}
-	OpenerPid  uint32
-	OpenerComm [16]int8
-	Inbound    uint8
-	_          [3]byte
+	OpenerPid      uint32
+	OpenerComm     [16]int8
+	Inbound        uint8
+	ConnectPending uint8
+	_              [2]byte
 }
 
 type TuxscopeDnsEvent struct {
@@ -110,48 +111,51 @@ type TuxscopeEventHeader struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	TuxscopeMapAcceptSeen      = "accept_seen"
-	TuxscopeMapConnecting      = "connecting"
-	TuxscopeMapConns           = "conns"
-	TuxscopeMapConnsFull       = "conns_full"
-	TuxscopeMapDnsOwners       = "dns_owners"
-	TuxscopeMapEvents          = "events"
-	TuxscopeMapKprobeConnectSk = "kprobe_connect_sk"
-	TuxscopeMapLost            = "lost"
-	TuxscopeMapPidFilter       = "pid_filter"
-	TuxscopeMapPortFilter      = "port_filter"
-	TuxscopeMapReaderIdle      = "reader_idle"
-	TuxscopeMapStateRecovered  = "state_recovered"
-	TuxscopeMapStateRunning    = "state_running"
-	TuxscopeProgDnsConnect4    = "dns_connect4"
-	TuxscopeProgDnsConnect6    = "dns_connect6"
-	TuxscopeProgDnsEgress      = "dns_egress"
-	TuxscopeProgDnsIngress     = "dns_ingress"
-	TuxscopeProgDnsSendmsg4    = "dns_sendmsg4"
-	TuxscopeProgDnsSendmsg6    = "dns_sendmsg6"
-	TuxscopeProgFexitAccOld    = "fexit_acc_old"
-	TuxscopeProgFexitAccept    = "fexit_accept"
-	TuxscopeProgFexitV4Conn    = "fexit_v4_conn"
-	TuxscopeProgFexitV6Conn    = "fexit_v6_conn"
-	TuxscopeProgKpV4Conn       = "kp_v4_conn"
-	TuxscopeProgKpV6Conn       = "kp_v6_conn"
-	TuxscopeProgKretAccept     = "kret_accept"
-	TuxscopeProgKretV4Conn     = "kret_v4_conn"
-	TuxscopeProgKretV6Conn     = "kret_v6_conn"
-	TuxscopeProgRawState       = "raw_state"
-	TuxscopeProgRawStateNest   = "raw_state_nest"
-	TuxscopeProgTpEnterConn    = "tp_enter_conn"
-	TuxscopeProgTpExitAccept   = "tp_exit_accept"
-	TuxscopeProgTpExitAccept4  = "tp_exit_accept4"
-	TuxscopeProgTpExitConn     = "tp_exit_conn"
-	TuxscopeProgTpState        = "tp_state"
-	TuxscopeVarFilterPid       = "filter_pid"
-	TuxscopeVarFilterPort      = "filter_port"
-	TuxscopeVarUnusedDnsEvent  = "unused_dns_event"
-	TuxscopeVarWakeupBytes     = "wakeup_bytes"
-	TuxscopeVarWantIpv4        = "want_ipv4"
-	TuxscopeVarWantIpv6        = "want_ipv6"
-	TuxscopeVarWantTypes       = "want_types"
+	TuxscopeMapAcceptSeen          = "accept_seen"
+	TuxscopeMapConnecting          = "connecting"
+	TuxscopeMapConns               = "conns"
+	TuxscopeMapConnsFull           = "conns_full"
+	TuxscopeMapDnsOwners           = "dns_owners"
+	TuxscopeMapEvents              = "events"
+	TuxscopeMapKprobeConnectSk     = "kprobe_connect_sk"
+	TuxscopeMapLost                = "lost"
+	TuxscopeMapPidFilter           = "pid_filter"
+	TuxscopeMapPortFilter          = "port_filter"
+	TuxscopeMapReaderIdle          = "reader_idle"
+	TuxscopeMapStateRecovered      = "state_recovered"
+	TuxscopeMapStateRunning        = "state_running"
+	TuxscopeProgDnsConnect4        = "dns_connect4"
+	TuxscopeProgDnsConnect6        = "dns_connect6"
+	TuxscopeProgDnsEgress          = "dns_egress"
+	TuxscopeProgDnsIngress         = "dns_ingress"
+	TuxscopeProgDnsSendmsg4        = "dns_sendmsg4"
+	TuxscopeProgDnsSendmsg6        = "dns_sendmsg6"
+	TuxscopeProgFexitAccOld        = "fexit_acc_old"
+	TuxscopeProgFexitAccept        = "fexit_accept"
+	TuxscopeProgFexitV4Conn        = "fexit_v4_conn"
+	TuxscopeProgFexitV6Conn        = "fexit_v6_conn"
+	TuxscopeProgKpV4Conn           = "kp_v4_conn"
+	TuxscopeProgKpV6Conn           = "kp_v6_conn"
+	TuxscopeProgKretAccept         = "kret_accept"
+	TuxscopeProgKretV4Conn         = "kret_v4_conn"
+	TuxscopeProgKretV6Conn         = "kret_v6_conn"
+	TuxscopeProgRawState           = "raw_state"
+	TuxscopeProgRawStateNest       = "raw_state_nest"
+	TuxscopeProgRawUringDone       = "raw_uring_done"
+	TuxscopeProgTpEnterConn        = "tp_enter_conn"
+	TuxscopeProgTpExitAccept       = "tp_exit_accept"
+	TuxscopeProgTpExitAccept4      = "tp_exit_accept4"
+	TuxscopeProgTpExitConn         = "tp_exit_conn"
+	TuxscopeProgTpState            = "tp_state"
+	TuxscopeVarConnectSyscallHooks = "connect_syscall_hooks"
+	TuxscopeVarFilterPid           = "filter_pid"
+	TuxscopeVarFilterPort          = "filter_port"
+	TuxscopeVarUnusedDnsEvent      = "unused_dns_event"
+	TuxscopeVarUringCompleteArgs   = "uring_complete_args"
+	TuxscopeVarWakeupBytes         = "wakeup_bytes"
+	TuxscopeVarWantIpv4            = "want_ipv4"
+	TuxscopeVarWantIpv6            = "want_ipv6"
+	TuxscopeVarWantTypes           = "want_types"
 )
 
 // LoadTuxscope returns the embedded CollectionSpec for Tuxscope.
@@ -213,6 +217,7 @@ type TuxscopeProgramSpecs struct {
 	KretV6Conn    *ebpf.ProgramSpec `ebpf:"kret_v6_conn"`
 	RawState      *ebpf.ProgramSpec `ebpf:"raw_state"`
 	RawStateNest  *ebpf.ProgramSpec `ebpf:"raw_state_nest"`
+	RawUringDone  *ebpf.ProgramSpec `ebpf:"raw_uring_done"`
 	TpEnterConn   *ebpf.ProgramSpec `ebpf:"tp_enter_conn"`
 	TpExitAccept  *ebpf.ProgramSpec `ebpf:"tp_exit_accept"`
 	TpExitAccept4 *ebpf.ProgramSpec `ebpf:"tp_exit_accept4"`
@@ -243,13 +248,15 @@ type TuxscopeMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TuxscopeVariableSpecs struct {
-	FilterPid      *ebpf.VariableSpec `ebpf:"filter_pid"`
-	FilterPort     *ebpf.VariableSpec `ebpf:"filter_port"`
-	UnusedDnsEvent *ebpf.VariableSpec `ebpf:"unused_dns_event"`
-	WakeupBytes    *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
-	WantIpv4       *ebpf.VariableSpec `ebpf:"want_ipv4"`
-	WantIpv6       *ebpf.VariableSpec `ebpf:"want_ipv6"`
-	WantTypes      *ebpf.VariableSpec `ebpf:"want_types"`
+	ConnectSyscallHooks *ebpf.VariableSpec `ebpf:"connect_syscall_hooks"`
+	FilterPid           *ebpf.VariableSpec `ebpf:"filter_pid"`
+	FilterPort          *ebpf.VariableSpec `ebpf:"filter_port"`
+	UnusedDnsEvent      *ebpf.VariableSpec `ebpf:"unused_dns_event"`
+	UringCompleteArgs   *ebpf.VariableSpec `ebpf:"uring_complete_args"`
+	WakeupBytes         *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WantIpv4            *ebpf.VariableSpec `ebpf:"want_ipv4"`
+	WantIpv6            *ebpf.VariableSpec `ebpf:"want_ipv6"`
+	WantTypes           *ebpf.VariableSpec `ebpf:"want_types"`
 }
 
 // TuxscopeObjects contains all objects after they have been loaded into the kernel.
@@ -309,13 +316,15 @@ func (m *TuxscopeMaps) Close() error {
 //
 // It can be passed to LoadTuxscopeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TuxscopeVariables struct {
-	FilterPid      *ebpf.Variable `ebpf:"filter_pid"`
-	FilterPort     *ebpf.Variable `ebpf:"filter_port"`
-	UnusedDnsEvent *ebpf.Variable `ebpf:"unused_dns_event"`
-	WakeupBytes    *ebpf.Variable `ebpf:"wakeup_bytes"`
-	WantIpv4       *ebpf.Variable `ebpf:"want_ipv4"`
-	WantIpv6       *ebpf.Variable `ebpf:"want_ipv6"`
-	WantTypes      *ebpf.Variable `ebpf:"want_types"`
+	ConnectSyscallHooks *ebpf.Variable `ebpf:"connect_syscall_hooks"`
+	FilterPid           *ebpf.Variable `ebpf:"filter_pid"`
+	FilterPort          *ebpf.Variable `ebpf:"filter_port"`
+	UnusedDnsEvent      *ebpf.Variable `ebpf:"unused_dns_event"`
+	UringCompleteArgs   *ebpf.Variable `ebpf:"uring_complete_args"`
+	WakeupBytes         *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WantIpv4            *ebpf.Variable `ebpf:"want_ipv4"`
+	WantIpv6            *ebpf.Variable `ebpf:"want_ipv6"`
+	WantTypes           *ebpf.Variable `ebpf:"want_types"`
 }
 
 // TuxscopePrograms contains all programs after they have been loaded into the kernel.
@@ -339,6 +348,7 @@ type TuxscopePrograms struct {
 	KretV6Conn    *ebpf.Program `ebpf:"kret_v6_conn"`
 	RawState      *ebpf.Program `ebpf:"raw_state"`
 	RawStateNest  *ebpf.Program `ebpf:"raw_state_nest"`
+	RawUringDone  *ebpf.Program `ebpf:"raw_uring_done"`
 	TpEnterConn   *ebpf.Program `ebpf:"tp_enter_conn"`
 	TpExitAccept  *ebpf.Program `ebpf:"tp_exit_accept"`
 	TpExitAccept4 *ebpf.Program `ebpf:"tp_exit_accept4"`
@@ -365,6 +375,7 @@ func (p *TuxscopePrograms) Close() error {
 		p.KretV6Conn,
 		p.RawState,
 		p.RawStateNest,
+		p.RawUringDone,
 		p.TpEnterConn,
 		p.TpExitAccept,
 		p.TpExitAccept4,

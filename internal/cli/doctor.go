@@ -103,6 +103,9 @@ func writeDoctorTable(w io.Writer, r *tracer.Report) {
 	if r.AcceptSignature != "" {
 		fmt.Fprintf(w, "%-12s %s\n", "accept()", acceptLine(r.AcceptSignature))
 	}
+	if r.IOUring.Detail != "" { // "": no kernel BTF to tell
+		fmt.Fprintf(w, "%-12s %s\n", "io_uring", yesNo(r.IOUring))
+	}
 	fmt.Fprintf(w, "%-12s %s\n", "state", yesNo(r.State))
 	fmt.Fprintf(w, "%-12s %s\n", "dns", yesNo(r.DNS))
 	fmt.Fprintln(w)

@@ -184,6 +184,7 @@ func TestWriteDoctorTable(t *testing.T) {
 		RingBuffer:      tracer.Check{OK: true, Detail: "BPF_MAP_TYPE_RINGBUF"},
 		Kprobes:         tracer.Check{OK: false, Detail: "not built in"},
 		AcceptSignature: "inet_csk_accept(sk, arg)",
+		IOUring:         tracer.Check{OK: true, Detail: "accepts: io_uring:io_uring_complete"},
 		State:           tracer.Check{OK: true, Detail: "tracepoint:sock:inet_sock_set_state"},
 		Backends: []tracer.BackendCheck{
 			{Backend: tracer.Fentry, Points: []tracer.PointCheck{
@@ -206,6 +207,7 @@ func TestWriteDoctorTable(t *testing.T) {
 		"ring buffer  yes: BPF_MAP_TYPE_RINGBUF\n" +
 		"kprobes      no: not built in\n" +
 		"accept()     inet_csk_accept(sk, arg)\n" +
+		"io_uring     yes: accepts: io_uring:io_uring_complete\n" +
 		"state        yes: tracepoint:sock:inet_sock_set_state\n" +
 		"dns          yes: cgroup:ingress\n" +
 		"\n" +
@@ -221,9 +223,11 @@ func TestWriteDoctorTable(t *testing.T) {
 	// Without the state tracepoint: said so, on the same line.
 	r.State = tracer.Check{Detail: "not checked: not privileged"}
 	r.AcceptSignature = ""
+	r.IOUring = tracer.Check{}
 	b.Reset()
 	writeDoctorTable(&b, r)
 	want = strings.Replace(want, "accept()     inet_csk_accept(sk, arg)\n", "", 1)
+	want = strings.Replace(want, "io_uring     yes: accepts: io_uring:io_uring_complete\n", "", 1)
 	want = strings.Replace(want, "state        yes: tracepoint:sock:inet_sock_set_state\n", "state        no: not checked: not privileged\n", 1)
 	if b.String() != want {
 		t.Errorf("doctor table without state\n got %q\nwant %q", b.String(), want)

@@ -26,7 +26,7 @@ type PointCheck struct {
 	OK      bool      `json:"ok"`
 	Reason  string    `json:"reason,omitempty"`  // why not, when !OK
 	Hooks   []string  `json:"hooks,omitempty"`   // what it attached, when OK
-	Skipped []string  `json:"skipped,omitempty"` // catch-up hooks it could not attach
+	Skipped []string  `json:"skipped,omitempty"` // catch-up or optional hooks it could not attach
 }
 
 // BackendCheck is one backend's PointChecks.
@@ -54,6 +54,9 @@ type Report struct {
 	RingBuffer      Check         `json:"ring_buffer"`
 	Kprobes         Check         `json:"kprobes"`
 	AcceptSignature string        `json:"inet_csk_accept_signature"`
+	// IOUring is how io_uring's accepts are seen with --backend
+	// tracepoint (the function hooks see them in inet_csk_accept).
+	IOUring Check `json:"io_uring"`
 	// State is whether sock:inet_sock_set_state (outcomes, closes) works;
 	// every backend relies on it.
 	State Check `json:"state_tracepoint"`
@@ -95,6 +98,7 @@ func Doctor(btfPath string) *Report {
 		}
 		r.BTF = Check{OK: true, Detail: path}
 		r.AcceptSignature = acceptSignature(kernel)
+		r.IOUring = uringCheck(kernel, ioUringDisabled())
 	}
 
 	notChecked := func(why string) *Report {
@@ -241,6 +245,36 @@ func acceptSignature(kernel *btf.Spec) string {
 	default:
 		return "(sk, arg): Linux 6.10 and later"
 	}
+}
+
+// uringCheck says, from the kernel's BTF, how the tracepoint backend sees
+// io_uring's accepts: from io_uring_complete, with the request's opcode
+// where the tracepoint carries it (Linux 5.19 and later). disabled is
+// kernel.io_uring_disabled ("" if the kernel has no such setting).
+func uringCheck(kernel *btf.Spec, disabled string) Check {
+	args, err := uringCompleteArgs(kernel)
+	if err != nil {
+		return Check{Detail: err.Error()}
+	}
+	c := Check{OK: true, Detail: "accepts: raw_tracepoint:io_uring_complete, with the request's opcode"}
+	if args == 1 {
+		c.Detail = "accepts: raw_tracepoint:io_uring_complete, without the request (before Linux 5.19): each result is matched against connections not yet accepted"
+	}
+	c.Detail += " (--backend tracepoint; fentry and kprobe see them in inet_csk_accept); connects: at their SYN_SENT change, every backend"
+	if disabled == "2" {
+		c.Detail += "; io_uring is disabled here (kernel.io_uring_disabled = 2)"
+	}
+	return c
+}
+
+// ioUringDisabled is kernel.io_uring_disabled (Linux 6.6 and later), or
+// "" where there is no such setting.
+func ioUringDisabled() string {
+	b, err := os.ReadFile("/proc/sys/kernel/io_uring_disabled")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // checkState says which forms of the state tracepoint work here: the raw

@@ -80,6 +80,13 @@ type hookDesc struct {
 	// already waiting when the probe was attached); attached where it
 	// exists, skipped quietly where it does not.
 	catchUpFor []Impl
+	// optional: its own implementation attaches it where the kernel has
+	// the hook and goes on without it (saying so) where not, e.g.
+	// io_uring's tracepoints on a kernel built without io_uring.
+	optional bool
+	// needs says why the running kernel cannot take it (nil: it can, as
+	// far as its BTF tells; nil func: nothing to check).
+	needs func(kernel *btf.Spec) error
 	// params: a program written for one prototype of its fexit target
 	// has that prototype's parameter count; of those, the one matching
 	// the running kernel's BTF is attached (see fexitVariant).
@@ -102,7 +109,9 @@ var (
 var hookTable = []hookDesc{
 	// connect: one implementation per backend. The tracepoint one works
 	// with the state point's tracepoint, which records the socket between
-	// the two syscall hooks.
+	// the two syscall hooks, and emits the connects that run no connect(2)
+	// (io_uring, Fast Open) where their handshake ends (see
+	// loader.connectsFromSyscalls).
 	{prog: bpf.TuxscopeProgFexitV4Conn, point: PointConnect, impl: implFentry, serves: fentryOnly, kind: kindFexit, target: "tcp_v4_connect"},
 	{prog: bpf.TuxscopeProgFexitV6Conn, point: PointConnect, impl: implFentry, serves: fentryOnly, kind: kindFexit, target: "tcp_v6_connect"},
 	{prog: bpf.TuxscopeProgKpV4Conn, point: PointConnect, impl: implKprobe, serves: kprobeOnly, kind: kindKprobe, target: "tcp_v4_connect"},
@@ -120,6 +129,11 @@ var hookTable = []hookDesc{
 	{prog: bpf.TuxscopeProgKretAccept, point: PointAccept, impl: implKprobe, serves: kprobeOnly, kind: kindKretprobe, target: "inet_csk_accept"},
 	{prog: bpf.TuxscopeProgTpExitAccept4, point: PointAccept, impl: implTracepoint, serves: tracepointOnly, kind: kindTracepoint, target: "syscalls:sys_exit_accept4", catchUpFor: []Impl{implFentry, implKprobe}},
 	{prog: bpf.TuxscopeProgTpExitAccept, point: PointAccept, impl: implTracepoint, serves: tracepointOnly, kind: kindTracepoint, target: "syscalls:sys_exit_accept", catchUpFor: []Impl{implFentry, implKprobe}},
+	// io_uring's accepts never return through accept(2): the tracepoint
+	// backend takes them from their completions (the function hooks see
+	// them in inet_csk_accept). Raw, because it runs for every completion
+	// of every ring, and the classic form costs a trace record each.
+	{prog: bpf.TuxscopeProgRawUringDone, point: PointAccept, impl: implTracepoint, serves: tracepointOnly, kind: kindRawTP, target: "io_uring_complete", optional: true, needs: uringCompleteArgsErr},
 
 	// state: the raw tracepoint, cheaper (no trace record is built for the
 	// program), for every backend but tracepoint, which means classic
@@ -144,7 +158,13 @@ var hookTable = []hookDesc{
 type hook struct {
 	*hookDesc
 	catchUp bool // see hookDesc.catchUpFor
+	// unusable is why this kernel cannot take it (hookDesc.needs): it is
+	// then not attached, as if attaching had failed.
+	unusable error
 }
+
+// mayFail says whether the implementation attaching h goes on without it.
+func (h hook) mayFail() bool { return h.catchUp || h.optional }
 
 func (h hook) String() string {
 	if h.note != "" {
@@ -279,7 +299,11 @@ func hooks(p HookPoint, im Impl, kernel *btf.Spec) ([]hook, error) {
 				continue
 			}
 		}
-		hs = append(hs, hook{hookDesc: d, catchUp: catchUp})
+		h := hook{hookDesc: d, catchUp: catchUp}
+		if d.needs != nil {
+			h.unusable = d.needs(kernel)
+		}
+		hs = append(hs, h)
 	}
 	return hs, nil
 }
@@ -303,6 +327,45 @@ func fexitVariant(kernel *btf.Spec, target string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("fentry: unknown %s signature with %d parameters", target, len(proto.Params))
+}
+
+// uringCompleteArgs tells raw_uring_done how the running kernel passes
+// io_uring_complete's arguments, from its prototype in the kernel's BTF
+// (btf_trace_io_uring_complete, whose first parameter is the tracepoint's
+// own data pointer):
+//
+//	1: (ctx, user_data, res) before Linux 5.15, (ctx, user_data, res, cflags) to 5.18
+//	2: (ctx, req, user_data, res, cflags, extra1, extra2) from 5.19
+//	3: (ctx, req, cqe) since
+func uringCompleteArgs(kernel *btf.Spec) (uint8, error) {
+	var td *btf.Typedef
+	if err := kernel.TypeByName("btf_trace_io_uring_complete", &td); err != nil {
+		return 0, errors.New("no io_uring_complete tracepoint in the kernel's BTF (built without io_uring?)")
+	}
+	ptr, _ := btf.UnderlyingType(td.Type).(*btf.Pointer)
+	var proto *btf.FuncProto
+	if ptr != nil {
+		proto, _ = btf.UnderlyingType(ptr.Target).(*btf.FuncProto)
+	}
+	if proto == nil || len(proto.Params) < 2 {
+		return 0, errors.New("io_uring_complete: no prototype in the kernel's BTF")
+	}
+	args := proto.Params[1:]
+	_, thirdIsPointer := btf.UnderlyingType(args[len(args)-1].Type).(*btf.Pointer)
+	switch {
+	case len(args) == 3 && thirdIsPointer:
+		return 3, nil
+	case len(args) == 3 || len(args) == 4:
+		return 1, nil
+	case len(args) == 7:
+		return 2, nil
+	}
+	return 0, fmt.Errorf("io_uring_complete: unknown prototype with %d arguments", len(args))
+}
+
+func uringCompleteArgsErr(kernel *btf.Spec) error {
+	_, err := uringCompleteArgs(kernel)
+	return err
 }
 
 var cgroupAttachTypes = map[string]ebpf.AttachType{

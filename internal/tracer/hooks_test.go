@@ -196,8 +196,11 @@ func TestFexitAcceptBySignature(t *testing.T) {
 		}
 	}
 	// The other implementations do not depend on the signature.
+	// The tracepoint backend's: accept(2)'s exits, and io_uring's
+	// completions where the kernel has them.
 	hs, err := hooks(PointAccept, implTracepoint, kernelWithAccept(t, 3))
-	if err != nil || len(hs) != 2 || hs[0].catchUp || hs[1].catchUp {
+	if err != nil || len(hs) != 3 || hs[0].mayFail() || hs[1].mayFail() || !hs[2].mayFail() ||
+		hs[2].String() != "raw_tracepoint:io_uring_complete" || hs[2].unusable == nil {
 		t.Errorf("tracepoint accept hooks: %v, %v", hs, err)
 	}
 }
@@ -220,6 +223,92 @@ func TestNoImplError(t *testing.T) {
 	} {
 		if got := noImplError(tt.p, tt.b, tt.impls, tt.errs).Error(); got != tt.want {
 			t.Errorf("%s/%s: %q, want %q", tt.p, tt.b, got, tt.want)
+		}
+	}
+}
+
+// kernelWithUringComplete is kernel BTF holding io_uring_complete's
+// prototype as raw tracepoints see it (btf_trace_io_uring_complete: the
+// tracepoint's data pointer, then its arguments), args saying for each
+// whether it is a pointer ('p') or an integer ('i').
+func kernelWithUringComplete(t *testing.T, args string) *btf.Spec {
+	t.Helper()
+	ptr := &btf.Pointer{Target: &btf.Void{}}
+	u64 := &btf.Int{Name: "u64", Size: 8}
+	proto := &btf.FuncProto{Return: &btf.Void{}, Params: []btf.FuncParam{{Type: ptr}}}
+	for _, a := range args {
+		var typ btf.Type = u64
+		if a == 'p' {
+			typ = ptr
+		}
+		proto.Params = append(proto.Params, btf.FuncParam{Type: typ})
+	}
+	td := &btf.Typedef{Name: "btf_trace_io_uring_complete", Type: &btf.Pointer{Target: proto}}
+	b, err := btf.NewBuilder([]btf.Type{td}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := b.Marshal(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := btf.LoadSpecFromReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
+// io_uring_complete's arguments, as each kernel passes them; anything
+// else leaves the hook unusable, saying why.
+func TestUringCompleteArgs(t *testing.T) {
+	for _, tt := range []struct {
+		args string
+		want uint8
+		err  string
+	}{
+		{"pii", 1, ""},     // 5.10: (ctx, user_data, res)
+		{"piii", 1, ""},    // 5.15: (ctx, user_data, res, cflags)
+		{"ppiiiii", 2, ""}, // 5.19: (ctx, req, user_data, res, cflags, extra1, extra2)
+		{"ppp", 3, ""},     // (ctx, req, cqe)
+		{"pp", 0, "io_uring_complete: unknown prototype with 2 arguments"},
+	} {
+		got, err := uringCompleteArgs(kernelWithUringComplete(t, tt.args))
+		if got != tt.want || (err == nil) != (tt.err == "") || err != nil && err.Error() != tt.err {
+			t.Errorf("%s: %d, %v; want %d, %q", tt.args, got, err, tt.want, tt.err)
+		}
+	}
+	if _, err := uringCompleteArgs(kernelWithAccept(t, 2)); err == nil || !strings.Contains(err.Error(), "built without io_uring") {
+		t.Errorf("without io_uring: %v", err)
+	}
+	hs, err := hooks(PointAccept, implTracepoint, kernelWithUringComplete(t, "ppp"))
+	if err != nil || len(hs) != 3 || hs[2].unusable != nil {
+		t.Errorf("hooks with io_uring: %v, %v", hs, err)
+	}
+}
+
+// doctor says how io_uring's accepts are seen: with the request's opcode
+// since 5.19's tracepoint carries it, by matching results before, not at
+// all without io_uring.
+func TestUringCheck(t *testing.T) {
+	for _, tt := range []struct {
+		kernel   *btf.Spec
+		disabled string
+		ok       bool
+		detail   string
+	}{
+		{kernelWithUringComplete(t, "ppp"), "0", true, "accepts: raw_tracepoint:io_uring_complete, with the request's opcode (--backend tracepoint; "},
+		{kernelWithUringComplete(t, "ppiiiii"), "", true, "accepts: raw_tracepoint:io_uring_complete, with the request's opcode (--backend tracepoint; "},
+		{kernelWithUringComplete(t, "pii"), "", true, "accepts: raw_tracepoint:io_uring_complete, without the request (before Linux 5.19): "},
+		{kernelWithUringComplete(t, "ppp"), "2", true, "accepts: raw_tracepoint:io_uring_complete, with the request's opcode (--backend tracepoint; "},
+		{kernelWithAccept(t, 2), "", false, "no io_uring_complete tracepoint in the kernel's BTF"},
+	} {
+		c := uringCheck(tt.kernel, tt.disabled)
+		if c.OK != tt.ok || !strings.HasPrefix(c.Detail, tt.detail) {
+			t.Errorf("uringCheck = %+v, want ok=%v and %q...", c, tt.ok, tt.detail)
+		}
+		if disabled := strings.HasSuffix(c.Detail, "io_uring is disabled here (kernel.io_uring_disabled = 2)"); disabled != (tt.disabled == "2") {
+			t.Errorf("uringCheck with io_uring_disabled %q: %q", tt.disabled, c.Detail)
 		}
 	}
 }

@@ -57,6 +57,13 @@ func newLoader(cfg Config) (_ *loader, err error) {
 	if err := configure(spec, cfg); err != nil {
 		return nil, err
 	}
+	// Where the kernel's io_uring_complete is unknown, raw_uring_done is
+	// not attached (its hook is unusable), so the 0 it keeps is never run.
+	if args, err := uringCompleteArgs(kernel); err == nil {
+		if err := spec.Variables[bpf.TuxscopeVarUringCompleteArgs].Set(args); err != nil {
+			return nil, fmt.Errorf("setting uring_complete_args: %w", err)
+		}
+	}
 	if !allocatesInTracing(kernel) {
 		// Before 6.1 a tracing program's hash must be preallocated: the
 		// kernel warns (a WARN splat in its log) about one allocated as
@@ -123,6 +130,18 @@ func (ap *attachedPoint) close() error {
 	return err
 }
 
+// connectsFromSyscalls tells the state point's programs, loaded after
+// it, that the connect point is the tracepoint backend's, which emits
+// connects when connect(2) returns: the connects that run no connect(2)
+// (io_uring's IORING_OP_CONNECT, Fast Open's sendto) are then emitted
+// where their handshake ends. The function hooks see those themselves.
+func (l *loader) connectsFromSyscalls() error {
+	if err := l.spec.Variables[bpf.TuxscopeVarConnectSyscallHooks].Set(uint8(1)); err != nil {
+		return fmt.Errorf("setting connect_syscall_hooks: %w", err)
+	}
+	return nil
+}
+
 // attach attaches hook point p for backend b: the first of its
 // candidate implementations (all of them with Auto) that loads and
 // attaches here, falling back quietly.
@@ -187,9 +206,13 @@ func (l *loader) try(p HookPoint, im Impl) (_ *attachedPoint, err error) {
 		}
 	}()
 	for _, h := range hs {
-		lk, err := l.attachHook(h, coll.Programs[h.prog])
+		var lk link.Link
+		err := h.unusable
+		if err == nil {
+			lk, err = l.attachHook(h, coll.Programs[h.prog])
+		}
 		if err != nil {
-			if h.catchUp {
+			if h.mayFail() {
 				ap.skipped = append(ap.skipped, fmt.Sprintf("%s (%v)", h, err))
 				continue
 			}

@@ -113,7 +113,7 @@ type Choice struct {
 	Point   HookPoint
 	Backend Impl     // the backend's own, or the state or DNS point's (e.g. raw_tracepoint)
 	Hooks   []string // attached, e.g. "fexit:tcp_v4_connect"
-	Skipped []string // catch-up hooks that could not be attached, with why
+	Skipped []string // catch-up or optional hooks that could not be attached, with why
 }
 
 // Open checks privileges and kernel support, loads the BPF objects and
@@ -152,6 +152,11 @@ func Open(cfg Config) (_ *Tracer, err error) {
 		switch {
 		case err == nil:
 			t.points = append(t.points, ap)
+			if p == PointConnect && ap.impl == implTracepoint {
+				if err := l.connectsFromSyscalls(); err != nil {
+					return nil, err
+				}
+			}
 		case p == PointDNS: // optional: without it, only names are missing
 			t.DNSError = err
 		default:

@@ -12,6 +12,7 @@ type doctorReport struct {
 	BTF      struct{ OK bool } `json:"btf"`
 	State    doctorCheck       `json:"state_tracepoint"`
 	DNS      doctorCheck       `json:"dns_cgroup_hooks"`
+	IOUring  doctorCheck       `json:"io_uring"`
 	Backends []struct {
 		Backend string `json:"backend"`
 		Points  []struct {

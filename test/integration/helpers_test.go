@@ -33,6 +33,12 @@ func runHelper(role string, args []string) int {
 		err = helperServer(args)
 	case "child":
 		err = helperChild(args)
+	case "uring-client":
+		err = helperUringClient(args)
+	case "uring-server":
+		err = helperUringServer(args)
+	case "fastopen-client":
+		err = helperFastOpenClient(args)
 	default:
 		err = fmt.Errorf("unknown helper role %q", role)
 	}
@@ -319,6 +325,7 @@ func helperServer(args []string) error {
 	closeListener := fs.Bool("close-listener", false, "close the listener once the last connection is accepted")
 	waitLine := fs.Bool("wait-line", false, "per connection: wait for a line on stdin before serving it")
 	quiet := fs.Bool("quiet", false, "print ACCEPTED n once, after the last connection, instead of ACCEPTED and SERVED lines for each")
+	fastOpen := fs.Int("fastopen", 0, "TCP_FASTOPEN queue length on the listener (0: no Fast Open)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -348,6 +355,11 @@ func helperServer(args []string) error {
 	}
 	if err := raiseFileLimit(*n + 64); err != nil {
 		return err
+	}
+	if *fastOpen > 0 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_FASTOPEN, *fastOpen); err != nil {
+			return fmt.Errorf("TCP_FASTOPEN: %w", err)
+		}
 	}
 	if err := unix.Listen(fd, 4096); err != nil { // crowds of connects must not overflow it
 		return err

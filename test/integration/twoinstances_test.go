@@ -63,6 +63,10 @@ func TestTwoInstancesUnderChurnAccountForEveryEvent(t *testing.T) {
 			} else {
 				lost += ev.Count
 			}
+		case "open_at_exit":
+			if ev.Count != 0 {
+				t.Errorf("%d connections open at exit, want 0 (every connect was refused)", ev.Count)
+			}
 		default:
 			t.Errorf("unexpected event: %s", ev)
 		}
