@@ -61,6 +61,10 @@ var coreTests = "^(" + strings.Join([]string{
 	"TestOlderConnections",
 	"TestThreadName",
 	"TestConnTableFullIsReported",
+	"TestIOUringConnect",
+	"TestIOUringAccept",
+	"TestFastOpenConnect",
+	"TestFastOpenServerAcceptsBeforeHandshake",
 }, "|") + ")$"
 
 // probe is a command run once per kernel (in the guest, and on the host)
