@@ -68,7 +68,7 @@ func countTuxscopeJSON(res *result, stdout, _ string, lr load.Result) {
 		case "lost":
 			res.Lost += int64(ev.Count)
 			return
-		case "open_at_exit": // a count at the end, not an event
+		case "open_at_exit", "dns_dropped": // counts, not events
 			return
 		}
 		res.Events++

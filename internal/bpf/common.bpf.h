@@ -175,7 +175,7 @@ static __always_inline bool read_sock_tuple(struct sock *sk, struct tuple *t)
 		 * socket (and an accepted one) to it. The name is looked up in
 		 * user space, in the socket's network namespace. */
 		t->ifindex = BPF_CORE_READ(sk, __sk_common.skc_bound_dev_if);
-		if (t->ifindex)
+		if (t->ifindex && bpf_core_field_exists(sk->__sk_common.skc_net.net))
 			t->ifindex_netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	} else {
 		return false;

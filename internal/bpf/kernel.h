@@ -74,6 +74,7 @@ struct sock_common {
 		};
 	};
 	unsigned short skc_family;
+	volatile unsigned char skc_state;
 	int skc_bound_dev_if;
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;

@@ -3,9 +3,11 @@
  * Lifecycle (every backend): sock:inet_sock_set_state (state.bpf.h)
  * follows each connection; the conns map remembers who connected or
  * accepted it, so the outcome of a connect (established with its handshake
- * latency, or failed with sk_err) and its close (duration, bytes, who
- * closed first) are attributed to that process, not to whatever ran the
- * softirq.
+ * latency, or failed with sk_err) is attributed to that process, not to
+ * whatever ran the softirq. Its close (duration, bytes, who closed first)
+ * is attributed to the process that held the socket and closed it
+ * (conn_held, at close() or shutdown()), with the opener kept when that
+ * is another; a connection older than tuxscope is adopted there.
  *
  * Uses connect.bpf.h (a handshake's end may emit its connect first);
  * used by state.bpf.h and accept.bpf.h.
@@ -25,6 +27,7 @@ struct conn {
 	__u32 opener_pid;     /* when owner is not the opener: who connected or accepted */
 	char opener_comm[16];
 	__u8 inbound;
+	__u8 accepted_early;  /* accepted in SYN_RECV (a Fast Open child): its handshake's end keeps the owner */
 	__u8 connect_pending; /* no connect(2) will emit its connect (io_uring, Fast Open): the outcome does */
 };
 
@@ -36,7 +39,8 @@ struct conn {
  * an insert that finds it full is counted in conns_full and reported as
  * lost. A close deletes its entry; the rare entry whose close the kernel
  * skipped (reported as hook_skipped) is overwritten when its socket's
- * memory is reused for the next connection.
+ * memory is reused for the next connection (connect and the passive
+ * handshake's end write theirs whatever was there).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -47,8 +51,8 @@ struct {
 } conns SEC(".maps");
 
 /* Sockets not tracked because conns was full (or the insert failed
- * otherwise), counted once each: at connect, accept, or the close of an
- * older connection. Each costs its outcome event or its close's owner. */
+ * otherwise), counted once each: at connect or accept. Each costs its
+ * outcome event or its close's owner. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -117,8 +121,9 @@ static __always_inline void conn_passive_established(struct sock *sk, __u64 key)
 
 	/* A Fast Open child is accepted while still in SYN_RECV (its SYN
 	 * brought data): keep who accepted it. */
-	if (accepted && accepted->inbound && accepted->owner.pid && !accepted->established_ns) {
+	if (accepted && accepted->accepted_early) {
 		accepted->established_ns = bpf_ktime_get_ns();
+		accepted->accepted_early = 0;
 		return;
 	}
 	if (!conn_selected(sk))
@@ -134,6 +139,7 @@ static __always_inline void conn_accepted(struct sock *sk, __u64 pid_tgid)
 	__u64 key = (__u64)sk;
 	struct conn *c = bpf_map_lookup_elem(&conns, &key);
 	struct conn fresh = {};
+	__u8 state;
 
 	if (!pid_wanted(pid_tgid)) {
 		if (c)
@@ -141,10 +147,15 @@ static __always_inline void conn_accepted(struct sock *sk, __u64 pid_tgid)
 		return;
 	}
 	if (!c) {
-		/* established before we attached: duration unknown */
-		if (!conn_selected(sk))
+		/* Established before we attached (duration unknown), or a Fast
+		 * Open child still in SYN_RECV. Not one the peer already reset
+		 * in the accept queue: its close was reported, and nothing
+		 * would ever delete its entry. */
+		state = BPF_CORE_READ(sk, __sk_common.skc_state);
+		if (state == TCP_CLOSE || !conn_selected(sk))
 			return;
 		fresh.inbound = 1;
+		fresh.accepted_early = state == TCP_SYN_RECV;
 		owner_current(&fresh.owner, pid_tgid);
 		conn_insert(key, &fresh);
 		return;
@@ -186,7 +197,11 @@ static __always_inline struct conn *conn_held(struct sock *sk, __u64 key)
 		return NULL;
 	fresh.inbound = conn_was_accepted(sk);
 	owner_current(&fresh.owner, pid_tgid);
-	conn_insert(key, &fresh);
+	/* Not counted when the table is full: a socket whose connect or
+	 * accept found it full was counted then, and this close is still
+	 * reported (with the socket's uid and direction). */
+	if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY))
+		return NULL;
 	return bpf_map_lookup_elem(&conns, &key);
 }
 

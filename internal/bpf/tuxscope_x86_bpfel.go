@@ -30,8 +30,9 @@ type TuxscopeConn struct {
 	OpenerPid      uint32
 	OpenerComm     [16]int8
 	Inbound        uint8
+	AcceptedEarly  uint8
 	ConnectPending uint8
-	_              [2]byte
+	_              [1]byte
 }
 
 type TuxscopeDnsEvent struct {

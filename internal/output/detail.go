@@ -104,8 +104,12 @@ func appendDetail(b []byte, e *event.Event) []byte {
 		if by := e.ClosedBy(); by != "" {
 			b = append(b, ", closed by "...)
 			b = append(b, by...)
-			if e.Reset() && e.Error == 0 {
-				b = append(b, " (reset)"...)
+			if e.Reset() && e.Error == 0 { // a reset this side sent
+				if by == "local" {
+					b = append(b, " (reset)"...)
+				} else {
+					b = append(b, ", then reset by local"...)
+				}
 			}
 		}
 		if e.OpenerPID != 0 {

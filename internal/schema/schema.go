@@ -44,7 +44,7 @@ type Event struct {
 	BytesSent     *uint64 `json:"bytes_sent,omitempty"`     // close: data bytes sent
 	BytesReceived *uint64 `json:"bytes_received,omitempty"` // close: data bytes received
 	ClosedBy      string  `json:"closed_by,omitempty"`      // close: local or remote, who closed (or reset) first
-	Reset         bool    `json:"reset,omitempty"`          // close: it ended with a reset, sent (closed_by local) or received
+	Reset         bool    `json:"reset,omitempty"`          // close: it ended with a reset, sent or received (closed_by says who closed first)
 	// Reason is why a connect failed or a connection was reset (refused,
 	// timed out, ...); on a lost record, why events were lost
 	// (ring_buffer_full, hook_skipped); on a dns_dropped record, what was

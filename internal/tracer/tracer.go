@@ -429,9 +429,10 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 	return nil
 }
 
-// The kernel side's connection table (conns): a hash allocated as it is
-// used, so its size costs only its buckets (16 bytes each) until
-// connections fill it.
+// The kernel side's connection table (conns): since Linux 6.1 a hash
+// allocated as it is used, so its size costs only its buckets (16 bytes
+// each) until connections fill it; before, preallocated in full (see
+// allocatesInTracing).
 const (
 	DefaultConnTable = 1 << 18
 	MaxConnTable     = 1 << 24
