@@ -250,7 +250,13 @@ func tracefsMounted() string {
 func tracefsState() error {
 	dir := tracefsMounted()
 	if dir == "" {
-		return fmt.Errorf("tracefs is not mounted, and mounting it needs CAP_SYS_ADMIN: mount it with 'mount -t tracefs tracefs %s'", tracefsDirs[0])
+		if have, err := EffectiveCaps(); err == nil && !have.Has(unix.CAP_SYS_ADMIN) {
+			return fmt.Errorf("tracefs is not mounted, and mounting it needs CAP_SYS_ADMIN (missing): mount it with 'mount -t tracefs tracefs %s'", tracefsDirs[0])
+		}
+		if tracefsMountErr != nil {
+			return fmt.Errorf("tracefs is not mounted, and mounting it on %s failed: %v", tracefsDirs[0], tracefsMountErr)
+		}
+		return fmt.Errorf("tracefs is not mounted: mount it with 'mount -t tracefs tracefs %s'", tracefsDirs[0])
 	}
 	_, err := os.Stat(dir + "/events")
 	if err == nil || !errors.Is(err, fs.ErrPermission) {
@@ -267,6 +273,9 @@ func tracefsDenied(dir string) error {
 	if unix.Stat(dir, &st) == nil {
 		mode = fmt.Sprintf(" (mode %04o, owner uid %d)", st.Mode&0o7777, st.Uid)
 	}
+	if have, err := EffectiveCaps(); err == nil && (have.Has(unix.CAP_DAC_READ_SEARCH) || have.Has(unix.CAP_DAC_OVERRIDE)) {
+		return fmt.Errorf("tracefs on %s%s is not readable by uid %d although it has CAP_DAC_READ_SEARCH: a security module or the container's policy denies it", dir, mode, os.Geteuid())
+	}
 	return fmt.Errorf("tracefs on %s%s is not readable by uid %d: reading tracepoint ids needs CAP_DAC_READ_SEARCH (missing)", dir, mode, os.Geteuid())
 }
 
@@ -278,5 +287,9 @@ func ensureTracefs() {
 	if tracefsMounted() != "" {
 		return
 	}
-	_ = unix.Mount("tracefs", tracefsDirs[0], "tracefs", 0, "") // on failure, tracefsState says so
+	// On failure, tracefsState says so, with this error.
+	tracefsMountErr = unix.Mount("tracefs", tracefsDirs[0], "tracefs", 0, "")
 }
+
+// tracefsMountErr is why ensureTracefs could not mount tracefs.
+var tracefsMountErr error
