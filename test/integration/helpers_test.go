@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -91,6 +92,7 @@ func helperClient(args []string) error {
 	wait := fs.Bool("wait", false, "wait for a line on stdin before connecting")
 	name := fs.String("name", "", "thread name (comm) to connect under")
 	thread := fs.String("thread", "", "connect from a thread other than the main one, named this")
+	reset := fs.Bool("reset", false, "close with SO_LINGER 0 (a reset) instead of a FIN")
 	count := fs.Int("count", 0, "make this many connections (printing CONNECTED n at the end): each with the -send/-recv transfer and closed, or without one held until stdin closes")
 	send := fs.Int("send", 0, "after connecting, send this many bytes")
 	recv := fs.Int("recv", 0, "then read this many bytes (-1: until EOF), and close without waiting")
@@ -122,14 +124,14 @@ func helperClient(args []string) error {
 				return
 			}
 			fmt.Printf("THREAD %d\n", unix.Gettid())
-			errc <- runClient(*family, *addr, *bind, *mode, *wait, *send, *recv, *abort, *hold, *resolve, *port, *dnsServer, *dnsTCP)
+			errc <- runClient(*family, *addr, *bind, *mode, *wait, *send, *recv, *abort, *hold, *resolve, *port, *dnsServer, *dnsTCP, *reset)
 		}()
 		return <-errc
 	}
 	if *count > 0 {
 		return manyConnections(*addr, *count, *send, *recv)
 	}
-	return runClient(*family, *addr, *bind, *mode, *wait, *send, *recv, *abort, *hold, *resolve, *port, *dnsServer, *dnsTCP)
+	return runClient(*family, *addr, *bind, *mode, *wait, *send, *recv, *abort, *hold, *resolve, *port, *dnsServer, *dnsTCP, *reset)
 }
 
 // manyConnections makes n IPv4 connections to addr one after the other.
@@ -195,7 +197,7 @@ func raiseFileLimit(n int) error {
 	return nil
 }
 
-func runClient(family int, addr, bind, mode string, wait bool, send, recv int, abort, hold bool, resolve string, port int, dnsServer string, dnsTCP bool) error {
+func runClient(family int, addr, bind, mode string, wait bool, send, recv int, abort, hold bool, resolve string, port int, dnsServer string, dnsTCP, reset bool) error {
 	in := bufio.NewReader(os.Stdin)
 	if wait {
 		if _, err := in.ReadString('\n'); err != nil {
@@ -239,6 +241,9 @@ func runClient(family int, addr, bind, mode string, wait bool, send, recv int, a
 		return err
 	}
 	defer unix.Close(fd)
+	if reset {
+		unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
 	if bind != "" {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 		sa, err := sockaddr(netip.MustParseAddrPort(bind), familyOf(family))
@@ -324,6 +329,7 @@ func helperServer(args []string) error {
 	handoff := fs.Bool("handoff", false, "per connection: a child process serves it (the fork-after-accept of sshd, PostgreSQL)")
 	closeListener := fs.Bool("close-listener", false, "close the listener once the last connection is accepted")
 	waitLine := fs.Bool("wait-line", false, "per connection: wait for a line on stdin before serving it")
+	acceptWait := fs.Bool("accept-wait", false, "wait for a line on stdin before each accept")
 	quiet := fs.Bool("quiet", false, "print ACCEPTED n once, after the last connection, instead of ACCEPTED and SERVED lines for each")
 	fastOpen := fs.Int("fastopen", 0, "TCP_FASTOPEN queue length on the listener (0: no Fast Open)")
 	if err := fs.Parse(args); err != nil {
@@ -369,6 +375,11 @@ func helperServer(args []string) error {
 	var conns []int
 	stdin := bufio.NewReader(os.Stdin)
 	for i := 0; i < *n; i++ {
+		if *acceptWait {
+			if _, err := stdin.ReadString('\n'); err != nil {
+				return err
+			}
+		}
 		var rsa unix.RawSockaddrAny
 		size := uint32(unix.SizeofSockaddrAny)
 		nr := uintptr(unix.SYS_ACCEPT4)
@@ -382,6 +393,11 @@ func helperServer(args []string) error {
 			return fmt.Errorf("%s: %v", *call, errno)
 		}
 		peer, err := unix.Getpeername(int(nfd))
+		if errors.Is(err, unix.ENOTCONN) {
+			fmt.Println("ACCEPTED closed") // the peer reset it in the accept queue
+			conns = append(conns, int(nfd))
+			continue
+		}
 		if err != nil {
 			return err
 		}

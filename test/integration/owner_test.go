@@ -240,3 +240,31 @@ func lostCount(tr *tracer, reason string) uint64 {
 	}
 	return n
 }
+
+// A connection the client resets while it waits in the accept queue, and
+// the server accepts afterwards: its close was reported (no process had
+// it), and its accept leaves nothing behind in the connection table (no
+// connection is open at exit).
+func TestAcceptOfAResetConnection(t *testing.T) {
+	requireRoot(t)
+	srv, port := server(t, "-n", "1", "-accept-wait")
+	tr := startTracer(t, "--port", fmt.Sprint(port))
+	c := client(t, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-reset")
+	local := netip.MustParseAddrPort(c.expect("LOCAL")[0])
+	c.stdin.Close() // the client resets
+	in := tr.waitFor("the reset server end's close", func(e jsonEvent) bool { return e.EventType == "close" && e.Direction == "inbound" })
+	if in.PID != 0 || !in.Reset || in.ClosedBy != "remote" || in.Sport != int(local.Port()) {
+		t.Errorf("server end's close: %s reset %v", in, in.Reset)
+	}
+	srv.send("") // now accept it
+	srv.expect("ACCEPTED")
+	tr.waitFor("the accept", byPID("accept", srv.pid()))
+	tr.stop()
+	var open []jsonEvent
+	for _, e := range tr.all(func(e jsonEvent) bool { return e.EventType == "open_at_exit" }) {
+		open = append(open, e)
+	}
+	if len(open) != 1 || open[0].Count != 0 {
+		t.Errorf("open_at_exit records %v, want one with count 0:\n%s", open, tr.dump())
+	}
+}

@@ -65,6 +65,7 @@ var coreTests = "^(" + strings.Join([]string{
 	"TestIOUringAccept",
 	"TestFastOpenConnect",
 	"TestFastOpenServerAcceptsBeforeHandshake",
+	"TestAcceptOfAResetConnection",
 }, "|") + ")$"
 
 // probe is a command run once per kernel (in the guest, and on the host)
