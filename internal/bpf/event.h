@@ -55,7 +55,9 @@ struct tuple {
 	 * which is a link-local address's zone; 0: none. */
 	__u32 ifindex;
 	/* with ifindex: the inode of the socket's network namespace, where
-	 * ifindex means something (user space finds the namespace by it) */
+	 * ifindex means something. Not netns again: user space can find a
+	 * namespace by its inode (/proc/PID/ns/net, /run/netns), not by its
+	 * cookie; and the DNS hooks can get only the cookie. */
 	__u32 ifindex_netns;
 };
 
