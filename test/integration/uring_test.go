@@ -164,15 +164,7 @@ func tcpExt(name string) (int, error) {
 // real ports.
 func TestFastOpenConnect(t *testing.T) {
 	requireRoot(t)
-	const sysctl = "/proc/sys/net/ipv4/tcp_fastopen"
-	old, err := os.ReadFile(sysctl)
-	if err != nil {
-		t.Skipf("no %s: %v", sysctl, err)
-	}
-	if err := os.WriteFile(sysctl, []byte("3"), 0o644); err != nil {
-		t.Fatalf("enabling Fast Open: %v", err)
-	}
-	t.Cleanup(func() { os.WriteFile(sysctl, old, 0o644) })
+	enableFastOpen(t)
 
 	tr := startTracer(t)
 	srv, port := server(t, "-addr", "127.0.0.1:0", "-fastopen", "16", "-n", "3", "-recv", "100", "-send", "200")
@@ -225,15 +217,7 @@ func TestDoctorIOUring(t *testing.T) {
 // The client delays its ACK of the SYN-ACK, so the accept comes first.
 func TestFastOpenServerAcceptsBeforeHandshake(t *testing.T) {
 	requireRoot(t)
-	const sysctl = "/proc/sys/net/ipv4/tcp_fastopen"
-	old, err := os.ReadFile(sysctl)
-	if err != nil {
-		t.Skipf("no %s: %v", sysctl, err)
-	}
-	if err := os.WriteFile(sysctl, []byte("3"), 0o644); err != nil {
-		t.Fatalf("enabling Fast Open: %v", err)
-	}
-	t.Cleanup(func() { os.WriteFile(sysctl, old, 0o644) })
+	enableFastOpen(t)
 
 	tr := startTracer(t)
 	srv, port := server(t, "-addr", "127.0.0.1:0", "-fastopen", "16", "-n", "2", "-recv", "100", "-send", "200", "-wait-eof")
@@ -262,4 +246,19 @@ func TestFastOpenServerAcceptsBeforeHandshake(t *testing.T) {
 			Saddr: "127.0.0.1", Sport: int(local.Port()), Daddr: "127.0.0.1", Dport: port,
 		}, 200, 100)
 	}
+}
+
+// enableFastOpen turns TCP Fast Open on for clients and servers
+// (net.ipv4.tcp_fastopen=3) for the test, and back as it was after.
+func enableFastOpen(t *testing.T) {
+	t.Helper()
+	const sysctl = "/proc/sys/net/ipv4/tcp_fastopen"
+	old, err := os.ReadFile(sysctl)
+	if err != nil {
+		t.Skipf("no %s: %v", sysctl, err)
+	}
+	if err := os.WriteFile(sysctl, []byte("3"), 0o644); err != nil {
+		t.Fatalf("enabling Fast Open: %v", err)
+	}
+	t.Cleanup(func() { os.WriteFile(sysctl, old, 0o644) })
 }
