@@ -257,6 +257,7 @@ func (j *JSON) Event(e *event.Event) error {
 			b = append(b, ']')
 		}
 	}
+	b = appendContainerJSON(b, e)
 	b = appendLifecycleJSON(b, e)
 	b = append(b, "}\n"...)
 	return j.write(b)
@@ -369,4 +370,19 @@ func (j *JSON) StillOpen(n event.OpenCount, at time.Time) error {
 	b = strconv.AppendUint(b, n.Inbound, 10)
 	b = append(b, "}\n"...)
 	return j.write(b)
+}
+
+// appendContainerJSON appends the cgroup keys that are known. Cgroup paths
+// are the kernel's (any bytes but NUL), hence escaped.
+func appendContainerJSON(b []byte, e *event.Event) []byte {
+	for _, kv := range [...]struct{ key, v string }{
+		{`,"cgroup":`, e.Cgroup}, {`,"container_id":`, e.ContainerID}, {`,"runtime":`, e.Runtime},
+		{`,"pod_uid":`, e.PodUID}, {`,"container":`, e.ContainerName},
+	} {
+		if kv.v != "" {
+			b = append(b, kv.key...)
+			b = appendJSONString(b, []byte(kv.v))
+		}
+	}
+	return b
 }
