@@ -1,0 +1,138 @@
+package integration
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tuxscope/tuxscope/internal/container"
+)
+
+// cgroup2Mount is where cgroup2 is mounted here (/sys/fs/cgroup on a v2
+// host and in the matrix's guests, /sys/fs/cgroup/unified on a hybrid
+// one); the test is skipped without one.
+func cgroup2Mount(t *testing.T) string {
+	t.Helper()
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mnt, root := container.Cgroup2Mount(f)
+	if mnt == "" {
+		t.Skip("no cgroup2 mount in /proc/self/mountinfo: cannot make cgroups to put processes in")
+	}
+	if root != "/" {
+		t.Skipf("cgroup2 is mounted from %s (a cgroup namespace): the test's paths would not be the kernel's", root)
+	}
+	return mnt
+}
+
+func randomHex(t *testing.T, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// Processes the test moves into real cgroups named as Docker and the
+// kubelet (both cgroup drivers, each QoS class) name them connect to a
+// listener; their connect events carry the cgroup path and what it shows.
+// The cgroups are made below a parent of the test's own and removed after.
+func TestContainerAttribution(t *testing.T) {
+	requireRoot(t)
+	mnt := cgroup2Mount(t)
+	parent := fmt.Sprintf("/tuxscope-test-%d.slice", os.Getpid())
+	t.Cleanup(func() { removeCgroups(t, filepath.Join(mnt, parent)) })
+
+	uid := randomHex(t, 4) + "-" + randomHex(t, 2) + "-" + randomHex(t, 2) + "-" + randomHex(t, 2) + "-" + randomHex(t, 6)
+	uidU := strings.ReplaceAll(uid, "-", "_")
+	type want struct{ id, runtime, pod string }
+	var cases []struct {
+		path string
+		want want
+	}
+	add := func(path string, w want) {
+		cases = append(cases, struct {
+			path string
+			want want
+		}{parent + path, w})
+	}
+	id := func() string { return randomHex(t, 32) }
+	for _, c := range []struct{ path, id string }{{"/docker-%s.scope", id()}} {
+		add(fmt.Sprintf(c.path, c.id), want{c.id, "docker", ""})
+	}
+	for _, qos := range []string{"burstable", "besteffort"} {
+		c := id()
+		add(fmt.Sprintf("/kubepods.slice/kubepods-%s.slice/kubepods-%s-pod%s.slice/cri-containerd-%s.scope", qos, qos, uidU, c), want{c, "containerd", uid})
+		c = id()
+		add(fmt.Sprintf("/kubepods/%s/pod%s/%s", qos, uid, c), want{c, "containerd", uid})
+	}
+	// Guaranteed pods sit right below kubepods.
+	c := id()
+	add(fmt.Sprintf("/kubepods.slice/kubepods-pod%s.slice/cri-containerd-%s.scope", uidU, c), want{c, "containerd", uid})
+	c = id()
+	add(fmt.Sprintf("/kubepods/pod%s/%s", uid, c), want{c, "containerd", uid})
+	add("/tuxscope-probe.service", want{"", "systemd", ""})
+
+	srv, port := server(t, "-n", fmt.Sprint(len(cases)))
+	tr := startTracer(t)
+	for _, tc := range cases {
+		dir := filepath.Join(mnt, tc.path)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cl := client(t, "-wait", "-addr", fmt.Sprintf("127.0.0.1:%d", port))
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(fmt.Sprint(cl.pid())), 0); err != nil {
+			t.Fatalf("moving %d into %s: %v", cl.pid(), dir, err)
+		}
+		cl.send("go")
+		cl.expect("LOCAL")
+		srv.expect("ACCEPTED")
+		e := tr.waitFor("connect of "+tc.path, byPID("connect", cl.pid()))
+		if e.Cgroup != tc.path || e.ContainerID != tc.want.id || e.Runtime != tc.want.runtime || e.PodUID != tc.want.pod {
+			t.Errorf("%s: connect carries cgroup %q container_id %q runtime %q pod_uid %q, want %q %q %q", tc.path, e.Cgroup, e.ContainerID, e.Runtime, e.PodUID, tc.want.id, tc.want.runtime, tc.want.pod)
+		}
+		if tc.want.runtime == "systemd" && e.Container != "tuxscope-probe.service" {
+			t.Errorf("%s: container %q, want the unit's name", tc.path, e.Container)
+		}
+		// The server's accept is in the test's own cgroup, not these.
+		a := tr.waitFor("accept from "+tc.path, func(a jsonEvent) bool { return a.EventType == "accept" && a.Saddr == e.Saddr && a.Sport == e.Sport })
+		if a.ContainerID != "" || strings.HasPrefix(a.Cgroup, parent) {
+			t.Errorf("the server's accept carries %q %q", a.Cgroup, a.ContainerID)
+		}
+	}
+}
+
+// removeCgroups removes dir and the cgroups below it, deepest first, once
+// their processes are gone (a cgroup empties a moment after its last
+// process is reaped).
+func removeCgroups(t *testing.T, dir string) {
+	var dirs []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := os.Remove(dirs[i])
+			if err == nil || os.IsNotExist(err) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("removing cgroup %s: %v", dirs[i], err)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
