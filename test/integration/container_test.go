@@ -136,3 +136,54 @@ func removeCgroups(t *testing.T, dir string) {
 		}
 	}
 }
+
+// On a hybrid host a container may live only in the v1 hierarchies (its
+// v2 cgroup the root): a process the test moves into a v1 name=systemd
+// cgroup named as Docker's systemd driver names it, and left in the v2
+// root, is attributed from /proc/PID/cgroup.
+func TestContainerAttributionV1(t *testing.T) {
+	requireRoot(t)
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mnt string
+	for _, line := range strings.Split(string(data), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if ok && len(f) >= 5 && len(g) >= 3 && g[0] == "cgroup" && f[3] == "/" && strings.Contains(","+g[2]+",", ",name=systemd,") {
+			mnt = f[4]
+		}
+	}
+	if mnt == "" {
+		t.Skip("no v1 name=systemd hierarchy mounted from its root (not a hybrid host)")
+	}
+	parent := fmt.Sprintf("/tuxscope-test-%d.slice", os.Getpid())
+	t.Cleanup(func() { removeCgroups(t, filepath.Join(mnt, parent)) })
+	id := randomHex(t, 32)
+	path := parent + "/docker-" + id + ".scope"
+	dir := filepath.Join(mnt, path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv, port := server(t)
+	tr := startTracer(t)
+	cl := client(t, "-wait", "-addr", fmt.Sprintf("127.0.0.1:%d", port))
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(fmt.Sprint(cl.pid())), 0); err != nil {
+		t.Fatalf("moving %d into %s: %v", cl.pid(), dir, err)
+	}
+	own, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", cl.pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2, _ := container.ProcCgroup(own); v2 != "/" {
+		t.Skipf("the process's v2 cgroup is %q, not the root: its v2 path names it (TestContainerAttribution)", v2)
+	}
+	cl.send("go")
+	cl.expect("LOCAL")
+	srv.expect("ACCEPTED")
+	e := tr.waitFor("connect", byPID("connect", cl.pid()))
+	if e.Cgroup != path || e.ContainerID != id || e.Runtime != "docker" {
+		t.Errorf("connect carries cgroup %q container_id %q runtime %q, want %q %q docker", e.Cgroup, e.ContainerID, e.Runtime, path, id)
+	}
+}
