@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -186,4 +187,71 @@ func TestContainerAttributionV1(t *testing.T) {
 	if e.Cgroup != path || e.ContainerID != id || e.Runtime != "docker" {
 		t.Errorf("connect carries cgroup %q container_id %q runtime %q, want %q %q docker", e.Cgroup, e.ContainerID, e.Runtime, path, id)
 	}
+}
+
+// A real container: podman (with runc; crun refuses hybrid cgroups) runs
+// the test's client in a root filesystem made here (the client and the
+// libraries ldd names), on the host network; its connect carries the
+// container's id, runtime podman and its cgroup.
+func TestContainerAttributionPodman(t *testing.T) {
+	requireRoot(t)
+	cgroup2Mount(t)
+	for _, bin := range []string{"podman", "runc", "ldd"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("no %s here (apt-get install podman runc)", bin)
+		}
+	}
+	rootfs := t.TempDir()
+	os.Chmod(rootfs, 0o755)
+	files := []string{clientBin}
+	out, err := exec.Command("ldd", clientBin).Output()
+	if err == nil { // a static binary makes ldd fail: nothing to add
+		for _, f := range strings.Fields(string(out)) {
+			if strings.HasPrefix(f, "/") {
+				files = append(files, f)
+			}
+		}
+	}
+	for _, f := range files {
+		dst := filepath.Join(rootfs, f)
+		if f == clientBin {
+			dst = filepath.Join(rootfs, "tsclient")
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cidFile := filepath.Join(t.TempDir(), "cid")
+	srv, port := server(t)
+	tr := startTracer(t)
+	// After the client's cleanup (stdin closed, podman given 500ms): a
+	// container left behind is removed.
+	t.Cleanup(func() { exec.Command("podman", "rm", "-f", "--ignore", "--cidfile", cidFile).Run() })
+	// Every flag before --rootfs: what follows DIR is the command.
+	c := startProc(t, nil, "podman", "--runtime", "runc", "run", "--rm", "-i", "--network", "host",
+		"--cidfile", cidFile, "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768",
+		"-e", helperEnv+"=client", "--rootfs", rootfs, "/tsclient", "-addr", fmt.Sprintf("127.0.0.1:%d", port))
+	local := c.expectWithin("LOCAL", 60*time.Second)
+	srv.expect("ACCEPTED")
+	data, err := os.ReadFile(cidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSpace(string(data))
+	e := tr.waitFor("the container's connect", func(e jsonEvent) bool {
+		return e.EventType == "connect" && e.Dport == port && fmt.Sprintf("%s:%d", e.Saddr, e.Sport) == local[0]
+	})
+	if e.ContainerID != id || e.Runtime != "podman" || !strings.HasSuffix(e.Cgroup, "/libpod-"+id) && !strings.HasSuffix(e.Cgroup, "/libpod-"+id+".scope") {
+		t.Errorf("the container's connect carries cgroup %q container_id %q runtime %q, want container %s, runtime podman", e.Cgroup, e.ContainerID, e.Runtime, id)
+	}
+	t.Logf("container %s: cgroup %s", id[:12], e.Cgroup)
+	c.stdin.Close() // the client exits, and podman removes the container
+	c.waitExit()
 }
