@@ -124,8 +124,7 @@ func (r *Resolver) Lookup(id uint64, pid uint32, ts uint64) *Info {
 	}
 	var in *Info
 	if id != 0 && r.Root != "" {
-		var ok bool
-		if in, ok = r.byID[id]; !ok {
+		if in = r.byID[id]; in == nil {
 			in = r.resolveID(id, pid)
 		}
 		if in != nil && in.Cgroup != "/" {
@@ -171,7 +170,8 @@ func intern(in Info) *Info {
 
 // resolveID finds the directory of cgroup id: first the one
 // /proc/PID/cgroup names, then by walking the tree (at most once per
-// WalkEvery). Ids not found are remembered as unknown until the next walk.
+// WalkEvery). An id not found is not remembered: its next event looks
+// again (its cgroup may be made after the last walk).
 func (r *Resolver) resolveID(id uint64, pid uint32) *Info {
 	if pid != 0 {
 		if v2, _ := r.procCgroup(pid); v2 != "" {
@@ -190,10 +190,6 @@ func (r *Resolver) resolveID(id uint64, pid uint32) *Info {
 			return r.put(id, path)
 		}
 	}
-	if len(r.byID) >= MaxEntries {
-		clear(r.byID)
-	}
-	r.byID[id] = nil
 	return nil
 }
 
@@ -253,7 +249,7 @@ func (r *Resolver) walk(id uint64) (found string, ok bool) {
 		}
 		if ino == id {
 			found, ok = cg, true
-		} else if old, known := r.byID[ino]; (!known || old == nil) && len(r.byID) < MaxEntries {
+		} else if _, known := r.byID[ino]; !known && len(r.byID) < MaxEntries {
 			r.byID[ino] = intern(Parse(cg))
 		}
 		return nil

@@ -77,6 +77,19 @@ func TestResolverByID(t *testing.T) {
 	if r.Walks != 2 {
 		t.Errorf("%d walks, want 2", r.Walks)
 	}
+	// A cgroup made after the last walk is found by the next one due.
+	late := "/system.slice/late.service"
+	cg3 := ino(late)
+	e = event.Event{PID: 44, CgroupID: cg3, TimestampNs: 4e9}
+	r.Enrich(&e)
+	if e.Cgroup != "" {
+		t.Fatalf("before a walk is due got %q", e.Cgroup)
+	}
+	clock = clock.Add(WalkEvery)
+	r.Enrich(&e)
+	if e.Cgroup != late || e.ContainerName != "late.service" || r.Walks != 3 {
+		t.Fatalf("after WalkEvery got %q %q, %d walks", e.Cgroup, e.ContainerName, r.Walks)
+	}
 }
 
 // Where the v2 cgroup is the root (a hybrid host), the v1 path tells, and
@@ -142,5 +155,43 @@ func TestCgroup2Mount(t *testing.T) {
 	}
 	if mp, _ := Cgroup2Mount(strings.NewReader("bad\n")); mp != "" {
 		t.Errorf("none: %q", mp)
+	}
+}
+
+// The cost per event once cached: a v2 id that names the container, and a
+// hybrid host's root id with the pid's v1 path.
+func BenchmarkEnrichHit(b *testing.B) {
+	root, procDir := b.TempDir(), b.TempDir()
+	r := &Resolver{Root: root, MountRoot: "/", Proc: procDir}
+	p := filepath.Join(root, "system.slice", "docker-"+id+".scope")
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(procDir, "7"), 0o755)
+	os.WriteFile(filepath.Join(procDir, "7", "cgroup"), []byte("1:name=systemd:/docker/"+id+"\n0::/\n"), 0o644)
+	for _, c := range []struct {
+		name string
+		id   uint64
+	}{{"v2", inode(p)}, {"v1", inode(root)}} {
+		b.Run(c.name, func(b *testing.B) {
+			e := event.Event{PID: 7, CgroupID: c.id, TimestampNs: 1e9}
+			r.Enrich(&e)
+			if e.ContainerID != id {
+				b.Fatalf("got %q", e.ContainerID)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Enrich(&e)
+			}
+		})
+	}
+}
+
+// A pid's first event on a hybrid host: one read of /proc/PID/cgroup.
+func BenchmarkProcCgroupRead(b *testing.B) {
+	r := &Resolver{Proc: "/proc"}
+	pid := uint32(os.Getpid())
+	for b.Loop() {
+		r.procCgroup(pid)
 	}
 }
