@@ -11,7 +11,7 @@ FUZZTIME_SLOW ?= 20000x
 
 # Packages the tests and `go generate` need, from Debian's archive.
 # clang-16 is pinned: the committed BPF objects are its output.
-TEST_PACKAGES := clang-16 llvm-16 libbpf-dev iproute2 curl python3 tmux dnsmasq-base dnsutils
+TEST_PACKAGES := clang-16 llvm-16 libbpf-dev iproute2 curl python3 tmux dnsmasq-base dnsutils podman runc
 
 # tools/ (the kernel matrix) and bench/ are Go modules of their own, so
 # that the product's go.mod carries none of their dependencies: `go test
@@ -54,6 +54,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendTerminalSafe$$' -fuzztime $(FUZZTIME) ./internal/output
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/dns
 	$(GO) test -run '^$$' -fuzz '^FuzzTrackerTCP$$' -fuzztime $(FUZZTIME_SLOW) ./internal/dns
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/container
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...

@@ -34,6 +34,7 @@ type netOptions struct {
 	Sort            summary.SortBy
 	ShowDNS         bool // --dns: show DNS responses as events
 	NoNames         bool // --no-names: no DNS capture, no hostnames
+	Containers      bool // --containers: the table's CONTAINER column
 	// MaxDelay is how long an event may wait in the kernel before it is
 	// read (the reader is then woken only when a quarter of the ring
 	// buffer is full); 0: woken for every event.
@@ -99,6 +100,9 @@ Flags:
                         what, the answer, the latency
   --no-names            do not watch DNS: no hostnames for addresses (saves the
                         cost of the cgroup packet hooks, see README)
+  --containers          add a CONTAINER column to the table: the container's
+                        short id, or the systemd unit (JSON always has the keys
+                        cgroup, container_id, runtime, pod_uid, container)
   --existing            first list the connections that already exist (type
                         existing), so their closes have context
   --buffer-size SIZE    kernel ring buffer size, a power of two (default 4M)
@@ -208,6 +212,7 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	fs.BoolVar(&opts.NoNames, "no-names", false, "")
 	if cmd == "net" {
 		fs.BoolVar(&opts.ShowDNS, "dns", false, "")
+		fs.BoolVar(&opts.Containers, "containers", false, "")
 	}
 	fs.Var(durationFlag{&opts.Interval}, "interval", "")
 

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tuxscope/tuxscope/internal/container"
 	"github.com/tuxscope/tuxscope/internal/dns"
 	"github.com/tuxscope/tuxscope/internal/event"
 	"github.com/tuxscope/tuxscope/internal/output"
@@ -127,6 +128,8 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		}
 		cfg.Enrichers = append(cfg.Enrichers, owners)
 	}
+	// After the owners: an existing connection's pid comes from them.
+	cfg.Enrichers = append(cfg.Enrichers, container.NewResolver())
 	p := pipeline.New(cfg, newSink(opts, stdout, stderr, view))
 	if view == nil {
 		err = p.Run(ctx, tr, existing)
@@ -212,7 +215,11 @@ func newSink(opts *netOptions, stdout, stderr io.Writer, view *liveView) pipelin
 	case opts.Summary:
 		return summary.NewSink(stdout, opts.Format, opts.Interval, opts.Sort, opts.Top)
 	}
-	return output.New(opts.Format, stdout, stderr)
+	s := output.New(opts.Format, stdout, stderr)
+	if t, ok := s.(*output.Table); ok {
+		t.Containers = opts.Containers
+	}
+	return s
 }
 
 // describeChoices is, e.g., "5 hooks (connect: tracepoint, accept: tracepoint)".

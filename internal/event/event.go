@@ -139,6 +139,13 @@ type Event struct {
 
 	CgroupID uint64   // cgroup v2 id of the process
 	DNSInfo  *DNSInfo // Type DNS: the response (--dns)
+
+	// Cgroup is the process's cgroup path (v2, or v1 where the v2 one is
+	// the root) and what it shows: a container's full id and runtime, a
+	// Kubernetes pod's uid, a systemd unit's name (ContainerName, runtime
+	// systemd); "" when unknown. Filled by internal/container.
+	Cgroup, ContainerID, Runtime, PodUID, ContainerName string
+
 	// OpenerPID is, on a close, the process that connected or accepted
 	// the connection when another one (PID) held it and closed it, e.g.
 	// the forked child of a server that accepts and forks; 0 otherwise.

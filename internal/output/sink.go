@@ -74,11 +74,40 @@ type Table struct {
 	// skipped is how many runs of tuxscope's programs the kernel skipped
 	// so far: a skipped close leaves its connection tracked as open.
 	skipped uint64
+	// Containers adds a CONTAINER column after COMM (--containers): the
+	// container's short id, or the systemd unit's name, or -. Set before
+	// Start.
+	Containers bool
 }
 
 const tableHeader = "PID      COMM             TYPE        SRC                      DST                      DETAIL\n"
 
-func (t *Table) Start() error { return t.write(append(t.buf[:0], tableHeader...)) }
+// containerCol is the CONTAINER column's width: a 12-hex short id, or a
+// unit name (a longer one pushes the row right, as a long hostname does).
+const containerCol = 17
+
+func (t *Table) Start() error {
+	if t.Containers {
+		h := append(t.buf[:0], tableHeader[:26]...)
+		h = pad(append(h, "CONTAINER"...), len("CONTAINER"), containerCol)
+		return t.write(append(h, tableHeader[26:]...))
+	}
+	return t.write(append(t.buf[:0], tableHeader...))
+}
+
+// appendContainer appends the CONTAINER column.
+func appendContainer(b []byte, e *event.Event) []byte {
+	switch {
+	case len(e.ContainerID) >= 12:
+		b = append(b, e.ContainerID[:12]...)
+		return pad(b, 12, containerCol)
+	case e.ContainerName != "":
+		var w int
+		b, w = appendTerminalSafe(b, []byte(e.ContainerName))
+		return pad(b, w, containerCol)
+	}
+	return pad(append(b, '-'), 1, containerCol)
+}
 
 func (t *Table) Event(e *event.Event) error {
 	b := t.buf[:0]
@@ -94,6 +123,9 @@ func (t *Table) Event(e *event.Event) error {
 		b = pad(b, len(b)-start, 9)
 		b, w = appendTerminalSafe(b, e.Comm())
 		b = pad(b, w, 17)
+	}
+	if t.Containers {
+		b = appendContainer(b, e)
 	}
 	start = len(b)
 	b = append(b, e.Type.String()...)
@@ -257,6 +289,7 @@ func (j *JSON) Event(e *event.Event) error {
 			b = append(b, ']')
 		}
 	}
+	b = appendContainerJSON(b, e)
 	b = appendLifecycleJSON(b, e)
 	b = append(b, "}\n"...)
 	return j.write(b)
@@ -369,4 +402,19 @@ func (j *JSON) StillOpen(n event.OpenCount, at time.Time) error {
 	b = strconv.AppendUint(b, n.Inbound, 10)
 	b = append(b, "}\n"...)
 	return j.write(b)
+}
+
+// appendContainerJSON appends the cgroup keys that are known. Cgroup paths
+// are the kernel's (any bytes but NUL), hence escaped.
+func appendContainerJSON(b []byte, e *event.Event) []byte {
+	for _, kv := range [...]struct{ key, v string }{
+		{`,"cgroup":`, e.Cgroup}, {`,"container_id":`, e.ContainerID}, {`,"runtime":`, e.Runtime},
+		{`,"pod_uid":`, e.PodUID}, {`,"container":`, e.ContainerName},
+	} {
+		if kv.v != "" {
+			b = append(b, kv.key...)
+			b = appendJSONString(b, []byte(kv.v))
+		}
+	}
+	return b
 }

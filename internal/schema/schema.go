@@ -39,6 +39,12 @@ type Event struct {
 
 	State string `json:"state,omitempty"` // existing: the TCP state, e.g. ESTABLISHED
 
+	Cgroup      string `json:"cgroup,omitempty"`       // the process's cgroup path: v2, or v1 where the v2 one is the root
+	ContainerID string `json:"container_id,omitempty"` // the full 64-hex id the cgroup path shows
+	Runtime     string `json:"runtime,omitempty"`      // docker, containerd, cri-o, podman, or systemd (a plain service unit)
+	PodUID      string `json:"pod_uid,omitempty"`      // a Kubernetes pod's uid, from the kubepods path
+	Container   string `json:"container,omitempty"`    // runtime systemd: the unit's name, e.g. nginx.service
+
 	LatencyNs     *uint64 `json:"latency_ns,omitempty"`     // established, failed: since the SYN; dns: since the query
 	DurationNs    *uint64 `json:"duration_ns,omitempty"`    // close: since established, absent when unknown
 	BytesSent     *uint64 `json:"bytes_sent,omitempty"`     // close: data bytes sent

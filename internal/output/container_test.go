@@ -1,0 +1,49 @@
+package output
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/tuxscope/tuxscope/internal/event"
+)
+
+// --containers: a CONTAINER column after COMM with the short id, the unit
+// name (escaped), or -; without it the table is as before.
+func TestTableContainerColumn(t *testing.T) {
+	id := strings.Repeat("3f4c0a1b", 8)
+	docker, unit, none, hostile := v4Connect(), v4Connect(), v4Connect(), v4Connect()
+	docker.ContainerID, docker.Runtime = id, "docker"
+	unit.ContainerName, unit.Runtime = "nginx.service", "systemd"
+	hostile.ContainerName = "a\x1b[2Jb.service"
+	var out bytes.Buffer
+	s := New(FormatTable, &out, nil).(*Table)
+	s.Containers = true
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []*event.Event{docker, unit, none, hostile} {
+		if err := s.Event(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := "PID      COMM             CONTAINER        TYPE        SRC                      DST                      DETAIL\n" +
+		"6201     curl             3f4c0a1b3f4c     connect     10.0.0.5:53412           93.184.216.34:443\n" +
+		"6201     curl             nginx.service    connect     10.0.0.5:53412           93.184.216.34:443\n" +
+		"6201     curl             -                connect     10.0.0.5:53412           93.184.216.34:443\n" +
+		"6201     curl             a\\x1b[2Jb.service connect     10.0.0.5:53412           93.184.216.34:443\n"
+	if out.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	}
+	out.Reset()
+	s = New(FormatTable, &out, nil).(*Table)
+	_ = s.Start()
+	_ = s.Event(docker)
+	_ = s.Flush()
+	if strings.Contains(out.String(), "CONTAINER") || strings.Contains(out.String(), "3f4c") {
+		t.Errorf("without --containers: %q", out.String())
+	}
+}
