@@ -51,8 +51,9 @@ type Resolver struct {
 	byPID    map[uint32]pidEntry
 	lastWalk time.Time
 	now      func() time.Time
-	// Walks and WalkedDirs count the tree walks and what they visited.
-	Walks, WalkedDirs uint64
+	// Walks and WalkedDirs count the tree walks and what they visited,
+	// ProcReads the reads of /proc/PID/cgroup.
+	Walks, WalkedDirs, ProcReads uint64
 }
 
 type pidEntry struct {
@@ -122,10 +123,24 @@ func (r *Resolver) Lookup(id uint64, pid uint32, ts uint64) *Info {
 	if r.byID == nil {
 		r.byID, r.byPID = map[uint64]*Info{}, map[uint32]pidEntry{}
 	}
+	// /proc/PID/cgroup is read at most once per lookup, and only on a
+	// miss: resolveID may need it, then the v1 fallback.
+	var (
+		procRead bool
+		procV2   string
+		procV1   string
+	)
+	proc := func() (v2, v1 string) {
+		if !procRead && pid != 0 {
+			procV2, procV1 = r.procCgroup(pid)
+			procRead = true
+		}
+		return procV2, procV1
+	}
 	var in *Info
 	if id != 0 && r.Root != "" {
 		if in = r.byID[id]; in == nil {
-			in = r.resolveID(id, pid)
+			in = r.resolveID(id, proc)
 		}
 		if in != nil && in.Cgroup != "/" {
 			return in
@@ -141,7 +156,7 @@ func (r *Resolver) Lookup(id uint64, pid uint32, ts uint64) *Info {
 		}
 		return in
 	}
-	v2, v1 := r.procCgroup(pid)
+	v2, v1 := proc()
 	var pin *Info
 	switch {
 	case v1 != "" && (v2 == "" || v2 == "/"):
@@ -169,15 +184,13 @@ func intern(in Info) *Info {
 }
 
 // resolveID finds the directory of cgroup id: first the one
-// /proc/PID/cgroup names, then by walking the tree (at most once per
+// /proc/PID/cgroup names (proc reads it), then by walking the tree (at most once per
 // WalkEvery). An id not found is not remembered: its next event looks
 // again (its cgroup may be made after the last walk).
-func (r *Resolver) resolveID(id uint64, pid uint32) *Info {
-	if pid != 0 {
-		if v2, _ := r.procCgroup(pid); v2 != "" {
-			if rel, ok := r.relative(v2); ok && inode(filepath.Join(r.Root, rel)) == id {
-				return r.put(id, v2)
-			}
+func (r *Resolver) resolveID(id uint64, proc func() (v2, v1 string)) *Info {
+	if v2, _ := proc(); v2 != "" {
+		if rel, ok := r.relative(v2); ok && inode(filepath.Join(r.Root, rel)) == id {
+			return r.put(id, v2)
 		}
 	}
 	now := time.Now
@@ -260,6 +273,7 @@ func (r *Resolver) walk(id uint64) (found string, ok bool) {
 
 // procCgroup reads /proc/PID/cgroup, bounded.
 func (r *Resolver) procCgroup(pid uint32) (v2, v1 string) {
+	r.ProcReads++
 	f, err := os.Open(r.Proc + "/" + strconv.FormatUint(uint64(pid), 10) + "/cgroup")
 	if err != nil {
 		return "", ""

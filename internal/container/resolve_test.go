@@ -104,6 +104,10 @@ func TestResolverHybrid(t *testing.T) {
 	if e.Cgroup != v1 || e.ContainerID != id || e.Runtime != Docker {
 		t.Fatalf("got %q %q %q", e.Cgroup, e.ContainerID, e.Runtime)
 	}
+	// The miss read /proc/50/cgroup once: for the id and the v1 path both.
+	if r.ProcReads != 1 {
+		t.Errorf("%d reads of /proc/50/cgroup for the first event, want 1", r.ProcReads)
+	}
 	// Cached: a change within PIDTTL is not seen, after it is.
 	proc(50, "5:memory:/system.slice/nginx.service\n0::/\n")
 	e = event.Event{PID: 50, CgroupID: rootID, TimestampNs: 2e9}
