@@ -264,8 +264,8 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	if opts.RingBufferBytes, err = parseSize(bufSize); err != nil {
 		return opts, fmt.Errorf("--buffer-size: %w", err)
 	}
-	if opts.ConnTable < 1 || opts.ConnTable > tracer.MaxConnTable {
-		return opts, fmt.Errorf("--conn-table %d: must be between 1 and %d", opts.ConnTable, tracer.MaxConnTable)
+	if err := tracer.CheckConnTable(opts.ConnTable); err != nil {
+		return opts, fmt.Errorf("--conn-table: %w", err)
 	}
 	if len(opts.Filter.PIDs) > tracer.MaxFilterEntries || len(opts.Filter.Ports) > tracer.MaxFilterEntries {
 		return opts, fmt.Errorf("at most %d pids and %d ports", tracer.MaxFilterEntries, tracer.MaxFilterEntries)

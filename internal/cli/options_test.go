@@ -178,7 +178,7 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--buffer-size", "3M"}, fmt.Sprintf("--buffer-size: ring buffer size 3145728: must be a power of two between %d and 1073741824 bytes", page)},
 		{[]string{"--buffer-size", "1K"}, fmt.Sprintf("--buffer-size: ring buffer size 1024: must be a power of two between %d and 1073741824 bytes", page)},
 		{[]string{"--buffer-size", "2G"}, `--buffer-size: invalid size "2G"`},
-		{[]string{"--conn-table", "0"}, "--conn-table 0: must be between 1 and 16777216"},
+		{[]string{"--conn-table", "0"}, "--conn-table: connection table size 0: must be between 1 and 16777216"},
 		{[]string{"--conn-table", "x"}, `invalid value "x" for flag -conn-table: parse error`},
 		{[]string{"--buffer-size", "2048M"}, `--buffer-size: invalid size "2048M"`},
 		{[]string{"--buffer-size", "0"}, `--buffer-size: invalid size "0"`},

@@ -412,8 +412,8 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 	if conns == 0 {
 		conns = DefaultConnTable
 	}
-	if conns < 1 || conns > MaxConnTable {
-		return fmt.Errorf("connection table size %d: must be between 1 and %d", conns, MaxConnTable)
+	if err := CheckConnTable(conns); err != nil {
+		return err
 	}
 	spec.Maps[bpf.TuxscopeMapConns].MaxEntries = uint32(conns)
 	if cfg.MaxDelay > 0 {
@@ -437,6 +437,14 @@ const (
 	DefaultConnTable = 1 << 18
 	MaxConnTable     = 1 << 24
 )
+
+// CheckConnTable reports whether n connections is a valid table size.
+func CheckConnTable(n int) error {
+	if n < 1 || n > MaxConnTable {
+		return fmt.Errorf("connection table size %d: must be between 1 and %d", n, MaxConnTable)
+	}
+	return nil
+}
 
 // CheckRingBufferSize reports whether n bytes is a valid ring buffer size.
 func CheckRingBufferSize(n int) error {
