@@ -138,19 +138,7 @@ func kernelWithAccept(t *testing.T, n int) *btf.Spec {
 	} else {
 		types = append(types, &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed})
 	}
-	b, err := btf.NewBuilder(types, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := b.Marshal(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec, err := btf.LoadSpecFromReader(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return spec
+	return btfSpec(t, types...)
 }
 
 // The fexit accept program follows the kernel's inet_csk_accept: 2
@@ -244,19 +232,7 @@ func kernelWithUringComplete(t *testing.T, args string) *btf.Spec {
 		proto.Params = append(proto.Params, btf.FuncParam{Type: typ})
 	}
 	td := &btf.Typedef{Name: "btf_trace_io_uring_complete", Type: &btf.Pointer{Target: proto}}
-	b, err := btf.NewBuilder([]btf.Type{td}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := b.Marshal(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec, err := btf.LoadSpecFromReader(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return spec
+	return btfSpec(t, td)
 }
 
 // io_uring_complete's arguments, as each kernel passes them; anything
@@ -311,4 +287,23 @@ func TestUringCheck(t *testing.T) {
 			t.Errorf("uringCheck with io_uring_disabled %q: %q", tt.disabled, c.Detail)
 		}
 	}
+}
+
+// btfSpec is a kernel BTF holding just these types, as the loader reads
+// one.
+func btfSpec(t *testing.T, types ...btf.Type) *btf.Spec {
+	t.Helper()
+	b, err := btf.NewBuilder(types, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := b.Marshal(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := btf.LoadSpecFromReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
 }

@@ -9,19 +9,19 @@ import (
 	"testing"
 )
 
-// testHosts makes two network namespaces joined by a veth pair, with
-// 198.18.0.1 / 2001:db8:7578::1 in the first and 198.18.0.2 / 2001:db8:7578::2 in the
-// second (benchmarking and documentation ranges, apart from the host's own networks: test hosts only). They
-// are removed when the test ends.
-func testHosts(t *testing.T) (nsA, nsB string) {
+// vethPair makes two network namespaces joined by a veth pair, named
+// after prefix and this process (removed when the test ends), and returns
+// them, the two ends' names, and a runner of ip commands that fails the
+// test on error.
+func vethPair(t *testing.T, prefix string) (nsA, nsB, devA, devB string, ip func(args ...string)) {
 	t.Helper()
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs ip (iproute2)")
 	}
 	id := os.Getpid() % 100000
-	nsA, nsB = fmt.Sprintf("ts-a-%d", id), fmt.Sprintf("ts-b-%d", id)
-	vethA, vethB := fmt.Sprintf("tsa%d", id), fmt.Sprintf("tsb%d", id)
-	ip := func(args ...string) {
+	nsA, nsB = fmt.Sprintf("ts-%sa-%d", prefix, id), fmt.Sprintf("ts-%sb-%d", prefix, id)
+	devA, devB = fmt.Sprintf("ts%sa%d", prefix, id), fmt.Sprintf("ts%sb%d", prefix, id)
+	ip = func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
@@ -31,7 +31,17 @@ func testHosts(t *testing.T) (nsA, nsB string) {
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsA).Run() })
 	ip("netns", "add", nsB)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsB).Run() })
-	ip("link", "add", vethA, "netns", nsA, "type", "veth", "peer", "name", vethB, "netns", nsB)
+	ip("link", "add", devA, "netns", nsA, "type", "veth", "peer", "name", devB, "netns", nsB)
+	return nsA, nsB, devA, devB, ip
+}
+
+// testHosts makes two network namespaces joined by a veth pair, with
+// 198.18.0.1 / 2001:db8:7578::1 in the first and 198.18.0.2 / 2001:db8:7578::2 in the
+// second (benchmarking and documentation ranges, apart from the host's own networks: test hosts only). They
+// are removed when the test ends.
+func testHosts(t *testing.T) (nsA, nsB string) {
+	t.Helper()
+	nsA, nsB, vethA, vethB, ip := vethPair(t, "")
 	for _, h := range []struct{ ns, dev, v4, v6 string }{
 		{nsA, vethA, "198.18.0.1/24", "2001:db8:7578::1/64"},
 		{nsB, vethB, "198.18.0.2/24", "2001:db8:7578::2/64"},

@@ -2,8 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 )
@@ -13,23 +11,7 @@ import (
 // usable at once (nodad), and returns the namespaces and interface names.
 func linkLocalHosts(t *testing.T) (nsA, nsB, devA, devB string) {
 	t.Helper()
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs ip (iproute2)")
-	}
-	id := os.Getpid() % 100000
-	nsA, nsB = fmt.Sprintf("ts-lla-%d", id), fmt.Sprintf("ts-llb-%d", id)
-	devA, devB = fmt.Sprintf("tslla%d", id), fmt.Sprintf("tsllb%d", id)
-	ip := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	ip("netns", "add", nsA)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsA).Run() })
-	ip("netns", "add", nsB)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsB).Run() })
-	ip("link", "add", devA, "netns", nsA, "type", "veth", "peer", "name", devB, "netns", nsB)
+	nsA, nsB, devA, devB, ip := vethPair(t, "ll")
 	for _, h := range []struct{ ns, dev, addr string }{{nsA, devA, "fe80::a/64"}, {nsB, devB, "fe80::b/64"}} {
 		// No address of the kernel's own making: fe80::a and fe80::b are
 		// the only link-local addresses, so the source is known.
