@@ -104,8 +104,8 @@ type Pipeline struct {
 	sink Sink
 	dns  event.Event // the --dns event being built, reused
 	// DNS messages the tracker skipped or dropped, and entries it
-	// evicted, not yet reported: by reason, event.DNSMalformed first.
-	dnsDrops [3]uint64
+	// evicted, not yet reported, by reason (the DNS ones).
+	dnsDrops event.LossCounts
 }
 
 // New returns a pipeline feeding sink.
@@ -184,7 +184,7 @@ func (p *Pipeline) reportDNSDrops(now time.Time) error {
 			continue
 		}
 		p.dnsDrops[i] = 0
-		if err := p.sink.Lost(n, event.DNSMalformed+event.LossReason(i), now); err != nil {
+		if err := p.sink.Lost(n, event.LossReason(i), now); err != nil {
 			return err
 		}
 	}
@@ -244,7 +244,7 @@ func (p *Pipeline) DNS(pkt *event.DNSPacket) error {
 	}
 	malformed, unsolicited, evicted := tr.Malformed, tr.Unsolicited, tr.Evicted
 	responses, latencies := tr.Observe(pkt)
-	p.dnsDrops[2] += tr.Evicted - evicted
+	p.dnsDrops[event.DNSEvicted] += tr.Evicted - evicted
 	dropped := tr.Malformed != malformed || tr.Unsolicited != unsolicited
 	if !dropped && (!p.cfg.ShowDNS || !pkt.Response || len(responses) == 0) {
 		return nil
@@ -266,8 +266,8 @@ func (p *Pipeline) DNS(pkt *event.DNSPacket) error {
 	if !p.selects(e) {
 		return nil
 	}
-	p.dnsDrops[0] += tr.Malformed - malformed
-	p.dnsDrops[1] += tr.Unsolicited - unsolicited
+	p.dnsDrops[event.DNSMalformed] += tr.Malformed - malformed
+	p.dnsDrops[event.DNSUnsolicited] += tr.Unsolicited - unsolicited
 	if !p.cfg.ShowDNS || !pkt.Response {
 		return nil
 	}
