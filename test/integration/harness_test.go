@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +26,15 @@ var (
 	serverBin   string // symlink to this test binary: comm "tsserver"
 	skipReason  string // why privileged tests cannot run here, if they cannot
 )
+
+// A helper's main goroutine keeps the process's main thread: only a
+// LockOSThread in init is sure to run there, and the client's -thread
+// mode needs the main thread (tid == pid) never to run its connect.
+func init() {
+	if os.Getenv(helperEnv) != "" {
+		runtime.LockOSThread()
+	}
+}
 
 func TestMain(m *testing.M) {
 	if role := os.Getenv(helperEnv); role != "" {

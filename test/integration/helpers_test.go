@@ -114,8 +114,8 @@ func helperClient(args []string) error {
 	}
 	if *thread != "" {
 		// The main goroutine keeps the main thread (whose name is the
-		// process's); the client runs in a thread of its own, renamed.
-		runtime.LockOSThread()
+		// process's; locked in init); the client runs in a thread of its
+		// own, renamed.
 		errc := make(chan error)
 		go func() {
 			runtime.LockOSThread()
