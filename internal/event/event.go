@@ -145,6 +145,10 @@ type Event struct {
 	// Kubernetes pod's uid, a systemd unit's name (ContainerName, runtime
 	// systemd); "" when unknown. Filled by internal/container.
 	Cgroup, ContainerID, Runtime, PodUID, ContainerName string
+	// Pod and Namespace are a Kubernetes pod's name and namespace, and
+	// then ContainerName is the container's name in it, as the CRI
+	// runtime tells; "" when unknown.
+	Pod, Namespace string
 
 	// OpenerPID is, on a close, the process that connected or accepted
 	// the connection when another one (PID) held it and closed it, e.g.

@@ -38,6 +38,7 @@ func TestJSONLinesFollowTheSchema(t *testing.T) {
 	contained, unit := v4Connect(), v6Accept()
 	contained.Cgroup, contained.ContainerID, contained.Runtime, contained.PodUID = "/kubepods/pod5a1b2c3d-4e5f-6789-abcd-ef0123456789/"+strings.Repeat("ab", 32), strings.Repeat("ab", 32), "containerd", "5a1b2c3d-4e5f-6789-abcd-ef0123456789"
 	unit.Cgroup, unit.Runtime, unit.ContainerName = "/system.slice/nginx.service", "systemd", "nginx.service"
+	contained.Pod, contained.Namespace, contained.ContainerName = "web-7d4b9", "shop", "nginx"
 	events := []*event.Event{v4Connect(), v6Accept(), v4MappedAccept(), dnsEvent, named, existing, contained, unit}
 	for _, c := range lifecycleCases() {
 		events = append(events, c.e)
@@ -57,8 +58,8 @@ func TestJSONLinesFollowTheSchema(t *testing.T) {
 		if got.Hostname != e.Hostname || got.HostnameSource != e.HostnameSource || !reflect.DeepEqual(got.HostnameAlso, e.HostnameAlso) {
 			t.Errorf("%s: hostname read back as %q %q %q", line, got.Hostname, got.HostnameSource, got.HostnameAlso)
 		}
-		if got.Cgroup != e.Cgroup || got.ContainerID != e.ContainerID || got.Runtime != e.Runtime || got.PodUID != e.PodUID || got.Container != e.ContainerName {
-			t.Errorf("%s: container read back as %q %q %q %q %q", line, got.Cgroup, got.ContainerID, got.Runtime, got.PodUID, got.Container)
+		if got.Cgroup != e.Cgroup || got.ContainerID != e.ContainerID || got.Runtime != e.Runtime || got.PodUID != e.PodUID || got.Container != e.ContainerName || got.Pod != e.Pod || got.Namespace != e.Namespace {
+			t.Errorf("%s: container read back as %q %q %q %q %q %q %q", line, got.Cgroup, got.ContainerID, got.Runtime, got.PodUID, got.Container, got.Pod, got.Namespace)
 		}
 		if e.Type == event.Close && (got.BytesSent == nil || *got.BytesSent != e.BytesSent || got.BytesReceived == nil || *got.BytesReceived != e.BytesReceived) {
 			t.Errorf("%s: bytes read back as %v %v", line, got.BytesSent, got.BytesReceived)

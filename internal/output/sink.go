@@ -410,6 +410,7 @@ func appendContainerJSON(b []byte, e *event.Event) []byte {
 	for _, kv := range [...]struct{ key, v string }{
 		{`,"cgroup":`, e.Cgroup}, {`,"container_id":`, e.ContainerID}, {`,"runtime":`, e.Runtime},
 		{`,"pod_uid":`, e.PodUID}, {`,"container":`, e.ContainerName},
+		{`,"pod":`, e.Pod}, {`,"namespace":`, e.Namespace},
 	} {
 		if kv.v != "" {
 			b = append(b, kv.key...)

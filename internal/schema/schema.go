@@ -43,7 +43,9 @@ type Event struct {
 	ContainerID string `json:"container_id,omitempty"` // the full 64-hex id the cgroup path shows
 	Runtime     string `json:"runtime,omitempty"`      // docker, containerd, cri-o, podman, or systemd (a plain service unit)
 	PodUID      string `json:"pod_uid,omitempty"`      // a Kubernetes pod's uid, from the kubepods path
-	Container   string `json:"container,omitempty"`    // runtime systemd: the unit's name, e.g. nginx.service
+	Container   string `json:"container,omitempty"`    // runtime systemd: the unit's name, e.g. nginx.service; Kubernetes: the container's name
+	Pod         string `json:"pod,omitempty"`          // a Kubernetes pod's name, from the CRI runtime
+	Namespace   string `json:"namespace,omitempty"`    // the pod's namespace, from the CRI runtime
 
 	LatencyNs     *uint64 `json:"latency_ns,omitempty"`     // established, failed: since the SYN; dns: since the query
 	DurationNs    *uint64 `json:"duration_ns,omitempty"`    // close: since established, absent when unknown
