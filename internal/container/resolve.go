@@ -54,6 +54,21 @@ type Resolver struct {
 	// Walks and WalkedDirs count the tree walks and what they visited,
 	// ProcReads the reads of /proc/PID/cgroup.
 	Walks, WalkedDirs, ProcReads uint64
+	// Namer, if set, names Kubernetes pods and their containers (a CRI
+	// runtime's cache, internal/cri).
+	Namer Namer
+}
+
+// Names are what a container runtime calls a pod and a container in it.
+type Names struct {
+	Pod, Namespace, Container string
+}
+
+// Namer names the container with this id, or its pod by uid (either may
+// be ""), from what it already knows: it must not block. ok is false when
+// it knows neither.
+type Namer interface {
+	Names(containerID, podUID string) (n Names, ok bool)
 }
 
 type pidEntry struct {
@@ -114,6 +129,14 @@ func unescapeMount(s string) string {
 func (r *Resolver) Enrich(e *event.Event) {
 	if in := r.Lookup(e.CgroupID, e.PID, e.TimestampNs); in != nil {
 		e.Cgroup, e.ContainerID, e.Runtime, e.PodUID, e.ContainerName = in.Cgroup, in.ContainerID, in.Runtime, in.PodUID, in.Name
+		if r.Namer != nil && (in.ContainerID != "" || in.PodUID != "") {
+			if n, ok := r.Namer.Names(in.ContainerID, in.PodUID); ok {
+				e.Pod, e.Namespace = n.Pod, n.Namespace
+				if n.Container != "" {
+					e.ContainerName = n.Container
+				}
+			}
+		}
 	}
 }
 
