@@ -100,9 +100,10 @@ Flags:
                         what, the answer, the latency
   --no-names            do not watch DNS: no hostnames for addresses (saves the
                         cost of the cgroup packet hooks, see README)
-  --containers          add a CONTAINER column to the table: the container's
-                        short id, or the systemd unit (JSON always has the keys
-                        cgroup, container_id, runtime, pod_uid, container)
+  --containers          show the table's CONTAINER column from the start (else it
+                        comes with the first event from a container or pod): the
+                        container's short id, or the systemd unit (JSON always
+                        has the keys cgroup, container_id, runtime, pod_uid, ...)
   --existing            first list the connections that already exist (type
                         existing), so their closes have context
   --buffer-size SIZE    kernel ring buffer size, a power of two (default 4M)

@@ -76,7 +76,8 @@ type Table struct {
 	skipped uint64
 	// Containers adds a CONTAINER column after COMM (--containers): the
 	// container's short id, or the systemd unit's name, or -. Set before
-	// Start.
+	// Start. Without it, the column is added, under a new header line,
+	// at the first event from a container or a pod.
 	Containers bool
 }
 
@@ -86,7 +87,10 @@ const tableHeader = "PID      COMM             TYPE        SRC                  
 // unit name (a longer one pushes the row right, as a long hostname does).
 const containerCol = 17
 
-func (t *Table) Start() error {
+func (t *Table) Start() error { return t.header() }
+
+// header writes the header line, with the CONTAINER column if it is on.
+func (t *Table) header() error {
 	if t.Containers {
 		h := append(t.buf[:0], tableHeader[:26]...)
 		h = pad(append(h, "CONTAINER"...), len("CONTAINER"), containerCol)
@@ -110,6 +114,13 @@ func appendContainer(b []byte, e *event.Event) []byte {
 }
 
 func (t *Table) Event(e *event.Event) error {
+	if !t.Containers && (e.ContainerID != "" || e.PodUID != "") {
+		// The first container: from here on, rows have the column.
+		t.Containers = true
+		if err := t.header(); err != nil {
+			return err
+		}
+	}
 	b := t.buf[:0]
 	start := len(b)
 	var w int
