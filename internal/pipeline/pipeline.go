@@ -263,6 +263,10 @@ func (p *Pipeline) DNS(pkt *event.DNSPacket) error {
 			e.SetComm(name)
 		}
 	}
+	// Its container and pod, as any event's: filters and sinks use them.
+	for _, en := range p.cfg.Enrichers {
+		en.Enrich(e)
+	}
 	if !p.selects(e) {
 		return nil
 	}

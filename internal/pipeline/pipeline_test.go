@@ -41,6 +41,9 @@ func (s *sinkLog) Event(e *event.Event) error {
 	if e.DNSInfo != nil {
 		c += fmt.Sprintf(" query=%s answers=%v latency=%d", e.DNSInfo.Name, e.DNSInfo.Answers, e.LatencyNs)
 	}
+	if e.ContainerID != "" {
+		c += " container=" + e.ContainerID
+	}
 	s.calls = append(s.calls, c)
 	s.last = *e
 	return s.fail
@@ -460,4 +463,35 @@ type recordRemote struct {
 func (r recordRemote) Event(e *event.Event) error {
 	*r.remotes = append(*r.remotes, e.Remote.String())
 	return r.sinkLog.Event(e)
+}
+
+// enrichFunc is an Enricher made of a function.
+type enrichFunc func(*event.Event)
+
+func (f enrichFunc) Enrich(e *event.Event) { f(e) }
+
+// A DNS event is enriched like any event (its container, pod), before the
+// filters: here the enricher names the container of pid 11 only.
+func TestDNSEventsEnriched(t *testing.T) {
+	var sink sinkLog
+	src := script(func(h event.Handler) error {
+		for _, pid := range []uint32{11, 12} {
+			for _, response := range []bool{false, true} {
+				if err := h.DNS(dnsPacket(t, pid, response, 1e9, "svc.example", "198.51.100.7")); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	byPID := enrichFunc(func(e *event.Event) {
+		if e.PID == 11 {
+			e.ContainerID, e.Runtime = "3f4c0a1b", "docker"
+		}
+	})
+	cfg := Config{Names: dns.NewTracker(), ShowDNS: true, Enrichers: []Enricher{byPID}}
+	if err := New(cfg, &sink).Run(context.Background(), src, nil); err != nil {
+		t.Fatal(err)
+	}
+	check(t, sink.calls, []string{"start", "flush", "dns pid=11 query=svc.example answers=[198.51.100.7] latency=0 container=3f4c0a1b", "dns pid=12 query=svc.example answers=[198.51.100.7] latency=0", "finish"})
 }
