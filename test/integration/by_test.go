@@ -240,7 +240,9 @@ func TestTopByContainer(t *testing.T) {
 	var scr *tmuxScreen
 	port, total := groupTraffic(t, mnt, parent+"/"+unit, clients, func(port int) {
 		scr = startTmux(t, fmt.Sprintf("%s top --by container --interval 300ms --port %d %s; echo EXIT=$?; sleep 60", tuxscopeBin, port, backend))
-		scr.waitScreen("the header", func(s string) bool { return strings.Contains(s, "CONTAINER ") && strings.Contains(s, "tuxscope top - ") })
+		scr.waitScreen("the header", func(s string) bool {
+			return strings.Contains(s, "CONTAINER ") && strings.Contains(s, "tuxscope top - ")
+		})
 	})
 	screen := scr.waitScreen("the three rows", func(s string) bool {
 		r := groupRow(s, unit)
