@@ -370,3 +370,18 @@ func TestGroupMatches(t *testing.T) {
 		}
 	}
 }
+
+// Grouping by container or pod costs no allocation per event of a known
+// row (by comm, the name's string, as by process).
+func TestGroupAddAllocs(t *testing.T) {
+	for _, by := range []GroupBy{GroupContainer, GroupPod} {
+		a := New(time.Now(), by)
+		for _, w := range []where{inNginx, inUnit, onHost} {
+			e := ev(event.Connect, 200, "nginx", w, "198.51.100.9:50000", false)
+			a.Add(e)
+			if n := testing.AllocsPerRun(100, func() { a.Add(e) }); n != 0 {
+				t.Errorf("--by %s, %+v: %v allocations per event", by, w, n)
+			}
+		}
+	}
+}

@@ -195,13 +195,14 @@ type group struct {
 }
 
 // containerKey is an event's container for --by container: its id, or a
-// systemd unit's name; "" outside any (the NoContainer row).
+// systemd unit's name (which ends in .service, so is never a 64-hex id);
+// "" outside any (the NoContainer row). It allocates nothing.
 func containerKey(e *event.Event) string {
 	if e.ContainerID != "" {
 		return e.ContainerID
 	}
-	if e.Runtime == "systemd" && e.ContainerName != "" {
-		return "systemd:" + e.ContainerName
+	if e.Runtime == "systemd" {
+		return e.ContainerName
 	}
 	return ""
 }
