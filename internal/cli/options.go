@@ -32,14 +32,16 @@ type netOptions struct {
 	Interval        time.Duration // --summary: print every Interval; 0: at the end
 	Top             int           // --summary: peers shown per process; 0: all
 	Sort            summary.SortBy
-	By              summary.GroupBy // --summary: what a row's group is (--by)
-	ShowDNS         bool            // --dns: show DNS responses as events
-	NoNames         bool            // --no-names: no DNS capture, no hostnames
-	Containers      bool            // --containers: the table's CONTAINER column
+	ShowDNS         bool // --dns: show DNS responses as events
+	NoNames         bool // --no-names: no DNS capture, no hostnames
+	Containers      bool // --containers: the table's CONTAINER column
 	// MaxDelay is how long an event may wait in the kernel before it is
 	// read (the reader is then woken only when a quarter of the ring
 	// buffer is full); 0: woken for every event.
 	MaxDelay time.Duration
+
+	// By is --by (net --summary, top): what a summary row's group is.
+	By summary.GroupBy
 }
 
 // DefaultMaxDelay is --max-delay's default: short enough to read as live,
@@ -160,10 +162,11 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
-		format, bufSize, backend, sortBy, groupBy string
-		opts                                      netOptions
-		ipv4, ipv6                                bool
+		format, bufSize, backend, sortBy string
+		opts                             netOptions
+		ipv4, ipv6                       bool
 	)
+	var groupBy string // --by
 	if cmd == "net" {
 		fs.StringVar(&format, "format", "table", "")
 	} else {
@@ -223,7 +226,9 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 		fs.BoolVar(&opts.Containers, "containers", false, "")
 	}
 	fs.Var(durationFlag{&opts.Interval}, "interval", "")
-	fs.StringVar(&groupBy, "by", "process", "")
+	if cmd == "net" || cmd == "top" { // the summary's views
+		fs.StringVar(&groupBy, "by", "process", "")
+	}
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
