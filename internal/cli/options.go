@@ -39,6 +39,9 @@ type netOptions struct {
 	// read (the reader is then woken only when a quarter of the ring
 	// buffer is full); 0: woken for every event.
 	MaxDelay time.Duration
+
+	// By is --by (net --summary, top): what a summary row's group is.
+	By summary.GroupBy
 }
 
 // DefaultMaxDelay is --max-delay's default: short enough to read as live,
@@ -93,8 +96,13 @@ Flags:
                         IPv4 peer counts as IPv6, as ss shows it)
   --summary             instead of events, print per process the top peers: connects,
                         accepts, failures, bytes, latency and duration percentiles
+  --by GROUP            with --summary: what a row's group is: process (default;
+                        pid and comm), comm (every process of one name together),
+                        container (short id and name; events outside containers
+                        in one row, host) or pod (namespace/pod, or the pod's uid;
+                        events outside pods in one row, -)
   --interval N          with --summary: print one every N seconds (or 500ms, 1m)
-  --top N               with --summary: peers shown per process (default 10, 0: all)
+  --top N               with --summary: peers shown per group (default 10, 0: all)
   --duration D          stop after D (seconds, or 500ms, 1m); default: at Ctrl-C
   --dns                 also show DNS responses (type dns): which process asked
                         what, the answer, the latency
@@ -126,16 +134,18 @@ CAP_SYS_PTRACE for --existing's owners; tuxscope doctor says what is missing.
 
 const topUsage = `Usage: tuxscope top [flags]
 
-A live, full-screen view of who talks to whom: processes and their peers
-with connections, failures, bytes, latency and duration, refreshed every
---interval. Keys: s cycles the sort (connections, bytes, failures),
-/ filters by process or peer (Enter applies, Esc clears), c clears the
-counters, q quits. When stdout is not a terminal it prints a plain
-summary every --interval instead.
+A live, full-screen view of who talks to whom: processes (or the groups
+of --by) and their peers with connections, failures, bytes, latency and
+duration, refreshed every --interval. Keys: s cycles the sort
+(connections, bytes, failures), / filters by group or peer (Enter applies,
+Esc clears), c clears the counters, q quits. When stdout is not a
+terminal it prints a plain summary every --interval instead.
 
 Flags:
   --interval D          refresh every D (default 2s; seconds, or 500ms, 1m)
   --sort KEY            connections (default), bytes or failures
+  --by GROUP            process (default), comm, container or pod: as for
+                        net --summary
   --duration D          stop after D
   --pid, --comm, --port, -4, -6, --no-names, --buffer-size, --conn-table,
   --max-delay, --backend, --btf: as for net
@@ -157,6 +167,7 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 		opts                             netOptions
 		ipv4, ipv6                       bool
 	)
+	var groupBy string // --by
 	if cmd == "net" {
 		fs.StringVar(&format, "format", "table", "")
 	} else {
@@ -216,6 +227,9 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 		fs.BoolVar(&opts.Containers, "containers", false, "")
 	}
 	fs.Var(durationFlag{&opts.Interval}, "interval", "")
+	if cmd == "net" || cmd == "top" { // the summary's views
+		fs.StringVar(&groupBy, "by", "process", "")
+	}
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -242,6 +256,16 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	}
 	if opts.Interval > 0 && !opts.Summary {
 		return opts, errors.New("--interval needs --summary")
+	}
+	bySet := false
+	fs.Visit(func(f *flag.Flag) { bySet = bySet || f.Name == "by" })
+	if bySet {
+		if !opts.Summary {
+			return opts, errors.New("--by needs --summary")
+		}
+		if opts.By, err = summary.ParseGroupBy(groupBy); err != nil {
+			return opts, err
+		}
 	}
 	if opts.ShowDNS && opts.NoNames {
 		return opts, errors.New("--dns and --no-names exclude each other")

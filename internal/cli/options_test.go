@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/tuxscope/tuxscope/internal/event"
 	"github.com/tuxscope/tuxscope/internal/filter"
 	"github.com/tuxscope/tuxscope/internal/output"
+	"github.com/tuxscope/tuxscope/internal/summary"
 	"github.com/tuxscope/tuxscope/internal/tracer"
 )
 
@@ -192,6 +194,11 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--max-delay", "2s"}, `--max-delay must be at most 1s`},
 		{[]string{"--max-delay", "-1ms"}, `invalid value "-1ms" for flag -max-delay: invalid duration "-1ms" (want seconds, or e.g. 500ms, 1m)`},
 		{[]string{"--port", strings.Join(tooMany, ",")}, `at most 1024 pids and 1024 ports`},
+		{[]string{"--by", "container"}, `--by needs --summary`},
+		{[]string{"--by", "process"}, `--by needs --summary`},
+		{[]string{"--summary", "--by", "pods"}, `unknown --by "pods" (want process, comm, container or pod)`},
+		{[]string{"--summary", "--by", ""}, `unknown --by "" (want process, comm, container or pod)`},
+		{[]string{"--summary", "--by"}, `flag needs an argument: -by`},
 	}
 	for _, tt := range tests {
 		var stdout bytes.Buffer
@@ -215,6 +222,43 @@ func TestParseErrors(t *testing.T) {
 		}
 		if stdout.Len() != 0 {
 			t.Errorf("%s: wrote %q to stdout", name, stdout.String())
+		}
+	}
+}
+
+// --by groups net --summary's rows and top's; process unless told.
+func TestParseGroupBy(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want summary.GroupBy
+	}{
+		{[]string{"--summary"}, summary.GroupProcess},
+		{[]string{"--summary", "--by", "process"}, summary.GroupProcess},
+		{[]string{"--summary", "--by", "comm"}, summary.GroupComm},
+		{[]string{"--summary", "--by=container", "--interval", "5"}, summary.GroupContainer},
+		{[]string{"--by", "pod", "--summary", "--format", "json"}, summary.GroupPod},
+	} {
+		if opts := parse(t, tt.args...); opts.By != tt.want || !opts.Summary {
+			t.Errorf("%q: By %v, Summary %v; want %v", tt.args, opts.By, opts.Summary, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		args []string
+		want summary.GroupBy
+		err  string
+	}{
+		{nil, summary.GroupProcess, ""},
+		{[]string{"--by", "container"}, summary.GroupContainer, ""},
+		{[]string{"--sort", "bytes", "--by", "pod"}, summary.GroupPod, ""},
+		{[]string{"--by", "comm", "--pid", "1"}, summary.GroupComm, ""},
+		{[]string{"--by", "host"}, 0, `unknown --by "host" (want process, comm, container or pod)`},
+	} {
+		opts, err := parseOptions("top", tt.args, io.Discard)
+		switch {
+		case tt.err != "" && (err == nil || err.Error() != tt.err):
+			t.Errorf("top %q: error %v, want %q", tt.args, err, tt.err)
+		case tt.err == "" && (err != nil || opts.By != tt.want):
+			t.Errorf("top %q: By %v, %v; want %v", tt.args, opts.By, err, tt.want)
 		}
 	}
 }

@@ -213,7 +213,7 @@ func newSink(opts *netOptions, stdout, stderr io.Writer, view *liveView) pipelin
 	case view != nil:
 		return view.sink
 	case opts.Summary:
-		return summary.NewSink(stdout, opts.Format, opts.Interval, opts.Sort, opts.Top)
+		return summary.NewSink(stdout, opts.Format, opts.Interval, opts.Sort, opts.By, opts.Top)
 	}
 	s := output.New(opts.Format, stdout, stderr)
 	if t, ok := s.(*output.Table); ok {

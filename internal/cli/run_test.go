@@ -35,6 +35,8 @@ func TestRunNetUsageErrors(t *testing.T) {
 		{[]string{"net", "extra"}, `unexpected argument "extra"`},
 		{[]string{"net", "--bogus"}, `flag provided but not defined: -bogus`},
 		{[]string{"net", "--buffer-size", "abc"}, `--buffer-size: invalid size "abc"`},
+		{[]string{"net", "--by", "container"}, `--by needs --summary`},
+		{[]string{"net", "--summary", "--by", "namespace"}, `unknown --by "namespace" (want process, comm, container or pod)`},
 	}
 	for _, tt := range tests {
 		code, stdout, stderr := run(tt.args...)

@@ -29,7 +29,7 @@ func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		opts.Top = 0
 		return trace(ctx, &opts, stdout, stderr, nil)
 	}
-	feed := top.NewFeed()
+	feed := top.NewFeed(opts.By)
 	view := &liveView{sink: feed, run: func(ctx context.Context) error {
 		p := tea.NewProgram(top.NewModel(feed, opts.Interval, opts.Sort),
 			tea.WithAltScreen(), tea.WithOutput(out), tea.WithContext(ctx))

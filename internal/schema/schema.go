@@ -103,13 +103,17 @@ func (e Event) String() string {
 // Summary is one line of `tuxscope net --summary --format json`
 // ("event_type":"summary"): a period's connections per process and peer.
 type Summary struct {
-	Time       string    `json:"time"`        // end of the period
-	EventType  string    `json:"event_type"`  // summary
-	Start      string    `json:"start"`       // start of the period
-	DurationNs int64     `json:"duration_ns"` // its length
-	SortedBy   string    `json:"sorted_by"`   // connections, bytes or failures
-	Lost       uint64    `json:"lost"`        // events lost in the period
-	Processes  []Process `json:"processes"`
+	Time       string `json:"time"`        // end of the period
+	EventType  string `json:"event_type"`  // summary
+	Start      string `json:"start"`       // start of the period
+	DurationNs int64  `json:"duration_ns"` // its length
+	SortedBy   string `json:"sorted_by"`   // connections, bytes or failures
+	By         string `json:"by"`          // the grouping: process, comm, container or pod
+	Lost       uint64 `json:"lost"`        // events lost in the period
+	// Processes are the groups of --by process (always there then, [] when
+	// none), Groups those of the other groupings (there instead).
+	Processes []Process `json:"processes,omitzero"`
+	Groups    []Group   `json:"groups,omitzero"`
 	// OpenAtExit is on the last summary only: the connections still open
 	// when tuxscope stopped.
 	OpenAtExit *OpenAtExit `json:"open_at_exit,omitempty"`
@@ -133,6 +137,26 @@ func deref(p *uint64) any {
 type Process struct {
 	PID           uint32 `json:"pid"`
 	Comm          string `json:"comm"`
+	Connects      uint64 `json:"connects"`
+	Accepts       uint64 `json:"accepts"`
+	Failures      uint64 `json:"failures"`
+	BytesSent     uint64 `json:"bytes_sent"`
+	BytesReceived uint64 `json:"bytes_received"`
+	Peers         []Peer `json:"peers"`
+}
+
+// Group is a summary's row for one group of --by comm, container or pod,
+// with its peers: what identifies it (the keys of the grouping, those
+// known), its totals and its peers.
+type Group struct {
+	Group         string `json:"group"`                  // the group's name, as the table shows it
+	Comm          string `json:"comm,omitempty"`         // comm: the process name
+	ContainerID   string `json:"container_id,omitempty"` // container: as on events
+	Runtime       string `json:"runtime,omitempty"`
+	Container     string `json:"container,omitempty"`
+	PodUID        string `json:"pod_uid,omitempty"` // container (in a pod) and pod: as on events
+	Pod           string `json:"pod,omitempty"`
+	Namespace     string `json:"namespace,omitempty"`
 	Connects      uint64 `json:"connects"`
 	Accepts       uint64 `json:"accepts"`
 	Failures      uint64 `json:"failures"`

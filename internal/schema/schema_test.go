@@ -14,7 +14,7 @@ func TestREADMEDocumentsEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []any{Event{}, Summary{}, Process{}, Peer{}, OpenAtExit{}} {
+	for _, v := range []any{Event{}, Summary{}, Process{}, Group{}, Peer{}, OpenAtExit{}} {
 		typ := reflect.TypeOf(v)
 		for i := range typ.NumField() {
 			key, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")

@@ -34,21 +34,35 @@ func dur(d time.Duration, ok bool) string {
 	return string(output.AppendDuration(nil, uint64(d)))
 }
 
-// TableHeader is the summary table's column line.
+// TableHeader is the summary table's column line, --by process.
 const TableHeader = "PID      COMM             DIR  PEER                                  CONNS   FAIL   SENT         RECEIVED     LATENCY p50/p99    DURATION p50/p99\n"
 
+// groupCol is the width of the group column of the other groupings: that
+// of PID and COMM together, so the columns after it stay where they are (a
+// longer name pushes its row right, as a long hostname does).
+const groupCol = 25
+
+// Header is the table's column line for a grouping: TableHeader for
+// process, else one group column, COMM, CONTAINER or POD.
+func Header(g GroupBy) string {
+	if g == GroupProcess {
+		return TableHeader
+	}
+	return fmt.Sprintf("%-*s %s", groupCol, strings.ToUpper(g.String()), TableHeader[groupCol+1:])
+}
+
 // WriteTable writes a summary for people: a title line, then one line per
-// process and peer, processes busiest first.
+// group and peer, groups busiest first.
 func WriteTable(w io.Writer, a *Aggregator, end time.Time, by SortBy, topPeers int) error {
-	procs := a.Processes(by, topPeers)
+	procs := a.Groups(by, topPeers)
 	var b strings.Builder
-	fmt.Fprintf(&b, "tuxscope summary %s to %s (%s): %d processes, by %s",
-		a.since.Format("15:04:05"), end.Format("15:04:05"), dur(end.Sub(a.since).Round(time.Millisecond), true), len(procs), by)
+	fmt.Fprintf(&b, "tuxscope summary %s to %s (%s): %d %s, by %s",
+		a.since.Format("15:04:05"), end.Format("15:04:05"), dur(end.Sub(a.since).Round(time.Millisecond), true), len(procs), a.by.Plural(), by)
 	if a.lost > 0 {
 		fmt.Fprintf(&b, ", %d events lost", a.lost)
 	}
 	b.WriteString("\n")
-	b.WriteString(TableHeader)
+	b.WriteString(Header(a.by))
 	for _, p := range procs {
 		for _, r := range p.Rows {
 			b.WriteString(FormatRow(r))
@@ -68,22 +82,42 @@ func FormatRow(r *Row) string {
 	if r.Inbound {
 		dir = "in"
 	}
-	pid, comm := strconv.Itoa(int(r.PID)), escape(r.Comm)
-	if r.PID == 0 {
-		pid, comm = "-", "-"
+	var who string
+	if g := r.group; g != nil {
+		who = fmt.Sprintf("%-*s", groupCol, escape(g.Label(g.by)))
+	} else {
+		pid, comm := strconv.Itoa(int(r.PID)), escape(r.Comm)
+		if r.PID == 0 {
+			pid, comm = "-", "-"
+		}
+		who = fmt.Sprintf("%-8s %-16s", pid, comm)
 	}
 	l50, ok50 := r.Latency(50)
 	l99, ok99 := r.Latency(99)
 	d50, okd50 := r.Duration(50)
 	d99, okd99 := r.Duration(99)
-	return fmt.Sprintf("%-8s %-16s %-4s %-37s %5d  %5d  %-12d %-12d %-18s %s",
-		pid, comm, dir, r.peerString(), r.Connections(), r.Failures, r.BytesSent, r.BytesReceived,
+	return fmt.Sprintf("%s %-4s %-37s %5d  %5d  %-12d %-12d %-18s %s",
+		who, dir, r.peerString(), r.Connections(), r.Failures, r.BytesSent, r.BytesReceived,
 		dur(l50, ok50)+"/"+dur(l99, ok99), dur(d50, okd50)+"/"+dur(d99, okd99))
 }
 
-// Matches reports whether a row's process name or peer contains s.
+// Matches reports whether s is in a row's group (a process's name or pid;
+// a name; a container's label, full id or names; a pod's label, uid,
+// name or namespace) or its peer.
 func (r *Row) Matches(s string) bool {
-	return s == "" || strings.Contains(r.Comm, s) || strings.Contains(r.peerString(), s) || strings.Contains(strconv.Itoa(int(r.PID)), s)
+	if s == "" || strings.Contains(r.peerString(), s) {
+		return true
+	}
+	g := r.group
+	if g == nil {
+		return strings.Contains(r.Comm, s) || strings.Contains(strconv.Itoa(int(r.PID)), s)
+	}
+	for _, v := range []string{g.Label(g.by), g.Comm, g.ContainerID, g.Container, g.PodUID, g.Pod, g.Namespace} {
+		if v != "" && strings.Contains(v, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // escape makes a name safe for a terminal, as the event table does.
@@ -102,29 +136,46 @@ func percentiles(f func(float64) (time.Duration, bool)) *schema.Percentiles {
 
 const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
+func jsonPeers(rows []*Row) []schema.Peer {
+	var peers []schema.Peer
+	for _, r := range rows {
+		dir := "outbound"
+		if r.Inbound {
+			dir = "inbound"
+		}
+		peers = append(peers, schema.Peer{
+			Direction: dir, Peer: r.Peer.String(), Hostname: r.Hostname, Port: r.Port, Connects: r.Connects, Accepts: r.Accepts,
+			Established: r.Established, Failures: r.Failures, Errors: r.Errors, Closes: r.Closes,
+			BytesSent: r.BytesSent, BytesReceived: r.BytesReceived,
+			LatencyNs: percentiles(r.Latency), DurationNs: percentiles(r.Duration),
+		})
+	}
+	return peers
+}
+
 // WriteJSON writes a summary as one JSON object on one line, with
-// "event_type":"summary".
+// "event_type":"summary": --by process its processes (the key processes),
+// else its groups (the key groups).
 func WriteJSON(w io.Writer, a *Aggregator, end time.Time, by SortBy, topPeers int) error {
 	s := schema.Summary{
 		Time: end.Format(timeLayout), EventType: "summary", Start: a.since.Format(timeLayout),
-		DurationNs: int64(end.Sub(a.since)), SortedBy: by.String(), Lost: a.lost, Processes: []schema.Process{},
+		DurationNs: int64(end.Sub(a.since)), SortedBy: by.String(), By: a.by.String(), Lost: a.lost,
 	}
-	for _, p := range a.Processes(by, topPeers) {
-		jp := schema.Process{PID: p.PID, Comm: p.Comm, Connects: p.Total.Connects, Accepts: p.Total.Accepts,
-			Failures: p.Total.Failures, BytesSent: p.Total.BytesSent, BytesReceived: p.Total.BytesReceived}
-		for _, r := range p.Rows {
-			dir := "outbound"
-			if r.Inbound {
-				dir = "inbound"
-			}
-			jp.Peers = append(jp.Peers, schema.Peer{
-				Direction: dir, Peer: r.Peer.String(), Hostname: r.Hostname, Port: r.Port, Connects: r.Connects, Accepts: r.Accepts,
-				Established: r.Established, Failures: r.Failures, Errors: r.Errors, Closes: r.Closes,
-				BytesSent: r.BytesSent, BytesReceived: r.BytesReceived,
-				LatencyNs: percentiles(r.Latency), DurationNs: percentiles(r.Duration),
-			})
+	if a.by == GroupProcess {
+		s.Processes = []schema.Process{}
+	} else {
+		s.Groups = []schema.Group{}
+	}
+	for _, p := range a.Groups(by, topPeers) {
+		if a.by == GroupProcess {
+			s.Processes = append(s.Processes, schema.Process{PID: p.PID, Comm: p.Comm, Connects: p.Total.Connects, Accepts: p.Total.Accepts,
+				Failures: p.Total.Failures, BytesSent: p.Total.BytesSent, BytesReceived: p.Total.BytesReceived, Peers: jsonPeers(p.Rows)})
+			continue
 		}
-		s.Processes = append(s.Processes, jp)
+		s.Groups = append(s.Groups, schema.Group{Group: p.Label(), Comm: p.Comm,
+			ContainerID: p.ContainerID, Runtime: p.Runtime, Container: p.Container, PodUID: p.PodUID, Pod: p.Pod, Namespace: p.Namespace,
+			Connects: p.Total.Connects, Accepts: p.Total.Accepts,
+			Failures: p.Total.Failures, BytesSent: p.Total.BytesSent, BytesReceived: p.Total.BytesReceived, Peers: jsonPeers(p.Rows)})
 	}
 	if o := a.openAtExit; o != nil {
 		s.OpenAtExit = &schema.OpenAtExit{Count: o.Total(), Outbound: o.Outbound, Inbound: o.Inbound}

@@ -17,21 +17,23 @@ type Sink struct {
 	format   output.Format
 	interval time.Duration
 	by       SortBy
+	group    GroupBy
 	topPeers int
 	agg      *Aggregator
 	next     time.Time
 }
 
-// NewSink writes summaries in format to w; interval 0 means only at the
-// end. topPeers bounds the peers shown per process (0: all).
-func NewSink(w io.Writer, format output.Format, interval time.Duration, by SortBy, topPeers int) *Sink {
-	return &Sink{w: bufio.NewWriter(w), format: format, interval: interval, by: by, topPeers: topPeers}
+// NewSink writes summaries in format to w, rows grouped by group and
+// sorted by by; interval 0 means only at the end. topPeers bounds the
+// peers shown per group (0: all).
+func NewSink(w io.Writer, format output.Format, interval time.Duration, by SortBy, group GroupBy, topPeers int) *Sink {
+	return &Sink{w: bufio.NewWriter(w), format: format, interval: interval, by: by, group: group, topPeers: topPeers}
 }
 
 // Start begins the first period.
 func (s *Sink) Start() error {
 	now := time.Now()
-	s.agg = New(now)
+	s.agg = New(now, s.group)
 	s.next = now.Add(s.interval)
 	return nil
 }
@@ -59,7 +61,7 @@ func (s *Sink) Tick(now time.Time) error {
 	if err := s.write(now); err != nil {
 		return err
 	}
-	s.agg = New(now)
+	s.agg = New(now, s.group)
 	for !s.next.After(now) {
 		s.next = s.next.Add(s.interval)
 	}

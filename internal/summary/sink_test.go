@@ -18,7 +18,7 @@ import (
 func TestSummaryOpenAtExit(t *testing.T) {
 	for _, format := range []output.Format{output.FormatTable, output.FormatJSON} {
 		var out bytes.Buffer
-		s := NewSink(&out, format, time.Millisecond, ByConnections, 0)
+		s := NewSink(&out, format, time.Millisecond, ByConnections, GroupProcess, 0)
 		if err := s.Start(); err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,8 @@
-// Package summary aggregates events into per-process, per-peer counters:
-// who talks to whom, how often, how much, how fast. It is plain Go: fed
-// events, it renders tables and JSON; `tuxscope net --summary` and
-// `tuxscope top` are views over it.
+// Package summary aggregates events into per-group, per-peer counters:
+// who talks to whom, how often, how much, how fast, a group being a
+// process (the default), every process of one name, a container or a
+// Kubernetes pod (--by). It is plain Go: fed events, it renders tables
+// and JSON; `tuxscope net --summary` and `tuxscope top` are views over it.
 package summary
 
 import (
@@ -10,17 +11,20 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/tuxscope/tuxscope/internal/event"
 )
 
-// Key identifies a row: one process and one peer service. For an outbound
+// Key identifies a row: one group (a process, by PID and Comm, or by
+// Group the key of another grouping) and one peer service. For an outbound
 // connection the peer is the remote address and the port connected to; for
 // an inbound one, the client's address and the local port it came to.
 type Key struct {
 	PID     uint32
 	Comm    string
+	Group   string // --by comm: the name; container: containerKey; pod: the pod's uid
 	Inbound bool
 	Peer    netip.Addr
 	Port    uint16
@@ -40,6 +44,7 @@ type Row struct {
 	Hostname      string            // the peer's name, as last resolved (outbound)
 	latency       samples           // handshake latencies (ns)
 	duration      samples           // connection durations (ns)
+	group         *group            // the row's group, but --by process
 }
 
 // Connections is connects plus accepts: how the rows are ranked.
@@ -86,12 +91,155 @@ func (s *samples) percentile(p float64) (time.Duration, bool) {
 	return time.Duration(sorted[rank]), true
 }
 
+// GroupBy is what a summary's rows are grouped by (--by).
+type GroupBy int
+
+// The groupings: a process (pid and comm), every process of one name, a
+// container, a Kubernetes pod.
+const (
+	GroupProcess GroupBy = iota
+	GroupComm
+	GroupContainer
+	GroupPod
+)
+
+var groupNames = [...]string{"process", "comm", "container", "pod"}
+
+func (g GroupBy) String() string { return groupNames[g] }
+
+// Plural names the groups in a summary's title: "3 containers".
+func (g GroupBy) Plural() string {
+	return [...]string{"processes", "commands", "containers", "pods"}[g]
+}
+
+// ParseGroupBy reads a --by value.
+func ParseGroupBy(v string) (GroupBy, error) {
+	for g, name := range groupNames {
+		if name == v {
+			return GroupBy(g), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown --by %q (want process, comm, container or pod)", v)
+}
+
+// Identity is what a group is: a process's PID and Comm (--by process),
+// a name (Comm, --by comm), a container with its pod when it is in one
+// (--by container), a pod (PodUID, Pod, Namespace; --by pod). Fields the
+// grouping does not use, or that are unknown, are "".
+type Identity struct {
+	PID                             uint32
+	Comm                            string
+	ContainerID, Runtime, Container string
+	PodUID, Pod, Namespace          string
+}
+
+// NoContainer and NoPod label the rows of the events outside any container
+// (--by container) or pod (--by pod).
+const (
+	NoContainer = "host"
+	NoPod       = "-"
+)
+
+// Label is the group's name in the table's first column (unescaped):
+// --by comm the name; container the 12-hex short id and, when known, the
+// name (pod/container in Kubernetes), or a systemd unit's name, or
+// NoContainer; pod namespace/pod when the CRI runtime named it, else the
+// pod's uid, or NoPod. --by process has two columns, PID and COMM, and
+// Label is the pid.
+func (id *Identity) Label(by GroupBy) string {
+	switch by {
+	case GroupComm:
+		if id.Comm == "" {
+			return "-"
+		}
+		return id.Comm
+	case GroupContainer:
+		name := id.Container
+		if id.Pod != "" {
+			name = id.Pod
+			if id.Container != "" {
+				name += "/" + id.Container
+			}
+		}
+		switch {
+		case len(id.ContainerID) >= 12 && name != "":
+			return id.ContainerID[:12] + " " + name
+		case len(id.ContainerID) >= 12:
+			return id.ContainerID[:12]
+		case id.ContainerID != "":
+			return id.ContainerID
+		case name != "":
+			return name
+		}
+		return NoContainer
+	case GroupPod:
+		switch {
+		case id.PodUID == "":
+			return NoPod
+		case id.Pod != "" && id.Namespace != "":
+			return id.Namespace + "/" + id.Pod
+		case id.Pod != "":
+			return id.Pod
+		}
+		return id.PodUID
+	}
+	return strconv.FormatUint(uint64(id.PID), 10)
+}
+
+// group is what the rows of one group (but --by process) share: the
+// grouping and the group's identity, filled in as events tell more (a CRI
+// runtime's names may come after the first event).
+type group struct {
+	by GroupBy
+	Identity
+}
+
+// containerKey is an event's container for --by container: its id, or a
+// systemd unit's name (which ends in .service, so is never a 64-hex id);
+// "" outside any (the NoContainer row). It allocates nothing.
+func containerKey(e *event.Event) string {
+	if e.ContainerID != "" {
+		return e.ContainerID
+	}
+	if e.Runtime == "systemd" {
+		return e.ContainerName
+	}
+	return ""
+}
+
+// update takes from e what its group's identity did not know yet (or knew
+// older: a renamed pod). The rows of events outside any container or pod
+// (key "") learn nothing: they stay NoContainer or NoPod.
+func (g *group) update(key string, e *event.Event) {
+	if key == "" {
+		return
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	switch g.by {
+	case GroupContainer:
+		set(&g.ContainerID, e.ContainerID)
+		set(&g.Runtime, e.Runtime)
+		set(&g.Container, e.ContainerName)
+		fallthrough
+	case GroupPod:
+		set(&g.PodUID, e.PodUID)
+		set(&g.Pod, e.Pod)
+		set(&g.Namespace, e.Namespace)
+	}
+}
+
 // Aggregator accumulates events into rows. Not safe for concurrent use.
 type Aggregator struct {
-	rows  map[Key]*Row
-	since time.Time
-	lost  uint64
-	rng   *rand.Rand
+	by     GroupBy
+	rows   map[Key]*Row
+	groups map[string]*group // by Key.Group, but --by process
+	since  time.Time
+	lost   uint64
+	rng    *rand.Rand
 	// openAtExit is set on the last period only: the tracked connections
 	// still open when tracing stopped.
 	openAtExit *event.OpenCount
@@ -101,10 +249,13 @@ type Aggregator struct {
 // events for new rows are counted as dropped, not stored.
 const maxRows = 100_000
 
-// New starts an empty aggregation at start.
-func New(start time.Time) *Aggregator {
-	return &Aggregator{rows: map[Key]*Row{}, since: start, rng: rand.New(rand.NewPCG(1, 2))}
+// New starts an empty aggregation at start, grouped by by.
+func New(start time.Time, by GroupBy) *Aggregator {
+	return &Aggregator{by: by, rows: map[Key]*Row{}, groups: map[string]*group{}, since: start, rng: rand.New(rand.NewPCG(1, 2))}
 }
+
+// By is what the rows are grouped by.
+func (a *Aggregator) By() GroupBy { return a.by }
 
 // Since is when this aggregation started.
 func (a *Aggregator) Since() time.Time { return a.since }
@@ -125,7 +276,17 @@ func (a *Aggregator) Add(e *event.Event) {
 	if e.Type == event.Existing || e.Type == event.Lost {
 		return
 	}
-	k := Key{PID: e.PID, Comm: string(e.Comm()), Inbound: e.Inbound(), Peer: e.Remote.Addr(), Port: e.Dst().Port()}
+	k := Key{Inbound: e.Inbound(), Peer: e.Remote.Addr(), Port: e.Dst().Port()}
+	switch a.by {
+	case GroupProcess:
+		k.PID, k.Comm = e.PID, string(e.Comm())
+	case GroupComm:
+		k.Group = string(e.Comm())
+	case GroupContainer:
+		k.Group = containerKey(e)
+	case GroupPod:
+		k.Group = e.PodUID
+	}
 	r := a.rows[k]
 	if r == nil {
 		if len(a.rows) >= maxRows {
@@ -133,7 +294,23 @@ func (a *Aggregator) Add(e *event.Event) {
 			return
 		}
 		r = &Row{Key: k}
+		if a.by != GroupProcess {
+			// Groups are made with rows, so there are never more than
+			// maxRows of them.
+			g := a.groups[k.Group]
+			if g == nil {
+				g = &group{by: a.by}
+				if a.by == GroupComm {
+					g.Comm = k.Group
+				}
+				a.groups[k.Group] = g
+			}
+			r.group = g
+		}
 		a.rows[k] = r
+	}
+	if r.group != nil {
+		r.group.update(k.Group, e)
 	}
 	if e.Hostname != "" {
 		r.Hostname = e.Hostname
@@ -199,26 +376,39 @@ func (s SortBy) value(r *Row) uint64 {
 	return r.Connections()
 }
 
-// Process is one process's rows, busiest first.
-type Process struct {
-	PID   uint32
-	Comm  string
-	Total Row // sums over Rows (no percentiles)
+// Group is one group's rows (a process's, with --by process), busiest
+// first.
+type Group struct {
+	Identity
+	By    GroupBy
+	Key   string // Key.Group, but --by process
+	Total Row    // sums over Rows (no percentiles)
 	Rows  []*Row
 }
 
-// Processes groups the rows by process, orders processes and their peers
-// by the sort key (descending, then by pid and peer for stable output),
-// and keeps at most topPeers peers per process (0: all).
-func (a *Aggregator) Processes(by SortBy, topPeers int) []Process {
-	byPID := map[[2]any]*Process{}
-	var out []*Process
+// Label is the group's name in the table (see Identity.Label).
+func (g *Group) Label() string { return g.Identity.Label(g.By) }
+
+// Groups groups the rows, orders the groups and their peers by the sort
+// key (descending, then by pid, name and peer for stable output), and
+// keeps at most topPeers peers per group (0: all).
+func (a *Aggregator) Groups(by SortBy, topPeers int) []Group {
+	type gk struct {
+		pid   uint32
+		comm  string
+		group string
+	}
+	byKey := map[gk]*Group{}
+	var out []*Group
 	for _, r := range a.rows {
-		pk := [2]any{r.PID, r.Comm}
-		p := byPID[pk]
+		k := gk{r.PID, r.Comm, r.Group}
+		p := byKey[k]
 		if p == nil {
-			p = &Process{PID: r.PID, Comm: r.Comm}
-			byPID[pk] = p
+			p = &Group{Identity: Identity{PID: r.PID, Comm: r.Comm}, By: a.by, Key: r.Group}
+			if r.group != nil {
+				p.Identity = r.group.Identity
+			}
+			byKey[k] = p
 			out = append(out, p)
 		}
 		p.Rows = append(p.Rows, r)
@@ -239,10 +429,10 @@ func (a *Aggregator) Processes(by SortBy, topPeers int) []Process {
 			p.Rows = p.Rows[:topPeers]
 		}
 	}
-	slices.SortFunc(out, func(x, y *Process) int {
-		return cmp.Or(cmp.Compare(by.value(&y.Total), by.value(&x.Total)), cmp.Compare(x.PID, y.PID), cmp.Compare(x.Comm, y.Comm))
+	slices.SortFunc(out, func(x, y *Group) int {
+		return cmp.Or(cmp.Compare(by.value(&y.Total), by.value(&x.Total)), cmp.Compare(x.PID, y.PID), cmp.Compare(x.Comm, y.Comm), cmp.Compare(x.Key, y.Key))
 	})
-	res := make([]Process, len(out))
+	res := make([]Group, len(out))
 	for i, p := range out {
 		res[i] = *p
 	}

@@ -19,11 +19,12 @@ import (
 // draws on its own schedule.
 type Feed struct {
 	mu  sync.Mutex
+	by  summary.GroupBy
 	agg *summary.Aggregator
 }
 
-// NewFeed starts an empty aggregation.
-func NewFeed() *Feed { return &Feed{agg: summary.New(time.Now())} }
+// NewFeed starts an empty aggregation, grouped by by.
+func NewFeed(by summary.GroupBy) *Feed { return &Feed{by: by, agg: summary.New(time.Now(), by)} }
 
 func (f *Feed) Start() error { return nil }
 
@@ -53,7 +54,7 @@ func (f *Feed) StillOpen(event.OpenCount, time.Time) error { return nil }
 
 func (f *Feed) clear() {
 	f.mu.Lock()
-	f.agg = summary.New(time.Now())
+	f.agg = summary.New(time.Now(), f.by)
 	f.mu.Unlock()
 }
 
@@ -128,7 +129,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 // View draws the header, the key help and as many rows as fit.
 func (m Model) View() string {
 	m.feed.mu.Lock()
-	procs := m.feed.agg.Processes(m.sort, 0)
+	procs := m.feed.agg.Groups(m.sort, 0)
 	since, lost := m.feed.agg.Since(), m.feed.agg.Lost()
 	var rows []string
 	nproc := 0
@@ -147,8 +148,8 @@ func (m Model) View() string {
 	m.feed.mu.Unlock()
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "tuxscope top - %d processes, %d peers, sorted by %s, since %s (%s), %d events lost\n",
-		nproc, len(rows), m.sort, since.Format("15:04:05"), m.now.Sub(since).Round(time.Second), lost)
+	fmt.Fprintf(&b, "tuxscope top - %d %s, %d peers, sorted by %s, since %s (%s), %d events lost\n",
+		nproc, m.feed.by.Plural(), len(rows), m.sort, since.Format("15:04:05"), m.now.Sub(since).Round(time.Second), lost)
 	switch {
 	case m.editing:
 		fmt.Fprintf(&b, "filter: %s_   (Enter apply, Esc clear)\n", m.input)
@@ -157,7 +158,7 @@ func (m Model) View() string {
 	default:
 		b.WriteString("keys: s sort  / filter  c clear  q quit\n")
 	}
-	b.WriteString(clip(strings.TrimSuffix(summary.TableHeader, "\n"), m.width))
+	b.WriteString(clip(strings.TrimSuffix(summary.Header(m.feed.by), "\n"), m.width))
 	b.WriteByte('\n')
 	room := m.height - 4
 	for i, r := range rows {

@@ -89,7 +89,7 @@ func helperClient(args []string) error {
 	addr := fs.String("addr", "", "remote ip:port")
 	bind := fs.String("bind", "", "local ip:port to bind first")
 	mode := fs.String("mode", "blocking", "blocking (raw connect) or go (Go's non-blocking dialer)")
-	wait := fs.Bool("wait", false, "wait for a line on stdin before connecting")
+	wait := fs.Bool("wait", false, "wait for a line on stdin before connecting (with -count, before the first)")
 	name := fs.String("name", "", "thread name (comm) to connect under")
 	thread := fs.String("thread", "", "connect from a thread other than the main one, named this")
 	reset := fs.Bool("reset", false, "close with SO_LINGER 0 (a reset) instead of a FIN")
@@ -129,6 +129,15 @@ func helperClient(args []string) error {
 		return <-errc
 	}
 	if *count > 0 {
+		if *wait {
+			// One line, read unbuffered: manyConnections reads on.
+			var b [1]byte
+			for b[0] != '\n' {
+				if n, err := os.Stdin.Read(b[:]); n == 0 || err != nil {
+					return fmt.Errorf("waiting for a line on stdin: %v", err)
+				}
+			}
+		}
 		return manyConnections(*addr, *count, *send, *recv)
 	}
 	return runClient(*family, *addr, *bind, *mode, *wait, *send, *recv, *abort, *hold, *resolve, *port, *dnsServer, *dnsTCP, *reset)
