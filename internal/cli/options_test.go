@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"strconv"
@@ -38,6 +39,27 @@ func TestParseDefaults(t *testing.T) {
 	}
 	if opts.RingBufferBytes != 4194304 {
 		t.Errorf("RingBufferBytes = %d, want 4194304", opts.RingBufferBytes)
+	}
+}
+
+// --cri-socket, for net and top alike: a path, none, or (not given) ""
+// for the default probes.
+func TestParseCRISocket(t *testing.T) {
+	for _, cmd := range []string{"net", "top"} {
+		for _, tt := range []struct {
+			args []string
+			want string
+		}{
+			{nil, ""},
+			{[]string{"--cri-socket", "/run/k3s/containerd/containerd.sock"}, "/run/k3s/containerd/containerd.sock"},
+			{[]string{"--cri-socket=unix:///run/crio/crio.sock"}, "unix:///run/crio/crio.sock"},
+			{[]string{"--cri-socket", "none"}, "none"},
+		} {
+			opts, err := parseOptions(cmd, tt.args, io.Discard)
+			if err != nil || opts.CRISocket != tt.want {
+				t.Errorf("%s %q: CRISocket %q, %v; want %q", cmd, tt.args, opts.CRISocket, err, tt.want)
+			}
+		}
 	}
 }
 
@@ -192,6 +214,8 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--max-delay", "2s"}, `--max-delay must be at most 1s`},
 		{[]string{"--max-delay", "-1ms"}, `invalid value "-1ms" for flag -max-delay: invalid duration "-1ms" (want seconds, or e.g. 500ms, 1m)`},
 		{[]string{"--port", strings.Join(tooMany, ",")}, `at most 1024 pids and 1024 ports`},
+		{[]string{"--cri-socket", ""}, `invalid value "" for flag -cri-socket: empty path (none: ask no CRI runtime)`},
+		{[]string{"--cri-socket"}, `flag needs an argument: -cri-socket`},
 	}
 	for _, tt := range tests {
 		var stdout bytes.Buffer

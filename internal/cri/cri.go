@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/tuxscope/tuxscope/internal/container"
@@ -161,7 +162,7 @@ func (c *Client) Start(ctx context.Context) error {
 	v, err := c.rt.Version(cctx, &runtimeapi.VersionRequest{Version: apiVersion})
 	cancel()
 	if err != nil {
-		return fmt.Errorf("CRI Version: %w", err)
+		return rpcError("Version", err)
 	}
 	c.Runtime, c.RuntimeVersion = clip(v.GetRuntimeName()), clip(v.GetRuntimeVersion())
 	if err := c.Refresh(ctx); err != nil {
@@ -172,8 +173,15 @@ func (c *Client) Start(ctx context.Context) error {
 	return nil
 }
 
-// Open is New and Start.
+// Open is New and Start, for a socket that must be there: a missing path
+// or one that is not a socket fails at once.
 func Open(ctx context.Context, socket string) (*Client, error) {
+	path := strings.TrimPrefix(socket, "unix://")
+	if st, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if st.Mode().Type() != os.ModeSocket {
+		return nil, fmt.Errorf("%s is not a socket", path)
+	}
 	c, err := New(socket)
 	if err != nil {
 		return nil, err
@@ -362,13 +370,13 @@ func (c *Client) list(ctx context.Context) (containers, pods map[string]containe
 	sb, err := c.rt.ListPodSandbox(cctx, &runtimeapi.ListPodSandboxRequest{})
 	cancel()
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("CRI ListPodSandbox: %w", err)
+		return nil, nil, 0, rpcError("ListPodSandbox", err)
 	}
 	cctx, cancel = context.WithTimeout(ctx, CallTimeout)
 	cs, err := c.rt.ListContainers(cctx, &runtimeapi.ListContainersRequest{})
 	cancel()
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("CRI ListContainers: %w", err)
+		return nil, nil, 0, rpcError("ListContainers", err)
 	}
 	containers = make(map[string]container.Names, min(len(sb.GetItems())+len(cs.GetContainers()), MaxEntries))
 	pods = make(map[string]container.Names, min(len(sb.GetItems()), MaxEntries))
@@ -407,6 +415,23 @@ func (c *Client) list(ctx context.Context) (containers, pods map[string]containe
 		containers[ct.GetId()] = n
 	}
 	return containers, pods, dropped, nil
+}
+
+// callError is a failed call to the runtime, in one line: "CRI
+// ListContainers: Unavailable: ...". Its gRPC status is kept.
+type callError struct {
+	call string
+	st   *status.Status
+}
+
+func (e *callError) Error() string {
+	return fmt.Sprintf("CRI %s: %s: %s", e.call, e.st.Code(), e.st.Message())
+}
+
+func (e *callError) GRPCStatus() *status.Status { return e.st }
+
+func rpcError(call string, err error) error {
+	return &callError{call, status.Convert(err)}
 }
 
 // clip cuts s to MaxName bytes at a character boundary; it copies it, so
