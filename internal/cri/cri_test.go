@@ -321,3 +321,56 @@ func TestProbe(t *testing.T) {
 		t.Error("found a runtime where there is none")
 	}
 }
+
+// What a lookup costs the pipeline: a hit, and a miss of an id already
+// judged unknown (a Docker container beside Kubernetes), with 10,000
+// containers cached; and what a refresh of them costs.
+func BenchmarkNames(b *testing.B) {
+	s, sock := serveB(b)
+	s.AddPod(hexID('a'), uidA, "web", "shop")
+	for i := range 10000 {
+		s.AddContainer(strings.Repeat("0", 56)+hex8(i), hexID('a'), "c", nil)
+	}
+	c, err := Open(context.Background(), sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	hit := strings.Repeat("0", 56) + hex8(1234)
+	miss := hexID('e')
+	c.Names(miss, "")
+	if err := c.Refresh(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("hit", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.Names(hit, uidA)
+		}
+	})
+	b.Run("unknown", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.Names(miss, "")
+		}
+	})
+	// A listing of the 10,000, over the socket, and the new cache.
+	b.Run("refresh", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.Refresh(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func serveB(b *testing.B) (*critest.Server, string) {
+	sock := filepath.Join(b.TempDir(), "cri.sock")
+	s, err := critest.Start(sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Stop)
+	return s, sock
+}
