@@ -35,6 +35,9 @@ type netOptions struct {
 	ShowDNS         bool // --dns: show DNS responses as events
 	NoNames         bool // --no-names: no DNS capture, no hostnames
 	Containers      bool // --containers: the table's CONTAINER column
+	// CRISocket is --cri-socket: the CRI runtime's socket that names pods
+	// and containers; "" probes cri.DefaultSockets, "none" asks none.
+	CRISocket string
 	// MaxDelay is how long an event may wait in the kernel before it is
 	// read (the reader is then woken only when a quarter of the ring
 	// buffer is full); 0: woken for every event.
@@ -109,9 +112,17 @@ Flags:
   --no-names            do not watch DNS: no hostnames for addresses (saves the
                         cost of the cgroup packet hooks, see README)
   --containers          show the table's CONTAINER column from the start (else it
-                        comes with the first event from a container or pod): the
-                        container's short id, or the systemd unit (JSON always
-                        has the keys cgroup, container_id, runtime, pod_uid, ...)
+                        comes with the first event from a container or pod):
+                        pod/container for a Kubernetes container the CRI runtime
+                        names, else the container's short id, or the systemd unit
+                        (JSON always has the keys cgroup, container_id, runtime,
+                        pod_uid, container, pod, namespace)
+  --cri-socket PATH     the CRI runtime (containerd, CRI-O) that names Kubernetes
+                        pods, namespaces and containers; default: the first of
+                        /run/containerd/containerd.sock, /run/crio/crio.sock,
+                        /run/k3s/containerd/containerd.sock, /run/cri-dockerd.sock
+                        (and under /var/run) that answers, else no names;
+                        none: ask no runtime
   --existing            first list the connections that already exist (type
                         existing), so their closes have context
   --buffer-size SIZE    kernel ring buffer size, a power of two (default 4M)
@@ -147,8 +158,8 @@ Flags:
   --by GROUP            process (default), comm, container or pod: as for
                         net --summary
   --duration D          stop after D
-  --pid, --comm, --port, -4, -6, --no-names, --buffer-size, --conn-table,
-  --max-delay, --backend, --btf: as for net
+  --pid, --comm, --port, -4, -6, --no-names, --cri-socket, --buffer-size,
+  --conn-table, --max-delay, --backend, --btf: as for net
 `
 
 // parseNetOptions parses `tuxscope net` arguments. Usage errors are
@@ -222,6 +233,13 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	fs.StringVar(&backend, "backend", "auto", "")
 	fs.Var(durationFlag{&opts.Duration}, "duration", "")
 	fs.BoolVar(&opts.NoNames, "no-names", false, "")
+	fs.Func("cri-socket", "", func(s string) error {
+		if s == "" {
+			return errors.New("empty path (none: ask no CRI runtime)")
+		}
+		opts.CRISocket = s
+		return nil
+	})
 	if cmd == "net" {
 		fs.BoolVar(&opts.ShowDNS, "dns", false, "")
 		fs.BoolVar(&opts.Containers, "containers", false, "")

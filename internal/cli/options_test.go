@@ -43,6 +43,27 @@ func TestParseDefaults(t *testing.T) {
 	}
 }
 
+// --cri-socket, for net and top alike: a path, none, or (not given) ""
+// for the default probes.
+func TestParseCRISocket(t *testing.T) {
+	for _, cmd := range []string{"net", "top"} {
+		for _, tt := range []struct {
+			args []string
+			want string
+		}{
+			{nil, ""},
+			{[]string{"--cri-socket", "/run/k3s/containerd/containerd.sock"}, "/run/k3s/containerd/containerd.sock"},
+			{[]string{"--cri-socket=unix:///run/crio/crio.sock"}, "unix:///run/crio/crio.sock"},
+			{[]string{"--cri-socket", "none"}, "none"},
+		} {
+			opts, err := parseOptions(cmd, tt.args, io.Discard)
+			if err != nil || opts.CRISocket != tt.want {
+				t.Errorf("%s %q: CRISocket %q, %v; want %q", cmd, tt.args, opts.CRISocket, err, tt.want)
+			}
+		}
+	}
+}
+
 func TestParseFilters(t *testing.T) {
 	tests := []struct {
 		args []string
@@ -199,6 +220,8 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--summary", "--by", "pods"}, `unknown --by "pods" (want process, comm, container or pod)`},
 		{[]string{"--summary", "--by", ""}, `unknown --by "" (want process, comm, container or pod)`},
 		{[]string{"--summary", "--by"}, `flag needs an argument: -by`},
+		{[]string{"--cri-socket", ""}, `invalid value "" for flag -cri-socket: empty path (none: ask no CRI runtime)`},
+		{[]string{"--cri-socket"}, `flag needs an argument: -cri-socket`},
 	}
 	for _, tt := range tests {
 		var stdout bytes.Buffer

@@ -84,7 +84,13 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		ctx, cancel = context.WithTimeout(ctx, opts.Duration)
 		defer cancel()
 	}
+	// The CRI runtime is asked while the tracer loads.
+	waitCRI := startCRI(ctx, opts.CRISocket, stderr)
 	tr, err := tracer.Open(opts.tracerConfig())
+	criClient := waitCRI()
+	if criClient != nil {
+		defer criClient.Close()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tuxscope: %v\n", err)
 		return exitError
@@ -129,7 +135,11 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		cfg.Enrichers = append(cfg.Enrichers, owners)
 	}
 	// After the owners: an existing connection's pid comes from them.
-	cfg.Enrichers = append(cfg.Enrichers, container.NewResolver())
+	resolver := container.NewResolver()
+	if criClient != nil {
+		resolver.Namer = criClient
+	}
+	cfg.Enrichers = append(cfg.Enrichers, resolver)
 	p := pipeline.New(cfg, newSink(opts, stdout, stderr, view))
 	if view == nil {
 		err = p.Run(ctx, tr, existing)
@@ -142,6 +152,9 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		if err = <-ran; err == nil {
 			err = viewErr
 		}
+	}
+	if criClient != nil {
+		reportCRI(criClient, stderr)
 	}
 	if n := tr.Malformed(); n > 0 {
 		fmt.Fprintf(stderr, "tuxscope: skipped %d malformed records\n", n)

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tuxscope/tuxscope/internal/event"
 	"github.com/tuxscope/tuxscope/internal/pipeline"
@@ -74,10 +76,11 @@ type Table struct {
 	// skipped is how many runs of tuxscope's programs the kernel skipped
 	// so far: a skipped close leaves its connection tracked as open.
 	skipped uint64
-	// Containers adds a CONTAINER column after COMM (--containers): the
-	// container's short id, or the systemd unit's name, or -. Set before
-	// Start. Without it, the column is added, under a new header line,
-	// at the first event from a container or a pod.
+	// Containers adds a CONTAINER column after COMM (--containers): a
+	// Kubernetes pod/container, or the container's short id, or the
+	// systemd unit's name, or -. Set before Start. Without it, the column
+	// is added, under a new header line, at the first event from a
+	// container or a pod.
 	Containers bool
 }
 
@@ -86,6 +89,10 @@ const tableHeader = "PID      COMM             TYPE        SRC                  
 // containerCol is the CONTAINER column's width: a 12-hex short id, or a
 // unit name (a longer one pushes the row right, as a long hostname does).
 const containerCol = 17
+
+// podColMax bounds pod/container in the CONTAINER column, in columns:
+// longer is cut and ends in "...".
+const podColMax = 40
 
 func (t *Table) Start() error { return t.header() }
 
@@ -99,9 +106,20 @@ func (t *Table) header() error {
 	return t.write(append(t.buf[:0], tableHeader...))
 }
 
-// appendContainer appends the CONTAINER column.
+// appendContainer appends the CONTAINER column: pod/container when a CRI
+// runtime named the pod (pod/short-id if not the container), else the
+// short id, else the unit's name, else -. Names are escaped, a / in them
+// too (\x2f), so the one / is the separator.
 func appendContainer(b []byte, e *event.Event) []byte {
 	switch {
+	case e.Pod != "":
+		start := len(b)
+		b, w := appendPodContainer(b, e)
+		if w > podColMax {
+			b, w = cutColumns(b, start, podColMax-3)
+			b, w = append(b, "..."...), w+3
+		}
+		return pad(b, w, containerCol)
 	case len(e.ContainerID) >= 12:
 		b = append(b, e.ContainerID[:12]...)
 		return pad(b, 12, containerCol)
@@ -111,6 +129,56 @@ func appendContainer(b []byte, e *event.Event) []byte {
 		return pad(b, w, containerCol)
 	}
 	return pad(append(b, '-'), 1, containerCol)
+}
+
+// appendPodContainer appends pod/container, escaped; it returns the
+// columns it takes.
+func appendPodContainer(b []byte, e *event.Event) ([]byte, int) {
+	b, w := appendNameSegment(b, e.Pod)
+	b = append(b, '/')
+	w++
+	var cw int
+	switch {
+	case e.ContainerName != "":
+		b, cw = appendNameSegment(b, e.ContainerName)
+	case len(e.ContainerID) >= 12:
+		b, cw = append(b, e.ContainerID[:12]...), 12
+	default:
+		b, cw = append(b, '-'), 1
+	}
+	return b, w + cw
+}
+
+// appendNameSegment appends a name escaped for a terminal, with its /
+// escaped too.
+func appendNameSegment(b []byte, name string) ([]byte, int) {
+	w := 0
+	for i := 0; ; i++ {
+		seg, rest, more := strings.Cut(name, "/")
+		if i > 0 {
+			b = append(b, `\x2f`...)
+			w += 4
+		}
+		var sw int
+		b, sw = appendTerminalSafe(b, []byte(seg))
+		w += sw
+		if !more {
+			return b, w
+		}
+		name = rest
+	}
+}
+
+// cutColumns cuts b after start's first n columns (of text
+// appendTerminalSafe made: one column a character).
+func cutColumns(b []byte, start, n int) ([]byte, int) {
+	i, w := start, 0
+	for i < len(b) && w < n {
+		_, size := utf8.DecodeRune(b[i:])
+		i += size
+		w++
+	}
+	return b[:i], w
 }
 
 func (t *Table) Event(e *event.Event) error {

@@ -61,10 +61,6 @@ func groupTraffic(t *testing.T, mnt, serverPath string, clients []*groupedClient
 	return port, total
 }
 
-func podUID(t *testing.T) string {
-	return randomHex(t, 4) + "-" + randomHex(t, 2) + "-" + randomHex(t, 2) + "-" + randomHex(t, 2) + "-" + randomHex(t, 6)
-}
-
 // net --summary --by container, comm and pod over the same traffic, made
 // by processes the test moves into real cgroups named as the kubelet
 // (both drivers) and Docker name them: two processes of one name make

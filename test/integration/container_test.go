@@ -34,6 +34,11 @@ func cgroup2Mount(t *testing.T) string {
 	return mnt
 }
 
+// podUID is a random pod uid as the kubelet writes it.
+func podUID(t *testing.T) string {
+	return randomHex(t, 4) + "-" + randomHex(t, 2) + "-" + randomHex(t, 2) + "-" + randomHex(t, 2) + "-" + randomHex(t, 6)
+}
+
 func randomHex(t *testing.T, n int) string {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -52,7 +57,7 @@ func TestContainerAttribution(t *testing.T) {
 	parent := fmt.Sprintf("/tuxscope-test-%d.slice", os.Getpid())
 	t.Cleanup(func() { removeCgroups(t, filepath.Join(mnt, parent)) })
 
-	uid := randomHex(t, 4) + "-" + randomHex(t, 2) + "-" + randomHex(t, 2) + "-" + randomHex(t, 2) + "-" + randomHex(t, 6)
+	uid := podUID(t)
 	uidU := strings.ReplaceAll(uid, "-", "_")
 	type want struct{ id, runtime, pod string }
 	var cases []struct {
