@@ -84,6 +84,15 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		ctx, cancel = context.WithTimeout(ctx, opts.Duration)
 		defer cancel()
 	}
+	// Before attaching: a file that cannot be opened fails at once.
+	file, err := openOutput(opts.Output, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "tuxscope: %v\n", err)
+		return exitError
+	}
+	if file != nil {
+		defer file.Finish() // a run ended by an error finishes it here
+	}
 	tr, err := tracer.Open(opts.tracerConfig())
 	if err != nil {
 		fmt.Fprintf(stderr, "tuxscope: %v\n", err)
@@ -130,7 +139,7 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	}
 	// After the owners: an existing connection's pid comes from them.
 	cfg.Enrichers = append(cfg.Enrichers, container.NewResolver())
-	p := pipeline.New(cfg, newSink(opts, stdout, stderr, view))
+	p := pipeline.New(cfg, withOutput(newSink(opts, stdout, stderr, view), file, opts.Quiet))
 	if view == nil {
 		err = p.Run(ctx, tr, existing)
 	} else {
@@ -146,7 +155,19 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	if n := tr.Malformed(); n > 0 {
 		fmt.Fprintf(stderr, "tuxscope: skipped %d malformed records\n", n)
 	}
+	fileFailed := false
+	if file != nil && err != nil {
+		// The pipeline stopped before finishing its sinks (stdout went
+		// away): the file still gets what was queued.
+		if ferr := file.Finish(); ferr != nil {
+			fmt.Fprintf(stderr, "tuxscope: %v\n", ferr)
+			fileFailed = true
+		}
+	}
 	code := exitWith(err, stderr)
+	if fileFailed {
+		code = exitError
+	}
 	if reportUnreported(tr, stderr) && code == exitOK {
 		code = exitError
 	}
