@@ -373,3 +373,39 @@ func TestFileSinkStalledFinish(t *testing.T) {
 		t.Errorf("Finish took %v", d)
 	}
 }
+
+// TestRotatingFileFullDisk: on a tmpfs of 8 KiB, a write that runs out of
+// room is cut back to the last whole line, and WriteLines says how much
+// of it is in the file (root, to mount the tmpfs).
+func TestRotatingFileFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount("tuxscope-test", dir, "tmpfs", 0, "size=8k,mode=0700"); err != nil {
+		t.Skipf("cannot mount a tmpfs (%v): needs root", err)
+	}
+	defer syscall.Unmount(dir, syscall.MNT_DETACH)
+	path := filepath.Join(dir, "f")
+	r, err := OpenRotating(path, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	lines := numbered(1, 100, 100)
+	for i, want := range []struct {
+		from, to, n int
+		err         error
+	}{
+		{0, 30, 3000, nil},
+		{30, 60, 3000, nil},
+		{60, 90, 0, syscall.ENOSPC}, // 9000 bytes do not fit in 8192: cut back to 6000
+		{60, 80, 2000, nil},         // 8000 do
+	} {
+		n, err := r.WriteLines([]byte(strings.Join(lines[want.from:want.to], "")))
+		if n != want.n || !errors.Is(err, want.err) || (err == nil) != (want.err == nil) {
+			t.Fatalf("write %d: WriteLines = %d, %v; want %d, %v", i, n, err, want.n, want.err)
+		}
+		if i == 2 {
+			checkFile(t, path, lines[:60])
+		}
+	}
+	checkFile(t, path, lines[:80])
+}
