@@ -11,7 +11,10 @@ import (
 
 type failingFinish struct{ sinkLog }
 
-func (f *failingFinish) Finish() error { f.calls = append(f.calls, "finish"); return errors.New("disk full") }
+func (f *failingFinish) Finish() error {
+	f.calls = append(f.calls, "finish")
+	return errors.New("disk full")
+}
 
 // TestTee: each sink gets every call in order; an Event error stops the
 // call at the failing sink; Finish finishes every sink and returns their
