@@ -27,6 +27,27 @@ TOOL_BIN := $(CURDIR)/bin
 build:
 	$(GO) build -o tuxscope ./cmd/tuxscope
 
+# The static binary the container image holds (no libc: CGO_ENABLED=0),
+# checked to be static. VERSION goes into `tuxscope version` and the
+# tuxscope_build_info metric.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+STATIC_DIR := $(CURDIR)/build/image
+.PHONY: static image
+static:
+	mkdir -p $(STATIC_DIR)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X github.com/tuxscope/tuxscope/internal/cli.Version=$(VERSION)" \
+	  -o $(STATIC_DIR)/tuxscope ./cmd/tuxscope
+	@file $(STATIC_DIR)/tuxscope | grep -q 'statically linked' || \
+	  { file $(STATIC_DIR)/tuxscope; echo "tuxscope is not statically linked"; exit 1; }
+
+# The container image: FROM scratch plus the static binary, so it builds
+# offline (no base image to pull). The build context is build/image alone.
+# IMAGE_TOOL=docker works as well as podman.
+IMAGE ?= localhost/tuxscope:$(VERSION)
+IMAGE_TOOL ?= podman
+image: static
+	$(IMAGE_TOOL) build -t $(IMAGE) -f Dockerfile $(STATIC_DIR)
+
 # Build and start `tuxscope net` (needs root, or the capabilities in the
 # README's Privileges section).
 run: build
@@ -77,7 +98,8 @@ lint:
 
 # The product builds for arm64 as for amd64, and its layers keep their
 # dependencies: the domain model links no BPF library or generated code,
-# the binary none of the benchmark's plotting libraries.
+# the binary none of the benchmark's plotting libraries nor deploy/'s
+# test-only YAML parser.
 check-deps:
 	GOARCH=arm64 $(GO) build ./...
 	GOARCH=arm64 $(GO) vet ./...
@@ -85,6 +107,8 @@ check-deps:
 	  echo "internal/event must not depend on BPF code"; exit 1; fi
 	@if $(GO) list -deps ./cmd/tuxscope | grep gonum; then \
 	  echo "tuxscope must not link the benchmark's dependencies"; exit 1; fi
+	@if $(GO) list -deps ./cmd/tuxscope | grep yaml; then \
+	  echo "tuxscope must not link the deployment test's YAML parser"; exit 1; fi
 
 test-deps:
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -45,6 +45,11 @@ type netOptions struct {
 
 	// By is --by (net --summary, top): what a summary row's group is.
 	By summary.GroupBy
+	// Output is --output's file and rotation; Path empty: none.
+	Output output.FileOptions
+	// Quiet: stdout gets nothing, the events go to --output's file
+	// alone (--output without --format or --summary).
+	Quiet bool
 }
 
 // DefaultMaxDelay is --max-delay's default: short enough to read as live,
@@ -136,6 +141,15 @@ Flags:
                         of fentry, kprobe, tracepoint that works here), fentry,
                         kprobe or tracepoint
   --btf FILE            kernel BTF to use instead of /sys/kernel/btf/vmlinux
+  --output FILE         write the events as JSON lines (as --format json) to FILE,
+                        created mode 0640 or appended to; stdout then gets nothing
+                        unless --format or --summary is given too. A slow disk
+                        never stalls tracing: what the writer cannot take is
+                        dropped, counted and reported (lost, reason output_full)
+  --rotate-size SIZE    rotate FILE when the next event would take it past SIZE
+                        (K, M, G suffixes; default 100M; 0: never): FILE becomes
+                        FILE.1, FILE.1 FILE.2, ...
+  --rotate-keep N       rotated files kept, FILE.1 (newest) to FILE.N (default 5)
 
 pid, type, family and port filters are applied in the kernel.
 Needs root, or CAP_BPF and CAP_PERFMON, with CAP_DAC_READ_SEARCH for
@@ -244,6 +258,10 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 		fs.BoolVar(&opts.ShowDNS, "dns", false, "")
 		fs.BoolVar(&opts.Containers, "containers", false, "")
 	}
+	var outFlags *outputFlags
+	if cmd == "net" {
+		outFlags = addOutputFlags(fs)
+	}
 	fs.Var(durationFlag{&opts.Interval}, "interval", "")
 	if cmd == "net" || cmd == "top" { // the summary's views
 		fs.StringVar(&groupBy, "by", "process", "")
@@ -296,6 +314,14 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	}
 	if opts.Format, err = output.ParseFormat(format); err != nil {
 		return opts, err
+	}
+	if outFlags != nil {
+		if opts.Output, err = outFlags.options(); err != nil {
+			return opts, err
+		}
+		formatSet := false
+		fs.Visit(func(f *flag.Flag) { formatSet = formatSet || f.Name == "format" })
+		opts.Quiet = opts.Output.Path != "" && !formatSet && !opts.Summary
 	}
 	if opts.Backend, err = tracer.ParseBackend(backend); err != nil {
 		return opts, err

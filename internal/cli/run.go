@@ -84,6 +84,15 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		ctx, cancel = context.WithTimeout(ctx, opts.Duration)
 		defer cancel()
 	}
+	// Before attaching: a file that cannot be opened fails at once.
+	file, err := openOutput(opts.Output, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "tuxscope: %v\n", err)
+		return exitError
+	}
+	if file != nil {
+		defer file.Finish() // a run ended by an error finishes it here
+	}
 	// The CRI runtime is asked while the tracer loads.
 	waitCRI := startCRI(ctx, opts.CRISocket, stderr)
 	tr, err := tracer.Open(opts.tracerConfig())
@@ -140,7 +149,7 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		resolver.Namer = criClient
 	}
 	cfg.Enrichers = append(cfg.Enrichers, resolver)
-	p := pipeline.New(cfg, newSink(opts, stdout, stderr, view))
+	p := pipeline.New(cfg, withOutput(newSink(opts, stdout, stderr, view), file, opts.Quiet))
 	if view == nil {
 		err = p.Run(ctx, tr, existing)
 	} else {
@@ -159,7 +168,19 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	if n := tr.Malformed(); n > 0 {
 		fmt.Fprintf(stderr, "tuxscope: skipped %d malformed records\n", n)
 	}
+	fileFailed := false
+	if file != nil && err != nil {
+		// The pipeline stopped before finishing its sinks (stdout went
+		// away): the file still gets what was queued.
+		if ferr := file.Finish(); ferr != nil {
+			fmt.Fprintf(stderr, "tuxscope: %v\n", ferr)
+			fileFailed = true
+		}
+	}
 	code := exitWith(err, stderr)
+	if fileFailed {
+		code = exitError
+	}
 	if reportUnreported(tr, stderr) && code == exitOK {
 		code = exitError
 	}

@@ -30,6 +30,13 @@ const (
 	// DNS-over-TCP messages were dropped to keep within the DNS memory
 	// bound.
 	DNSEvicted
+	// OutputFull: events dropped before the --output file because its
+	// writer's queue was full (a slow or stalled disk); the kernel side is
+	// never made to wait for the file.
+	OutputFull
+	// OutputError: records that could not be written to the --output file
+	// (a write failed, e.g. the disk was full).
+	OutputError
 
 	// NumLossReasons is how many reasons there are.
 	NumLossReasons
@@ -45,10 +52,12 @@ var lossReasons = [NumLossReasons]struct{ key, line string }{
 	DNSMalformed:   {"malformed", "skipped %d malformed or truncated DNS messages"},
 	DNSUnsolicited: {"unsolicited", "dropped %d DNS answers that match no query seen from their socket (unsolicited or spoofed): they name nothing"},
 	DNSEvicted:     {"evicted", "forgot %d DNS names, queries or partial messages to stay within the DNS memory bound"},
+	OutputFull:     {"output_full", "dropped %d events before the --output file: its writer could not keep up (a slow or stalled disk)"},
+	OutputError:    {"output_error", "%d records not written to the --output file: writing it failed"},
 }
 
 // DNS reports whether this is about DNS messages, not lost events.
-func (l LossReason) DNS() bool { return l >= DNSMalformed }
+func (l LossReason) DNS() bool { return l >= DNSMalformed && l <= DNSEvicted }
 
 // Key is the loss's "reason" in JSON.
 func (l LossReason) Key() string { return lossReasons[l].key }

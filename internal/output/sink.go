@@ -311,8 +311,10 @@ func (j *JSON) Start() error { return nil }
 // timeLayout is RFC 3339 with nanoseconds, always nine digits.
 const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
-func (j *JSON) Event(e *event.Event) error {
-	b := j.buf[:0]
+func (j *JSON) Event(e *event.Event) error { return j.write(appendEventJSON(j.buf[:0], e)) }
+
+// appendEventJSON appends e as one JSON line, newline included.
+func appendEventJSON(b []byte, e *event.Event) []byte {
 	b = append(b, `{"time":"`...)
 	b = e.Time.AppendFormat(b, timeLayout)
 	b = append(b, `","timestamp_ns":`...)
@@ -370,8 +372,7 @@ func (j *JSON) Event(e *event.Event) error {
 	}
 	b = appendContainerJSON(b, e)
 	b = appendLifecycleJSON(b, e)
-	b = append(b, "}\n"...)
-	return j.write(b)
+	return append(b, "}\n"...)
 }
 
 // appendLifecycleJSON adds the keys of established, failed and close
@@ -450,7 +451,12 @@ func appendLifecycleJSON(b []byte, e *event.Event) []byte {
 }
 
 func (j *JSON) Lost(n uint64, why event.LossReason, at time.Time) error {
-	b := j.buf[:0]
+	return j.write(appendLostJSON(j.buf[:0], n, why, at))
+}
+
+// appendLostJSON appends a loss notice as one JSON line: lost, or
+// dns_dropped for a DNS reason.
+func appendLostJSON(b []byte, n uint64, why event.LossReason, at time.Time) []byte {
 	b = append(b, `{"time":"`...)
 	b = at.AppendFormat(b, timeLayout)
 	if why.DNS() {
@@ -461,8 +467,7 @@ func (j *JSON) Lost(n uint64, why event.LossReason, at time.Time) error {
 	b = strconv.AppendUint(b, n, 10)
 	b = append(b, `,"reason":"`...)
 	b = append(b, why.Key()...)
-	b = append(b, "\"}\n"...)
-	return j.write(b)
+	return append(b, "\"}\n"...)
 }
 
 // StillOpen writes, in band, how many tracked connections were still open
@@ -470,7 +475,11 @@ func (j *JSON) Lost(n uint64, why event.LossReason, at time.Time) error {
 //
 //	{"time":"...","event_type":"open_at_exit","count":3,"outbound":1,"inbound":2}
 func (j *JSON) StillOpen(n event.OpenCount, at time.Time) error {
-	b := j.buf[:0]
+	return j.write(appendStillOpenJSON(j.buf[:0], n, at))
+}
+
+// appendStillOpenJSON appends the open_at_exit record as one JSON line.
+func appendStillOpenJSON(b []byte, n event.OpenCount, at time.Time) []byte {
 	b = append(b, `{"time":"`...)
 	b = at.AppendFormat(b, timeLayout)
 	b = append(b, `","event_type":"open_at_exit","count":`...)
@@ -479,8 +488,7 @@ func (j *JSON) StillOpen(n event.OpenCount, at time.Time) error {
 	b = strconv.AppendUint(b, n.Outbound, 10)
 	b = append(b, `,"inbound":`...)
 	b = strconv.AppendUint(b, n.Inbound, 10)
-	b = append(b, "}\n"...)
-	return j.write(b)
+	return append(b, "}\n"...)
 }
 
 // appendContainerJSON appends the cgroup keys that are known. Cgroup paths
