@@ -245,9 +245,9 @@ static __always_inline void conn_closed(struct sock *sk, __u64 key, int oldstate
 	struct tuple t = {};
 	struct event *e;
 
-	if (!c && filter_pid)
+	if (!c && task_filter_on())
 		return;
-	if (c && !c->owner.pid && filter_pid) {
+	if (c && !c->owner.pid && task_filter_on()) {
 		bpf_map_delete_elem(&conns, &key);
 		return;
 	}

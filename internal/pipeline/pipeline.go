@@ -125,6 +125,11 @@ func (p *Pipeline) Run(ctx context.Context, src Source, existing []event.Event) 
 		return err
 	}
 	for i := range existing {
+		// Their owners' cgroups, for the workload filters (the owners
+		// enricher names only closes).
+		for _, en := range p.cfg.Enrichers {
+			en.Enrich(&existing[i])
+		}
 		p.zone(&existing[i])
 		if err := p.emit(&existing[i]); err != nil {
 			return err
@@ -148,8 +153,9 @@ func (p *Pipeline) Run(ctx context.Context, src Source, existing []event.Event) 
 
 // stillOpen tells the sink how many tracked connections the filters
 // select were still open at the end. The kernel side applies the pid,
-// port and family filters to what it tracks; --comm (and --pid again) is
-// applied here, to each connection's owner.
+// port and family filters (and the cgroup filter, when on) to what it
+// tracks; --comm, --pid and the workload filters are applied here, to
+// each connection's owner.
 func (p *Pipeline) stillOpen() error {
 	if p.cfg.OpenAtExit == nil {
 		return nil
@@ -166,6 +172,16 @@ func (p *Pipeline) stillOpen() error {
 		c := &conns[i]
 		if p.cfg.Filter != nil && !p.cfg.Filter.MatchOwner(c.PID, c.Comm.Bytes()) {
 			continue
+		}
+		if f := p.cfg.Filter; f != nil && f.HasWorkload() {
+			// Its owner's workload, as an event of it would have.
+			e := event.Event{PID: c.PID, CgroupID: c.CgroupID}
+			for _, en := range p.cfg.Enrichers {
+				en.Enrich(&e)
+			}
+			if !f.MatchWorkload(&e) {
+				continue
+			}
 		}
 		if c.Inbound {
 			n.Inbound++
@@ -262,6 +278,10 @@ func (p *Pipeline) DNS(pkt *event.DNSPacket) error {
 		if name, ok := p.cfg.ProcessName(pkt.PID); ok {
 			e.SetComm(name)
 		}
+	}
+	// Its container, as for any event (and for the workload filters).
+	for _, en := range p.cfg.Enrichers {
+		en.Enrich(e)
 	}
 	if !p.selects(e) {
 		return nil
