@@ -85,7 +85,7 @@ struct {
  * then filters alone, see internal/cli's cgroupFilter).
  */
 #define CGROUP_FILTER_MAX 4096
-/* Ancestor levels looked at, from min_level down. */
+/* Levels looked at, from the task's own cgroup up. */
 #define CGROUP_FILTER_LEVELS 32
 
 struct {
@@ -97,8 +97,8 @@ struct {
 
 struct cgroup_filter_state {
 	__u32 on;
-	/* The shallowest level (0: the root) of a selected cgroup: levels
-	 * above it cannot hold one. */
+	/* The shallowest level (0: the root) of a selected cgroup: the
+	 * walk up stops above it. */
 	__u32 min_level;
 };
 
@@ -120,11 +120,19 @@ static __always_inline bool cgroup_filter_on(void)
 	return st && st->on;
 }
 
-/* Whether the current task's cgroup, or an ancestor, is selected. */
+/*
+ * Whether the current task's cgroup, or an ancestor, is selected. The
+ * walk up reads the task's cgroups (task -> css_set -> dfl_cgrp -> parent)
+ * with CO-RE, not bpf_get_current_ancestor_cgroup_id: Linux 5.10's
+ * verifier refuses that helper in tracepoint, raw tracepoint and kprobe
+ * programs (tracing programs have it since 5.11).
+ */
 static __always_inline bool cgroup_wanted(void)
 {
+	struct task_struct *task;
 	struct cgroup_filter_state *st;
-	__u32 zero = 0, level;
+	struct cgroup *cgrp;
+	__u32 zero = 0;
 	__u64 id;
 	int i;
 
@@ -133,14 +141,15 @@ static __always_inline bool cgroup_wanted(void)
 	st = bpf_map_lookup_elem(&cgroup_filter_state, &zero);
 	if (!st || !st->on)
 		return true;
-	level = st->min_level;
-	for (i = 0; i < CGROUP_FILTER_LEVELS; i++, level++) {
-		/* 0 once level is below the task's own cgroup */
-		id = bpf_get_current_ancestor_cgroup_id(level);
-		if (!id)
-			return false;
+	task = (struct task_struct *)bpf_get_current_task();
+	cgrp = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	for (i = 0; i < CGROUP_FILTER_LEVELS && cgrp; i++) {
+		if (BPF_CORE_READ(cgrp, level) < (int)st->min_level)
+			return false; /* above every selected cgroup */
+		id = BPF_CORE_READ(cgrp, kn, id);
 		if (bpf_map_lookup_elem(&cgroup_filter, &id))
 			return true;
+		cgrp = (struct cgroup *)BPF_CORE_READ(cgrp, self.parent);
 	}
 	return false;
 }

@@ -109,13 +109,8 @@ func (c *cgroupFilter) compute() (ids []uint64, level int, why string) {
 		return nil, 0, "no cgroup2 mount"
 	}
 	sel := c.res.Select(c.roots, c.spec.MatchWorkload)
-	switch {
-	case !sel.Complete:
+	if !sel.Complete {
 		return nil, 0, fmt.Sprintf("the cgroup tree has more than %d directories", container.MaxWalk)
-	case len(sel.IDs) == 0:
-		return nil, 0, "no cgroup matches yet"
-	case len(sel.IDs) > tracer.MaxCgroupFilter:
-		return nil, 0, fmt.Sprintf("%d cgroups match, more than the kernel's set holds (%d)", len(sel.IDs), tracer.MaxCgroupFilter)
 	}
 	if c.v1 != "" {
 		p, complete := c.res.V1Only(c.v1, c.roots, c.spec.MatchWorkload)
@@ -125,6 +120,12 @@ func (c *cgroupFilter) compute() (ids []uint64, level int, why string) {
 		if !complete {
 			return nil, 0, fmt.Sprintf("the v1 cgroup tree has more than %d directories", container.MaxWalk)
 		}
+	}
+	switch {
+	case len(sel.IDs) == 0:
+		return nil, 0, "no cgroup matches yet"
+	case len(sel.IDs) > tracer.MaxCgroupFilter:
+		return nil, 0, fmt.Sprintf("%d cgroups match, more than the kernel's set holds (%d)", len(sel.IDs), tracer.MaxCgroupFilter)
 	}
 	return sel.IDs, sel.MinLevel, ""
 }
