@@ -34,15 +34,16 @@ type cgroupSetter interface {
 //     started before the next refresh must not be dropped;
 //   - more than tracer.MaxCgroupFilter cgroups match, or the tree is
 //     bigger than container.MaxWalk directories;
-//   - on a hybrid host, a matching cgroup exists only in the v1
-//     hierarchy the resolver reads (a container the runtime placed only
-//     there: its processes' v2 cgroup says nothing of it).
+//   - on a hybrid host, a matching cgroup exists only in a v1 hierarchy
+//     (a container the runtime placed only there: its processes' v2
+//     cgroup says nothing of it; the resolver names them by their v1
+//     path).
 //
 // Each change of where it filters is said once on stderr.
 type cgroupFilter struct {
 	spec  *filter.Spec
 	res   *container.Resolver
-	v1    string // the v1 hierarchy to check (container.V1Hierarchy), "" if none
+	v1    []string // the v1 hierarchies to check (container.V1Hierarchies)
 	tr    cgroupSetter
 	diag  io.Writer
 	said  string // what was said last
@@ -52,7 +53,7 @@ type cgroupFilter struct {
 	ids int
 }
 
-func newCgroupFilter(spec *filter.Spec, res *container.Resolver, v1 string, tr cgroupSetter, diag io.Writer) *cgroupFilter {
+func newCgroupFilter(spec *filter.Spec, res *container.Resolver, v1 []string, tr cgroupSetter, diag io.Writer) *cgroupFilter {
 	c := &cgroupFilter{spec: spec, res: res, v1: v1, tr: tr, diag: diag, roots: spec.Cgroups}
 	if len(c.roots) == 0 {
 		c.roots = []string{"/"}
@@ -61,18 +62,23 @@ func newCgroupFilter(spec *filter.Spec, res *container.Resolver, v1 string, tr c
 }
 
 // checkCgroups reports the first --cgroup path that is neither in the
-// cgroup2 tree nor in the v1 hierarchy v1 ("" if none): a typo would
+// cgroup2 tree nor in one of the v1 hierarchies v1: a typo would
 // otherwise select nothing, silently.
-func checkCgroups(spec *filter.Spec, res *container.Resolver, v1 string) error {
+func checkCgroups(spec *filter.Spec, res *container.Resolver, v1 []string) error {
+	isDir := func(p string) bool {
+		st, err := os.Stat(p)
+		return err == nil && st.IsDir()
+	}
+outer:
 	for _, p := range spec.Cgroups {
 		if res.Root != "" {
 			if sel := res.Select([]string{p}, func(*event.Event) bool { return true }); len(sel.Missing) == 0 {
 				continue
 			}
 		}
-		if v1 != "" {
-			if st, err := os.Stat(v1 + p); err == nil && st.IsDir() {
-				continue
+		for _, mnt := range v1 {
+			if isDir(mnt + p) {
+				continue outer
 			}
 		}
 		return fmt.Errorf("--cgroup %s: no such cgroup", p)
@@ -112,7 +118,7 @@ func (c *cgroupFilter) compute() (ids []uint64, level int, why string) {
 	if !sel.Complete {
 		return nil, 0, fmt.Sprintf("the cgroup tree has more than %d directories", container.MaxWalk)
 	}
-	if c.v1 != "" {
+	if len(c.v1) > 0 {
 		p, complete := c.res.V1Only(c.v1, c.roots, c.spec.MatchWorkload)
 		if p != "" {
 			return nil, 0, fmt.Sprintf("%s is only in the v1 hierarchies", p)

@@ -93,7 +93,7 @@ func TestCgroupFilterSets(t *testing.T) {
 	for _, tt := range tests {
 		set := &fakeSetter{}
 		var diag bytes.Buffer
-		c := newCgroupFilter(&tt.spec, res, "", set, &diag)
+		c := newCgroupFilter(&tt.spec, res, nil, set, &diag)
 		if err := c.refresh(); err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +124,7 @@ func TestCgroupFilterRefresh(t *testing.T) {
 	spec := filter.Spec{Containers: []string{id[:12]}}
 	set := &fakeSetter{}
 	var diag bytes.Buffer
-	c := newCgroupFilter(&spec, res, "", set, &diag)
+	c := newCgroupFilter(&spec, res, nil, set, &diag)
 	c.refresh()
 	dir := filepath.Join(root, "libpod_parent", "libpod-"+id)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -162,7 +162,7 @@ func TestCgroupFilterFallback(t *testing.T) {
 		var diag bytes.Buffer
 		for _, spec := range []filter.Spec{{Containers: []string{id[:12]}}, {Cgroups: []string{"/system.slice"}}} {
 			diag.Reset()
-			c := newCgroupFilter(&spec, res, v1, set, &diag)
+			c := newCgroupFilter(&spec, res, []string{v1}, set, &diag)
 			c.refresh()
 			if spec.Cgroups != nil {
 				// Nothing of the selection is only in v1: the kernel filters.
@@ -187,13 +187,13 @@ func TestCgroupFilterFallback(t *testing.T) {
 		res := &container.Resolver{Root: root, MountRoot: "/", Namer: namer}
 		set := &fakeSetter{}
 		var diag bytes.Buffer
-		c := newCgroupFilter(&filter.Spec{Pods: []string{"web-7"}}, res, "", set, &diag)
+		c := newCgroupFilter(&filter.Spec{Pods: []string{"web-7"}}, res, nil, set, &diag)
 		c.refresh()
 		if !c.on || len(set.ids) != 1 {
 			t.Errorf("one pod: on %v, %d ids", c.on, len(set.ids))
 		}
 		// Every container is in the namespace: one more than fits.
-		c = newCgroupFilter(&filter.Spec{Namespaces: []string{"shop"}}, res, "", set, &diag)
+		c = newCgroupFilter(&filter.Spec{Namespaces: []string{"shop"}}, res, nil, set, &diag)
 		c.refresh()
 		if c.on || set.ids != nil || !strings.Contains(diag.String(), fmt.Sprintf("%d cgroups match, more than the kernel's set holds (%d)", tracer.MaxCgroupFilter+1, tracer.MaxCgroupFilter)) {
 			t.Errorf("%d containers: on %v, said %q", tracer.MaxCgroupFilter+1, c.on, diag.String())
@@ -202,7 +202,7 @@ func TestCgroupFilterFallback(t *testing.T) {
 	t.Run("no cgroup2 mount", func(t *testing.T) {
 		set := &fakeSetter{}
 		var diag bytes.Buffer
-		c := newCgroupFilter(&filter.Spec{Cgroups: []string{"/a"}}, &container.Resolver{}, "", set, &diag)
+		c := newCgroupFilter(&filter.Spec{Cgroups: []string{"/a"}}, &container.Resolver{}, nil, set, &diag)
 		c.refresh()
 		if c.on || !strings.Contains(diag.String(), "in user space only: no cgroup2 mount") {
 			t.Errorf("on %v, said %q", c.on, diag.String())
@@ -216,11 +216,11 @@ func TestCheckCgroups(t *testing.T) {
 	os.MkdirAll(filepath.Join(v1, "docker/x"), 0o755)
 	res := &container.Resolver{Root: v2, MountRoot: "/"}
 	for _, p := range []string{"/", "/a", "/a/b", "/docker/x"} {
-		if err := checkCgroups(&filter.Spec{Cgroups: []string{p}}, res, v1); err != nil {
+		if err := checkCgroups(&filter.Spec{Cgroups: []string{p}}, res, []string{t.TempDir(), v1}); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
-	err := checkCgroups(&filter.Spec{Cgroups: []string{"/a", "/a/c"}}, res, v1)
+	err := checkCgroups(&filter.Spec{Cgroups: []string{"/a", "/a/c"}}, res, []string{v1})
 	if err == nil || err.Error() != "--cgroup /a/c: no such cgroup" {
 		t.Errorf("missing cgroup: %v", err)
 	}

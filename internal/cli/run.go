@@ -87,10 +87,10 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	}
 	res := container.NewResolver()
 	tcfg := opts.tracerConfig()
-	var v1 string
+	var v1 []string
 	if opts.Filter.HasWorkload() {
 		if f, err := os.Open("/proc/self/mountinfo"); err == nil {
-			v1 = container.V1Hierarchy(io.LimitReader(f, 1<<20))
+			v1 = container.V1Hierarchies(io.LimitReader(f, 1<<20))
 			f.Close()
 		}
 		if err := checkCgroups(&opts.Filter, res, v1); err != nil {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/tuxscope/tuxscope/internal/event"
@@ -114,12 +115,16 @@ func (r *Resolver) describe(e *event.Event, in Info) {
 	}
 }
 
-// V1Hierarchy finds, in mountinfo, the v1 hierarchy whose path the
-// Resolver reads for a process whose v2 cgroup is the root (see
-// ProcCgroup): name=systemd's, else the first of memory, pids, cpu,
-// cpuset mounted from its root; "" if none (a v2-only host).
-func V1Hierarchy(mountinfo io.Reader) string {
-	best, mnt := 99, ""
+// V1Hierarchies lists, from mountinfo, the mount points of the v1
+// hierarchies mounted from their root, in the order ProcCgroup prefers
+// their paths for a process whose v2 cgroup is the root (name=systemd,
+// memory, pids, cpu, cpuset, then the others); none on a v2-only host.
+func V1Hierarchies(mountinfo io.Reader) []string {
+	type h struct {
+		rank int
+		mnt  string
+	}
+	var hs []h
 	sc := bufio.NewScanner(mountinfo)
 	for sc.Scan() {
 		pre, post, ok := strings.Cut(sc.Text(), " - ")
@@ -127,25 +132,45 @@ func V1Hierarchy(mountinfo io.Reader) string {
 		if !ok || len(f) < 5 || len(g) < 3 || g[0] != "cgroup" || f[3] != "/" {
 			continue
 		}
+		rank := 5
 		for k, want := range []string{"name=systemd", "memory", "pids", "cpu", "cpuset"} {
-			if hasController(g[2], want) && k < best {
-				best, mnt = k, unescapeMount(f[4])
+			if hasController(g[2], want) {
+				rank = k
+				break
+			}
+		}
+		hs = append(hs, h{rank, unescapeMount(f[4])})
+	}
+	slices.SortStableFunc(hs, func(a, b h) int { return a.rank - b.rank })
+	out := make([]string, len(hs))
+	for i := range hs {
+		out[i] = hs[i].mnt
+	}
+	return out
+}
+
+// V1Only walks the v1 hierarchies mounted at v1 (V1Hierarchies), at
+// most MaxWalk directories in all, for a cgroup below one of roots that
+// match selects and that the cgroup2 tree does not have: a container that
+// lives only in the v1 hierarchies, which the kernel's cgroup filter (v2
+// ids) cannot see. It returns its path, or "" if none; complete is false
+// when the walk stopped at MaxWalk.
+func (r *Resolver) V1Only(v1 []string, roots []string, match func(e *event.Event) bool) (path string, complete bool) {
+	n := 0
+	complete = true
+	for _, mnt := range v1 {
+		for _, root := range roots {
+			if path, complete = r.v1Only(mnt, root, match, &n); path != "" || !complete {
+				return path, complete
 			}
 		}
 	}
-	return mnt
+	return "", true
 }
 
-// V1Only walks the v1 hierarchy mounted at v1 (V1Hierarchy), at most
-// MaxWalk directories, for a cgroup below one of roots that match selects
-// and that the cgroup2 tree does not have: a container that lives only in
-// the v1 hierarchies, which the kernel's cgroup filter (v2 ids) cannot
-// see. It returns its path, or "" if none; complete is false when the
-// walk stopped at MaxWalk.
-func (r *Resolver) V1Only(v1 string, roots []string, match func(e *event.Event) bool) (path string, complete bool) {
-	n := 0
+func (r *Resolver) v1Only(v1, root string, match func(e *event.Event) bool, n *int) (path string, complete bool) {
 	complete = true
-	for _, root := range roots {
+	{
 		start := filepath.Join(v1, root)
 		_ = filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || !d.IsDir() {
@@ -154,7 +179,7 @@ func (r *Resolver) V1Only(v1 string, roots []string, match func(e *event.Event) 
 				}
 				return nil
 			}
-			if n++; n > MaxWalk {
+			if *n++; *n > MaxWalk {
 				complete = false
 				return fs.SkipAll
 			}
@@ -175,9 +200,6 @@ func (r *Resolver) V1Only(v1 string, roots []string, match func(e *event.Event) 
 			path = cg
 			return fs.SkipAll
 		})
-		if path != "" {
-			break
-		}
 	}
 	return path, complete
 }

@@ -134,3 +134,66 @@ func TestCgroupFilter(t *testing.T) {
 	host.stdin.Close()
 	hostSrv.stdin.Close()
 }
+
+// On a hybrid host, a container the runtime placed only in the v1
+// hierarchies (its process's v2 cgroup the root) cannot be selected by v2
+// ids: the kernel filter stays off, tuxscope says so, and user space
+// selects exactly its connections, their outcomes and closes (attributed
+// by the opener's cgroup), and nothing of a process outside it.
+func TestCgroupFilterV1Only(t *testing.T) {
+	requireRoot(t)
+	cgroup2Mount(t)
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mnt string
+	for _, line := range strings.Split(string(data), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if ok && len(f) >= 5 && len(g) >= 3 && g[0] == "cgroup" && f[3] == "/" && strings.Contains(","+g[2]+",", ",name=systemd,") {
+			mnt = f[4]
+		}
+	}
+	if mnt == "" {
+		t.Skip("no v1 name=systemd hierarchy mounted from its root (not a hybrid host)")
+	}
+	own, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(own), "\n0::/\n") && !strings.HasPrefix(string(own), "0::/\n") {
+		t.Skipf("the test's v2 cgroup is not the root: a process moved only in v1 would keep a v2 cgroup that says where it is (%q)", own)
+	}
+	const n, k = 4, 3
+	parent := fmt.Sprintf("/tuxscope-filter-v1-%d.slice", os.Getpid())
+	t.Cleanup(func() { removeCgroups(t, filepath.Join(mnt, parent)) })
+	id := randomHex(t, 32)
+	cg := parent + "/docker-" + id + ".scope"
+	if err := os.MkdirAll(filepath.Join(mnt, cg), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv, port := server(t, "-n", fmt.Sprint(n+k), "-recv", "100", "-send", "200", "-quiet")
+	tr := startTracer(t, "--container", id[:12])
+	if s := tr.stderrText(); !strings.Contains(s, "filtering by container in user space only: "+cg+" is only in the v1 hierarchies") {
+		t.Errorf("a container only in v1: %s", s)
+	}
+	args := []string{"-count", "", "-send", "100", "-recv", "200", "-addr", fmt.Sprintf("127.0.0.1:%d", port)}
+	args[1] = fmt.Sprint(k)
+	host := client(t, args...)
+	host.expect("CONNECTED")
+	args[1] = fmt.Sprint(n)
+	c := startProc(t, helper("client"), "sh", append([]string{"-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, filepath.Join(mnt, cg), clientBin}, args...)...)
+	c.expect("CONNECTED")
+	srv.expect("ACCEPTED")
+	waitUntil(t, "the container's closes", func() bool { return len(tr.all(byPID("close", c.pid()))) == n })
+	time.Sleep(300 * time.Millisecond)
+	for _, typ := range []string{"connect", "established", "close"} {
+		if got := len(tr.all(byPID(typ, c.pid()))); got != n {
+			t.Errorf("%d %s events, want %d", got, typ, n)
+		}
+	}
+	if bad := tr.all(func(e jsonEvent) bool { return e.PID != c.pid() || e.ContainerID != id || e.Cgroup != cg }); len(bad) > 0 {
+		t.Errorf("--container %s let through: %v", id[:12], bad)
+	}
+}
