@@ -109,7 +109,10 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	}
 	defer tr.Close()
 	if opts.Filter.HasWorkload() {
-		cf := newCgroupFilter(&opts.Filter, res, v1, tr, stderr)
+		// The hierarchies whose paths name a process whose v2 cgroup is
+		// the root (name=systemd's, else memory's): a runtime puts a
+		// container in every v1 hierarchy, and each walk costs.
+		cf := newCgroupFilter(&opts.Filter, res, v1[:min(len(v1), 2)], tr, stderr)
 		if !tcfg.CgroupFilter {
 			fmt.Fprintf(stderr, "tuxscope: filtering by %s in user space only: no cgroup2 mount\n", cf.kinds())
 		} else {
