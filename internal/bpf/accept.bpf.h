@@ -40,8 +40,7 @@ static __always_inline void accept_returned(struct sock *sk)
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return;
 	bpf_map_update_elem(&accept_seen, &pid_tgid, &one, BPF_ANY);
-	conn_accepted(sk, pid_tgid);
-	if (!pid_wanted(pid_tgid))
+	if (!conn_accepted(sk, pid_tgid))
 		return;
 	if (read_sock_tuple(sk, &t))
 		emit_event(&t, EVENT_ACCEPT, pid_tgid);
@@ -103,7 +102,7 @@ static __always_inline void accept_exit(long ret)
 		bpf_map_delete_elem(&accept_seen, &pid_tgid);
 		return; /* a function hook reported it */
 	}
-	if (ret < 0 || !pid_wanted(pid_tgid))
+	if (ret < 0)
 		return;
 	sk = sock_from_fd(ret);
 	if (!sk)
@@ -111,7 +110,9 @@ static __always_inline void accept_exit(long ret)
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
 	    BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
 		return;
-	conn_accepted(sk, pid_tgid);
+	/* Also for a process the filters do not select: drops its entry. */
+	if (!conn_accepted(sk, pid_tgid))
+		return;
 	if (read_sock_tuple(sk, &t))
 		emit_event(&t, EVENT_ACCEPT, pid_tgid);
 }
@@ -178,13 +179,14 @@ static __always_inline void uring_completed(int res)
 	struct tuple t = {};
 	struct sock *sk;
 
-	if (res < 0 || !pid_wanted(pid_tgid) || (BPF_CORE_READ(task, flags) & PF_KTHREAD))
+	if (res < 0 || (BPF_CORE_READ(task, flags) & PF_KTHREAD))
 		return;
 	sk = sock_from_fd(res);
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
 	    BPF_CORE_READ(sk, sk_type) != SOCK_STREAM || !conn_unclaimed_inbound(sk))
 		return;
-	conn_accepted(sk, pid_tgid);
+	if (!conn_accepted(sk, pid_tgid))
+		return;
 	if (read_sock_tuple(sk, &t))
 		emit_event(&t, EVENT_ACCEPT, pid_tgid);
 }

@@ -26,6 +26,11 @@ const volatile __u8 filter_port = 0;	/* 1: only if either port is in port_filter
 const volatile __u8 want_ipv4 = 1;
 const volatile __u8 want_ipv6 = 1;
 const volatile __u32 want_types = 0xffffffff; /* bit (1 << enum event_type) */
+/* 1: a cgroup filter may be on (--container, --pod, --namespace or
+ * --cgroup, and a cgroup2 mount): the programs then carry the check, and
+ * user space turns it on and off at run time (cgroup_filter_state), as
+ * what it selects comes and goes. 0: not even looked at. */
+const volatile __u8 filter_cgroup = 0;
 /* Wake-up batching: 0 wakes the reader for every event (the kernel then
  * wakes it only when it had caught up); otherwise events are queued
  * without a wake-up until this many bytes wait, and the reader collects
@@ -71,13 +76,101 @@ struct {
 	__type(value, __u8);
 } port_filter SEC(".maps");
 
+/*
+ * The cgroup filter: the cgroup v2 ids user space selected (the cgroups
+ * of the selected containers and pods, the --cgroup directories), and
+ * whether it is on. A task is selected when its cgroup or one of its
+ * ancestors is in the set, so cgroups made below a selected one later
+ * are selected at once. Off when the set cannot say it all (user space
+ * then filters alone, see internal/cli's cgroupFilter).
+ */
+#define CGROUP_FILTER_MAX 4096
+/* Levels looked at, from the task's own cgroup up. */
+#define CGROUP_FILTER_LEVELS 32
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CGROUP_FILTER_MAX);
+	__type(key, __u64);
+	__type(value, __u8);
+} cgroup_filter SEC(".maps");
+
+struct cgroup_filter_state {
+	__u32 on;
+	/* The shallowest level (0: the root) of a selected cgroup: the
+	 * walk up stops above it. */
+	__u32 min_level;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cgroup_filter_state);
+} cgroup_filter_state SEC(".maps");
+
+static __always_inline bool cgroup_filter_on(void)
+{
+	struct cgroup_filter_state *st;
+	__u32 zero = 0;
+
+	if (!filter_cgroup)
+		return false;
+	st = bpf_map_lookup_elem(&cgroup_filter_state, &zero);
+	return st && st->on;
+}
+
+/*
+ * Whether the current task's cgroup, or an ancestor, is selected. The
+ * walk up reads the task's cgroups (task -> css_set -> dfl_cgrp -> parent)
+ * with CO-RE, not bpf_get_current_ancestor_cgroup_id: Linux 5.10's
+ * verifier refuses that helper in tracepoint, raw tracepoint and kprobe
+ * programs (tracing programs have it since 5.11).
+ */
+static __always_inline bool cgroup_wanted(void)
+{
+	struct task_struct *task;
+	struct cgroup_filter_state *st;
+	struct cgroup *cgrp;
+	__u32 zero = 0;
+	__u64 id;
+	int i;
+
+	if (!filter_cgroup)
+		return true;
+	st = bpf_map_lookup_elem(&cgroup_filter_state, &zero);
+	if (!st || !st->on)
+		return true;
+	task = (struct task_struct *)bpf_get_current_task();
+	cgrp = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	for (i = 0; i < CGROUP_FILTER_LEVELS && cgrp; i++) {
+		if (BPF_CORE_READ(cgrp, level) < (int)st->min_level)
+			return false; /* above every selected cgroup */
+		id = BPF_CORE_READ(cgrp, kn, id);
+		if (bpf_map_lookup_elem(&cgroup_filter, &id))
+			return true;
+		cgrp = (struct cgroup *)BPF_CORE_READ(cgrp, self.parent);
+	}
+	return false;
+}
+
+/* Whether a process filter is on (--pid, or the cgroup filter): then a
+ * connection's events come only from its entry in conns, which the
+ * selected processes make. */
+static __always_inline bool task_filter_on(void)
+{
+	return filter_pid || cgroup_filter_on();
+}
+
+/* Whether the current task passes the process filters: its tgid (--pid)
+ * and its cgroup (the cgroup filter). */
 static __always_inline bool pid_wanted(__u64 pid_tgid)
 {
 	__u32 tgid = pid_tgid >> 32;
 
-	if (!filter_pid)
-		return true;
-	return bpf_map_lookup_elem(&pid_filter, &tgid) != NULL;
+	if (filter_pid && !bpf_map_lookup_elem(&pid_filter, &tgid))
+		return false;
+	return cgroup_wanted();
 }
 
 static __always_inline bool port_wanted(__u16 lport, __u16 rport)

@@ -137,11 +137,34 @@ struct files_struct {
 	struct fdtable *fdt;
 };
 
+/* A task's cgroup v2 and its ancestors (the cgroup filter): the id is
+ * the cgroup directory's kernfs node id (a u64 since Linux 5.5), what
+ * bpf_get_current_cgroup_id returns; a cgroup's first member is its own
+ * css, whose parent is the parent cgroup's. */
+struct kernfs_node {
+	__u64 id;
+};
+
+struct cgroup_subsys_state {
+	struct cgroup_subsys_state *parent;
+};
+
+struct cgroup {
+	struct cgroup_subsys_state self;
+	int level;
+	struct kernfs_node *kn;
+};
+
+struct css_set {
+	struct cgroup *dfl_cgrp;
+};
+
 struct task_struct {
 	unsigned int flags;
 	struct files_struct *files;
 	struct task_struct *group_leader;
 	char comm[16];
+	struct css_set *cgroups;
 };
 
 /*

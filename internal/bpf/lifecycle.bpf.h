@@ -133,8 +133,11 @@ static __always_inline void conn_passive_established(struct sock *sk, __u64 key)
 	bpf_map_update_elem(&conns, &key, &c, BPF_ANY);
 }
 
-/* accept() returned sk to the current task: it owns the connection. */
-static __always_inline void conn_accepted(struct sock *sk, __u64 pid_tgid)
+/* accept() returned sk to the current task: it owns the connection.
+ * Called for every accept, so that the entry the handshake's end made for
+ * a process the filters do not select is dropped here, not kept until its
+ * close; returns whether the process is selected (its accept is shown). */
+static __always_inline bool conn_accepted(struct sock *sk, __u64 pid_tgid)
 {
 	__u64 key = (__u64)sk;
 	struct conn *c = bpf_map_lookup_elem(&conns, &key);
@@ -144,7 +147,7 @@ static __always_inline void conn_accepted(struct sock *sk, __u64 pid_tgid)
 	if (!pid_wanted(pid_tgid)) {
 		if (c)
 			bpf_map_delete_elem(&conns, &key);
-		return;
+		return false;
 	}
 	if (!c) {
 		/* Established before we attached (duration unknown), or a Fast
@@ -153,15 +156,16 @@ static __always_inline void conn_accepted(struct sock *sk, __u64 pid_tgid)
 		 * would ever delete its entry. */
 		state = BPF_CORE_READ(sk, __sk_common.skc_state);
 		if (state == TCP_CLOSE || !conn_selected(sk))
-			return;
+			return true;
 		fresh.inbound = 1;
 		fresh.accepted_early = state == TCP_SYN_RECV;
 		owner_current(&fresh.owner, pid_tgid);
 		conn_insert(key, &fresh);
-		return;
+		return true;
 	}
 	if (!c->owner.pid)
 		owner_current(&c->owner, pid_tgid);
+	return true;
 }
 
 /*
@@ -245,9 +249,9 @@ static __always_inline void conn_closed(struct sock *sk, __u64 key, int oldstate
 	struct tuple t = {};
 	struct event *e;
 
-	if (!c && filter_pid)
+	if (!c && task_filter_on())
 		return;
-	if (c && !c->owner.pid && filter_pid) {
+	if (c && !c->owner.pid && task_filter_on()) {
 		bpf_map_delete_elem(&conns, &key);
 		return;
 	}

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type TuxscopeCgroupFilterState struct {
+	_        structs.HostLayout
+	On       uint32
+	MinLevel uint32
+}
+
 type TuxscopeConn struct {
 	_             structs.HostLayout
 	SynNs         uint64
@@ -113,6 +119,8 @@ type TuxscopeEventHeader struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	TuxscopeMapAcceptSeen          = "accept_seen"
+	TuxscopeMapCgroupFilter        = "cgroup_filter"
+	TuxscopeMapCgroupFilterState   = "cgroup_filter_state"
 	TuxscopeMapConnecting          = "connecting"
 	TuxscopeMapConns               = "conns"
 	TuxscopeMapConnsFull           = "conns_full"
@@ -149,6 +157,7 @@ const (
 	TuxscopeProgTpExitConn         = "tp_exit_conn"
 	TuxscopeProgTpState            = "tp_state"
 	TuxscopeVarConnectSyscallHooks = "connect_syscall_hooks"
+	TuxscopeVarFilterCgroup        = "filter_cgroup"
 	TuxscopeVarFilterPid           = "filter_pid"
 	TuxscopeVarFilterPort          = "filter_port"
 	TuxscopeVarUnusedDnsEvent      = "unused_dns_event"
@@ -230,19 +239,21 @@ type TuxscopeProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TuxscopeMapSpecs struct {
-	AcceptSeen      *ebpf.MapSpec `ebpf:"accept_seen"`
-	Connecting      *ebpf.MapSpec `ebpf:"connecting"`
-	Conns           *ebpf.MapSpec `ebpf:"conns"`
-	ConnsFull       *ebpf.MapSpec `ebpf:"conns_full"`
-	DnsOwners       *ebpf.MapSpec `ebpf:"dns_owners"`
-	Events          *ebpf.MapSpec `ebpf:"events"`
-	KprobeConnectSk *ebpf.MapSpec `ebpf:"kprobe_connect_sk"`
-	Lost            *ebpf.MapSpec `ebpf:"lost"`
-	PidFilter       *ebpf.MapSpec `ebpf:"pid_filter"`
-	PortFilter      *ebpf.MapSpec `ebpf:"port_filter"`
-	ReaderIdle      *ebpf.MapSpec `ebpf:"reader_idle"`
-	StateRecovered  *ebpf.MapSpec `ebpf:"state_recovered"`
-	StateRunning    *ebpf.MapSpec `ebpf:"state_running"`
+	AcceptSeen        *ebpf.MapSpec `ebpf:"accept_seen"`
+	CgroupFilter      *ebpf.MapSpec `ebpf:"cgroup_filter"`
+	CgroupFilterState *ebpf.MapSpec `ebpf:"cgroup_filter_state"`
+	Connecting        *ebpf.MapSpec `ebpf:"connecting"`
+	Conns             *ebpf.MapSpec `ebpf:"conns"`
+	ConnsFull         *ebpf.MapSpec `ebpf:"conns_full"`
+	DnsOwners         *ebpf.MapSpec `ebpf:"dns_owners"`
+	Events            *ebpf.MapSpec `ebpf:"events"`
+	KprobeConnectSk   *ebpf.MapSpec `ebpf:"kprobe_connect_sk"`
+	Lost              *ebpf.MapSpec `ebpf:"lost"`
+	PidFilter         *ebpf.MapSpec `ebpf:"pid_filter"`
+	PortFilter        *ebpf.MapSpec `ebpf:"port_filter"`
+	ReaderIdle        *ebpf.MapSpec `ebpf:"reader_idle"`
+	StateRecovered    *ebpf.MapSpec `ebpf:"state_recovered"`
+	StateRunning      *ebpf.MapSpec `ebpf:"state_running"`
 }
 
 // TuxscopeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -250,6 +261,7 @@ type TuxscopeMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type TuxscopeVariableSpecs struct {
 	ConnectSyscallHooks *ebpf.VariableSpec `ebpf:"connect_syscall_hooks"`
+	FilterCgroup        *ebpf.VariableSpec `ebpf:"filter_cgroup"`
 	FilterPid           *ebpf.VariableSpec `ebpf:"filter_pid"`
 	FilterPort          *ebpf.VariableSpec `ebpf:"filter_port"`
 	UnusedDnsEvent      *ebpf.VariableSpec `ebpf:"unused_dns_event"`
@@ -280,24 +292,28 @@ func (o *TuxscopeObjects) Close() error {
 //
 // It can be passed to LoadTuxscopeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TuxscopeMaps struct {
-	AcceptSeen      *ebpf.Map `ebpf:"accept_seen"`
-	Connecting      *ebpf.Map `ebpf:"connecting"`
-	Conns           *ebpf.Map `ebpf:"conns"`
-	ConnsFull       *ebpf.Map `ebpf:"conns_full"`
-	DnsOwners       *ebpf.Map `ebpf:"dns_owners"`
-	Events          *ebpf.Map `ebpf:"events"`
-	KprobeConnectSk *ebpf.Map `ebpf:"kprobe_connect_sk"`
-	Lost            *ebpf.Map `ebpf:"lost"`
-	PidFilter       *ebpf.Map `ebpf:"pid_filter"`
-	PortFilter      *ebpf.Map `ebpf:"port_filter"`
-	ReaderIdle      *ebpf.Map `ebpf:"reader_idle"`
-	StateRecovered  *ebpf.Map `ebpf:"state_recovered"`
-	StateRunning    *ebpf.Map `ebpf:"state_running"`
+	AcceptSeen        *ebpf.Map `ebpf:"accept_seen"`
+	CgroupFilter      *ebpf.Map `ebpf:"cgroup_filter"`
+	CgroupFilterState *ebpf.Map `ebpf:"cgroup_filter_state"`
+	Connecting        *ebpf.Map `ebpf:"connecting"`
+	Conns             *ebpf.Map `ebpf:"conns"`
+	ConnsFull         *ebpf.Map `ebpf:"conns_full"`
+	DnsOwners         *ebpf.Map `ebpf:"dns_owners"`
+	Events            *ebpf.Map `ebpf:"events"`
+	KprobeConnectSk   *ebpf.Map `ebpf:"kprobe_connect_sk"`
+	Lost              *ebpf.Map `ebpf:"lost"`
+	PidFilter         *ebpf.Map `ebpf:"pid_filter"`
+	PortFilter        *ebpf.Map `ebpf:"port_filter"`
+	ReaderIdle        *ebpf.Map `ebpf:"reader_idle"`
+	StateRecovered    *ebpf.Map `ebpf:"state_recovered"`
+	StateRunning      *ebpf.Map `ebpf:"state_running"`
 }
 
 func (m *TuxscopeMaps) Close() error {
 	return _TuxscopeClose(
 		m.AcceptSeen,
+		m.CgroupFilter,
+		m.CgroupFilterState,
 		m.Connecting,
 		m.Conns,
 		m.ConnsFull,
@@ -318,6 +334,7 @@ func (m *TuxscopeMaps) Close() error {
 // It can be passed to LoadTuxscopeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TuxscopeVariables struct {
 	ConnectSyscallHooks *ebpf.Variable `ebpf:"connect_syscall_hooks"`
+	FilterCgroup        *ebpf.Variable `ebpf:"filter_cgroup"`
 	FilterPid           *ebpf.Variable `ebpf:"filter_pid"`
 	FilterPort          *ebpf.Variable `ebpf:"filter_port"`
 	UnusedDnsEvent      *ebpf.Variable `ebpf:"unused_dns_event"`

@@ -98,6 +98,14 @@ Flags:
   --comm NAME           only processes with this name (its first 15 bytes, all the
                         kernel keeps); repeat or comma list
   --port PORT           only connections with this port at either end; repeat or comma list
+  --container ID|NAME   only processes in this container: an id prefix (4 or more
+                        hex digits) or a name (a systemd unit's, or the CRI
+                        runtime's); repeat or comma list
+  --pod NAME            only processes in this Kubernetes pod (names from a CRI
+                        runtime); repeat or comma list
+  --namespace NS        only processes in pods of this Kubernetes namespace
+  --cgroup PATH         only processes in this cgroup or below it, PATH as the 0::
+                        line of /proc/PID/cgroup writes it; repeat or comma list
   --type TYPE           only these events: connect, accept, established, failed,
                         close; repeat or comma list
   -4, -6                only IPv4 / only IPv6 (an AF_INET6 socket talking to an
@@ -151,7 +159,10 @@ Flags:
                         FILE.1, FILE.1 FILE.2, ...
   --rotate-keep N       rotated files kept, FILE.1 (newest) to FILE.N (default 5)
 
-pid, type, family and port filters are applied in the kernel.
+pid, type, family and port filters are applied in the kernel, and the
+container, pod, namespace and cgroup filters wherever the cgroup v2 ids of
+what they select express them (see README: Filters). Filters of different
+kinds must all match; several values of one kind, any of them.
 Needs root, or CAP_BPF and CAP_PERFMON, with CAP_DAC_READ_SEARCH for
 tracepoints (tracefs is root's), CAP_NET_ADMIN for hostnames and
 CAP_SYS_PTRACE for --existing's owners; tuxscope doctor says what is missing.
@@ -172,8 +183,9 @@ Flags:
   --by GROUP            process (default), comm, container or pod: as for
                         net --summary
   --duration D          stop after D
-  --pid, --comm, --port, -4, -6, --no-names, --cri-socket, --buffer-size,
-  --conn-table, --max-delay, --backend, --btf: as for net
+  --pid, --comm, --port, --container, --pod, --namespace, --cgroup, -4, -6,
+  --no-names, --cri-socket, --buffer-size, --conn-table, --max-delay, --backend,
+  --btf: as for net
 `
 
 // parseNetOptions parses `tuxscope net` arguments. Usage errors are
@@ -216,6 +228,26 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 		opts.Filter.Comms = append(opts.Filter.Comms, s)
 		return nil
 	}), "comm", "")
+	for _, k := range []struct {
+		name string
+		list *[]string
+	}{{"container", &opts.Filter.Containers}, {"pod", &opts.Filter.Pods}, {"namespace", &opts.Filter.Namespaces}} {
+		fs.Var(listFlag(func(s string) error {
+			if err := filter.CheckName(k.name, s); err != nil {
+				return err
+			}
+			*k.list = append(*k.list, s)
+			return nil
+		}), k.name, "")
+	}
+	fs.Var(listFlag(func(s string) error {
+		p, err := filter.CleanCgroup(s)
+		if err != nil {
+			return err
+		}
+		opts.Filter.Cgroups = append(opts.Filter.Cgroups, p)
+		return nil
+	}), "cgroup", "")
 	fs.Var(listFlag(func(s string) error {
 		port, err := strconv.ParseUint(s, 10, 16)
 		if err != nil || port == 0 {
@@ -338,6 +370,9 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	}
 	if len(opts.Filter.PIDs) > tracer.MaxFilterEntries || len(opts.Filter.Ports) > tracer.MaxFilterEntries {
 		return opts, fmt.Errorf("at most %d pids and %d ports", tracer.MaxFilterEntries, tracer.MaxFilterEntries)
+	}
+	if f := &opts.Filter; len(f.Containers)+len(f.Pods)+len(f.Namespaces)+len(f.Cgroups) > tracer.MaxFilterEntries {
+		return opts, fmt.Errorf("at most %d --container, --pod, --namespace and --cgroup values", tracer.MaxFilterEntries)
 	}
 	return opts, nil
 }

@@ -89,6 +89,9 @@ func TestParseFilters(t *testing.T) {
 		{[]string{"-4"}, filter.Spec{IPv4: true}},
 		{[]string{"-6"}, filter.Spec{IPv6: true}},
 		{[]string{"--6"}, filter.Spec{IPv6: true}},
+		{[]string{"--container", "4f1e2d3c,web", "--container", "nginx.service"}, filter.Spec{Containers: []string{"4f1e2d3c", "web", "nginx.service"}}},
+		{[]string{"--pod", "web-7d9f", "--namespace", "shop,kube-system"}, filter.Spec{Pods: []string{"web-7d9f"}, Namespaces: []string{"shop", "kube-system"}}},
+		{[]string{"--cgroup", "/system.slice/", "--cgroup", "//kubepods//burstable,/"}, filter.Spec{Cgroups: []string{"/system.slice", "/kubepods/burstable", "/"}}},
 		{[]string{"--pid", "5", "--port", "22", "--type", "connect", "--comm", "ssh", "-4"},
 			filter.Spec{PIDs: []uint32{5}, Ports: []uint16{22}, Types: []event.Type{event.Connect}, Comms: []string{"ssh"}, IPv4: true}},
 	}
@@ -222,6 +225,14 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--summary", "--by"}, `flag needs an argument: -by`},
 		{[]string{"--cri-socket", ""}, `invalid value "" for flag -cri-socket: empty path (none: ask no CRI runtime)`},
 		{[]string{"--cri-socket"}, `flag needs an argument: -cri-socket`},
+		{[]string{"--cgroup", "/" + strings.Join(tooMany, ",/")}, `at most 1024 --container, --pod, --namespace and --cgroup values`},
+		{[]string{"--container", ""}, `invalid value "" for flag -container: empty container`},
+		{[]string{"--container", "a b"}, `invalid value "a b" for flag -container: invalid container "a b": no spaces, slashes or control characters`},
+		{[]string{"--pod", "ns/web"}, `invalid value "ns/web" for flag -pod: invalid pod "ns/web": no spaces, slashes or control characters`},
+		{[]string{"--namespace", "shop,"}, `invalid value "shop," for flag -namespace: empty namespace`},
+		{[]string{"--cgroup", "system.slice"}, `invalid value "system.slice" for flag -cgroup: cgroup path "system.slice": must be absolute, as /proc/PID/cgroup writes it (e.g. /system.slice/nginx.service)`},
+		{[]string{"--cgroup", "/a/../b"}, `invalid value "/a/../b" for flag -cgroup: cgroup path "/a/../b": no . or .. components`},
+		{[]string{"--cgroup", ""}, `invalid value "" for flag -cgroup: empty cgroup path`},
 	}
 	for _, tt := range tests {
 		var stdout bytes.Buffer

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -95,16 +96,54 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	}
 	// The CRI runtime is asked while the tracer loads.
 	waitCRI := startCRI(ctx, opts.CRISocket, stderr)
-	tr, err := tracer.Open(opts.tracerConfig())
+	res := container.NewResolver()
+	tcfg := opts.tracerConfig()
+	var v1 []string
+	if opts.Filter.HasWorkload() {
+		if f, err := os.Open("/proc/self/mountinfo"); err == nil {
+			v1 = container.V1Hierarchies(io.LimitReader(f, 1<<20))
+			f.Close()
+		}
+		if err := checkCgroups(&opts.Filter, res, v1); err != nil {
+			fmt.Fprintf(stderr, "tuxscope: %v\n", err)
+			return exitUsage
+		}
+		tcfg.CgroupFilter = res.Root != ""
+	}
+	tr, err := tracer.Open(tcfg)
 	criClient := waitCRI()
 	if criClient != nil {
 		defer criClient.Close()
+		res.Namer = criClient
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tuxscope: %v\n", err)
 		return exitError
 	}
 	defer tr.Close()
+	if opts.Filter.HasWorkload() {
+		if (len(opts.Filter.Pods) > 0 || len(opts.Filter.Namespaces) > 0) && res.Namer == nil {
+			fmt.Fprintf(stderr, "tuxscope: no CRI runtime names pods here: --pod and --namespace select nothing\n")
+		}
+		// The hierarchies whose paths name a process whose v2 cgroup is
+		// the root (name=systemd's, else memory's): a runtime puts a
+		// container in every v1 hierarchy, and each walk costs.
+		cf := newCgroupFilter(&opts.Filter, res, v1[:min(len(v1), 2)], tr, stderr)
+		if !tcfg.CgroupFilter {
+			fmt.Fprintf(stderr, "tuxscope: filtering by %s in user space only: no cgroup2 mount\n", cf.kinds())
+		} else {
+			// Before "attached": from there on, the kernel filter is what
+			// this first walk found.
+			if err := cf.refresh(); err != nil {
+				fmt.Fprintf(stderr, "tuxscope: %v\n", err)
+				return exitError
+			}
+			cctx, cancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { cf.run(cctx); close(done) }()
+			defer func() { cancel(); <-done }() // before tr.Close
+		}
+	}
 	if tr.DNSError != nil {
 		fmt.Fprintf(stderr, "tuxscope: no DNS names: %v\n", tr.DNSError)
 	} else if tr.DNSUnscoped != nil && !opts.NoNames {
@@ -144,11 +183,7 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		cfg.Enrichers = append(cfg.Enrichers, owners)
 	}
 	// After the owners: an existing connection's pid comes from them.
-	resolver := container.NewResolver()
-	if criClient != nil {
-		resolver.Namer = criClient
-	}
-	cfg.Enrichers = append(cfg.Enrichers, resolver)
+	cfg.Enrichers = append(cfg.Enrichers, res)
 	p := pipeline.New(cfg, withOutput(newSink(opts, stdout, stderr, view), file, opts.Quiet))
 	if view == nil {
 		err = p.Run(ctx, tr, existing)

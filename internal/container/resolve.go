@@ -128,15 +128,7 @@ func unescapeMount(s string) string {
 // Enrich fills e's container fields.
 func (r *Resolver) Enrich(e *event.Event) {
 	if in := r.Lookup(e.CgroupID, e.PID, e.TimestampNs); in != nil {
-		e.Cgroup, e.ContainerID, e.Runtime, e.PodUID, e.ContainerName = in.Cgroup, in.ContainerID, in.Runtime, in.PodUID, in.Name
-		if r.Namer != nil && (in.ContainerID != "" || in.PodUID != "") {
-			if n, ok := r.Namer.Names(in.ContainerID, in.PodUID); ok {
-				e.Pod, e.Namespace = n.Pod, n.Namespace
-				if n.Container != "" {
-					e.ContainerName = n.Container
-				}
-			}
-		}
+		r.describe(e, *in)
 	}
 }
 

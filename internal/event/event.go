@@ -333,6 +333,8 @@ type OpenConn struct {
 	Inbound bool     // accepted here (or established to a local listener), not connected from here
 	PID     uint32   // who connected or accepted it; 0 if unknown (e.g. not accepted yet)
 	Comm    TaskName // its name
+	// CgroupID is its cgroup v2 id (0: unknown), for the workload filters.
+	CgroupID uint64
 }
 
 // OpenCount is how many tracked connections were still open at exit, by

@@ -2,6 +2,7 @@ package filter
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/tuxscope/tuxscope/internal/event"
@@ -220,5 +221,106 @@ func TestMatchAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Match: %v allocs per run, want 0", allocs)
+	}
+}
+
+func TestMatchWorkload(t *testing.T) {
+	const id = "4f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0"
+	w := func(cgroup, cid, name, pod, ns string) *event.Event {
+		e := mkEvent(event.Connect, 4, 10, "app", "10.0.0.5:1000", "10.0.0.6:80")
+		e.Cgroup, e.ContainerID, e.ContainerName, e.Pod, e.Namespace = cgroup, cid, name, pod, ns
+		return e
+	}
+	var (
+		docker = w("/system.slice/docker-"+id+".scope", id, "", "", "")
+		k8s    = w("/kubepods/burstable/pod1/"+id[:8]+"x", "", "web", "web-7d9f", "shop")
+		unit   = w("/system.slice/nginx.service", "", "nginx.service", "", "")
+		child  = w("/a/b/c", "", "", "", "")
+		sib    = w("/a/bc", "", "", "", "")
+		host   = w("", "", "", "", "")
+		evs    = []*event.Event{docker, k8s, unit, child, sib, host}
+	)
+	tests := []struct {
+		name string
+		spec Spec
+		want []bool // docker, k8s, unit, child, sib, host
+	}{
+		{"id prefix", Spec{Containers: []string{id[:12]}}, []bool{true, false, false, false, false, false}},
+		{"full id", Spec{Containers: []string{id}}, []bool{true, false, false, false, false, false}},
+		{"4 hex digits are a prefix", Spec{Containers: []string{id[:4]}}, []bool{true, false, false, false, false, false}},
+		{"3 hex digits are only a name", Spec{Containers: []string{id[:3]}}, []bool{false, false, false, false, false, false}},
+		{"not a prefix", Spec{Containers: []string{id[1:13]}}, []bool{false, false, false, false, false, false}},
+		{"upper case is not an id", Spec{Containers: []string{"4F1E2D3C"}}, []bool{false, false, false, false, false, false}},
+		{"name", Spec{Containers: []string{"web"}}, []bool{false, true, false, false, false, false}},
+		{"unit name", Spec{Containers: []string{"nginx.service"}}, []bool{false, false, true, false, false, false}},
+		{"id or name", Spec{Containers: []string{"web", id[:12]}}, []bool{true, true, false, false, false, false}},
+		{"pod", Spec{Pods: []string{"web-7d9f"}}, []bool{false, true, false, false, false, false}},
+		{"pod other", Spec{Pods: []string{"web"}}, []bool{false, false, false, false, false, false}},
+		{"namespace", Spec{Namespaces: []string{"kube-system", "shop"}}, []bool{false, true, false, false, false, false}},
+		{"cgroup itself", Spec{Cgroups: []string{"/a/b/c"}}, []bool{false, false, false, true, false, false}},
+		{"cgroup parent", Spec{Cgroups: []string{"/a/b"}}, []bool{false, false, false, true, false, false}},
+		{"cgroup /a selects both", Spec{Cgroups: []string{"/a"}}, []bool{false, false, false, true, true, false}},
+		{"cgroup root selects every known one", Spec{Cgroups: []string{"/"}}, []bool{true, true, true, true, true, false}},
+		{"cgroups or", Spec{Cgroups: []string{"/system.slice/nginx.service", "/a/bc"}}, []bool{false, false, true, false, true, false}},
+		{"kinds and", Spec{Cgroups: []string{"/system.slice"}, Containers: []string{"nginx.service"}}, []bool{false, false, true, false, false, false}},
+		{"kinds and, none", Spec{Cgroups: []string{"/a"}, Containers: []string{"nginx.service"}}, []bool{false, false, false, false, false, false}},
+		{"pod and namespace", Spec{Pods: []string{"web-7d9f"}, Namespaces: []string{"default"}}, []bool{false, false, false, false, false, false}},
+	}
+	for _, tt := range tests {
+		for i, e := range evs {
+			if got := tt.spec.Match(e); got != tt.want[i] {
+				t.Errorf("%s: Match(%q %q %q) = %v, want %v", tt.name, e.Cgroup, e.ContainerID, e.ContainerName, got, tt.want[i])
+			}
+		}
+	}
+}
+
+func TestCgroupBelow(t *testing.T) {
+	for _, tt := range []struct {
+		c, p string
+		want bool
+	}{
+		{"/a/b", "/a/b", true},
+		{"/a/b/c", "/a/b", true},
+		{"/a/bc", "/a/b", false},
+		{"/a", "/a/b", false},
+		{"/a/b", "/", true},
+		{"", "/", false},
+		{"", "/a", false},
+	} {
+		if got := CgroupBelow(tt.c, tt.p); got != tt.want {
+			t.Errorf("CgroupBelow(%q, %q) = %v", tt.c, tt.p, got)
+		}
+	}
+}
+
+func TestCleanCgroup(t *testing.T) {
+	for in, want := range map[string]string{
+		"/":                       "/",
+		"/a/b/":                   "/a/b",
+		"//a//b":                  "/a/b",
+		"/system.slice/x.service": "/system.slice/x.service",
+	} {
+		if got, err := CleanCgroup(in); err != nil || got != want {
+			t.Errorf("CleanCgroup(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "a/b", "/a/../b", "/a/./b", "/a\nb", "/" + strings.Repeat("x", 4096)} {
+		if got, err := CleanCgroup(bad); err == nil {
+			t.Errorf("CleanCgroup(%q) = %q, want an error", bad, got)
+		}
+	}
+}
+
+func TestCheckName(t *testing.T) {
+	for _, ok := range []string{"web", "nginx.service", "kube-system", "4f1e2d3c", strings.Repeat("x", MaxNameLen)} {
+		if err := CheckName("pod", ok); err != nil {
+			t.Errorf("CheckName(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a b", "a/b", "a\tb", "a\x00", strings.Repeat("x", MaxNameLen+1), "\xff"} {
+		if err := CheckName("pod", bad); err == nil {
+			t.Errorf("CheckName(%q): no error", bad)
+		}
 	}
 }

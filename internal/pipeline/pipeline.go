@@ -125,6 +125,9 @@ func (p *Pipeline) Run(ctx context.Context, src Source, existing []event.Event) 
 		return err
 	}
 	for i := range existing {
+		// Their owners' cgroups, for the workload filters (the owners
+		// enricher names only closes).
+		p.enrich(&existing[i])
 		p.zone(&existing[i])
 		if err := p.emit(&existing[i]); err != nil {
 			return err
@@ -148,8 +151,9 @@ func (p *Pipeline) Run(ctx context.Context, src Source, existing []event.Event) 
 
 // stillOpen tells the sink how many tracked connections the filters
 // select were still open at the end. The kernel side applies the pid,
-// port and family filters to what it tracks; --comm (and --pid again) is
-// applied here, to each connection's owner.
+// port and family filters (and the cgroup filter, when on) to what it
+// tracks; --comm, --pid and the workload filters are applied here, to
+// each connection's owner.
 func (p *Pipeline) stillOpen() error {
 	if p.cfg.OpenAtExit == nil {
 		return nil
@@ -166,6 +170,14 @@ func (p *Pipeline) stillOpen() error {
 		c := &conns[i]
 		if p.cfg.Filter != nil && !p.cfg.Filter.MatchOwner(c.PID, c.Comm.Bytes()) {
 			continue
+		}
+		if f := p.cfg.Filter; f != nil && f.HasWorkload() {
+			// Its owner's workload, as an event of it would have.
+			e := event.Event{PID: c.PID, CgroupID: c.CgroupID}
+			p.enrich(&e)
+			if !f.MatchWorkload(&e) {
+				continue
+			}
 		}
 		if c.Inbound {
 			n.Inbound++
@@ -208,12 +220,17 @@ func (p *Pipeline) emit(e *event.Event) error {
 	return p.sink.Event(e)
 }
 
-// Event enriches, names, filters and times a kernel event. A close
-// frees what the hostname tracker kept for the socket.
-func (p *Pipeline) Event(e *event.Event) error {
+// enrich runs the enrichers on e, in order.
+func (p *Pipeline) enrich(e *event.Event) {
 	for _, en := range p.cfg.Enrichers {
 		en.Enrich(e)
 	}
+}
+
+// Event enriches, names, filters and times a kernel event. A close
+// frees what the hostname tracker kept for the socket.
+func (p *Pipeline) Event(e *event.Event) error {
+	p.enrich(e)
 	if p.cfg.Names != nil {
 		if e.Type == event.Close && e.Cookie != 0 {
 			p.cfg.Names.Forget(e.Cookie)
@@ -264,9 +281,7 @@ func (p *Pipeline) DNS(pkt *event.DNSPacket) error {
 		}
 	}
 	// Its container and pod, as any event's: filters and sinks use them.
-	for _, en := range p.cfg.Enrichers {
-		en.Enrich(e)
-	}
+	p.enrich(e)
 	if !p.selects(e) {
 		return nil
 	}

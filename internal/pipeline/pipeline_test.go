@@ -465,33 +465,50 @@ func (r recordRemote) Event(e *event.Event) error {
 	return r.sinkLog.Event(e)
 }
 
-// enrichFunc is an Enricher made of a function.
-type enrichFunc func(*event.Event)
+// cgroupOf is a fake container resolver: a cgroup path by cgroup id, or
+// by pid when the id is unknown (as the real one reads /proc/PID/cgroup).
+type cgroupOf struct {
+	byID  map[uint64]string
+	byPID map[uint32]string
+}
 
-func (f enrichFunc) Enrich(e *event.Event) { f(e) }
+func (c cgroupOf) Enrich(e *event.Event) {
+	if p, ok := c.byID[e.CgroupID]; ok {
+		e.Cgroup = p
+	} else if p, ok := c.byPID[e.PID]; ok {
+		e.Cgroup = p
+	}
+}
 
-// A DNS event is enriched like any event (its container, pod), before the
-// filters: here the enricher names the container of pid 11 only.
-func TestDNSEventsEnriched(t *testing.T) {
+// The workload filters see what the container enricher fills: for kernel
+// events, existing connections (by their owner's pid), DNS events and the
+// connections still open at exit (by their owner's cgroup id).
+func TestWorkloadFilterEnriched(t *testing.T) {
 	var sink sinkLog
+	res := cgroupOf{byID: map[uint64]string{100: "/app.slice/a.scope", 200: "/other.slice"}, byPID: map[uint32]string{42: "/app.slice/a.scope", 7: "/other.slice"}}
+	existing := []event.Event{*tcp(event.Existing, 42, "198.51.100.2:22"), *tcp(event.Existing, 7, "198.51.100.3:22")}
 	src := script(func(h event.Handler) error {
-		for _, pid := range []uint32{11, 12} {
-			for _, response := range []bool{false, true} {
-				if err := h.DNS(dnsPacket(t, pid, response, 1e9, "svc.example", "198.51.100.7")); err != nil {
+		for _, e := range []*event.Event{tcp(event.Connect, 42, "198.51.100.2:80"), tcp(event.Connect, 7, "198.51.100.2:80")} {
+			e.CgroupID = map[uint32]uint64{42: 100, 7: 200}[e.PID]
+			if err := h.Event(e); err != nil {
+				return err
+			}
+		}
+		for _, pid := range []uint32{42, 7} {
+			for _, resp := range []bool{false, true} {
+				if err := h.DNS(dnsPacket(t, pid, resp, 1e9, "svc.example", "198.51.100.7")); err != nil {
 					return err
 				}
 			}
 		}
 		return nil
 	})
-	byPID := enrichFunc(func(e *event.Event) {
-		if e.PID == 11 {
-			e.ContainerID, e.Runtime = "3f4c0a1b", "docker"
-		}
-	})
-	cfg := Config{Names: dns.NewTracker(), ShowDNS: true, Enrichers: []Enricher{byPID}}
-	if err := New(cfg, &sink).Run(context.Background(), src, nil); err != nil {
+	open := []event.OpenConn{{PID: 42, CgroupID: 100}, {PID: 42, CgroupID: 100, Inbound: true}, {PID: 7, CgroupID: 200}}
+	cfg := Config{Filter: &filter.Spec{Cgroups: []string{"/app.slice"}}, Enrichers: []Enricher{res}, Names: dns.NewTracker(), ShowDNS: true,
+		OpenAtExit: func() ([]event.OpenConn, error) { return open, nil }}
+	if err := New(cfg, &sink).Run(context.Background(), src, existing); err != nil {
 		t.Fatal(err)
 	}
-	check(t, sink.calls, []string{"start", "flush", "dns pid=11 query=svc.example answers=[198.51.100.7] latency=0 container=3f4c0a1b", "dns pid=12 query=svc.example answers=[198.51.100.7] latency=0", "finish"})
+	check(t, sink.calls, []string{"start", "existing pid=42", "flush", "connect pid=42",
+		"dns pid=42 query=svc.example answers=[198.51.100.7] latency=0", "open out=1 in=1", "finish"})
 }

@@ -20,7 +20,7 @@ func openConn(v *bpf.TuxscopeConn) (event.OpenConn, bool) {
 	if v.SynNs != 0 && v.EstablishedNs == 0 {
 		return event.OpenConn{}, false
 	}
-	c := event.OpenConn{Inbound: v.Inbound != 0, PID: v.Owner.Pid}
+	c := event.OpenConn{Inbound: v.Inbound != 0, PID: v.Owner.Pid, CgroupID: v.Owner.CgroupId}
 	comm := make([]byte, len(v.Owner.Comm))
 	for i, ch := range v.Owner.Comm {
 		comm[i] = byte(ch)

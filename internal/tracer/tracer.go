@@ -45,6 +45,9 @@ type Config struct {
 	BTFPath         string       // kernel BTF; "": KernelBTFPath
 	Backend         Backend      // "" or Auto: the best that works, per hook point
 	DNS             bool         // capture DNS messages (names for addresses, --dns)
+	// CgroupFilter builds the cgroup filter into the programs, off until
+	// SetCgroupFilter fills it.
+	CgroupFilter bool
 	// MaxDelay > 0 batches wake-ups: the kernel side queues events without
 	// waking the reader until a quarter of the ring buffer is full, and
 	// the reader collects them at least every MaxDelay. 0: the reader is
@@ -90,6 +93,98 @@ func (c *Config) typeMask() uint32 {
 // MaxFilterEntries bounds the --pid and --port sets (the kernel maps' size).
 const MaxFilterEntries = 1024
 
+// MaxCgroupFilter is how many cgroup ids the kernel's cgroup filter holds
+// (cgroup_filter in common.bpf.h).
+const MaxCgroupFilter = 4096
+
+// MaxCgroupLevel is the deepest level (0: the root) a selected cgroup may
+// have: the kernel looks at 32 levels from the shallowest selected one.
+const MaxCgroupLevel = 1 << 16
+
+// SetCgroupFilter makes the kernel select only the tasks in the cgroups
+// ids (cgroup v2 ids) or below them, none of them shallower than level
+// minLevel (0: the root); with ids nil, it turns the cgroup filter off
+// (every task passes it). It may be called at any time after Open with
+// Config.CgroupFilter: a cgroup in both the old set and the new is
+// selected throughout.
+func (t *Tracer) SetCgroupFilter(ids []uint64, minLevel int) error {
+	if !t.cfg.CgroupFilter {
+		return errors.New("the cgroup filter was not built in (Config.CgroupFilter)")
+	}
+	if len(ids) > MaxCgroupFilter {
+		return fmt.Errorf("%d cgroups: the kernel's cgroup filter holds %d", len(ids), MaxCgroupFilter)
+	}
+	if minLevel < 0 || minLevel > MaxCgroupLevel {
+		return fmt.Errorf("cgroup level %d out of range", minLevel)
+	}
+	set := t.loader.maps.Maps[bpf.TuxscopeMapCgroupFilter]
+	state := t.loader.maps.Maps[bpf.TuxscopeMapCgroupFilterState]
+	setState := func(on bool, level uint32) error {
+		st := bpf.TuxscopeCgroupFilterState{MinLevel: level}
+		if on {
+			st.On = 1
+		}
+		if err := state.Update(uint32(0), &st, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("setting the cgroup filter: %w", err)
+		}
+		return nil
+	}
+	var cur bpf.TuxscopeCgroupFilterState
+	if err := state.Lookup(uint32(0), &cur); err != nil {
+		return fmt.Errorf("reading the cgroup filter: %w", err)
+	}
+	if ids == nil {
+		if err := setState(false, 0); err != nil {
+			return err
+		}
+		for id := range t.cgroups {
+			if err := set.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return fmt.Errorf("emptying the cgroup filter: %w", err)
+			}
+			delete(t.cgroups, id)
+		}
+		return nil
+	}
+	// Add first, and lower the level, so that what both sets select
+	// passes throughout; then remove what is no longer selected.
+	if t.cgroups == nil {
+		t.cgroups = map[uint64]struct{}{}
+	}
+	want := make(map[uint64]struct{}, len(ids))
+	one := uint8(1)
+	for _, id := range ids {
+		want[id] = struct{}{}
+		if _, ok := t.cgroups[id]; ok {
+			continue
+		}
+		if err := set.Put(id, one); err != nil {
+			return fmt.Errorf("setting the cgroup filter: %w", err)
+		}
+		t.cgroups[id] = struct{}{}
+	}
+	level := uint32(minLevel)
+	if cur.On != 0 && cur.MinLevel < level {
+		if err := setState(true, cur.MinLevel); err != nil {
+			return err
+		}
+	} else if err := setState(true, level); err != nil {
+		return err
+	}
+	for id := range t.cgroups {
+		if _, ok := want[id]; ok {
+			continue
+		}
+		if err := set.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("setting the cgroup filter: %w", err)
+		}
+		delete(t.cgroups, id)
+	}
+	if cur.On != 0 && cur.MinLevel < level {
+		return setState(true, level)
+	}
+	return nil
+}
+
 // Tracer is the BPF side of a run: shared maps, one attached
 // implementation per hook point, and the ring-buffer reader.
 type Tracer struct {
@@ -105,6 +200,8 @@ type Tracer struct {
 	// DNSUnscoped says why DNS names cannot be kept per network
 	// namespace on this kernel (nil: they are, see netnsScoping).
 	DNSUnscoped error
+	// cgroups is what SetCgroupFilter put in the kernel's set.
+	cgroups map[uint64]struct{}
 }
 
 // Choice says which implementation serves a hook point and through which
@@ -387,10 +484,11 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 		return fmt.Errorf("setting want_types: %w", err)
 	}
 	for name, v := range map[string]uint8{
-		bpf.TuxscopeVarFilterPid:  b2u(len(cfg.PIDs) > 0),
-		bpf.TuxscopeVarFilterPort: b2u(len(cfg.Ports) > 0),
-		bpf.TuxscopeVarWantIpv4:   b2u(cfg.IPv4),
-		bpf.TuxscopeVarWantIpv6:   b2u(cfg.IPv6),
+		bpf.TuxscopeVarFilterPid:    b2u(len(cfg.PIDs) > 0),
+		bpf.TuxscopeVarFilterPort:   b2u(len(cfg.Ports) > 0),
+		bpf.TuxscopeVarFilterCgroup: b2u(cfg.CgroupFilter),
+		bpf.TuxscopeVarWantIpv4:     b2u(cfg.IPv4),
+		bpf.TuxscopeVarWantIpv6:     b2u(cfg.IPv6),
 	} {
 		if err := set(name, v); err != nil {
 			return err
