@@ -39,6 +39,8 @@ type netOptions struct {
 	// read (the reader is then woken only when a quarter of the ring
 	// buffer is full); 0: woken for every event.
 	MaxDelay time.Duration
+	// Serve is `tuxscope serve`'s own flags (serve.go).
+	Serve serveOptions
 }
 
 // DefaultMaxDelay is --max-delay's default: short enough to read as live,
@@ -146,8 +148,9 @@ func parseNetOptions(args []string, stdout io.Writer) (netOptions, error) {
 	return parseOptions("net", args, stdout)
 }
 
-// parseOptions parses the flags of `tuxscope net` or `tuxscope top`; top
-// takes the filters and kernel-side flags, plus its own.
+// parseOptions parses the flags of `tuxscope net`, `tuxscope top` or
+// `tuxscope serve`; top and serve take the filters and kernel-side flags,
+// plus their own.
 func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, err error) {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -158,7 +161,7 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	)
 	if cmd == "net" {
 		fs.StringVar(&format, "format", "table", "")
-	} else {
+	} else if cmd == "top" {
 		format = "table"
 		opts.Summary, opts.Interval = true, 2*time.Second
 		fs.StringVar(&sortBy, "sort", "connections", "")
@@ -214,14 +217,15 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 		fs.BoolVar(&opts.ShowDNS, "dns", false, "")
 		fs.BoolVar(&opts.Containers, "containers", false, "")
 	}
-	fs.Var(durationFlag{&opts.Interval}, "interval", "")
+	if cmd == "serve" {
+		opts.Serve.register(fs)
+	} else {
+		fs.Var(durationFlag{&opts.Interval}, "interval", "")
+	}
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			text := topUsage
-			if cmd == "net" {
-				text = netUsage
-			}
+			text := map[string]string{"net": netUsage, "top": topUsage, "serve": serveUsage}[cmd]
 			if _, werr := io.WriteString(stdout, text); werr != nil {
 				return opts, &outputError{werr}
 			}
@@ -235,6 +239,13 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 		if opts.Sort, err = summary.ParseSortBy(sortBy); err != nil {
 			return opts, err
 		}
+	}
+	if cmd == "serve" {
+		if err := opts.Serve.check(); err != nil {
+			return opts, err
+		}
+		// The metrics count DNS responses: the pipeline makes them events.
+		format, opts.ShowDNS = "table", !opts.NoNames
 	}
 	if fs.NArg() > 0 {
 		return opts, fmt.Errorf("unexpected argument %q", fs.Arg(0))
