@@ -11,7 +11,7 @@ FUZZTIME_SLOW ?= 20000x
 
 # Packages the tests and `go generate` need, from Debian's archive.
 # clang-16 is pinned: the committed BPF objects are its output.
-TEST_PACKAGES := clang-16 llvm-16 libbpf-dev iproute2 curl python3 tmux dnsmasq-base dnsutils podman runc
+TEST_PACKAGES := clang-16 llvm-16 libbpf-dev iproute2 curl python3 tmux dnsmasq-base dnsutils podman runc prometheus
 
 # tools/ (the kernel matrix) and bench/ are Go modules of their own, so
 # that the product's go.mod carries none of their dependencies: `go test

@@ -25,20 +25,33 @@ import (
 )
 
 // readme is the README's Deploy section.
-func readme(t *testing.T) string {
+func readme(t *testing.T) string { return readmeSection(t, "## Deploy") }
+
+// readmeSection is the README's section under heading (e.g. "## Deploy"),
+// up to the next heading of its level or above.
+func readmeSection(t *testing.T, heading string) string {
 	t.Helper()
 	b, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(b)
-	i := strings.Index(s, "\n## Deploy\n")
+	i := strings.Index(s, "\n"+heading+"\n")
 	if i < 0 {
-		t.Fatal("README has no Deploy section")
+		t.Fatalf("README has no section %q", heading)
 	}
-	s = s[i+1:]
-	if j := strings.Index(s[3:], "\n## "); j >= 0 {
-		s = s[:j+3]
+	s = s[i+1+len(heading):]
+	level := heading[:strings.IndexByte(heading, ' ')]
+	for j := 0; j < len(s); {
+		k := strings.Index(s[j:], "\n#")
+		if k < 0 {
+			break
+		}
+		j += k + 1
+		hashes := len(s[j:]) - len(strings.TrimLeft(s[j:], "#"))
+		if hashes <= len(level) && strings.HasPrefix(s[j+hashes:], " ") {
+			return s[:j]
+		}
 	}
 	return s
 }
@@ -515,15 +528,22 @@ func TestDashboard(t *testing.T) {
 
 	// The metrics the README documents; histograms are queried by their
 	// _bucket series.
+	// The table of the serve section: a row may name several metrics
+	// ("`a`, `b`"), its type may say more ("gauge, 1").
 	documented := map[string]string{}
-	section := readme(t)
-	names := tableColumn(t, section, "metric")
+	section := readmeSection(t, "### Agent: `tuxscope serve`")
 	for _, line := range strings.Split(section, "\n") {
-		for _, n := range names {
-			if strings.HasPrefix(line, "| `"+n+"` |") {
-				documented[n] = strings.TrimSpace(strings.Split(line, "|")[2])
-			}
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`tuxscope_") {
+			continue
 		}
+		typ, _, _ := strings.Cut(strings.TrimSpace(cells[2]), ",")
+		for _, n := range strings.Split(cells[1], ",") {
+			documented[strings.Trim(strings.TrimSpace(n), "`")] = typ
+		}
+	}
+	if len(documented) < 11 {
+		t.Fatalf("the README's serve section documents %d metrics: %v", len(documented), documented)
 	}
 	ids := map[int]bool{}
 	used := map[string]bool{}

@@ -40,6 +40,8 @@ type cell struct {
 	// lost events (-1: not reported in this cell), events attributed to
 	// another process than the one that made that end (-1: not known).
 	count func(res *result, stdout, stderr string, lr load.Result)
+	// scrape, if set, reads the tracer's counts while it still runs.
+	scrape func(res *result)
 	// Note is shown beside the cell's command in the report.
 	Note string
 }
@@ -86,6 +88,16 @@ func (e *env) cells() []*cell {
 	summary := add(tuxAttach(&cell{Name: "tuxscope summary", Kind: "max", ToFile: true, PerConn: 5,
 		args:  tux("--summary", "--format", "json", "--top", "0"),
 		count: countTuxscopeSummary, Note: "--summary --format json (one line at the end, to a file)"}))
+	// The Prometheus agent: the same events aggregated in memory, nothing
+	// written; its /metrics is read once after the load (scrapeServe).
+	var serveAddr string
+	add(tuxAttach(&cell{Name: "tuxscope serve", Kind: "max", PerConn: 5,
+		args: func(port int) []string {
+			serveAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
+			return []string{"serve", "--port", strconv.Itoa(port), "--listen", serveAddr}
+		},
+		scrape: func(res *result) { scrapeServe(res, serveAddr) },
+		Note:   "Prometheus agent (serve), counts read from /metrics after the load"}))
 	// The same three with tuxscope built at -before: a before/after
 	// comparison in the same rotation.
 	if e.before != nil {

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -197,4 +199,52 @@ func countBpftracePrint(res *result, stdout, _ string, lr load.Result) {
 			}
 		}
 	})
+}
+
+// scrapeServe reads `tuxscope serve`'s /metrics at addr and counts what
+// it counted as events, as the summary cell does: connects and accepts
+// (tuxscope_connections_total), established (the handshake latency
+// histogram's count), failures, and closes (the duration histogram's
+// count; every connection of the load was established while tracing);
+// lost events are the three kernel-side loss reasons.
+func scrapeServe(res *result, addr string) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		res.Err = fmt.Sprintf("scraping tuxscope serve: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		res.Err = fmt.Sprintf("scraping tuxscope serve: HTTP %d, %v", resp.StatusCode, err)
+		return
+	}
+	res.Events, res.Lost, res.Unattributed = 0, 0, -1
+	res.ByType = map[string]int64{}
+	kinds := map[string]string{
+		"tuxscope_connections_total":                 "connect+accept",
+		"tuxscope_handshake_latency_seconds_count":   "established",
+		"tuxscope_connection_failures_total":         "failed",
+		"tuxscope_connection_duration_seconds_count": "close",
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, _, _ := strings.Cut(line, "{")
+		name, _, _ = strings.Cut(name, " ")
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			continue
+		}
+		if kind, ok := kinds[name]; ok {
+			res.Events += int64(v)
+			res.ByType[kind] += int64(v)
+		}
+		if name == "tuxscope_events_lost_total" && (strings.Contains(line, `"ring_buffer_full"`) ||
+			strings.Contains(line, `"hook_skipped"`) || strings.Contains(line, `"conn_table_full"`)) {
+			res.Lost += int64(v)
+		}
+	}
 }

@@ -105,7 +105,7 @@ func logf(format string, args ...any) {
 // microPackages are the product's packages whose Go micro-benchmarks the
 // report includes (its "decode 0 allocs/op" target reads BenchmarkDecode*,
 // which are internal/tracer's since the record decoder moved there).
-var microPackages = []string{"./internal/tracer", "./internal/output"}
+var microPackages = []string{"./internal/tracer", "./internal/output", "./internal/metrics"}
 
 // env is what every cell needs: built binaries, peers, scratch space.
 type env struct {

@@ -328,6 +328,9 @@ func (e *env) runCell(c *cell, round int) *result {
 		res.BPFRunCnt += ps.Cnt
 		res.Misses += ps.Misses
 	}
+	if c.scrape != nil {
+		c.scrape(res)
+	}
 	t.stop()
 	stderr := t.stderrText()
 	os.WriteFile(filepath.Join(e.work, name+".err"), []byte(stderr), 0o644)

@@ -50,6 +50,8 @@ type netOptions struct {
 	// Quiet: stdout gets nothing, the events go to --output's file
 	// alone (--output without --format or --summary).
 	Quiet bool
+	// Serve is `tuxscope serve`'s own flags (serve.go).
+	Serve serveOptions
 }
 
 // DefaultMaxDelay is --max-delay's default: short enough to read as live,
@@ -194,8 +196,9 @@ func parseNetOptions(args []string, stdout io.Writer) (netOptions, error) {
 	return parseOptions("net", args, stdout)
 }
 
-// parseOptions parses the flags of `tuxscope net` or `tuxscope top`; top
-// takes the filters and kernel-side flags, plus its own.
+// parseOptions parses the flags of `tuxscope net`, `tuxscope top` or
+// `tuxscope serve`; top and serve take the filters and kernel-side flags,
+// plus their own.
 func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, err error) {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -207,7 +210,7 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	var groupBy string // --by
 	if cmd == "net" {
 		fs.StringVar(&format, "format", "table", "")
-	} else {
+	} else if cmd == "top" {
 		format = "table"
 		opts.Summary, opts.Interval = true, 2*time.Second
 		fs.StringVar(&sortBy, "sort", "connections", "")
@@ -291,20 +294,19 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 		fs.BoolVar(&opts.Containers, "containers", false, "")
 	}
 	var outFlags *outputFlags
-	if cmd == "net" {
+	if cmd == "net" || cmd == "serve" {
 		outFlags = addOutputFlags(fs)
 	}
-	fs.Var(durationFlag{&opts.Interval}, "interval", "")
-	if cmd == "net" || cmd == "top" { // the summary's views
+	if cmd == "serve" {
+		opts.Serve.register(fs)
+	} else { // the summary's views
+		fs.Var(durationFlag{&opts.Interval}, "interval", "")
 		fs.StringVar(&groupBy, "by", "process", "")
 	}
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			text := topUsage
-			if cmd == "net" {
-				text = netUsage
-			}
+			text := map[string]string{"net": netUsage, "top": topUsage, "serve": serveUsage}[cmd]
 			if _, werr := io.WriteString(stdout, text); werr != nil {
 				return opts, &outputError{werr}
 			}
@@ -318,6 +320,13 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 		if opts.Sort, err = summary.ParseSortBy(sortBy); err != nil {
 			return opts, err
 		}
+	}
+	if cmd == "serve" {
+		if err := opts.Serve.check(); err != nil {
+			return opts, err
+		}
+		// The metrics count DNS responses: the pipeline makes them events.
+		format, opts.ShowDNS = "table", !opts.NoNames
 	}
 	if fs.NArg() > 0 {
 		return opts, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -353,7 +362,8 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 		}
 		formatSet := false
 		fs.Visit(func(f *flag.Flag) { formatSet = formatSet || f.Name == "format" })
-		opts.Quiet = opts.Output.Path != "" && !formatSet && !opts.Summary
+		// serve's metrics sink always gets the events too.
+		opts.Quiet = cmd == "net" && opts.Output.Path != "" && !formatSet && !opts.Summary
 	}
 	if opts.Backend, err = tracer.ParseBackend(backend); err != nil {
 		return opts, err

@@ -35,6 +35,7 @@ const usage = `Usage: tuxscope <command> [flags]
 Commands:
   net       show TCP connects and accepts as they happen
   top       live full-screen view: processes, their peers, counts and bytes
+  serve     Prometheus agent: connection metrics at /metrics
   doctor    check what this kernel allows, backend by backend
   version   print the version
 
@@ -58,6 +59,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runDoctor(args[1:], stdout, stderr)
 	case "top":
 		return runTop(ctx, args[1:], stdout, stderr)
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		return writeText(stdout, stderr, "tuxscope", fmt.Sprintf("tuxscope %s\n", Version))
 	case "help", "-h", "--help", "-help":
@@ -150,6 +153,9 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		fmt.Fprintf(stderr, "tuxscope: DNS names are not kept per network namespace: %v\n", tr.DNSUnscoped)
 	}
 	// Scripts and tests wait for this line: events from here on are seen.
+	if view != nil && view.attached != nil {
+		view.attached(tr.Choices())
+	}
 	fmt.Fprintf(stderr, "tuxscope: attached %s; Ctrl-C to stop\n", describeChoices(tr.Choices()))
 
 	names := dns.NewTracker()
@@ -190,7 +196,8 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	} else {
 		ctx, stop := context.WithCancel(ctx)
 		ran := make(chan error, 1)
-		go func() { ran <- p.Run(ctx, tr, existing) }()
+		// A pipeline that ends (an error) ends the view too.
+		go func() { ran <- p.Run(ctx, tr, existing); stop() }()
 		viewErr := view.run(ctx)
 		stop()
 		if err = <-ran; err == nil {

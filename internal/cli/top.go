@@ -9,13 +9,18 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"golang.org/x/term"
 
+	"github.com/tuxscope/tuxscope/internal/pipeline"
 	"github.com/tuxscope/tuxscope/internal/top"
+	"github.com/tuxscope/tuxscope/internal/tracer"
 )
 
-// liveView is a full-screen view fed by the pipeline.
+// liveView is what runs beside the pipeline and is fed by it: top's
+// full-screen view, serve's HTTP server. Its run's return ends the run.
 type liveView struct {
-	sink *top.Feed
+	sink pipeline.Sink
 	run  func(ctx context.Context) error
+	// attached, if set, is told the hooks once they are attached.
+	attached func([]tracer.Choice)
 }
 
 func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) int {
