@@ -66,6 +66,7 @@ var coreTests = "^(" + strings.Join([]string{
 	"TestFastOpenConnect",
 	"TestFastOpenServerAcceptsBeforeHandshake",
 	"TestAcceptOfAResetConnection",
+	"TestCgroupFilter",
 }, "|") + ")$"
 
 // probe is a command run once per kernel (in the guest, and on the host)
