@@ -84,7 +84,20 @@ func NewResolver() *Resolver {
 		r.Root, r.MountRoot = Cgroup2Mount(io.LimitReader(f, 1<<20))
 		f.Close()
 	}
+	r.MountRoot = wholeTree(r.Root, r.MountRoot)
 	return r
+}
+
+// wholeTree is the cgroup path a cgroup2 mount shows: "/" when its
+// directory is the hierarchy's root (inode 1), whatever mountinfo's root
+// field says. In a cgroup namespace (a pod's container, where the host's
+// /sys/fs/cgroup is mounted in) that field is relative to the namespace's
+// root, e.g. /../../.., and the mount still shows the kernel's paths.
+func wholeTree(mnt, root string) string {
+	if mnt != "" && root != "/" && inode(mnt) == 1 {
+		return "/"
+	}
+	return root
 }
 
 // Cgroup2Mount finds the cgroup2 mount point and its root in mountinfo.

@@ -199,3 +199,27 @@ func BenchmarkProcCgroupRead(b *testing.B) {
 		r.procCgroup(pid)
 	}
 }
+
+// A cgroup2 mount whose directory is the hierarchy's root shows the
+// kernel's paths, even where mountinfo (in a cgroup namespace) says its
+// root is /../../..; a mount of a cgroup below it keeps its root.
+func TestWholeTree(t *testing.T) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Skip(err)
+	}
+	mnt, root := Cgroup2Mount(f)
+	f.Close()
+	if mnt == "" || root != "/" {
+		t.Skipf("no cgroup2 mount of the whole hierarchy here (%q %q)", mnt, root)
+	}
+	if got := wholeTree(mnt, "/../../.."); got != "/" {
+		t.Errorf("the hierarchy's root seen from a cgroup namespace: %q, want /", got)
+	}
+	if got := wholeTree(t.TempDir(), "/kubepods/pod1"); got != "/kubepods/pod1" {
+		t.Errorf("a directory that is not the root: %q", got)
+	}
+	if got := wholeTree("", "/x"); got != "/x" {
+		t.Errorf("no mount: %q", got)
+	}
+}
