@@ -51,12 +51,18 @@ func testLostEvents(t *testing.T, maxDelay string) {
 
 	var events, lost, lostRecords, skipped int
 	lines := make(chan string)
+	done := make(chan struct{}) // the reader must not outlive the test
+	defer close(done)
 	go func() {
+		defer close(lines)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			lines <- sc.Text()
+			select {
+			case lines <- sc.Text():
+			case <-done:
+				return
+			}
 		}
-		close(lines)
 	}()
 	// Runs of our programs the kernel skipped (another BPF program was
 	// running on that CPU; frequent in TCG guests) are reported as "up to

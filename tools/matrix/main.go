@@ -163,7 +163,7 @@ func run() (int, error) {
 	flag.StringVar(&cfg.run, "run", "core", "tests to run: core (the connect/accept core), all (the whole suite), or a regexp for -test.run")
 	flag.StringVar(&cfg.cache, "cache", cacheDefault, "cache directory (env TUXSCOPE_MATRIX_CACHE)")
 	flag.StringVar(&cfg.out, "out", "", "output directory for logs and results (default CACHE/out/TIMESTAMP)")
-	flag.DurationVar(&cfg.timeout, "timeout", 600*time.Second, "time limit for each guest, from qemu start to power-off")
+	flag.DurationVar(&cfg.timeout, "timeout", 900*time.Second, "time limit for each guest, from qemu start to power-off")
 	flag.DurationVar(&cfg.hostTimeout, "host-timeout", 600*time.Second, "time limit for each host test run")
 	flag.IntVar(&cfg.jobs, "jobs", 2, "guests to run in parallel (each is one host thread: -accel tcg,thread=single)")
 	flag.DurationVar(&cfg.refresh, "refresh", 24*time.Hour, "re-read the package lists when they are older than this")
