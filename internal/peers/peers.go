@@ -20,7 +20,8 @@
 // addresses the other way round; a destination several processes listen
 // on (SO_REUSEPORT) names none of them; ends whose namespace is unknown
 // (netns cookie 0) are not linked, as two namespaces may hold the same
-// addresses.
+// addresses (but those --existing lists, all in tuxscope's own namespace,
+// are linked with each other).
 package peers
 
 import (
@@ -164,7 +165,7 @@ func (l *Linker) Preload(existing []event.Event) {
 
 // Enrich names e's other end, and learns from e.
 func (l *Linker) Enrich(e *event.Event) {
-	if e.NetNS == 0 {
+	if e.NetNS == 0 && e.Type != event.Existing {
 		return
 	}
 	switch e.Type {
@@ -205,7 +206,11 @@ func (l *Linker) Enrich(e *event.Event) {
 
 // learn keeps e's end, or its listener.
 func (l *Linker) learn(e *event.Event) {
-	if e.NetNS == 0 {
+	// Existing connections and listeners are all in tuxscope's own
+	// namespace, so they are linked with each other even when its
+	// cookie is unknown (0: before Linux 5.14), though not then with the
+	// kernel's events.
+	if e.NetNS == 0 && e.Type != event.Existing {
 		return
 	}
 	if e.Listener() {

@@ -182,6 +182,23 @@ func TestExistingPreload(t *testing.T) {
 	if existing[0].PeerPID != 0 || peer(&existing[1]) != "server/100" || peer(&existing[2]) != "client/200" {
 		t.Errorf("peers = %q, %q, %q", peer(&existing[0]), peer(&existing[1]), peer(&existing[2]))
 	}
+	// Before Linux 5.14 tuxscope cannot tell its namespace's cookie:
+	// existing rows link with each other, not with the kernel's events.
+	l0 := newTest()
+	existing0 := []event.Event{*lis, *cli, *srv}
+	for i := range existing0 {
+		existing0[i].NetNS = 0
+	}
+	l0.Preload(existing0)
+	for i := range existing0 {
+		l0.Enrich(&existing0[i])
+	}
+	if peer(&existing0[1]) != "server/100" || peer(&existing0[2]) != "client/200" {
+		t.Errorf("netns unknown: peers = %q, %q", peer(&existing0[1]), peer(&existing0[2]))
+	}
+	if e := enr(l0, ev(event.Connect, 300, "c2", "127.0.0.1:40001", "127.0.0.1:8080")); e.PeerPID != 0 {
+		t.Errorf("netns unknown: connect named %s", peer(e))
+	}
 	if e := enr(l, ev(event.Connect, 300, "c2", "127.0.0.1:40001", "127.0.0.1:8080")); peer(e) != "server/100" {
 		t.Errorf("connect to an existing listener: %q", peer(e))
 	}
