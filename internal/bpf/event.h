@@ -15,6 +15,8 @@ enum event_type {
 	EVENT_FAILED = 4,      /* an outbound connect failed (error says why) */
 	EVENT_CLOSE = 5,       /* a connection ended */
 	EVENT_DNS = 7,         /* a DNS message (struct dns_event); 6 is user space's */
+	EVENT_LISTEN = 10,     /* a socket started listening (CLOSE -> LISTEN) */
+	EVENT_UNLISTEN = 11,   /* a listener closed (LISTEN -> CLOSE) */
 };
 
 /* event.flags */
@@ -23,6 +25,7 @@ enum event_flag {
 	FLAG_CLOSED_LOCAL = 2,  /* close: this end closed (or reset) first */
 	FLAG_CLOSED_REMOTE = 4, /* close: the peer closed (or reset) first */
 	FLAG_RESET = 8,         /* close: it ended with a reset, sent or received */
+	FLAG_V6ONLY = 16,       /* listen, unlisten: an AF_INET6 listener with IPV6_V6ONLY */
 };
 
 /*
@@ -87,6 +90,9 @@ struct event {
 	 * (the header's owner) held the socket and closed it; 0 otherwise */
 	__u32 opener_pid;
 	char opener_comm[16];
+	/* listen, unlisten: the listener's backlog (sk_max_ack_backlog: what
+	 * listen() asked for, capped at net.core.somaxconn) */
+	__u32 backlog;
 };
 
 /* Room for a DNS payload per packet; up to DNS_MAX_PAYLOAD - 1 bytes are

@@ -11,13 +11,15 @@
 #include "common.bpf.h"
 #include "connect.bpf.h"
 #include "lifecycle.bpf.h"
+#include "listen.bpf.h"
 
 /* The only new states state_changed acts on (SYN_SENT, ESTABLISHED and
- * CLOSE for the lifecycle, FIN_WAIT1 and LAST_ACK for who closes). */
+ * CLOSE for the lifecycle, FIN_WAIT1 and LAST_ACK for who closes, LISTEN
+ * and CLOSE for listeners). */
 static __always_inline bool state_wanted(int newstate)
 {
 	return newstate == TCP_SYN_SENT || newstate == TCP_ESTABLISHED || newstate == TCP_CLOSE ||
-	       newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK;
+	       newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK || newstate == TCP_LISTEN;
 }
 
 /* Every TCP state change, whatever the backend: the tracepoint connect
@@ -30,6 +32,8 @@ static __always_inline void state_changed(struct sock *sk, int oldstate, int new
 	case TCP_CLOSE:
 		if (newstate == TCP_SYN_SENT)
 			conn_connecting(sk, key, connect_syn_sent(sk));
+		else if (newstate == TCP_LISTEN)
+			listen_changed(sk, EVENT_LISTEN);
 		break;
 	case TCP_SYN_SENT:
 		if (newstate == TCP_ESTABLISHED || newstate == TCP_CLOSE)
@@ -42,6 +46,9 @@ static __always_inline void state_changed(struct sock *sk, int oldstate, int new
 			bpf_map_delete_elem(&conns, &key);
 		break;
 	case TCP_LISTEN:
+		if (newstate == TCP_CLOSE)
+			listen_changed(sk, EVENT_UNLISTEN);
+		break;
 	case TCP_NEW_SYN_RECV:
 		break;
 	default: /* an established connection, or one closing */

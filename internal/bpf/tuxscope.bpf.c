@@ -17,7 +17,8 @@
  *                    reader wake-up; tuple, owner, header, reserve, submit
  *   connect.bpf.h    connect (every backend)           uses common
  *   lifecycle.bpf.h  conns: outcomes and closes        uses connect
- *   state.bpf.h      TCP state changes (every backend) uses connect, lifecycle
+ *   listen.bpf.h     listen and unlisten               uses common
+ *   state.bpf.h      TCP state changes (every backend) uses connect, lifecycle, listen
  *   accept.bpf.h     accept (every backend)            uses lifecycle
  *   dns.bpf.h        DNS messages (cgroup hooks)       uses common
  *
@@ -28,6 +29,7 @@
 #include "common.bpf.h"
 #include "connect.bpf.h"
 #include "lifecycle.bpf.h"
+#include "listen.bpf.h"
 #include "state.bpf.h"
 #include "accept.bpf.h"
 #include "dns.bpf.h"

@@ -82,7 +82,7 @@ type TuxscopeEvent struct {
 	Cookie        uint64
 	OpenerPid     uint32
 	OpenerComm    [16]int8
-	_             [4]byte
+	Backlog       uint32
 }
 
 type TuxscopeEventHeader struct {

@@ -109,7 +109,7 @@ Flags:
   --cgroup PATH         only processes in this cgroup or below it, PATH as the 0::
                         line of /proc/PID/cgroup writes it; repeat or comma list
   --type TYPE           only these events: connect, accept, established, failed,
-                        close; repeat or comma list
+                        close, listen, unlisten; repeat or comma list
   -4, -6                only IPv4 / only IPv6 (an AF_INET6 socket talking to an
                         IPv4 peer counts as IPv6, as ss shows it)
   --summary             instead of events, print per process the top peers: connects,
@@ -138,8 +138,9 @@ Flags:
                         /run/k3s/containerd/containerd.sock, /run/cri-dockerd.sock
                         (and under /var/run) that answers, else no names;
                         none: ask no runtime
-  --existing            first list the connections that already exist (type
-                        existing), so their closes have context
+  --existing            first list the connections and listeners that already
+                        exist (type existing; listeners with state LISTEN), so
+                        their closes have context
   --buffer-size SIZE    kernel ring buffer size, a power of two (default 4M)
   --conn-table N        connections tracked at once, both ends of a local one
                         counting (default 262144; about 200 bytes of kernel

@@ -16,6 +16,7 @@ import (
 	"github.com/tuxscope/tuxscope/internal/dns"
 	"github.com/tuxscope/tuxscope/internal/event"
 	"github.com/tuxscope/tuxscope/internal/output"
+	"github.com/tuxscope/tuxscope/internal/peers"
 	"github.com/tuxscope/tuxscope/internal/pipeline"
 	"github.com/tuxscope/tuxscope/internal/snapshot"
 	"github.com/tuxscope/tuxscope/internal/summary"
@@ -170,6 +171,8 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		// Read once the hooks are detached and the ring buffer drained.
 		OpenAtExit: tr.OpenConnections,
 	}
+	// Names the other end of a connection whose both ends are here.
+	links := peers.New(snapshot.NetNSCookie())
 	var existing []event.Event
 	if opts.Existing {
 		// After attaching: a connection made meanwhile may show twice,
@@ -187,9 +190,10 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 			existing[i].TimestampNs = mono
 		}
 		cfg.Enrichers = append(cfg.Enrichers, owners)
+		links.Preload(existing)
 	}
 	// After the owners: an existing connection's pid comes from them.
-	cfg.Enrichers = append(cfg.Enrichers, res)
+	cfg.Enrichers = append(cfg.Enrichers, links, res)
 	p := pipeline.New(cfg, withOutput(newSink(opts, stdout, stderr, view), file, opts.Quiet))
 	if view == nil {
 		err = p.Run(ctx, tr, existing)
@@ -206,6 +210,10 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	}
 	if criClient != nil {
 		reportCRI(criClient, stderr)
+	}
+	if links.Full > 0 {
+		fmt.Fprintf(stderr, "tuxscope: %d connection ends or listeners not kept to name peers (tables full: %d ends, %d listeners); their peers were not named\n",
+			links.Full, links.MaxEnds, links.MaxListeners)
 	}
 	if n := tr.Malformed(); n > 0 {
 		fmt.Fprintf(stderr, "tuxscope: skipped %d malformed records\n", n)

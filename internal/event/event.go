@@ -20,13 +20,15 @@ type Type uint8
 // Values shared with the kernel (enum event_type in internal/bpf/event.h),
 // plus Lost, which only user space makes.
 const (
-	Connect     Type = 1 // connect() returned: the SYN is out
-	Accept      Type = 2 // accept() returned a connection
-	Established Type = 3 // an outbound connect's handshake completed
-	Failed      Type = 4 // an outbound connect failed
-	Close       Type = 5 // a connection ended
-	Existing    Type = 6 // a connection that existed when tracing started (user space only)
-	DNS         Type = 7 // a DNS message (a response, with --dns)
+	Connect     Type = 1  // connect() returned: the SYN is out
+	Accept      Type = 2  // accept() returned a connection
+	Established Type = 3  // an outbound connect's handshake completed
+	Failed      Type = 4  // an outbound connect failed
+	Close       Type = 5  // a connection ended
+	Existing    Type = 6  // a connection that existed when tracing started (user space only)
+	DNS         Type = 7  // a DNS message (a response, with --dns)
+	Listen      Type = 10 // a socket started listening
+	Unlisten    Type = 11 // a listener closed
 	Lost        Type = 255
 )
 
@@ -46,6 +48,8 @@ var types = [...]struct {
 	Close:       {"close", true, true},
 	Existing:    {"existing", false, true},
 	DNS:         {"dns", false, true},
+	Listen:      {"listen", true, true},
+	Unlisten:    {"unlisten", true, true},
 }
 
 // Types are the event types a user can ask for with --type, in order.
@@ -99,6 +103,9 @@ const (
 	FlagClosedLocal  Flags = 2 // close: this end closed (or reset) first
 	FlagClosedRemote Flags = 4 // close: the peer closed (or reset) first
 	FlagReset        Flags = 8 // close: it ended with a reset, sent or received
+	// FlagV6Only: listen, unlisten, existing listener: an IPv6 listener
+	// with IPV6_V6ONLY, which takes no IPv4 connections.
+	FlagV6Only Flags = 16
 )
 
 // Event is one observed TCP event.
@@ -122,6 +129,9 @@ type Event struct {
 	BytesReceived uint64 // close: bytes received
 	Cookie        uint64 // close: the socket's cookie, 0 if it had none
 	State         uint8  // existing: the TCP state (include/net/tcp_states.h)
+	// Backlog is a listener's (listen, unlisten, existing LISTEN): its
+	// accept queue's limit, listen()'s backlog capped at somaxconn.
+	Backlog uint32
 
 	// Hostname is the name that resolved to the remote address (outbound
 	// events), learned from DNS; HostnameSource says whose lookup it was:
@@ -157,6 +167,13 @@ type Event struct {
 	comm      TaskName // the process's name (its thread-group leader's)
 	thread    TaskName // the thread's name (TID's)
 	opener    TaskName // OpenerPID's name
+
+	// PeerPID is the process at the connection's other end when both
+	// ends are on this host, in one network namespace, and tuxscope saw
+	// the other end (its connect, accept or listener); 0 otherwise.
+	// Filled by internal/peers.
+	PeerPID uint32
+	peer    TaskName // PeerPID's name
 
 	// NetNS is the socket's network namespace (its netns cookie); 0 if
 	// unknown. Hostnames come only from lookups made in the same one.
@@ -210,6 +227,24 @@ func (e *Event) OpenerComm() []byte { return e.opener.Bytes() }
 // SetOpenerCommBytes sets OpenerPID's name from the kernel's array.
 func (e *Event) SetOpenerCommBytes(b []byte) { e.opener.Set(b) }
 
+// PeerComm is PeerPID's name; empty when PeerPID is 0.
+func (e *Event) PeerComm() []byte { return e.peer.Bytes() }
+
+// SetPeer names the process at the other end.
+func (e *Event) SetPeer(pid uint32, comm []byte) {
+	e.PeerPID = pid
+	e.peer.Set(comm)
+}
+
+// Listener reports whether e is about a listening socket (listen,
+// unlisten, or an existing listener) rather than a connection.
+func (e *Event) Listener() bool {
+	return e.Type == Listen || e.Type == Unlisten || e.Type == Existing && e.State == TCPListen
+}
+
+// TCPListen is the LISTEN state (include/net/tcp_states.h).
+const TCPListen = 10
+
 // Reset reports whether a close ended with a reset, sent or received.
 func (e *Event) Reset() bool { return e.Type == Close && e.Flags&FlagReset != 0 }
 
@@ -244,17 +279,21 @@ func (t *TaskName) SetString(s string) { t.n = uint8(copy(t.b[:15], s)) }
 
 // Src is the SRC column: the side that opened the connection. The local
 // end of an outbound one (connect), the remote client of an inbound one
-// (accept).
+// (accept); a listener's own address.
 func (e *Event) Src() netip.AddrPort {
-	if e.Inbound() {
+	if e.Inbound() && !e.Listener() {
 		return e.Remote
 	}
 	return e.Local
 }
 
 // Dst is the DST column: the side that was connected to. The remote end of
-// an outbound connection, the local listener of an inbound one.
+// an outbound connection, the local listener of an inbound one; none (the
+// zero AddrPort) for a listener.
 func (e *Event) Dst() netip.AddrPort {
+	if e.Listener() {
+		return netip.AddrPort{}
+	}
 	if e.Inbound() {
 		return e.Local
 	}

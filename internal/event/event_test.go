@@ -54,7 +54,7 @@ func TestParseType(t *testing.T) {
 		}
 	}
 	_, err := ParseType("foo")
-	if want := `unknown event type "foo" (want connect, accept, established, failed or close)`; err == nil || err.Error() != want {
+	if want := `unknown event type "foo" (want connect, accept, established, failed, close, listen or unlisten)`; err == nil || err.Error() != want {
 		t.Errorf("ParseType(foo) error = %v, want %q", err, want)
 	}
 }

@@ -40,13 +40,33 @@ func ErrnoName(errno uint32) string {
 	return "errno " + strconv.FormatUint(uint64(errno), 10)
 }
 
-// appendDetail writes the table's DETAIL column for lifecycle events:
+// appendDetail writes the table's DETAIL column, and the other end's
+// process when it is known (", peer nginx/5370", or alone for a connect
+// or accept).
+func appendDetail(b []byte, e *event.Event) []byte {
+	start := len(b)
+	b = appendTypeDetail(b, e)
+	if e.PeerPID != 0 {
+		if len(b) > start {
+			b = append(b, ", "...)
+		}
+		b = append(b, "peer "...)
+		b, _ = appendTerminalSafe(b, e.PeerComm())
+		b = append(b, '/')
+		b = strconv.AppendUint(b, uint64(e.PeerPID), 10)
+	}
+	return b
+}
+
+// appendTypeDetail writes what an event's type adds to DETAIL:
 //
 //	established  latency 85.0µs
 //	failed       refused (ECONNREFUSED) after 85.0µs
 //	close        1.20s, sent 1024, received 2048, closed by remote
 //	close        5.00s, sent 0, received 9, closed by local (reset), opened by sshd/812
-func appendDetail(b []byte, e *event.Event) []byte {
+//	listen       backlog 4096
+//	existing     state LISTEN, backlog 511, v6only
+func appendTypeDetail(b []byte, e *event.Event) []byte {
 	switch e.Type {
 	case event.DNS:
 		if d := e.DNSInfo; d != nil {
@@ -79,6 +99,12 @@ func appendDetail(b []byte, e *event.Event) []byte {
 	case event.Existing:
 		b = append(b, "state "...)
 		b = append(b, event.TCPStateName(e.State)...)
+		if e.Listener() {
+			b = append(b, ", "...)
+			b = appendBacklog(b, e)
+		}
+	case event.Listen, event.Unlisten:
+		b = appendBacklog(b, e)
 	case event.Established:
 		b = append(b, "latency "...)
 		b = AppendDuration(b, e.LatencyNs)
@@ -149,4 +175,15 @@ func AppendDuration(b []byte, ns uint64) []byte {
 	}
 	b = strconv.AppendFloat(b, v, 'f', prec, 64)
 	return append(b, units[u]...)
+}
+
+// appendBacklog writes a listener's backlog, and v6only for an IPv6 one
+// that takes no IPv4 connections.
+func appendBacklog(b []byte, e *event.Event) []byte {
+	b = append(b, "backlog "...)
+	b = strconv.AppendUint(b, uint64(e.Backlog), 10)
+	if e.Flags&event.FlagV6Only != 0 {
+		b = append(b, ", v6only"...)
+	}
+	return b
 }

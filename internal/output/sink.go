@@ -215,7 +215,9 @@ func (t *Table) Event(e *event.Event) error {
 	b = e.Src().AppendTo(b)
 	b = pad(b, len(b)-start, 25)
 	start = len(b)
-	if e.Hostname != "" && !e.Inbound() {
+	if e.Listener() {
+		b = append(b, '-') // a listener has no other end
+	} else if e.Hostname != "" && !e.Inbound() {
 		// example.com (93.184.216.34):443, or ~example.com when another
 		// process resolved the name (hostname_source cgroup or host).
 		hostStart := len(b)
@@ -229,7 +231,7 @@ func (t *Table) Event(e *event.Event) error {
 	} else {
 		b = e.Dst().AppendTo(b)
 	}
-	if e.Type.HasDetail() {
+	if e.Type.HasDetail() || e.PeerPID != 0 {
 		b = pad(b, len(b)-start, 25)
 		b = appendDetail(b, e)
 	}
@@ -339,6 +341,12 @@ func appendEventJSON(b []byte, e *event.Event) []byte {
 		b = append(b, `,"opener_comm":`...)
 		b = appendJSONString(b, e.OpenerComm())
 	}
+	if e.PeerPID != 0 {
+		b = append(b, `,"peer_pid":`...)
+		b = strconv.AppendUint(b, uint64(e.PeerPID), 10)
+		b = append(b, `,"peer_comm":`...)
+		b = appendJSONString(b, e.PeerComm())
+	}
 	b = append(b, `,"family":`...)
 	b = strconv.AppendUint(b, uint64(e.Family), 10)
 	src, dst := e.Src(), e.Dst()
@@ -347,7 +355,7 @@ func appendEventJSON(b []byte, e *event.Event) []byte {
 	b = append(b, `","sport":`...)
 	b = strconv.AppendUint(b, uint64(src.Port()), 10)
 	b = append(b, `,"daddr":"`...)
-	b = dst.Addr().AppendTo(b)
+	b = dst.Addr().AppendTo(b) // a listener's: "", port 0
 	b = append(b, `","dport":`...)
 	b = strconv.AppendUint(b, uint64(dst.Port()), 10)
 	b = append(b, `,"direction":"`...)
@@ -413,7 +421,13 @@ func appendLifecycleJSON(b []byte, e *event.Event) []byte {
 	case event.Existing:
 		b = append(b, `,"state":"`...)
 		b = append(b, event.TCPStateName(e.State)...)
-		return append(b, '"')
+		b = append(b, '"')
+		if e.Listener() {
+			b = appendListenerJSON(b, e)
+		}
+		return b
+	case event.Listen, event.Unlisten:
+		return appendListenerJSON(b, e)
 	case event.Established, event.Failed:
 		b = append(b, `,"latency_ns":`...)
 		b = strconv.AppendUint(b, e.LatencyNs, 10)
@@ -446,6 +460,17 @@ func appendLifecycleJSON(b []byte, e *event.Event) []byte {
 			b = append(b, ErrnoName(e.Error)...)
 			b = append(b, '"')
 		}
+	}
+	return b
+}
+
+// appendListenerJSON adds a listener's keys: backlog, and v6only for an
+// IPv6 listener that takes no IPv4 connections.
+func appendListenerJSON(b []byte, e *event.Event) []byte {
+	b = append(b, `,"backlog":`...)
+	b = strconv.AppendUint(b, uint64(e.Backlog), 10)
+	if e.Flags&event.FlagV6Only != 0 {
+		b = append(b, `,"v6only":true`...)
 	}
 	return b
 }

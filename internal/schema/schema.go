@@ -18,7 +18,7 @@ import "fmt"
 type Event struct {
 	Time        string `json:"time"`         // wall-clock time, RFC 3339 with nanoseconds
 	TimestampNs uint64 `json:"timestamp_ns"` // kernel CLOCK_MONOTONIC; not on lost records
-	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, existing, dns, lost, dns_dropped
+	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, listen, unlisten, existing, dns, lost, dns_dropped
 	PID         int    `json:"pid"`          // process (tgid) that connected or accepted (a close: that held and closed the socket); 0 if unknown
 	TID         int    `json:"tid"`          // its thread
 	UID         int    `json:"uid"`
@@ -26,18 +26,29 @@ type Event struct {
 	Thread      string `json:"thread,omitempty"`      // the thread's (tid's) name, when it differs from comm
 	OpenerPID   int    `json:"opener_pid,omitempty"`  // close: the process that connected or accepted, when another (pid) held and closed it
 	OpenerComm  string `json:"opener_comm,omitempty"` // its name
-	Family      int    `json:"family"`                // 4 or 6
-	Saddr       string `json:"saddr"`                 // SRC: local end of an outbound connection, remote client of an inbound one
-	Sport       int    `json:"sport"`
-	Daddr       string `json:"daddr"` // DST: remote end of an outbound connection, local listener of an inbound one
-	Dport       int    `json:"dport"`
-	Direction   string `json:"direction"` // outbound (connected from here) or inbound (accepted here)
+	// PeerPID is the process at the other end of a connection whose both
+	// ends are on this host (connect: the listener's, when known), and
+	// PeerComm its name; absent when unknown.
+	PeerPID   int    `json:"peer_pid,omitempty"`
+	PeerComm  string `json:"peer_comm,omitempty"`
+	Family    int    `json:"family"` // 4 or 6
+	Saddr     string `json:"saddr"`  // SRC: local end of an outbound connection, remote client of an inbound one
+	Sport     int    `json:"sport"`
+	Daddr     string `json:"daddr"` // DST: remote end of an outbound connection, local listener of an inbound one
+	Dport     int    `json:"dport"`
+	Direction string `json:"direction"` // outbound (connected from here) or inbound (accepted here)
 
 	Hostname       string   `json:"hostname,omitempty"`        // outbound events: the name that resolved to daddr
 	HostnameSource string   `json:"hostname_source,omitempty"` // process, cgroup or host: whose lookup it was
 	HostnameAlso   []string `json:"hostname_also,omitempty"`   // other names live for that address
 
 	State string `json:"state,omitempty"` // existing: the TCP state, e.g. ESTABLISHED
+
+	// Backlog is a listener's accept queue limit (listen, unlisten,
+	// existing with state LISTEN); V6Only says an IPv6 listener takes no
+	// IPv4 connections (IPV6_V6ONLY).
+	Backlog *uint32 `json:"backlog,omitempty"`
+	V6Only  bool    `json:"v6only,omitempty"`
 
 	Cgroup      string `json:"cgroup,omitempty"`       // the process's cgroup path: v2, or v1 where the v2 one is the root
 	ContainerID string `json:"container_id,omitempty"` // the full 64-hex id the cgroup path shows

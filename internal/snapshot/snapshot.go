@@ -5,6 +5,7 @@
 package snapshot
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -58,8 +60,9 @@ func (o Owners) Enrich(e *event.Event) {
 	}
 }
 
-// Take lists existing connections (every state but LISTEN, TIME_WAIT and
-// CLOSE) as Existing events, and their owners by cookie; denied are the
+// Take lists existing connections (every state but TIME_WAIT and CLOSE)
+// and listeners (state LISTEN, with their backlog) as Existing events, and
+// their owners by cookie; denied are the
 // processes whose open files /proc would not show (another user's, or a
 // more privileged process's, without CAP_SYS_PTRACE and
 // CAP_DAC_READ_SEARCH): their connections have no owner.
@@ -83,15 +86,16 @@ func Take() (_ []event.Event, _ Owners, denied []uint32, _ error) {
 	}
 	procs, denied := socketOwners()
 	ephemeral := ephemeralPorts()
+	netns := NetNSCookie()
 	var (
 		events []event.Event
 		owners = Owners{}
 	)
 	for _, s := range socks {
-		if s.State == stateListen || s.State == stateTimeWait || s.State == stateClose {
+		if s.State == stateTimeWait || s.State == stateClose {
 			continue
 		}
-		e := event.Event{Type: event.Existing, UID: s.UID, State: s.State}
+		e := event.Event{Type: event.Existing, UID: s.UID, State: s.State, NetNS: netns}
 		e.Local = netip.AddrPortFrom(addr(s.Family, s.ID.Source), s.ID.SourcePort)
 		e.Remote = netip.AddrPortFrom(addr(s.Family, s.ID.Destination), s.ID.DestinationPort)
 		e.Family = 4
@@ -99,7 +103,12 @@ func Take() (_ []event.Event, _ Owners, denied []uint32, _ error) {
 			e.Family = 6
 			e.IfIndex = s.ID.Interface // in our own namespace (IfIndexNetNS 0)
 		}
-		if accepted(listeners, ephemeral, e.Local, e.Remote) {
+		if s.State == stateListen {
+			// A listener: no other end; sock_diag's wqueue is its backlog
+			// (sk_max_ack_backlog), rqueue its accept queue's length.
+			e.Remote, e.Backlog = netip.AddrPort{}, s.WQueue
+			e.Flags |= event.FlagInbound
+		} else if accepted(listeners, ephemeral, e.Local, e.Remote) {
 			e.Flags |= event.FlagInbound
 		}
 		if p, ok := procs[s.INode]; ok {
@@ -107,13 +116,31 @@ func Take() (_ []event.Event, _ Owners, denied []uint32, _ error) {
 			e.SetComm(p.comm)
 		}
 		e.Cookie = uint64(s.ID.Cookie[0]) | uint64(s.ID.Cookie[1])<<32
-		if e.PID != 0 && e.Cookie != 0 {
+		if e.PID != 0 && e.Cookie != 0 && s.State != stateListen {
 			owners[e.Cookie] = Owner{PID: e.PID, UID: e.UID, Comm: string(e.Comm()), Inbound: e.Inbound()}
 		}
 		events = append(events, e)
 	}
 	slices.SortStableFunc(events, func(a, b event.Event) int { return int(a.PID) - int(b.PID) })
 	return events, owners, denied, nil
+}
+
+// NetNSCookie is the cookie of the network namespace tuxscope runs in
+// (SO_NETNS_COOKIE, Linux 5.14 and later): what the kernel side reports
+// as the namespace of the sockets there; 0 if unknown.
+func NetNSCookie() uint64 {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0
+	}
+	defer unix.Close(fd)
+	var b [8]byte
+	l := uint32(len(b))
+	if _, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_NETNS_COOKIE,
+		uintptr(unsafe.Pointer(&b[0])), uintptr(unsafe.Pointer(&l)), 0); errno != 0 || l != 8 {
+		return 0
+	}
+	return binary.NativeEndian.Uint64(b[:])
 }
 
 // addr keeps the socket's own family: the IPv4 address of an AF_INET

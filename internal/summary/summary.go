@@ -273,7 +273,8 @@ func (a *Aggregator) SetOpenAtExit(n event.OpenCount) { a.openAtExit = &n }
 
 // Add accounts for one event.
 func (a *Aggregator) Add(e *event.Event) {
-	if e.Type == event.Existing || e.Type == event.Lost {
+	// Listeners are not connections.
+	if e.Type == event.Existing || e.Type == event.Lost || e.Type == event.Listen || e.Type == event.Unlisten {
 		return
 	}
 	k := Key{Inbound: e.Inbound(), Peer: e.Remote.Addr(), Port: e.Dst().Port()}

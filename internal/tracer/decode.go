@@ -67,6 +67,7 @@ const (
 	offCookie  = unsafe.Offsetof(layout.Cookie)
 	offOpener  = unsafe.Offsetof(layout.OpenerPid)
 	offOpComm  = unsafe.Offsetof(layout.OpenerComm)
+	offBacklog = unsafe.Offsetof(layout.Backlog)
 )
 
 // struct dns_event, after the header.
@@ -149,7 +150,7 @@ func decodeEvent(b []byte, e *event.Event) error {
 	}
 	ne := binary.NativeEndian
 	t := event.Type(b[offType])
-	if t < event.Connect || t > event.Close {
+	if !kernelType(t) {
 		return fmt.Errorf("unknown event type %d", b[offType])
 	}
 	*e = event.Event{Type: t} // a reused Event keeps nothing from the last record
@@ -165,6 +166,7 @@ func decodeEvent(b []byte, e *event.Event) error {
 	if e.OpenerPID = ne.Uint32(b[offOpener:]); e.OpenerPID != 0 {
 		e.SetOpenerCommBytes(b[offOpComm : offOpComm+16])
 	}
+	e.Backlog = ne.Uint32(b[offBacklog:])
 	var h header
 	err := decodeHeader(b, &h)
 	e.TimestampNs, e.PID, e.TID, e.UID, e.CgroupID = h.ts, h.pid, h.tid, h.uid, h.cgroupID
@@ -174,6 +176,17 @@ func decodeEvent(b []byte, e *event.Event) error {
 	e.NetNS = h.netns
 	e.IfIndex, e.IfIndexNetNS = h.ifindex, h.ifNetNS
 	return err
+}
+
+// kernelType reports whether struct event records may have type t (enum
+// event_type in internal/bpf/event.h, but DNS's own record).
+func kernelType(t event.Type) bool {
+	switch t {
+	case event.Connect, event.Accept, event.Established, event.Failed, event.Close,
+		event.Listen, event.Unlisten:
+		return true
+	}
+	return false
 }
 
 // decodeDNS fills p from a struct dns_event record.

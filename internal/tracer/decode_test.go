@@ -149,6 +149,7 @@ func TestRecordLayout(t *testing.T) {
 		{"event.cookie", offCookie, 168},
 		{"event.opener_pid", offOpener, 176},
 		{"event.opener_comm", offOpComm, 180},
+		{"event.backlog", offBacklog, 196},
 		{"dns_event.cookie", offDNSCookie, 128},
 		{"dns_event.len", offDNSLen, 136},
 		{"dns_event.total_len", offDNSTotal, 140},
@@ -339,6 +340,7 @@ func TestDecodeCloseRawOffsets(t *testing.T) {
 	ne.PutUint64(b[168:], 4097)
 	ne.PutUint32(b[176:], 6100)
 	copy(b[180:], "sshd")
+	ne.PutUint32(b[196:], 4096)
 
 	var e event.Event
 	if err := decodeEvent(b, &e); err != nil {
@@ -356,8 +358,8 @@ func TestDecodeCloseRawOffsets(t *testing.T) {
 	if string(e.Thread()) != "curl-worker" || e.OpenerPID != 6100 || string(e.OpenerComm()) != "sshd" || !e.Reset() {
 		t.Errorf("Thread/OpenerPID/OpenerComm/Reset = %q/%d/%q/%v", e.Thread(), e.OpenerPID, e.OpenerComm(), e.Reset())
 	}
-	if e.Inbound() || e.ClosedBy() != "local" {
-		t.Errorf("Inbound/ClosedBy = %v/%q, want false/local", e.Inbound(), e.ClosedBy())
+	if e.Inbound() || e.ClosedBy() != "local" || e.Backlog != 4096 {
+		t.Errorf("Inbound/ClosedBy/Backlog = %v/%q/%d, want false/local/4096", e.Inbound(), e.ClosedBy(), e.Backlog)
 	}
 	// The same bytes through the generated struct.
 	var rec bpf.TuxscopeEvent
@@ -511,7 +513,7 @@ func TestDecodeErrors(t *testing.T) {
 	})
 
 	t.Run("unknown type", func(t *testing.T) {
-		for _, typ := range []uint8{0, 6, 8, 255} {
+		for _, typ := range []uint8{0, 6, 8, 9, 12, 255} {
 			rec := v4Connect()
 			rec.Hdr.Type = typ
 			var e event.Event
@@ -692,14 +694,14 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		if err != nil {
-			if h.Type >= 1 && h.Type <= 5 {
+			if kernelType(event.Type(h.Type)) {
 				if h.Tuple.Family == 2 || h.Tuple.Family == 10 {
 					t.Fatalf("valid record rejected: %v", err)
 				}
 			}
 			return
 		}
-		if uint8(e.Type) != h.Type || e.Type < event.Connect || e.Type > event.Close {
+		if uint8(e.Type) != h.Type || !kernelType(e.Type) {
 			t.Fatalf("Type = %d, record says %d", e.Type, h.Type)
 		}
 		checkFuzzedHeader(t, h, e.TimestampNs, e.PID, e.TID, e.UID, e.CgroupID, e.Comm(), e.Family, e.Local, e.Remote)

@@ -238,7 +238,7 @@ func TestExistingOwnersNeedPtrace(t *testing.T) {
 				if !tt.owned {
 					pid = 0
 				}
-				got := tr.waitFor("existing "+dir, func(e jsonEvent) bool { return e.EventType == "existing" && e.Direction == dir })
+				got := tr.waitFor("existing "+dir, func(e jsonEvent) bool { return e.EventType == "existing" && e.Direction == dir && e.State != "LISTEN" })
 				if got.PID != pid {
 					t.Errorf("existing %s: pid %d, want %d", dir, got.PID, pid)
 				}

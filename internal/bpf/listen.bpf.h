@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * listen: a socket starting or stopping to listen, from the state changes
+ * state.bpf.h follows (CLOSE -> LISTEN, LISTEN -> CLOSE): no hook of its
+ * own. listen() makes the first in the listening process
+ * (inet_csk_listen_start), close() of its last reference, or shutdown(),
+ * the second in the closing one. A listen() whose port turns out to be
+ * taken (get_port fails after the state is set) shows as a listen and an
+ * unlisten straight after.
+ *
+ * Uses common.bpf.h; used by state.bpf.h.
+ */
+#ifndef TUXSCOPE_LISTEN_BPF_H
+#define TUXSCOPE_LISTEN_BPF_H
+
+#include "common.bpf.h"
+
+/* Not inlined: three programs (raw_state, raw_state_nest, tp_state) call
+ * it, and a listen is rare. */
+static __noinline void listen_changed(struct sock *sk, __u8 type)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct owner o = {};
+	struct tuple t = {};
+	struct event *e;
+
+	if (!(want_types & (1U << type)))
+		return;
+	if (BPF_CORE_READ(task, flags) & PF_KTHREAD) {
+		/* A kernel thread's (an in-kernel server's, or a deferred
+		 * close): no process, at least the socket's user. */
+		if (task_filter_on())
+			return;
+		o.uid = BPF_CORE_READ(sk, sk_uid.val);
+	} else {
+		if (!pid_wanted(pid_tgid))
+			return;
+		owner_current(&o, pid_tgid);
+	}
+	if (!read_sock_tuple(sk, &t))
+		return;
+	e = reserve_event(&t, type, &o);
+	if (!e)
+		return;
+	e->flags = FLAG_INBOUND;
+	if (t.family == AF_INET6 && BPF_CORE_READ_BITFIELD_PROBED(&sk->__sk_common, skc_ipv6only))
+		e->flags |= FLAG_V6ONLY;
+	e->backlog = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	submit(e);
+}
+
+#endif
