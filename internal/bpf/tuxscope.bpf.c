@@ -19,6 +19,7 @@
  *   lifecycle.bpf.h  conns: outcomes and closes        uses connect
  *   state.bpf.h      TCP state changes (every backend) uses connect, lifecycle
  *   accept.bpf.h     accept (every backend)            uses lifecycle
+ *   health.bpf.h     retransmits and resets             uses lifecycle
  *   dns.bpf.h        DNS messages (cgroup hooks)       uses common
  *
  * The loader's hook table (internal/tracer/hooks.go) names every program
@@ -30,6 +31,7 @@
 #include "lifecycle.bpf.h"
 #include "state.bpf.h"
 #include "accept.bpf.h"
+#include "health.bpf.h"
 #include "dns.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -67,6 +67,13 @@ const (
 	offCookie  = unsafe.Offsetof(layout.Cookie)
 	offOpener  = unsafe.Offsetof(layout.OpenerPid)
 	offOpComm  = unsafe.Offsetof(layout.OpenerComm)
+	offSRTT    = unsafe.Offsetof(layout.SrttUs)
+	offRTTVar  = unsafe.Offsetof(layout.RttvarUs)
+	offRetSegs = unsafe.Offsetof(layout.RetransSegs)
+	offRetrans = unsafe.Offsetof(layout.Retransmits)
+	offRetByts = unsafe.Offsetof(layout.BytesRetrans)
+	offState   = unsafe.Offsetof(layout.State)
+	offSynRet  = unsafe.Offsetof(layout.SynRetrans)
 )
 
 // struct dns_event, after the header.
@@ -149,7 +156,7 @@ func decodeEvent(b []byte, e *event.Event) error {
 	}
 	ne := binary.NativeEndian
 	t := event.Type(b[offType])
-	if t < event.Connect || t > event.Close {
+	if !kernelType(t) {
 		return fmt.Errorf("unknown event type %d", b[offType])
 	}
 	*e = event.Event{Type: t} // a reused Event keeps nothing from the last record
@@ -165,6 +172,10 @@ func decodeEvent(b []byte, e *event.Event) error {
 	if e.OpenerPID = ne.Uint32(b[offOpener:]); e.OpenerPID != 0 {
 		e.SetOpenerCommBytes(b[offOpComm : offOpComm+16])
 	}
+	e.SRTTUs, e.RTTVarUs = ne.Uint32(b[offSRTT:]), ne.Uint32(b[offRTTVar:])
+	e.RetransSegs, e.Retransmits = ne.Uint32(b[offRetSegs:]), ne.Uint32(b[offRetrans:])
+	e.BytesRetrans = ne.Uint64(b[offRetByts:])
+	e.State, e.SynRetrans = b[offState], b[offSynRet]
 	var h header
 	err := decodeHeader(b, &h)
 	e.TimestampNs, e.PID, e.TID, e.UID, e.CgroupID = h.ts, h.pid, h.tid, h.uid, h.cgroupID
@@ -174,6 +185,16 @@ func decodeEvent(b []byte, e *event.Event) error {
 	e.NetNS = h.netns
 	e.IfIndex, e.IfIndexNetNS = h.ifindex, h.ifNetNS
 	return err
+}
+
+// kernelType reports whether the kernel side makes struct event records
+// of type t (enum event_type; 6 and 7 are not).
+func kernelType(t event.Type) bool {
+	switch t {
+	case event.Connect, event.Accept, event.Established, event.Failed, event.Close, event.Retransmit, event.Reset:
+		return true
+	}
+	return false
 }
 
 // decodeDNS fills p from a struct dns_event record.
