@@ -273,7 +273,10 @@ func (a *Aggregator) SetOpenAtExit(n event.OpenCount) { a.openAtExit = &n }
 
 // Add accounts for one event.
 func (a *Aggregator) Add(e *event.Event) {
-	if e.Type == event.Existing || e.Type == event.Lost {
+	switch e.Type {
+	case event.Existing, event.Lost, event.Retransmit, event.Reset:
+		// Not connections: a retransmit's or reset's connection has
+		// (or will have) its own row from its other events.
 		return
 	}
 	k := Key{Inbound: e.Inbound(), Peer: e.Remote.Addr(), Port: e.Dst().Port()}
