@@ -184,6 +184,10 @@ static __always_inline void reset_received(struct sock *sk)
 
 	if (!(want_types & (1U << EVENT_RESET)) || !connection_sock(sk, &state))
 		return;
+	/* A reset answering a SYN is a refused connect: its failed event
+	 * says so. */
+	if (state == TCP_SYN_SENT)
+		return;
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (c && c->owner.pid) {
 		reset_emit(sk, key, &c->owner, state, c->inbound, false);
