@@ -109,7 +109,7 @@ Flags:
   --cgroup PATH         only processes in this cgroup or below it, PATH as the 0::
                         line of /proc/PID/cgroup writes it; repeat or comma list
   --type TYPE           only these events: connect, accept, established, failed,
-                        close; repeat or comma list
+                        close, retransmit, reset; repeat or comma list
   -4, -6                only IPv4 / only IPv6 (an AF_INET6 socket talking to an
                         IPv4 peer counts as IPv6, as ss shows it)
   --summary             instead of events, print per process the top peers: connects,
