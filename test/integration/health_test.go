@@ -33,7 +33,7 @@ func TestRetransmitsOnALossyPath(t *testing.T) {
 	port := atoi(t, srv.expect("READY")[0])
 	// Data segments only (a FIN or an ACK is not dropped): retransmits
 	// end when the client has its answer.
-	rules := fmt.Sprintf("table inet tsloss { chain in { type filter hook input priority 0; tcp dport %d meta length > 200 numgen random mod 8 == 0 drop; } }", port)
+	rules := fmt.Sprintf("table inet tsloss {\n chain in {\n  type filter hook input priority 0;\n  tcp dport %d meta length > 200 numgen random mod 8 == 0 drop\n }\n}\n", port)
 	nft := exec.Command("ip", "netns", "exec", nsB, "nft", "-f", "-")
 	nft.Stdin = strings.NewReader(rules)
 	if out, err := nft.CombinedOutput(); err != nil {

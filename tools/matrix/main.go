@@ -67,6 +67,7 @@ var coreTests = "^(" + strings.Join([]string{
 	"TestFastOpenServerAcceptsBeforeHandshake",
 	"TestAcceptOfAResetConnection",
 	"TestCgroupFilter",
+	"TestResetEvents",
 }, "|") + ")$"
 
 // probe is a command run once per kernel (in the guest, and on the host)
