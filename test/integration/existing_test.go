@@ -28,6 +28,12 @@ func TestExistingConnections(t *testing.T) {
 			got.Sport != w.Sport || got.Daddr != w.Daddr || got.Dport != w.Dport {
 			t.Errorf("existing\n got: %s\nwant: %s", got, w)
 		}
+		// Its health from sock_diag's tcp_info: both ends sent data, so
+		// each has an RTT sample; nothing was lost on loopback.
+		if got.SRTTUs == nil || *got.SRTTUs == 0 || got.RTTVarUs == nil || got.RetransSegs == nil || *got.RetransSegs != 0 || got.BytesRetrans == nil {
+			t.Errorf("existing of pid %d: srtt_us %v rttvar_us %v retrans_segs %v bytes_retrans %v", w.PID,
+				deref32(got.SRTTUs), deref32(got.RTTVarUs), deref32(got.RetransSegs), deref64(got.BytesRetrans))
+		}
 	}
 
 	c.stdin.Close() // the client closes first
