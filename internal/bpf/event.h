@@ -15,6 +15,8 @@ enum event_type {
 	EVENT_FAILED = 4,      /* an outbound connect failed (error says why) */
 	EVENT_CLOSE = 5,       /* a connection ended */
 	EVENT_DNS = 7,         /* a DNS message (struct dns_event); 6 is user space's */
+	EVENT_RETRANSMIT = 8,  /* segments were retransmitted (coalesced per connection) */
+	EVENT_RESET = 9,       /* a reset was sent or received on a connection */
 	EVENT_LISTEN = 10,     /* a socket started listening (CLOSE -> LISTEN) */
 	EVENT_UNLISTEN = 11,   /* a listener closed (LISTEN -> CLOSE) */
 };
@@ -27,6 +29,8 @@ enum event_flag {
 	FLAG_RESET = 8,         /* close: it ended with a reset, sent or received */
 	FLAG_V6ONLY = 16,       /* listen, unlisten: an AF_INET6 listener with IPV6_V6ONLY */
 };
+/* A reset event's side uses the close bits: FLAG_CLOSED_LOCAL when this
+ * end sent it, FLAG_CLOSED_REMOTE when the peer did. */
 
 /*
  * Who a connection belongs to. For connect and accept, the process that
@@ -90,6 +94,19 @@ struct event {
 	 * (the header's owner) held the socket and closed it; 0 otherwise */
 	__u32 opener_pid;
 	char opener_comm[16];
+	/* The connection's health, read from tcp_sock as tcp_info reports it
+	 * (close; retransmit has retrans_segs too): smoothed RTT and its mean
+	 * deviation in µs, segments retransmitted in all, payload bytes
+	 * retransmitted (0 where the kernel keeps no count). */
+	__u32 srtt_us;
+	__u32 rttvar_us;
+	__u32 retrans_segs;
+	/* retransmit: segments retransmitted since the connection's last
+	 * retransmit event (see health.bpf.h) */
+	__u32 retransmits;
+	__u8 state;	  /* retransmit, reset: the TCP state (at the reset: before it) */
+	__u8 syn_retrans; /* established: SYNs resent before the handshake completed */
+	__u64 bytes_retrans;
 	/* listen, unlisten: the listener's backlog (sk_max_ack_backlog: what
 	 * listen() asked for, capped at net.core.somaxconn) */
 	__u32 backlog;

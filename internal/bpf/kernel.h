@@ -105,6 +105,12 @@ struct sock {
 	kuid_t sk_uid; /* who created the socket (fsuid at socket()) */
 };
 
+/* A half-open inbound connection (struct request_sock): its addresses
+ * and ports are its sock_common's, skc_num being the local port. */
+struct request_sock {
+	struct sock_common __req_common;
+};
+
 /* enum sock_flags, include/net/sock.h: bit numbers, unchanged since 2.6 */
 #define SOCK_DONE 1 /* set by tcp_fin(): the peer's FIN was received */
 
@@ -112,6 +118,9 @@ struct tcp_sock {
 	__u64 bytes_received; /* sum of rcv_nxt advances: data, plus 1 for a FIN */
 	__u64 bytes_sent;     /* payload bytes transmitted, retransmits included */
 	__u64 bytes_retrans;  /* payload bytes retransmitted */
+	__u32 srtt_us;	      /* smoothed RTT << 3, in µs (tcp_info: srtt_us >> 3) */
+	__u32 mdev_us;	      /* its mean deviation << 2 (tcp_info: mdev_us >> 2) */
+	__u32 total_retrans;  /* segments retransmitted, SYNs included */
 };
 
 /* inet_sport survives the port release that follows a failed connect,
@@ -238,6 +247,30 @@ struct syscall_exit_ctx {
 	__s32 syscall_nr;
 	__u32 _pad;
 	__s64 ret;
+};
+
+/*
+ * Contexts of the classic tcp: tracepoints tuxscope uses, only their
+ * first fields, which every kernel since 4.16 lays out alike (8 bytes of
+ * common fields, then the pointers); the rest changed (6.10 split
+ * tcp_send_reset into an event class of its own). Not CO-RE: these are
+ * the tracepoints' record formats, not kernel structs.
+ */
+struct tp_sk_skb_ctx {	/* tcp_retransmit_skb, tcp_send_reset */
+	__u64 common;
+	const void *skbaddr;
+	const void *skaddr;
+};
+
+struct tp_sk_ctx {	/* tcp_receive_reset */
+	__u64 common;
+	const void *skaddr;
+};
+
+struct tp_synack_ctx {	/* tcp_retransmit_synack */
+	__u64 common;
+	const void *skaddr;
+	const void *req;
 };
 
 #endif

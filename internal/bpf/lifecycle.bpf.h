@@ -29,6 +29,12 @@ struct conn {
 	__u8 inbound;
 	__u8 accepted_early;  /* accepted in SYN_RECV (a Fast Open child): its handshake's end keeps the owner */
 	__u8 connect_pending; /* no connect(2) will emit its connect (io_uring, Fast Open): the outcome does */
+	__u8 reset_sent;      /* this side sent a reset on it (health.bpf.h) */
+	/* Retransmit coalescing (health.bpf.h): when its last retransmit
+	 * event was emitted (0: none yet), and the socket's total_retrans
+	 * that the events emitted so far account for. */
+	__u64 retrans_ns;
+	__u32 retrans_base;
 };
 
 /*
@@ -70,6 +76,17 @@ static __always_inline void conn_insert(__u64 key, const struct conn *c)
 	n = bpf_map_lookup_elem(&conns_full, &zero);
 	if (n)
 		*n += 1;
+}
+
+static __always_inline __u32 min_u32(__u32 a, __u32 b)
+{
+	return a < b ? a : b;
+}
+
+/* Segments the socket retransmitted so far (SYNs included). */
+static __always_inline __u32 tcp_total_retrans(struct sock *sk)
+{
+	return BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
 }
 
 /* Whether the family and port filters select this connection (the pid
@@ -130,6 +147,9 @@ static __always_inline void conn_passive_established(struct sock *sk, __u64 key)
 		return;
 	c.established_ns = bpf_ktime_get_ns();
 	c.inbound = 1;
+	/* The child counts its SYN-ACK's retransmits (reported apart, from
+	 * tcp_retransmit_synack): its own start after them. */
+	c.retrans_base = tcp_total_retrans(sk);
 	bpf_map_update_elem(&conns, &key, &c, BPF_ANY);
 }
 
@@ -159,6 +179,7 @@ static __always_inline bool conn_accepted(struct sock *sk, __u64 pid_tgid)
 			return true;
 		fresh.inbound = 1;
 		fresh.accepted_early = state == TCP_SYN_RECV;
+		fresh.retrans_base = tcp_total_retrans(sk);
 		owner_current(&fresh.owner, pid_tgid);
 		conn_insert(key, &fresh);
 		return true;
@@ -200,6 +221,7 @@ static __always_inline struct conn *conn_held(struct sock *sk, __u64 key)
 	if (!pid_wanted(pid_tgid) || !conn_selected(sk))
 		return NULL;
 	fresh.inbound = conn_was_accepted(sk);
+	fresh.retrans_base = tcp_total_retrans(sk);
 	owner_current(&fresh.owner, pid_tgid);
 	/* Not counted when the table is full: a socket whose connect or
 	 * accept found it full was counted then, and this close is still
@@ -228,12 +250,69 @@ static __always_inline void conn_outcome(struct sock *sk, __u64 key, int newstat
 			e->latency_ns = now - c->syn_ns;
 			if (newstate != TCP_ESTABLISHED) /* 0: closed before the handshake finished */
 				e->error = BPF_CORE_READ(sk, sk_err);
+			else /* only the SYN can have been retransmitted yet */
+				e->syn_retrans = min_u32(tcp_total_retrans(sk), 255);
 			submit(e);
 		}
 	}
 	if (newstate != TCP_ESTABLISHED)
 		bpf_map_delete_elem(&conns, &key);
 }
+
+/*
+ * Retransmit events are coalesced per connection: at most one per
+ * retrans_window_ns (the loader sets it from --max-delay), each counting
+ * the segments retransmitted since the last (the socket's total_retrans
+ * moved on by that much). What a window held back is counted by the next
+ * one, or, at the latest, by one emitted just before the close.
+ */
+const volatile __u64 retrans_window_ns = 100000000;
+
+/* Emit a retransmit event for c's socket: the segments retransmitted
+ * since the last one (total - its base). */
+static __always_inline void retransmit_emit(struct sock *sk, struct conn *c, __u32 total, __u64 now)
+{
+	struct owner unknown = {};
+	struct tuple t = {};
+	struct event *e;
+
+	if (!read_sock_tuple(sk, &t))
+		return;
+	if (!c->owner.pid)
+		unknown.uid = BPF_CORE_READ(sk, sk_uid.val);
+	e = reserve_event(&t, EVENT_RETRANSMIT, c->owner.pid ? &c->owner : &unknown);
+	if (!e)
+		return; /* counted as lost; the close still has retrans_segs */
+	e->retransmits = total - c->retrans_base;
+	e->retrans_segs = total;
+	e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (c->inbound)
+		e->flags = FLAG_INBOUND;
+	e->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	submit(e);
+	c->retrans_base = total;
+	c->retrans_ns = now;
+}
+
+/*
+ * The socket a close was just reported for on this CPU, with its owner:
+ * a reset this side sends as it closes (close() with unread data or
+ * SO_LINGER 0, tcp_disconnect) is traced just after the socket reached
+ * CLOSE, on the same CPU, when its conns entry is gone (health.bpf.h).
+ */
+struct closed_sock {
+	__u64 sk;
+	struct owner owner;
+	__u8 state;	/* the state it closed from */
+	__u8 inbound;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct closed_sock);
+} last_closed SEC(".maps");
 
 /* Any established connection reaching CLOSE. oldstate tells who closed
  * first: the side that sent the first FIN (or a reset). */
@@ -248,6 +327,8 @@ static __always_inline void conn_closed(struct sock *sk, __u64 key, int oldstate
 	struct owner unknown = {};
 	struct tuple t = {};
 	struct event *e;
+	struct closed_sock *last;
+	__u32 zero = 0, total;
 
 	if (!c && task_filter_on())
 		return;
@@ -257,6 +338,21 @@ static __always_inline void conn_closed(struct sock *sk, __u64 key, int oldstate
 	}
 	if (!read_sock_tuple(sk, &t))
 		goto out;
+	total = tcp_total_retrans(sk);
+	/* Retransmits a window held back: counted before the close. */
+	if (c && c->retrans_ns && total != c->retrans_base)
+		retransmit_emit(sk, c, total, bpf_ktime_get_ns());
+	/* A reset this side sends as it closes comes next (tcp_send_reset,
+	 * on this CPU): keep whose it is. */
+	if (!err && c && c->owner.pid) {
+		last = bpf_map_lookup_elem(&last_closed, &zero);
+		if (last) {
+			last->sk = key;
+			last->owner = c->owner;
+			last->state = oldstate;
+			last->inbound = c->inbound;
+		}
+	}
 	if (!c || !c->owner.pid) /* no process known: at least the socket's user */
 		unknown.uid = BPF_CORE_READ(sk, sk_uid.val);
 	e = reserve_event(&t, EVENT_CLOSE, c && c->owner.pid ? &c->owner : &unknown);
@@ -275,10 +371,12 @@ static __always_inline void conn_closed(struct sock *sk, __u64 key, int oldstate
 		e->flags = FLAG_CLOSED_REMOTE;
 		break;
 	case TCP_ESTABLISHED: /* reset: by the peer if it set an error */
-		e->flags = err ? FLAG_CLOSED_REMOTE : FLAG_CLOSED_LOCAL;
+		/* ... unless this side sent one first (tcp_abort, ss -K:
+		 * ECONNABORTED; out of memory or orphans) */
+		e->flags = err && !(c && c->reset_sent) ? FLAG_CLOSED_REMOTE : FLAG_CLOSED_LOCAL;
 		break;
 	}
-	if (local_reset || err == ECONNRESET || err == EPIPE)
+	if (local_reset || err == ECONNRESET || err == EPIPE || (c && c->reset_sent))
 		e->flags |= FLAG_RESET;
 	if (c ? c->inbound : conn_was_accepted(sk))
 		e->flags |= FLAG_INBOUND;
@@ -292,12 +390,19 @@ static __always_inline void conn_closed(struct sock *sk, __u64 key, int oldstate
 	}
 	/* Data bytes only, each once: TCP's counters also count a received
 	 * FIN as a byte, and retransmissions. */
-	e->bytes_sent = BPF_CORE_READ((struct tcp_sock *)sk, bytes_sent) -
-			BPF_CORE_READ((struct tcp_sock *)sk, bytes_retrans);
+	e->bytes_sent = BPF_CORE_READ((struct tcp_sock *)sk, bytes_sent);
+	if (bpf_core_field_exists(((struct tcp_sock *)sk)->bytes_retrans))
+		e->bytes_sent -= BPF_CORE_READ((struct tcp_sock *)sk, bytes_retrans);
 	e->bytes_received = BPF_CORE_READ((struct tcp_sock *)sk, bytes_received);
 	if (e->bytes_received && (BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << SOCK_DONE)))
 		e->bytes_received--;
 	e->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	/* Its health, as tcp_info (ss -ti) would report it. */
+	e->srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
+	e->rttvar_us = BPF_CORE_READ((struct tcp_sock *)sk, mdev_us) >> 2;
+	e->retrans_segs = total;
+	if (bpf_core_field_exists(((struct tcp_sock *)sk)->bytes_retrans))
+		e->bytes_retrans = BPF_CORE_READ((struct tcp_sock *)sk, bytes_retrans);
 	submit(e);
 out:
 	if (c)

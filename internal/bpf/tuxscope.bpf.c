@@ -20,6 +20,7 @@
  *   listen.bpf.h     listen and unlisten               uses common
  *   state.bpf.h      TCP state changes (every backend) uses connect, lifecycle, listen
  *   accept.bpf.h     accept (every backend)            uses lifecycle
+ *   health.bpf.h     retransmits and resets             uses lifecycle
  *   dns.bpf.h        DNS messages (cgroup hooks)       uses common
  *
  * The loader's hook table (internal/tracer/hooks.go) names every program
@@ -32,6 +33,7 @@
 #include "listen.bpf.h"
 #include "state.bpf.h"
 #include "accept.bpf.h"
+#include "health.bpf.h"
 #include "dns.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -19,6 +19,24 @@ type TuxscopeCgroupFilterState struct {
 	MinLevel uint32
 }
 
+type TuxscopeClosedSock struct {
+	_     structs.HostLayout
+	Sk    uint64
+	Owner struct {
+		_        structs.HostLayout
+		Pid      uint32
+		Tid      uint32
+		Uid      uint32
+		Comm     [16]int8
+		Thread   [16]int8
+		_        [4]byte
+		CgroupId uint64
+	}
+	State   uint8
+	Inbound uint8
+	_       [6]byte
+}
+
 type TuxscopeConn struct {
 	_             structs.HostLayout
 	SynNs         uint64
@@ -38,7 +56,10 @@ type TuxscopeConn struct {
 	Inbound        uint8
 	AcceptedEarly  uint8
 	ConnectPending uint8
-	_              [1]byte
+	ResetSent      uint8
+	RetransNs      uint64
+	RetransBase    uint32
+	_              [4]byte
 }
 
 type TuxscopeDnsEvent struct {
@@ -82,7 +103,16 @@ type TuxscopeEvent struct {
 	Cookie        uint64
 	OpenerPid     uint32
 	OpenerComm    [16]int8
+	SrttUs        uint32
+	RttvarUs      uint32
+	RetransSegs   uint32
+	Retransmits   uint32
+	State         uint8
+	SynRetrans    uint8
+	_             [2]byte
+	BytesRetrans  uint64
 	Backlog       uint32
+	_             [4]byte
 }
 
 type TuxscopeEventHeader struct {
@@ -127,6 +157,7 @@ const (
 	TuxscopeMapDnsOwners           = "dns_owners"
 	TuxscopeMapEvents              = "events"
 	TuxscopeMapKprobeConnectSk     = "kprobe_connect_sk"
+	TuxscopeMapLastClosed          = "last_closed"
 	TuxscopeMapLost                = "lost"
 	TuxscopeMapPidFilter           = "pid_filter"
 	TuxscopeMapPortFilter          = "port_filter"
@@ -148,18 +179,27 @@ const (
 	TuxscopeProgKretAccept         = "kret_accept"
 	TuxscopeProgKretV4Conn         = "kret_v4_conn"
 	TuxscopeProgKretV6Conn         = "kret_v6_conn"
+	TuxscopeProgRawRecvReset       = "raw_recv_reset"
+	TuxscopeProgRawRetransmit      = "raw_retransmit"
+	TuxscopeProgRawSendReset       = "raw_send_reset"
 	TuxscopeProgRawState           = "raw_state"
 	TuxscopeProgRawStateNest       = "raw_state_nest"
+	TuxscopeProgRawSynack          = "raw_synack"
 	TuxscopeProgRawUringDone       = "raw_uring_done"
 	TuxscopeProgTpEnterConn        = "tp_enter_conn"
 	TuxscopeProgTpExitAccept       = "tp_exit_accept"
 	TuxscopeProgTpExitAccept4      = "tp_exit_accept4"
 	TuxscopeProgTpExitConn         = "tp_exit_conn"
+	TuxscopeProgTpRecvReset        = "tp_recv_reset"
+	TuxscopeProgTpRetransmit       = "tp_retransmit"
+	TuxscopeProgTpSendReset        = "tp_send_reset"
 	TuxscopeProgTpState            = "tp_state"
+	TuxscopeProgTpSynack           = "tp_synack"
 	TuxscopeVarConnectSyscallHooks = "connect_syscall_hooks"
 	TuxscopeVarFilterCgroup        = "filter_cgroup"
 	TuxscopeVarFilterPid           = "filter_pid"
 	TuxscopeVarFilterPort          = "filter_port"
+	TuxscopeVarRetransWindowNs     = "retrans_window_ns"
 	TuxscopeVarUnusedDnsEvent      = "unused_dns_event"
 	TuxscopeVarUringCompleteArgs   = "uring_complete_args"
 	TuxscopeVarWakeupBytes         = "wakeup_bytes"
@@ -225,14 +265,22 @@ type TuxscopeProgramSpecs struct {
 	KretAccept    *ebpf.ProgramSpec `ebpf:"kret_accept"`
 	KretV4Conn    *ebpf.ProgramSpec `ebpf:"kret_v4_conn"`
 	KretV6Conn    *ebpf.ProgramSpec `ebpf:"kret_v6_conn"`
+	RawRecvReset  *ebpf.ProgramSpec `ebpf:"raw_recv_reset"`
+	RawRetransmit *ebpf.ProgramSpec `ebpf:"raw_retransmit"`
+	RawSendReset  *ebpf.ProgramSpec `ebpf:"raw_send_reset"`
 	RawState      *ebpf.ProgramSpec `ebpf:"raw_state"`
 	RawStateNest  *ebpf.ProgramSpec `ebpf:"raw_state_nest"`
+	RawSynack     *ebpf.ProgramSpec `ebpf:"raw_synack"`
 	RawUringDone  *ebpf.ProgramSpec `ebpf:"raw_uring_done"`
 	TpEnterConn   *ebpf.ProgramSpec `ebpf:"tp_enter_conn"`
 	TpExitAccept  *ebpf.ProgramSpec `ebpf:"tp_exit_accept"`
 	TpExitAccept4 *ebpf.ProgramSpec `ebpf:"tp_exit_accept4"`
 	TpExitConn    *ebpf.ProgramSpec `ebpf:"tp_exit_conn"`
+	TpRecvReset   *ebpf.ProgramSpec `ebpf:"tp_recv_reset"`
+	TpRetransmit  *ebpf.ProgramSpec `ebpf:"tp_retransmit"`
+	TpSendReset   *ebpf.ProgramSpec `ebpf:"tp_send_reset"`
 	TpState       *ebpf.ProgramSpec `ebpf:"tp_state"`
+	TpSynack      *ebpf.ProgramSpec `ebpf:"tp_synack"`
 }
 
 // TuxscopeMapSpecs contains maps before they are loaded into the kernel.
@@ -248,6 +296,7 @@ type TuxscopeMapSpecs struct {
 	DnsOwners         *ebpf.MapSpec `ebpf:"dns_owners"`
 	Events            *ebpf.MapSpec `ebpf:"events"`
 	KprobeConnectSk   *ebpf.MapSpec `ebpf:"kprobe_connect_sk"`
+	LastClosed        *ebpf.MapSpec `ebpf:"last_closed"`
 	Lost              *ebpf.MapSpec `ebpf:"lost"`
 	PidFilter         *ebpf.MapSpec `ebpf:"pid_filter"`
 	PortFilter        *ebpf.MapSpec `ebpf:"port_filter"`
@@ -264,6 +313,7 @@ type TuxscopeVariableSpecs struct {
 	FilterCgroup        *ebpf.VariableSpec `ebpf:"filter_cgroup"`
 	FilterPid           *ebpf.VariableSpec `ebpf:"filter_pid"`
 	FilterPort          *ebpf.VariableSpec `ebpf:"filter_port"`
+	RetransWindowNs     *ebpf.VariableSpec `ebpf:"retrans_window_ns"`
 	UnusedDnsEvent      *ebpf.VariableSpec `ebpf:"unused_dns_event"`
 	UringCompleteArgs   *ebpf.VariableSpec `ebpf:"uring_complete_args"`
 	WakeupBytes         *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -301,6 +351,7 @@ type TuxscopeMaps struct {
 	DnsOwners         *ebpf.Map `ebpf:"dns_owners"`
 	Events            *ebpf.Map `ebpf:"events"`
 	KprobeConnectSk   *ebpf.Map `ebpf:"kprobe_connect_sk"`
+	LastClosed        *ebpf.Map `ebpf:"last_closed"`
 	Lost              *ebpf.Map `ebpf:"lost"`
 	PidFilter         *ebpf.Map `ebpf:"pid_filter"`
 	PortFilter        *ebpf.Map `ebpf:"port_filter"`
@@ -320,6 +371,7 @@ func (m *TuxscopeMaps) Close() error {
 		m.DnsOwners,
 		m.Events,
 		m.KprobeConnectSk,
+		m.LastClosed,
 		m.Lost,
 		m.PidFilter,
 		m.PortFilter,
@@ -337,6 +389,7 @@ type TuxscopeVariables struct {
 	FilterCgroup        *ebpf.Variable `ebpf:"filter_cgroup"`
 	FilterPid           *ebpf.Variable `ebpf:"filter_pid"`
 	FilterPort          *ebpf.Variable `ebpf:"filter_port"`
+	RetransWindowNs     *ebpf.Variable `ebpf:"retrans_window_ns"`
 	UnusedDnsEvent      *ebpf.Variable `ebpf:"unused_dns_event"`
 	UringCompleteArgs   *ebpf.Variable `ebpf:"uring_complete_args"`
 	WakeupBytes         *ebpf.Variable `ebpf:"wakeup_bytes"`
@@ -364,14 +417,22 @@ type TuxscopePrograms struct {
 	KretAccept    *ebpf.Program `ebpf:"kret_accept"`
 	KretV4Conn    *ebpf.Program `ebpf:"kret_v4_conn"`
 	KretV6Conn    *ebpf.Program `ebpf:"kret_v6_conn"`
+	RawRecvReset  *ebpf.Program `ebpf:"raw_recv_reset"`
+	RawRetransmit *ebpf.Program `ebpf:"raw_retransmit"`
+	RawSendReset  *ebpf.Program `ebpf:"raw_send_reset"`
 	RawState      *ebpf.Program `ebpf:"raw_state"`
 	RawStateNest  *ebpf.Program `ebpf:"raw_state_nest"`
+	RawSynack     *ebpf.Program `ebpf:"raw_synack"`
 	RawUringDone  *ebpf.Program `ebpf:"raw_uring_done"`
 	TpEnterConn   *ebpf.Program `ebpf:"tp_enter_conn"`
 	TpExitAccept  *ebpf.Program `ebpf:"tp_exit_accept"`
 	TpExitAccept4 *ebpf.Program `ebpf:"tp_exit_accept4"`
 	TpExitConn    *ebpf.Program `ebpf:"tp_exit_conn"`
+	TpRecvReset   *ebpf.Program `ebpf:"tp_recv_reset"`
+	TpRetransmit  *ebpf.Program `ebpf:"tp_retransmit"`
+	TpSendReset   *ebpf.Program `ebpf:"tp_send_reset"`
 	TpState       *ebpf.Program `ebpf:"tp_state"`
+	TpSynack      *ebpf.Program `ebpf:"tp_synack"`
 }
 
 func (p *TuxscopePrograms) Close() error {
@@ -391,14 +452,22 @@ func (p *TuxscopePrograms) Close() error {
 		p.KretAccept,
 		p.KretV4Conn,
 		p.KretV6Conn,
+		p.RawRecvReset,
+		p.RawRetransmit,
+		p.RawSendReset,
 		p.RawState,
 		p.RawStateNest,
+		p.RawSynack,
 		p.RawUringDone,
 		p.TpEnterConn,
 		p.TpExitAccept,
 		p.TpExitAccept4,
 		p.TpExitConn,
+		p.TpRecvReset,
+		p.TpRetransmit,
+		p.TpSendReset,
 		p.TpState,
+		p.TpSynack,
 	)
 }
 

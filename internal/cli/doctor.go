@@ -108,6 +108,12 @@ func writeDoctorTable(w io.Writer, r *tracer.Report) {
 	}
 	fmt.Fprintf(w, "%-12s %s\n", "state", yesNo(r.State))
 	fmt.Fprintf(w, "%-12s %s\n", "dns", yesNo(r.DNS))
+	if r.Retransmits.Detail != "" { // "": not checked (an older report)
+		fmt.Fprintf(w, "%-12s %s\n", "retransmits", yesNo(r.Retransmits))
+	}
+	if r.Resets.Detail != "" {
+		fmt.Fprintf(w, "%-12s %s\n", "resets", yesNo(r.Resets))
+	}
 	fmt.Fprintln(w)
 	for _, b := range r.Backends {
 		for i, p := range b.Points {

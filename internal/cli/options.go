@@ -109,7 +109,8 @@ Flags:
   --cgroup PATH         only processes in this cgroup or below it, PATH as the 0::
                         line of /proc/PID/cgroup writes it; repeat or comma list
   --type TYPE           only these events: connect, accept, established, failed,
-                        close, listen, unlisten; repeat or comma list
+                        close, retransmit, reset, listen, unlisten; repeat or
+                        comma list
   -4, -6                only IPv4 / only IPv6 (an AF_INET6 socket talking to an
                         IPv4 peer counts as IPv6, as ss shows it)
   --summary             instead of events, print per process the top peers: connects,
@@ -143,7 +144,7 @@ Flags:
                         their closes have context
   --buffer-size SIZE    kernel ring buffer size, a power of two (default 4M)
   --conn-table N        connections tracked at once, both ends of a local one
-                        counting (default 262144; about 200 bytes of kernel
+                        counting (default 262144; about 220 bytes of kernel
                         memory each while in use); beyond it, reported as lost
   --max-delay D         longest an event waits in the kernel before it is shown
                         (default 100ms; 0: wake tuxscope for every event, at a

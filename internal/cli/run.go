@@ -153,6 +153,11 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	} else if tr.DNSUnscoped != nil && !opts.NoNames {
 		fmt.Fprintf(stderr, "tuxscope: DNS names are not kept per network namespace: %v\n", tr.DNSUnscoped)
 	}
+	for _, p := range []tracer.HookPoint{tracer.PointRetransmit, tracer.PointReset} {
+		if err := tr.HealthErrors[p]; err != nil {
+			fmt.Fprintf(stderr, "tuxscope: no %s events: %v\n", p, err)
+		}
+	}
 	// Scripts and tests wait for this line: events from here on are seen.
 	if view != nil && view.attached != nil {
 		view.attached(tr.Choices())

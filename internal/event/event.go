@@ -27,6 +27,8 @@ const (
 	Close       Type = 5  // a connection ended
 	Existing    Type = 6  // a connection that existed when tracing started (user space only)
 	DNS         Type = 7  // a DNS message (a response, with --dns)
+	Retransmit  Type = 8  // segments were retransmitted (coalesced per connection)
+	Reset       Type = 9  // a reset was sent or received on a connection
 	Listen      Type = 10 // a socket started listening
 	Unlisten    Type = 11 // a listener closed
 	Lost        Type = 255
@@ -48,6 +50,8 @@ var types = [...]struct {
 	Close:       {"close", true, true},
 	Existing:    {"existing", false, true},
 	DNS:         {"dns", false, true},
+	Retransmit:  {"retransmit", true, true},
+	Reset:       {"reset", true, true},
 	Listen:      {"listen", true, true},
 	Unlisten:    {"unlisten", true, true},
 }
@@ -128,7 +132,22 @@ type Event struct {
 	BytesSent     uint64 // close: data bytes sent, retransmissions counted once
 	BytesReceived uint64 // close: bytes received
 	Cookie        uint64 // close: the socket's cookie, 0 if it had none
-	State         uint8  // existing: the TCP state (include/net/tcp_states.h)
+	// State is the TCP state (include/net/tcp_states.h): existing's;
+	// retransmit's when it retransmitted; reset's before the reset.
+	State uint8
+
+	// The connection's health as tcp_info reports it (close, existing):
+	// smoothed RTT and its mean deviation in µs, segments retransmitted
+	// in all (retransmit: so far), payload bytes retransmitted.
+	SRTTUs, RTTVarUs uint32
+	RetransSegs      uint32
+	BytesRetrans     uint64
+	// SynRetrans is, on established, the SYNs resent before the
+	// handshake completed.
+	SynRetrans uint8
+	// Retransmits is, on retransmit, the segments retransmitted since
+	// the connection's last retransmit event.
+	Retransmits uint32
 	// Backlog is a listener's (listen, unlisten, existing LISTEN): its
 	// accept queue's limit, listen()'s backlog capped at somaxconn.
 	Backlog uint32
@@ -195,6 +214,9 @@ func (e *Event) Direction() string {
 // ClosedBy is "local" or "remote" for a close, "" when the kernel did not
 // say.
 func (e *Event) ClosedBy() string {
+	if e.Type == Reset {
+		return "" // its flags say who reset (ResetBy)
+	}
 	switch {
 	case e.Flags&FlagClosedLocal != 0:
 		return "local"
@@ -202,6 +224,18 @@ func (e *Event) ClosedBy() string {
 		return "remote"
 	}
 	return ""
+}
+
+// ResetBy is, for a reset event, "local" when this end sent the reset,
+// "remote" when the peer did.
+func (e *Event) ResetBy() string {
+	if e.Type != Reset {
+		return ""
+	}
+	if e.Flags&FlagClosedLocal != 0 {
+		return "local"
+	}
+	return "remote"
 }
 
 // Comm is the process's name (its thread-group leader's) as the kernel

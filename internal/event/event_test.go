@@ -22,7 +22,9 @@ func TestTypeString(t *testing.T) {
 		{Lost, "lost"},
 		{0, "type(0)"},
 		{DNS, "dns"},
-		{8, "type(8)"},
+		{8, "retransmit"},
+		{9, "reset"},
+		{13, "type(13)"},
 		{254, "type(254)"},
 	}
 	for _, tt := range tests {
@@ -54,7 +56,7 @@ func TestParseType(t *testing.T) {
 		}
 	}
 	_, err := ParseType("foo")
-	if want := `unknown event type "foo" (want connect, accept, established, failed, close, listen or unlisten)`; err == nil || err.Error() != want {
+	if want := `unknown event type "foo" (want connect, accept, established, failed, close, retransmit, reset, listen or unlisten)`; err == nil || err.Error() != want {
 		t.Errorf("ParseType(foo) error = %v, want %q", err, want)
 	}
 }

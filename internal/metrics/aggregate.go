@@ -49,6 +49,17 @@ func FailureReason(errno uint32) Reason {
 	return Other
 }
 
+// Side is who sent a reset: tuxscope_resets_total's side label.
+type Side uint8
+
+const (
+	SideLocal  Side = iota // this end sent it
+	SideRemote             // the peer did
+	numSides
+)
+
+func (s Side) String() string { return [numSides]string{"local", "remote"}[s] }
+
 // Histogram buckets, in seconds. Handshake latency: loopback and the same
 // host (tens of µs) through LAN (sub-ms) and WAN (tens to hundreds of ms)
 // to SYN retransmissions (1 s, 3 s). Connection duration: a request (ms)
@@ -58,14 +69,15 @@ var (
 	DurationBuckets = [...]float64{0.001, 0.01, 0.1, 1, 10, 60, 600, 3600}
 )
 
-// Series per label set: connections, sent and received bytes, and the
-// histograms (a bucket each, +Inf, _sum and _count); an outbound set also
-// has the handshake latency histogram, and one failure counter per reason
-// seen. A DNS label set (owner and rcode) is one series.
+// Series per label set: connections, sent and received bytes,
+// retransmits, and the histograms (a bucket each, +Inf, _sum and _count);
+// an outbound set also has the handshake latency histogram, one failure
+// counter per reason seen and one reset counter per side seen. A DNS
+// label set (owner and rcode) is one series.
 const (
 	latencySeries  = len(LatencyBuckets) + 3
 	durationSeries = len(DurationBuckets) + 3
-	inboundSeries  = 3 + durationSeries
+	inboundSeries  = 4 + durationSeries
 	outboundSeries = inboundSeries + latencySeries
 )
 
@@ -158,6 +170,8 @@ type row struct {
 	connections uint64
 	sent, recvd uint64
 	failures    [numReasons]uint64
+	retransmits uint64
+	resets      [numSides]uint64 // by who sent them
 	latency     hist
 	duration    hist
 	peer        *peerSlot // nil: peer not selected, "other", or the overflow set
@@ -215,11 +229,12 @@ func New(cfg Config) *Aggregator {
 
 // Add accounts for e. Connects and accepts count connections, failed
 // connects failures, established connects their handshake latency,
-// closes their bytes and duration, dns events their rcode; other types
-// are ignored.
+// closes their bytes and duration, retransmit events their segments,
+// reset events their side, dns events their rcode; other types are
+// ignored.
 func (a *Aggregator) Add(e *event.Event) {
 	switch e.Type {
-	case event.Connect, event.Accept, event.Established, event.Failed, event.Close:
+	case event.Connect, event.Accept, event.Established, event.Failed, event.Close, event.Retransmit, event.Reset:
 	case event.DNS:
 		if e.DNSInfo != nil {
 			a.addDNS(e)
@@ -236,11 +251,25 @@ func (a *Aggregator) Add(e *event.Event) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	o := a.ownerOf(e)
-	var reason Reason
-	if e.Type == event.Failed {
+	var (
+		reason Reason
+		side   Side
+		// newSeries says whether the event adds a series to its label
+		// set (r nil: one not made yet): a failure reason or a reset
+		// side it has not seen
+		newSeries func(r *row) bool
+	)
+	switch e.Type {
+	case event.Failed:
 		reason = FailureReason(e.Error)
+		newSeries = func(r *row) bool { return r == nil || r.failures[reason] == 0 }
+	case event.Reset:
+		if e.ResetBy() == "remote" {
+			side = SideRemote
+		}
+		newSeries = func(r *row) bool { return r == nil || r.resets[side] == 0 }
 	}
-	r := a.rowOf(o, inbound, e, now, e.Type == event.Failed, reason)
+	r := a.rowOf(o, inbound, e, now, newSeries)
 	r.lastSeen = now
 	switch e.Type {
 	case event.Connect, event.Accept:
@@ -249,6 +278,10 @@ func (a *Aggregator) Add(e *event.Event) {
 		r.latency.observe(LatencyBuckets[:], e.LatencyNs)
 	case event.Failed:
 		r.failures[reason]++
+	case event.Retransmit:
+		r.retransmits += uint64(e.Retransmits)
+	case event.Reset:
+		r.resets[side]++
 	case event.Close:
 		r.sent += e.BytesSent
 		r.recvd += e.BytesReceived
@@ -321,9 +354,9 @@ func (p peerKey) value() string {
 
 // rowOf finds or makes the label set e counts in: its owner's, with its
 // own peer while that peer has a slot (or one is free), else peer
-// "other"; the overflow set when a new set (or a failure reason new to
-// its set) would exceed MaxSeries.
-func (a *Aggregator) rowOf(o *owner, inbound bool, e *event.Event, now int64, failed bool, reason Reason) *row {
+// "other"; the overflow set when a new set (or a series new to its set,
+// as newSeries says, nil: none) would exceed MaxSeries.
+func (a *Aggregator) rowOf(o *owner, inbound bool, e *event.Event, now int64, newSeries func(*row) bool) *row {
 	var pk peerKey
 	var slot *peerSlot
 	newSlot := false // a free slot, taken once the label set is made
@@ -345,7 +378,7 @@ func (a *Aggregator) rowOf(o *owner, inbound bool, e *event.Event, now int64, fa
 	}
 	if r == nil {
 		cost := rowCost(inbound)
-		if failed {
+		if newSeries != nil && newSeries(nil) {
 			cost++
 		}
 		if a.series+cost > a.cfg.MaxSeries {
@@ -365,7 +398,7 @@ func (a *Aggregator) rowOf(o *owner, inbound bool, e *event.Event, now int64, fa
 		o.rows[rowKey{inbound, pk}] = r
 		return r
 	}
-	if failed && r.failures[reason] == 0 {
+	if newSeries != nil && newSeries(r) {
 		if a.series+1 > a.cfg.MaxSeries {
 			return a.fold(inbound)
 		}
@@ -521,6 +554,11 @@ func (a *Aggregator) dropRow(o *owner, rk rowKey, r *row) {
 	delete(o.rows, rk)
 	a.series -= rowCost(r.inbound)
 	for _, n := range r.failures {
+		if n > 0 {
+			a.series--
+		}
+	}
+	for _, n := range r.resets {
 		if n > 0 {
 			a.series--
 		}

@@ -25,6 +25,7 @@ type Collector struct {
 	agg *Aggregator
 
 	conns, failures, sent, received, latency, duration *prometheus.Desc
+	retransmits, resets                                *prometheus.Desc
 	dns, lost, buildInfo, folded, series               *prometheus.Desc
 
 	mu   sync.Mutex
@@ -48,18 +49,20 @@ func NewCollector(agg *Aggregator) *Collector {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &Collector{
-		agg:       agg,
-		conns:     d("tuxscope_connections_total", "TCP connections: every connect attempt (failed ones included) and every accept.", conn),
-		failures:  d("tuxscope_connection_failures_total", "Outbound connects that failed, by reason (refused, timed_out, unreachable, reset, aborted, other).", withFirst("reason", conn)),
-		sent:      d("tuxscope_sent_bytes_total", "Data bytes sent on connections, counted when they close.", conn),
-		received:  d("tuxscope_received_bytes_total", "Data bytes received on connections, counted when they close.", conn),
-		latency:   d("tuxscope_handshake_latency_seconds", "Outbound connects' handshake latency, from the SYN to established.", conn),
-		duration:  d("tuxscope_connection_duration_seconds", "Connections' duration from established to close (those established while tuxscope ran).", conn),
-		dns:       d("tuxscope_dns_responses_total", "DNS responses that reached a process, by rcode.", withFirst("rcode", owner)),
-		lost:      d("tuxscope_events_lost_total", "Events lost (ring_buffer_full, hook_skipped, conn_table_full), events --output could not write (output_full, output_error), and DNS messages or names dropped (malformed, unsolicited, evicted).", []string{"reason"}),
-		buildInfo: d("tuxscope_build_info", "tuxscope's version, the kernel's release and the backend of each hook point; always 1.", []string{"version", "kernel", "backend"}),
-		folded:    d("tuxscope_series_folded_total", "Events counted in the all-\"other\" label set because a new label set would have exceeded --max-series.", nil),
-		series:    d("tuxscope_series", "Series the connection and DNS metrics expose now (what --max-series bounds; the all-\"other\" sets not counted).", nil),
+		agg:         agg,
+		conns:       d("tuxscope_connections_total", "TCP connections: every connect attempt (failed ones included) and every accept.", conn),
+		failures:    d("tuxscope_connection_failures_total", "Outbound connects that failed, by reason (refused, timed_out, unreachable, reset, aborted, other).", withFirst("reason", conn)),
+		sent:        d("tuxscope_sent_bytes_total", "Data bytes sent on connections, counted when they close.", conn),
+		received:    d("tuxscope_received_bytes_total", "Data bytes received on connections, counted when they close.", conn),
+		retransmits: d("tuxscope_retransmits_total", "TCP segments retransmitted on connections (SYNs and SYN-ACKs included), as retransmit events count them.", conn),
+		resets:      d("tuxscope_resets_total", "Resets on connections, by side: local (this end sent it) or remote (the peer did).", withFirst("side", conn)),
+		latency:     d("tuxscope_handshake_latency_seconds", "Outbound connects' handshake latency, from the SYN to established.", conn),
+		duration:    d("tuxscope_connection_duration_seconds", "Connections' duration from established to close (those established while tuxscope ran).", conn),
+		dns:         d("tuxscope_dns_responses_total", "DNS responses that reached a process, by rcode.", withFirst("rcode", owner)),
+		lost:        d("tuxscope_events_lost_total", "Events lost (ring_buffer_full, hook_skipped, conn_table_full), events --output could not write (output_full, output_error), and DNS messages or names dropped (malformed, unsolicited, evicted).", []string{"reason"}),
+		buildInfo:   d("tuxscope_build_info", "tuxscope's version, the kernel's release and the backend of each hook point; always 1.", []string{"version", "kernel", "backend"}),
+		folded:      d("tuxscope_series_folded_total", "Events counted in the all-\"other\" label set because a new label set would have exceeded --max-series.", nil),
+		series:      d("tuxscope_series", "Series the connection and DNS metrics expose now (what --max-series bounds; the all-\"other\" sets not counted).", nil),
 	}
 }
 
@@ -73,7 +76,7 @@ func (c *Collector) SetBuildInfo(info BuildInfo) {
 
 // Describe sends every metric's description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.conns, c.failures, c.sent, c.received, c.latency, c.duration, c.dns, c.lost, c.buildInfo, c.folded, c.series} {
+	for _, d := range []*prometheus.Desc{c.conns, c.failures, c.sent, c.received, c.retransmits, c.resets, c.latency, c.duration, c.dns, c.lost, c.buildInfo, c.folded, c.series} {
 		ch <- d
 	}
 }
@@ -131,6 +134,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.conns, r.connections, r.labels...)
 		counter(c.sent, r.sent, r.labels...)
 		counter(c.received, r.recvd, r.labels...)
+		counter(c.retransmits, r.retransmits, r.labels...)
+		for side, n := range r.resets {
+			if n > 0 {
+				counter(c.resets, n, append([]string{Side(side).String()}, r.labels...)...)
+			}
+		}
 		for reason, n := range r.failures {
 			if n > 0 {
 				counter(c.failures, n, append([]string{Reason(reason).String()}, r.labels...)...)

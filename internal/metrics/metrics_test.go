@@ -109,6 +109,14 @@ func TestExposition(t *testing.T) {
 	d := ev(clk, event.DNS, "curl", "10.0.0.53:53")
 	d.DNSInfo = &event.DNSInfo{RCode: "NXDOMAIN"}
 	a.Add(d)
+	rt := *c
+	rt.ContainerName = ""
+	rt.Type, rt.Retransmits = event.Retransmit, 3
+	a.Add(&rt)
+	a.Add(&rt)
+	rs := *acc
+	rs.Type, rs.Flags = event.Reset, event.FlagInbound|event.FlagClosedRemote
+	a.Add(&rs)
 	a.Add(ev(clk, event.Existing, "sshd", "10.0.0.1:22")) // not counted
 	a.AddLost(3, event.RingBufferFull)
 
@@ -138,6 +146,15 @@ tuxscope_received_bytes_total{`+l1+`} 2000
 tuxscope_received_bytes_total{`+l2+`} 0
 tuxscope_received_bytes_total{`+l3+`} 9
 tuxscope_received_bytes_total{`+l4+`} 0
+# HELP tuxscope_retransmits_total TCP segments retransmitted on connections (SYNs and SYN-ACKs included), as retransmit events count them.
+# TYPE tuxscope_retransmits_total counter
+tuxscope_retransmits_total{`+l1+`} 6
+tuxscope_retransmits_total{`+l2+`} 0
+tuxscope_retransmits_total{`+l3+`} 0
+tuxscope_retransmits_total{`+l4+`} 0
+# HELP tuxscope_resets_total Resets on connections, by side: local (this end sent it) or remote (the peer did).
+# TYPE tuxscope_resets_total counter
+tuxscope_resets_total{`+l3+`,side="remote"} 1
 # HELP tuxscope_dns_responses_total DNS responses that reached a process, by rcode.
 # TYPE tuxscope_dns_responses_total counter
 tuxscope_dns_responses_total{comm="curl",container="",namespace="",pod="",rcode="NXDOMAIN"} 1
@@ -153,13 +170,13 @@ tuxscope_events_lost_total{reason="ring_buffer_full"} 3
 tuxscope_events_lost_total{reason="unsolicited"} 0
 # HELP tuxscope_series Series the connection and DNS metrics expose now (what --max-series bounds; the all-"other" sets not counted).
 # TYPE tuxscope_series gauge
-tuxscope_series `+strconv.Itoa(3*outboundSeries+inboundSeries+1+1)+`
+tuxscope_series `+strconv.Itoa(3*outboundSeries+inboundSeries+1+1+1)+`
 # HELP tuxscope_series_folded_total Events counted in the all-"other" label set because a new label set would have exceeded --max-series.
 # TYPE tuxscope_series_folded_total counter
 tuxscope_series_folded_total 0
 `, "tuxscope_connections_total", "tuxscope_connection_failures_total", "tuxscope_sent_bytes_total",
-		"tuxscope_received_bytes_total", "tuxscope_dns_responses_total", "tuxscope_events_lost_total",
-		"tuxscope_series", "tuxscope_series_folded_total")
+		"tuxscope_received_bytes_total", "tuxscope_retransmits_total", "tuxscope_resets_total", "tuxscope_dns_responses_total",
+		"tuxscope_events_lost_total", "tuxscope_series", "tuxscope_series_folded_total")
 
 	// The histograms: 300µs in the 0.0005 bucket, 2 s in the 10 s one, 5 ms in 0.01.
 	out, err := testutil.CollectAndFormat(NewCollector(a), expfmt.TypeTextPlain, "tuxscope_handshake_latency_seconds", "tuxscope_connection_duration_seconds")
@@ -188,14 +205,15 @@ tuxscope_series_folded_total 0
 		t.Error("an inbound label set has a handshake latency histogram")
 	}
 	n := testutil.CollectAndCount(NewCollector(a), "tuxscope_connections_total", "tuxscope_connection_failures_total",
-		"tuxscope_sent_bytes_total", "tuxscope_received_bytes_total", "tuxscope_dns_responses_total")
+		"tuxscope_sent_bytes_total", "tuxscope_received_bytes_total", "tuxscope_retransmits_total", "tuxscope_resets_total",
+		"tuxscope_dns_responses_total")
 	hist := 0
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		if !strings.HasPrefix(line, "#") {
 			hist++
 		}
 	}
-	if got := n + hist; got != a.series || got != 3*outboundSeries+inboundSeries+1+1 {
+	if got := n + hist; got != a.series || got != 3*outboundSeries+inboundSeries+1+1+1 {
 		t.Errorf("%d series exposed (%d counters, %d histogram lines), the aggregation counted %d", got, n, hist, a.series)
 	}
 }

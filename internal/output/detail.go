@@ -64,6 +64,9 @@ func appendDetail(b []byte, e *event.Event) []byte {
 //	failed       refused (ECONNREFUSED) after 85.0µs
 //	close        1.20s, sent 1024, received 2048, closed by remote
 //	close        5.00s, sent 0, received 9, closed by local (reset), opened by sshd/812
+//	close        1.20s, sent 1048576, received 0, closed by local, rtt 1.52ms, 3 retrans
+//	retransmit   3 retrans (7 in all), ESTABLISHED
+//	reset        by remote, ESTABLISHED
 //	listen       backlog 4096
 //	existing     state LISTEN, backlog 511, v6only
 func appendTypeDetail(b []byte, e *event.Event) []byte {
@@ -102,12 +105,34 @@ func appendTypeDetail(b []byte, e *event.Event) []byte {
 		if e.Listener() {
 			b = append(b, ", "...)
 			b = appendBacklog(b, e)
+		} else {
+			b = appendHealth(b, e)
 		}
 	case event.Listen, event.Unlisten:
 		b = appendBacklog(b, e)
 	case event.Established:
 		b = append(b, "latency "...)
 		b = AppendDuration(b, e.LatencyNs)
+		if e.SynRetrans > 0 {
+			b = append(b, ", "...)
+			b = strconv.AppendUint(b, uint64(e.SynRetrans), 10)
+			b = append(b, " SYN retrans"...)
+		}
+	case event.Retransmit:
+		b = strconv.AppendUint(b, uint64(e.Retransmits), 10)
+		b = append(b, " retrans"...)
+		if e.RetransSegs > e.Retransmits {
+			b = append(b, " ("...)
+			b = strconv.AppendUint(b, uint64(e.RetransSegs), 10)
+			b = append(b, " in all)"...)
+		}
+		b = append(b, ", "...)
+		b = append(b, event.TCPStateName(e.State)...)
+	case event.Reset:
+		b = append(b, "by "...)
+		b = append(b, e.ResetBy()...)
+		b = append(b, ", "...)
+		b = append(b, event.TCPStateName(e.State)...)
 	case event.Failed:
 		b = append(b, Reason(e.Error)...)
 		if e.Error != 0 {
@@ -151,6 +176,22 @@ func appendTypeDetail(b []byte, e *event.Event) []byte {
 			b = append(b, ErrnoName(e.Error)...)
 			b = append(b, ')')
 		}
+		b = appendHealth(b, e)
+	}
+	return b
+}
+
+// appendHealth adds a connection's RTT and retransmits, when known and
+// not zero: ", rtt 1.52ms, 3 retrans".
+func appendHealth(b []byte, e *event.Event) []byte {
+	if e.SRTTUs > 0 {
+		b = append(b, ", rtt "...)
+		b = AppendDuration(b, uint64(e.SRTTUs)*1000)
+	}
+	if e.RetransSegs > 0 {
+		b = append(b, ", "...)
+		b = strconv.AppendUint(b, uint64(e.RetransSegs), 10)
+		b = append(b, " retrans"...)
 	}
 	return b
 }

@@ -93,7 +93,7 @@ func lifecycleCases() []lifecycleCase {
 	return []lifecycleCase{
 		{"established", v4Established(),
 			"6201     curl             established 10.0.0.5:53412           93.184.216.34:443        latency 85.0µs\n",
-			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":123456789012,"event_type":"established","pid":6201,"tid":6202,"uid":1000,"comm":"curl","family":4,"saddr":"10.0.0.5","sport":53412,"daddr":"93.184.216.34","dport":443,"direction":"outbound","latency_ns":85000}` + "\n"},
+			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":123456789012,"event_type":"established","pid":6201,"tid":6202,"uid":1000,"comm":"curl","family":4,"saddr":"10.0.0.5","sport":53412,"daddr":"93.184.216.34","dport":443,"direction":"outbound","latency_ns":85000,"syn_retrans":0}` + "\n"},
 		{"failed ECONNREFUSED", v4Refused(),
 			"6201     curl             failed      10.0.0.5:53412           93.184.216.34:443        refused (ECONNREFUSED) after 850ns\n",
 			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":123456789012,"event_type":"failed","pid":6201,"tid":6202,"uid":1000,"comm":"curl","family":4,"saddr":"10.0.0.5","sport":53412,"daddr":"93.184.216.34","dport":443,"direction":"outbound","latency_ns":850,"reason":"refused","error":"ECONNREFUSED"}` + "\n"},
@@ -106,21 +106,21 @@ func lifecycleCases() []lifecycleCase {
 			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":123456789012,"event_type":"failed","pid":6201,"tid":6202,"uid":1000,"comm":"curl","family":4,"saddr":"10.0.0.5","sport":53412,"daddr":"93.184.216.34","dport":443,"direction":"outbound","latency_ns":1234000,"reason":"aborted"}` + "\n"},
 		{"close known duration, closed by local", v4CloseLocal(),
 			"6201     curl             close       10.0.0.5:53412           93.184.216.34:443        1234s, sent 1024, received 2048, closed by local\n",
-			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":123456789012,"event_type":"close","pid":6201,"tid":6202,"uid":1000,"comm":"curl","family":4,"saddr":"10.0.0.5","sport":53412,"daddr":"93.184.216.34","dport":443,"direction":"outbound","duration_ns":1234000000000,"bytes_sent":1024,"bytes_received":2048,"closed_by":"local"}` + "\n"},
+			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":123456789012,"event_type":"close","pid":6201,"tid":6202,"uid":1000,"comm":"curl","family":4,"saddr":"10.0.0.5","sport":53412,"daddr":"93.184.216.34","dport":443,"direction":"outbound","duration_ns":1234000000000,"bytes_sent":1024,"bytes_received":2048,"closed_by":"local","srtt_us":0,"rttvar_us":0,"retrans_segs":0,"bytes_retrans":0}` + "\n"},
 		// Inbound: SRC is the client, as for its accept; no duration_ns key.
 		{"close inbound unknown duration, closed by remote", v6CloseInbound(),
 			"42       python3          close       [2001:db8::2]:40000      [2001:db8::1]:8080       duration ?, sent 0, received 512, closed by remote\n",
-			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":987654321,"event_type":"close","pid":42,"tid":43,"uid":0,"comm":"python3","family":6,"saddr":"2001:db8::2","sport":40000,"daddr":"2001:db8::1","dport":8080,"direction":"inbound","bytes_sent":0,"bytes_received":512,"closed_by":"remote"}` + "\n"},
+			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":987654321,"event_type":"close","pid":42,"tid":43,"uid":0,"comm":"python3","family":6,"saddr":"2001:db8::2","sport":40000,"daddr":"2001:db8::1","dport":8080,"direction":"inbound","bytes_sent":0,"bytes_received":512,"closed_by":"remote","srtt_us":0,"rttvar_us":0,"retrans_segs":0,"bytes_retrans":0}` + "\n"},
 		{"close closed_by unknown", v4CloseUnknownBy(),
 			"6201     curl             close       10.0.0.5:53412           93.184.216.34:443        85.0µs, sent 5, received 7\n",
-			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":123456789012,"event_type":"close","pid":6201,"tid":6202,"uid":1000,"comm":"curl","family":4,"saddr":"10.0.0.5","sport":53412,"daddr":"93.184.216.34","dport":443,"direction":"outbound","duration_ns":85000,"bytes_sent":5,"bytes_received":7}` + "\n"},
+			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":123456789012,"event_type":"close","pid":6201,"tid":6202,"uid":1000,"comm":"curl","family":4,"saddr":"10.0.0.5","sport":53412,"daddr":"93.184.216.34","dport":443,"direction":"outbound","duration_ns":85000,"bytes_sent":5,"bytes_received":7,"srtt_us":0,"rttvar_us":0,"retrans_segs":0,"bytes_retrans":0}` + "\n"},
 		{"close reset ECONNRESET", v4Reset(),
 			"6201     curl             close       10.0.0.5:53412           93.184.216.34:443        12.3s, sent 10, received 20, closed by remote, reset (ECONNRESET)\n",
-			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":123456789012,"event_type":"close","pid":6201,"tid":6202,"uid":1000,"comm":"curl","family":4,"saddr":"10.0.0.5","sport":53412,"daddr":"93.184.216.34","dport":443,"direction":"outbound","duration_ns":12300000000,"bytes_sent":10,"bytes_received":20,"closed_by":"remote","reason":"reset","error":"ECONNRESET"}` + "\n"},
+			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":123456789012,"event_type":"close","pid":6201,"tid":6202,"uid":1000,"comm":"curl","family":4,"saddr":"10.0.0.5","sport":53412,"daddr":"93.184.216.34","dport":443,"direction":"outbound","duration_ns":12300000000,"bytes_sent":10,"bytes_received":20,"closed_by":"remote","srtt_us":0,"rttvar_us":0,"retrans_segs":0,"bytes_retrans":0,"reason":"reset","error":"ECONNRESET"}` + "\n"},
 		// PID 0: "-" for PID and COMM in the table; 0 and "" in JSON.
 		{"close without owner", v6CloseOrphan(),
 			"-        -                close       [2001:db8::2]:40000      [2001:db8::1]:8080       duration ?, sent 0, received 0, closed by remote\n",
-			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":987654321,"event_type":"close","pid":0,"tid":0,"uid":0,"comm":"","family":6,"saddr":"2001:db8::2","sport":40000,"daddr":"2001:db8::1","dport":8080,"direction":"inbound","bytes_sent":0,"bytes_received":0,"closed_by":"remote"}` + "\n"},
+			`{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":987654321,"event_type":"close","pid":0,"tid":0,"uid":0,"comm":"","family":6,"saddr":"2001:db8::2","sport":40000,"daddr":"2001:db8::1","dport":8080,"direction":"inbound","bytes_sent":0,"bytes_received":0,"closed_by":"remote","srtt_us":0,"rttvar_us":0,"retrans_segs":0,"bytes_retrans":0}` + "\n"},
 	}
 }
 
@@ -193,7 +193,7 @@ func TestLifecycleUnknownErrno(t *testing.T) {
 	if got := tableLine(t, e); got != wantTable {
 		t.Errorf("table line\n got %q\nwant %q", got, wantTable)
 	}
-	wantJSON := `{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":123456789012,"event_type":"close","pid":6201,"tid":6202,"uid":1000,"comm":"curl","family":4,"saddr":"10.0.0.5","sport":53412,"daddr":"93.184.216.34","dport":443,"direction":"outbound","duration_ns":1200000000,"bytes_sent":1024,"bytes_received":2048,"closed_by":"local","reason":"error","error":"errno 9999"}` + "\n"
+	wantJSON := `{"time":"2024-05-06T07:08:09.123456789Z","timestamp_ns":123456789012,"event_type":"close","pid":6201,"tid":6202,"uid":1000,"comm":"curl","family":4,"saddr":"10.0.0.5","sport":53412,"daddr":"93.184.216.34","dport":443,"direction":"outbound","duration_ns":1200000000,"bytes_sent":1024,"bytes_received":2048,"closed_by":"local","srtt_us":0,"rttvar_us":0,"retrans_segs":0,"bytes_retrans":0,"reason":"error","error":"errno 9999"}` + "\n"
 	if got := jsonLine(t, e); got != wantJSON {
 		t.Errorf("JSON line\n got %s\nwant %s", got, wantJSON)
 	}
@@ -228,16 +228,17 @@ func TestJSONLifecycleKeys(t *testing.T) {
 		e     *event.Event
 		extra []string
 	}{
-		{v4Established(), []string{"latency_ns"}},
+		{v4Established(), []string{"latency_ns", "syn_retrans"}},
 		{v4Refused(), []string{"latency_ns", "reason", "error"}},
 		{v4Aborted(), []string{"latency_ns", "reason"}},
-		{v4CloseLocal(), []string{"duration_ns", "bytes_sent", "bytes_received", "closed_by"}},
-		{v6CloseInbound(), []string{"bytes_sent", "bytes_received", "closed_by"}},
-		{v4CloseUnknownBy(), []string{"duration_ns", "bytes_sent", "bytes_received"}},
-		{v4Reset(), []string{"duration_ns", "bytes_sent", "bytes_received", "closed_by", "reason", "error"}},
+		{v4CloseLocal(), []string{"duration_ns", "bytes_sent", "bytes_received", "closed_by", "srtt_us", "rttvar_us", "retrans_segs", "bytes_retrans"}},
+		{v6CloseInbound(), []string{"bytes_sent", "bytes_received", "closed_by", "srtt_us", "rttvar_us", "retrans_segs", "bytes_retrans"}},
+		{v4CloseUnknownBy(), []string{"duration_ns", "bytes_sent", "bytes_received", "srtt_us", "rttvar_us", "retrans_segs", "bytes_retrans"}},
+		{v4Reset(), []string{"duration_ns", "bytes_sent", "bytes_received", "closed_by", "reason", "error", "srtt_us", "rttvar_us", "retrans_segs", "bytes_retrans"}},
 	}
 	numbers := map[string]bool{"timestamp_ns": true, "pid": true, "tid": true, "uid": true, "family": true, "sport": true, "dport": true,
-		"latency_ns": true, "duration_ns": true, "bytes_sent": true, "bytes_received": true}
+		"latency_ns": true, "duration_ns": true, "bytes_sent": true, "bytes_received": true,
+		"srtt_us": true, "rttvar_us": true, "retrans_segs": true, "bytes_retrans": true, "syn_retrans": true}
 	for _, tt := range tests {
 		line := jsonLine(t, tt.e)
 		var m map[string]any

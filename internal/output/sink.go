@@ -419,18 +419,31 @@ func appendLifecycleJSON(b []byte, e *event.Event) []byte {
 		}
 		return b
 	case event.Existing:
-		b = append(b, `,"state":"`...)
-		b = append(b, event.TCPStateName(e.State)...)
-		b = append(b, '"')
+		b = appendStateJSON(b, e)
 		if e.Listener() {
-			b = appendListenerJSON(b, e)
+			return appendListenerJSON(b, e)
 		}
-		return b
+		return appendHealthJSON(b, e)
 	case event.Listen, event.Unlisten:
 		return appendListenerJSON(b, e)
+	case event.Retransmit:
+		b = append(b, `,"retransmits":`...)
+		b = strconv.AppendUint(b, uint64(e.Retransmits), 10)
+		b = append(b, `,"retrans_segs":`...)
+		b = strconv.AppendUint(b, uint64(e.RetransSegs), 10)
+		return appendStateJSON(b, e)
+	case event.Reset:
+		b = append(b, `,"reset_by":"`...)
+		b = append(b, e.ResetBy()...)
+		b = append(b, '"')
+		return appendStateJSON(b, e)
 	case event.Established, event.Failed:
 		b = append(b, `,"latency_ns":`...)
 		b = strconv.AppendUint(b, e.LatencyNs, 10)
+		if e.Type == event.Established {
+			b = append(b, `,"syn_retrans":`...)
+			b = strconv.AppendUint(b, uint64(e.SynRetrans), 10)
+		}
 	case event.Close:
 		if e.DurationNs > 0 {
 			b = append(b, `,"duration_ns":`...)
@@ -448,6 +461,7 @@ func appendLifecycleJSON(b []byte, e *event.Event) []byte {
 		if e.Reset() {
 			b = append(b, `,"reset":true`...)
 		}
+		b = appendHealthJSON(b, e)
 	default:
 		return b
 	}
@@ -473,6 +487,25 @@ func appendListenerJSON(b []byte, e *event.Event) []byte {
 		b = append(b, `,"v6only":true`...)
 	}
 	return b
+}
+
+func appendStateJSON(b []byte, e *event.Event) []byte {
+	b = append(b, `,"state":"`...)
+	b = append(b, event.TCPStateName(e.State)...)
+	return append(b, '"')
+}
+
+// appendHealthJSON adds a close's or existing connection's srtt_us,
+// rttvar_us, retrans_segs and bytes_retrans.
+func appendHealthJSON(b []byte, e *event.Event) []byte {
+	b = append(b, `,"srtt_us":`...)
+	b = strconv.AppendUint(b, uint64(e.SRTTUs), 10)
+	b = append(b, `,"rttvar_us":`...)
+	b = strconv.AppendUint(b, uint64(e.RTTVarUs), 10)
+	b = append(b, `,"retrans_segs":`...)
+	b = strconv.AppendUint(b, uint64(e.RetransSegs), 10)
+	b = append(b, `,"bytes_retrans":`...)
+	return strconv.AppendUint(b, e.BytesRetrans, 10)
 }
 
 func (j *JSON) Lost(n uint64, why event.LossReason, at time.Time) error {

@@ -332,6 +332,15 @@ type jsonEvent struct {
 	ClosedBy      string  `json:"closed_by"`
 	Reason        string  `json:"reason"`
 	Error         string  `json:"error"`
+	// Health keys (close, existing, established, retransmit, reset).
+	SRTTUs       *uint32 `json:"srtt_us"`
+	RTTVarUs     *uint32 `json:"rttvar_us"`
+	RetransSegs  *uint32 `json:"retrans_segs"`
+	BytesRetrans *uint64 `json:"bytes_retrans"`
+	SynRetrans   *uint8  `json:"syn_retrans"`
+	Retransmits  *uint32 `json:"retransmits"`
+	State        string  `json:"state"`
+	ResetBy      string  `json:"reset_by"`
 }
 
 func decodeStrict(t *testing.T, line string) jsonEvent {

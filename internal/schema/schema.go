@@ -18,7 +18,7 @@ import "fmt"
 type Event struct {
 	Time        string `json:"time"`         // wall-clock time, RFC 3339 with nanoseconds
 	TimestampNs uint64 `json:"timestamp_ns"` // kernel CLOCK_MONOTONIC; not on lost records
-	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, listen, unlisten, existing, dns, lost, dns_dropped
+	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, retransmit, reset, listen, unlisten, existing, dns, lost, dns_dropped
 	PID         int    `json:"pid"`          // process (tgid) that connected or accepted (a close: that held and closed the socket); 0 if unknown
 	TID         int    `json:"tid"`          // its thread
 	UID         int    `json:"uid"`
@@ -42,7 +42,7 @@ type Event struct {
 	HostnameSource string   `json:"hostname_source,omitempty"` // process, cgroup or host: whose lookup it was
 	HostnameAlso   []string `json:"hostname_also,omitempty"`   // other names live for that address
 
-	State string `json:"state,omitempty"` // existing: the TCP state, e.g. ESTABLISHED
+	State string `json:"state,omitempty"` // existing, retransmit, reset (before it): the TCP state, e.g. ESTABLISHED
 
 	// Backlog is a listener's accept queue limit (listen, unlisten,
 	// existing with state LISTEN); V6Only says an IPv6 listener takes no
@@ -64,6 +64,15 @@ type Event struct {
 	BytesReceived *uint64 `json:"bytes_received,omitempty"` // close: data bytes received
 	ClosedBy      string  `json:"closed_by,omitempty"`      // close: local or remote, who closed (or reset) first
 	Reset         bool    `json:"reset,omitempty"`          // close: it ended with a reset, sent or received (closed_by says who closed first)
+	ResetBy       string  `json:"reset_by,omitempty"`       // reset: local (this end sent it) or remote
+
+	// The connection's health, as tcp_info reports it.
+	SRTTUs       *uint32 `json:"srtt_us,omitempty"`       // close, existing: smoothed RTT, µs
+	RTTVarUs     *uint32 `json:"rttvar_us,omitempty"`     // close, existing: its mean deviation, µs
+	RetransSegs  *uint32 `json:"retrans_segs,omitempty"`  // close, existing: segments retransmitted in all; retransmit: so far
+	BytesRetrans *uint64 `json:"bytes_retrans,omitempty"` // close, existing: payload bytes retransmitted
+	SynRetrans   *uint8  `json:"syn_retrans,omitempty"`   // established: SYNs resent before the handshake completed
+	Retransmits  *uint32 `json:"retransmits,omitempty"`   // retransmit: segments retransmitted since the connection's last retransmit event
 	// Reason is why a connect failed or a connection was reset (refused,
 	// timed out, ...); on a lost record, why events were lost
 	// (ring_buffer_full, hook_skipped); on a dns_dropped record, what was

@@ -45,10 +45,15 @@ type Owner struct {
 // which the sock_diag dump made the kernel assign).
 type Owners map[uint64]Owner
 
-// Enrich fills in the owner of a close event the kernel side could not
-// attribute.
+// Enrich fills in the owner of a close, retransmit or reset event the
+// kernel side could not attribute.
 func (o Owners) Enrich(e *event.Event) {
-	if e.Type != event.Close || e.PID != 0 || e.Cookie == 0 {
+	switch e.Type {
+	case event.Close, event.Retransmit, event.Reset:
+	default:
+		return
+	}
+	if e.PID != 0 || e.Cookie == 0 {
 		return
 	}
 	if own, ok := o[e.Cookie]; ok {
@@ -60,16 +65,17 @@ func (o Owners) Enrich(e *event.Event) {
 	}
 }
 
-// Take lists existing connections (every state but TIME_WAIT and CLOSE)
-// and listeners (state LISTEN, with their backlog) as Existing events, and
-// their owners by cookie; denied are the
+// Take lists existing connections (every state but TIME_WAIT and CLOSE),
+// with their health from the kernel's tcp_info (INET_DIAG_INFO, as ss -ti
+// shows it), and listeners (state LISTEN, with their backlog) as Existing
+// events, and their owners by cookie; denied are the
 // processes whose open files /proc would not show (another user's, or a
 // more privileged process's, without CAP_SYS_PTRACE and
 // CAP_DAC_READ_SEARCH): their connections have no owner.
 func Take() (_ []event.Event, _ Owners, denied []uint32, _ error) {
-	var socks []*netlink.Socket
+	var socks []*netlink.InetDiagTCPInfoResp
 	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		s, err := netlink.SocketDiagTCP(family)
+		s, err := netlink.SocketDiagTCPInfo(family)
 		if errors.Is(err, unix.ENOENT) {
 			return nil, nil, nil, errors.New("the kernel's TCP socket diagnostics are not available (load the tcp_diag module: modprobe tcp_diag)")
 		}
@@ -79,8 +85,8 @@ func Take() (_ []event.Event, _ Owners, denied []uint32, _ error) {
 		socks = append(socks, s...)
 	}
 	listeners := map[netip.AddrPort]bool{}
-	for _, s := range socks {
-		if s.State == stateListen {
+	for _, r := range socks {
+		if s := r.InetDiagMsg; s.State == stateListen {
 			listeners[netip.AddrPortFrom(addr(s.Family, s.ID.Source), s.ID.SourcePort)] = true
 		}
 	}
@@ -91,11 +97,18 @@ func Take() (_ []event.Event, _ Owners, denied []uint32, _ error) {
 		events []event.Event
 		owners = Owners{}
 	)
-	for _, s := range socks {
+	for _, r := range socks {
+		s := r.InetDiagMsg
 		if s.State == stateTimeWait || s.State == stateClose {
 			continue
 		}
 		e := event.Event{Type: event.Existing, UID: s.UID, State: s.State, NetNS: netns}
+		if ti := r.TCPInfo; ti != nil && s.State != stateListen {
+			// tcp_get_info's: srtt_us >> 3, mdev_us >> 2; bytes_retrans
+			// 0 where the kernel's tcp_info is older than it
+			e.SRTTUs, e.RTTVarUs = ti.Rtt, ti.Rttvar
+			e.RetransSegs, e.BytesRetrans = ti.Total_retrans, ti.Bytes_retrans
+		}
 		e.Local = netip.AddrPortFrom(addr(s.Family, s.ID.Source), s.ID.SourcePort)
 		e.Remote = netip.AddrPortFrom(addr(s.Family, s.ID.Destination), s.ID.DestinationPort)
 		e.Family = 4

@@ -58,3 +58,16 @@ func TestSummaryOpenAtExit(t *testing.T) {
 		}
 	}
 }
+
+// Retransmit and reset events are not connections: they make no row.
+func TestSummaryIgnoresRetransmitAndReset(t *testing.T) {
+	a := New(time.Now(), GroupProcess)
+	for _, typ := range []event.Type{event.Retransmit, event.Reset} {
+		e := &event.Event{Type: typ, PID: 7, Retransmits: 3}
+		e.SetComm("curl")
+		a.Add(e)
+	}
+	if len(a.rows) != 0 || a.Lost() != 0 {
+		t.Errorf("%d rows, %d lost after a retransmit and a reset, want none", len(a.rows), a.Lost())
+	}
+}

@@ -273,8 +273,11 @@ func (a *Aggregator) SetOpenAtExit(n event.OpenCount) { a.openAtExit = &n }
 
 // Add accounts for one event.
 func (a *Aggregator) Add(e *event.Event) {
-	// Listeners are not connections.
-	if e.Type == event.Existing || e.Type == event.Lost || e.Type == event.Listen || e.Type == event.Unlisten {
+	switch e.Type {
+	case event.Existing, event.Lost, event.Retransmit, event.Reset, event.Listen, event.Unlisten:
+		// Not connections: a retransmit's or reset's connection has
+		// (or will have) its own row from its other events; listeners
+		// are not connections.
 		return
 	}
 	k := Key{Inbound: e.Inbound(), Peer: e.Remote.Addr(), Port: e.Dst().Port()}

@@ -67,6 +67,13 @@ const (
 	offCookie  = unsafe.Offsetof(layout.Cookie)
 	offOpener  = unsafe.Offsetof(layout.OpenerPid)
 	offOpComm  = unsafe.Offsetof(layout.OpenerComm)
+	offSRTT    = unsafe.Offsetof(layout.SrttUs)
+	offRTTVar  = unsafe.Offsetof(layout.RttvarUs)
+	offRetSegs = unsafe.Offsetof(layout.RetransSegs)
+	offRetrans = unsafe.Offsetof(layout.Retransmits)
+	offRetByts = unsafe.Offsetof(layout.BytesRetrans)
+	offState   = unsafe.Offsetof(layout.State)
+	offSynRet  = unsafe.Offsetof(layout.SynRetrans)
 	offBacklog = unsafe.Offsetof(layout.Backlog)
 )
 
@@ -166,6 +173,10 @@ func decodeEvent(b []byte, e *event.Event) error {
 	if e.OpenerPID = ne.Uint32(b[offOpener:]); e.OpenerPID != 0 {
 		e.SetOpenerCommBytes(b[offOpComm : offOpComm+16])
 	}
+	e.SRTTUs, e.RTTVarUs = ne.Uint32(b[offSRTT:]), ne.Uint32(b[offRTTVar:])
+	e.RetransSegs, e.Retransmits = ne.Uint32(b[offRetSegs:]), ne.Uint32(b[offRetrans:])
+	e.BytesRetrans = ne.Uint64(b[offRetByts:])
+	e.State, e.SynRetrans = b[offState], b[offSynRet]
 	e.Backlog = ne.Uint32(b[offBacklog:])
 	var h header
 	err := decodeHeader(b, &h)
@@ -178,12 +189,12 @@ func decodeEvent(b []byte, e *event.Event) error {
 	return err
 }
 
-// kernelType reports whether struct event records may have type t (enum
-// event_type in internal/bpf/event.h, but DNS's own record).
+// kernelType reports whether the kernel side makes struct event records
+// of type t (enum event_type in internal/bpf/event.h; 6 and 7 are not).
 func kernelType(t event.Type) bool {
 	switch t {
 	case event.Connect, event.Accept, event.Established, event.Failed, event.Close,
-		event.Listen, event.Unlisten:
+		event.Retransmit, event.Reset, event.Listen, event.Unlisten:
 		return true
 	}
 	return false

@@ -107,10 +107,10 @@ func TestRecordLayout(t *testing.T) {
 		got, want uintptr
 	}{
 		{"sizeof(struct event_header)", unsafe.Sizeof(h), 128},
-		{"sizeof(struct event)", unsafe.Sizeof(r), 200},
+		{"sizeof(struct event)", unsafe.Sizeof(r), 232},
 		{"sizeof(struct dns_event)", unsafe.Sizeof(dns), 2200},
 		{"headerSize", uintptr(headerSize), 128},
-		{"recordSize", uintptr(recordSize), 200},
+		{"recordSize", uintptr(recordSize), 232},
 		{"dnsHeaderSize", uintptr(dnsHeaderSize), 148},
 		{"offsetof(struct event, hdr)", unsafe.Offsetof(r.Hdr), 0},
 		{"offsetof(struct dns_event, hdr)", unsafe.Offsetof(dns.Hdr), 0},
@@ -149,7 +149,14 @@ func TestRecordLayout(t *testing.T) {
 		{"event.cookie", offCookie, 168},
 		{"event.opener_pid", offOpener, 176},
 		{"event.opener_comm", offOpComm, 180},
-		{"event.backlog", offBacklog, 196},
+		{"event.srtt_us", offSRTT, 196},
+		{"event.rttvar_us", offRTTVar, 200},
+		{"event.retrans_segs", offRetSegs, 204},
+		{"event.retransmits", offRetrans, 208},
+		{"event.state", offState, 212},
+		{"event.syn_retrans", offSynRet, 213},
+		{"event.bytes_retrans", offRetByts, 216},
+		{"event.backlog", offBacklog, 224},
 		{"dns_event.cookie", offDNSCookie, 128},
 		{"dns_event.len", offDNSLen, 136},
 		{"dns_event.total_len", offDNSTotal, 140},
@@ -313,7 +320,7 @@ func TestDecodeClose(t *testing.T) {
 // The same close, laid out by hand at the offsets of struct event (see
 // TestRecordLayout), independently of the bpf2go struct.
 func TestDecodeCloseRawOffsets(t *testing.T) {
-	b := make([]byte, 200)
+	b := make([]byte, 232)
 	ne := binary.NativeEndian
 	// struct event_header
 	ne.PutUint64(b[0:], 5_000_000_000)
@@ -340,7 +347,11 @@ func TestDecodeCloseRawOffsets(t *testing.T) {
 	ne.PutUint64(b[168:], 4097)
 	ne.PutUint32(b[176:], 6100)
 	copy(b[180:], "sshd")
-	ne.PutUint32(b[196:], 4096)
+	ne.PutUint32(b[196:], 1520)
+	ne.PutUint32(b[200:], 380)
+	ne.PutUint32(b[204:], 7)
+	ne.PutUint64(b[216:], 9001)
+	ne.PutUint32(b[224:], 4096)
 
 	var e event.Event
 	if err := decodeEvent(b, &e); err != nil {
@@ -357,6 +368,9 @@ func TestDecodeCloseRawOffsets(t *testing.T) {
 	}
 	if string(e.Thread()) != "curl-worker" || e.OpenerPID != 6100 || string(e.OpenerComm()) != "sshd" || !e.Reset() {
 		t.Errorf("Thread/OpenerPID/OpenerComm/Reset = %q/%d/%q/%v", e.Thread(), e.OpenerPID, e.OpenerComm(), e.Reset())
+	}
+	if e.SRTTUs != 1520 || e.RTTVarUs != 380 || e.RetransSegs != 7 || e.BytesRetrans != 9001 {
+		t.Errorf("SRTTUs/RTTVarUs/RetransSegs/BytesRetrans = %d/%d/%d/%d, want 1520/380/7/9001", e.SRTTUs, e.RTTVarUs, e.RetransSegs, e.BytesRetrans)
 	}
 	if e.Inbound() || e.ClosedBy() != "local" || e.Backlog != 4096 {
 		t.Errorf("Inbound/ClosedBy/Backlog = %v/%q/%d, want false/local/4096", e.Inbound(), e.ClosedBy(), e.Backlog)
@@ -504,8 +518,8 @@ func TestDecodeErrors(t *testing.T) {
 		}
 		var e event.Event
 		err := decodeEvent(goodBytes[:79], &e)
-		if err == nil || err.Error() != "short record: 79 bytes, want 200" {
-			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 200")
+		if err == nil || err.Error() != "short record: 79 bytes, want 232" {
+			t.Errorf("err = %v, want %q", err, "short record: 79 bytes, want 232")
 		}
 		if err := decodeEvent(nil, &e); !errors.Is(err, ErrShortRecord) {
 			t.Errorf("nil: err = %v", err)
@@ -513,7 +527,7 @@ func TestDecodeErrors(t *testing.T) {
 	})
 
 	t.Run("unknown type", func(t *testing.T) {
-		for _, typ := range []uint8{0, 6, 8, 9, 12, 255} {
+		for _, typ := range []uint8{0, 6, 7, 12, 255} {
 			rec := v4Connect()
 			rec.Hdr.Type = typ
 			var e event.Event

@@ -61,9 +61,13 @@ type Report struct {
 	// every backend relies on it.
 	State Check `json:"state_tracepoint"`
 	// DNS is whether the cgroup hooks that read DNS (for hostnames) work.
-	DNS      Check          `json:"dns_cgroup_hooks"`
-	Backends []BackendCheck `json:"backends"`
-	Auto     []AutoChoice   `json:"auto"`
+	DNS Check `json:"dns_cgroup_hooks"`
+	// Retransmits and Resets are whether the tcp: tracepoints behind
+	// retransmit and reset events work (the rest runs without them).
+	Retransmits Check          `json:"retransmit_tracepoints"`
+	Resets      Check          `json:"reset_tracepoints"`
+	Backends    []BackendCheck `json:"backends"`
+	Auto        []AutoChoice   `json:"auto"`
 }
 
 // Usable reports whether auto finds a backend for every hook point.
@@ -129,6 +133,7 @@ func Doctor(btfPath string) *Report {
 		r.RingBuffer = Check{Detail: "not checked: " + err.Error()}
 		r.State = Check{Detail: "not checked: " + err.Error()}
 		r.DNS = Check{Detail: "not checked: " + err.Error()}
+		r.Retransmits, r.Resets = r.DNS, r.DNS
 		return notChecked(err.Error())
 	}
 	r.Privileges = Check{OK: true, Detail: "can load BPF programs"}
@@ -140,6 +145,7 @@ func Doctor(btfPath string) *Report {
 	if !r.BTF.OK {
 		r.State = Check{Detail: "not checked: no kernel BTF"}
 		r.DNS = Check{Detail: "not checked: no kernel BTF"}
+		r.Retransmits, r.Resets = r.DNS, r.DNS
 		return notChecked("no kernel BTF")
 	}
 
@@ -147,10 +153,13 @@ func Doctor(btfPath string) *Report {
 	if err != nil {
 		r.State = Check{Detail: "not checked: " + err.Error()}
 		r.DNS = Check{Detail: "not checked: " + err.Error()}
+		r.Retransmits, r.Resets = r.DNS, r.DNS
 		return notChecked(err.Error())
 	}
 	defer l.close()
 	r.State = l.checkState()
+	r.Retransmits = l.checkTracepoints(PointRetransmit, "retransmit events")
+	r.Resets = l.checkTracepoints(PointReset, "reset events")
 	r.DNS = l.check(PointDNS, implCgroup)
 	if err := netnsScoping(l.kernel); r.DNS.OK && err != nil {
 		r.DNS.Detail += "; names not kept per network namespace: " + err.Error()
@@ -280,8 +289,12 @@ func ioUringDisabled() string {
 // checkState says which forms of the state tracepoint work here: the raw
 // one (auto, fentry, kprobe prefer it) and the classic one (--backend
 // tracepoint's, and everyone's fallback).
-func (l *loader) checkState() Check {
-	raw, classic := l.check(PointState, implRawTracepoint), l.check(PointState, implTracepoint)
+func (l *loader) checkState() Check { return l.checkForms(PointState) }
+
+// checkForms says which forms of a tracepoint point work here: the raw
+// one and the classic one.
+func (l *loader) checkForms(p HookPoint) Check {
+	raw, classic := l.check(p, implRawTracepoint), l.check(p, implTracepoint)
 	switch {
 	case raw.OK && classic.OK:
 		return Check{OK: true, Detail: raw.Detail + "; " + classic.Detail + " with --backend tracepoint"}
@@ -293,6 +306,17 @@ func (l *loader) checkState() Check {
 	return Check{Detail: "raw tracepoint: " + raw.Detail + "; tracepoint: " + classic.Detail}
 }
 
+// checkTracepoints says which forms of an optional tcp: tracepoint point
+// work here, and, where neither does, that what says fails is missing
+// while the rest runs.
+func (l *loader) checkTracepoints(p HookPoint, what string) Check {
+	c := l.checkForms(p)
+	if !c.OK {
+		c.Detail += "; tuxscope runs without " + what
+	}
+	return c
+}
+
 // check tries one implementation of a hook point, then removes it.
 func (l *loader) check(p HookPoint, im Impl) Check {
 	ap, err := l.try(p, im)
@@ -300,5 +324,10 @@ func (l *loader) check(p HookPoint, im Impl) Check {
 		return Check{Detail: err.Error()}
 	}
 	defer ap.close()
-	return Check{OK: true, Detail: strings.Join(ap.choice().Hooks, ", ")}
+	c := ap.choice()
+	detail := strings.Join(c.Hooks, ", ")
+	if len(c.Skipped) > 0 {
+		detail += " (without " + strings.Join(c.Skipped, ", ") + ")"
+	}
+	return Check{OK: true, Detail: detail}
 }

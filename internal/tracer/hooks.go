@@ -145,6 +145,21 @@ var hookTable = []hookDesc{
 	{prog: bpf.TuxscopeProgRawStateNest, point: PointState, impl: implRawTracepoint, serves: functionHooks, kind: kindRawTP, target: "inet_sock_set_state", note: "nested copy"},
 	{prog: bpf.TuxscopeProgTpState, point: PointState, impl: implTracepoint, serves: everyBackend, kind: kindTracepoint, target: "sock:inet_sock_set_state"},
 
+	// retransmit and reset: the tcp: tracepoints, raw (cheaper: no trace
+	// record is built) except for --backend tracepoint, which means
+	// classic tracepoints throughout; the classic one is also everyone's
+	// fallback. Optional points: where they fail, their events are
+	// missing and the rest runs (Tracer.HealthErrors, doctor). A kernel
+	// may lack tcp_retransmit_synack's (SYN-ACKs then go unreported).
+	{prog: bpf.TuxscopeProgRawRetransmit, point: PointRetransmit, impl: implRawTracepoint, serves: functionHooks, kind: kindRawTP, target: "tcp_retransmit_skb"},
+	{prog: bpf.TuxscopeProgRawSynack, point: PointRetransmit, impl: implRawTracepoint, serves: functionHooks, kind: kindRawTP, target: "tcp_retransmit_synack", optional: true},
+	{prog: bpf.TuxscopeProgTpRetransmit, point: PointRetransmit, impl: implTracepoint, serves: everyBackend, kind: kindTracepoint, target: "tcp:tcp_retransmit_skb"},
+	{prog: bpf.TuxscopeProgTpSynack, point: PointRetransmit, impl: implTracepoint, serves: everyBackend, kind: kindTracepoint, target: "tcp:tcp_retransmit_synack", optional: true},
+	{prog: bpf.TuxscopeProgRawSendReset, point: PointReset, impl: implRawTracepoint, serves: functionHooks, kind: kindRawTP, target: "tcp_send_reset"},
+	{prog: bpf.TuxscopeProgRawRecvReset, point: PointReset, impl: implRawTracepoint, serves: functionHooks, kind: kindRawTP, target: "tcp_receive_reset"},
+	{prog: bpf.TuxscopeProgTpSendReset, point: PointReset, impl: implTracepoint, serves: everyBackend, kind: kindTracepoint, target: "tcp:tcp_send_reset"},
+	{prog: bpf.TuxscopeProgTpRecvReset, point: PointReset, impl: implTracepoint, serves: everyBackend, kind: kindTracepoint, target: "tcp:tcp_receive_reset"},
+
 	// dns: cgroup hooks on the root cgroup v2, whatever the backend.
 	{prog: bpf.TuxscopeProgDnsConnect4, point: PointDNS, impl: implCgroup, serves: everyBackend, kind: kindCgroup, target: "connect4"},
 	{prog: bpf.TuxscopeProgDnsConnect6, point: PointDNS, impl: implCgroup, serves: everyBackend, kind: kindCgroup, target: "connect6"},
@@ -260,13 +275,25 @@ const (
 	// root cgroup v2, whatever the backend (kprobes are not needed).
 	// Optional: where it fails, only names are missing (Tracer.DNSError).
 	PointDNS HookPoint = "dns"
+	// PointRetransmit and PointReset follow retransmits and resets
+	// through the tcp: tracepoints (raw, or classic for --backend
+	// tracepoint). Optional: where they fail, only those events (and a
+	// close's reset flag for a reset this side sent before closing) are
+	// missing (Tracer.HealthErrors).
+	PointRetransmit HookPoint = "retransmit"
+	PointReset      HookPoint = "reset"
 )
+
+// optionalPoint reports whether tracing goes on without p.
+func optionalPoint(p HookPoint) bool {
+	return p == PointDNS || p == PointRetransmit || p == PointReset
+}
 
 // HookPoints are the points a backend is chosen for, in attach order.
 var HookPoints = []HookPoint{PointConnect, PointAccept}
 
 // attachOrder is every hook point, in the order Open attaches them.
-var attachOrder = []HookPoint{PointConnect, PointAccept, PointState, PointDNS}
+var attachOrder = []HookPoint{PointConnect, PointAccept, PointState, PointRetransmit, PointReset, PointDNS}
 
 // candidates are the implementations of p to try for backend b, in
 // hookTable's order: those that serve b, or with Auto, all of them.

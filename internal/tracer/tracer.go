@@ -25,7 +25,7 @@ import (
 )
 
 // DefaultRingBufferBytes is the ring buffer's default size: room for about
-// 20,000 TCP events (a 200-byte record and its 8-byte ring header) before
+// 17,600 TCP events (a 232-byte record and its 8-byte ring header) before
 // the reader must catch up, fewer when DNS messages (up to 2 KiB each)
 // share it.
 const DefaultRingBufferBytes = 4 << 20
@@ -75,6 +75,12 @@ func (c *Config) wants(p HookPoint) bool {
 		return true
 	case PointDNS:
 		return c.DNS
+	case PointRetransmit:
+		return c.wantsType(event.Retransmit)
+	case PointReset:
+		// also for the close: a reset this side sent before the socket
+		// closed (tcp_abort) makes it closed_by local, reset
+		return c.wantsType(event.Reset) || c.wantsType(event.Close)
 	}
 	return false
 }
@@ -200,6 +206,9 @@ type Tracer struct {
 	// DNSUnscoped says why DNS names cannot be kept per network
 	// namespace on this kernel (nil: they are, see netnsScoping).
 	DNSUnscoped error
+	// HealthErrors says, per point (PointRetransmit, PointReset), why it
+	// is off although asked for; tracing goes on without it.
+	HealthErrors map[HookPoint]error
 	// cgroups is what SetCgroupFilter put in the kernel's set.
 	cgroups map[uint64]struct{}
 }
@@ -256,6 +265,11 @@ func Open(cfg Config) (_ *Tracer, err error) {
 			}
 		case p == PointDNS: // optional: without it, only names are missing
 			t.DNSError = err
+		case optionalPoint(p): // without it, only its events are missing
+			if t.HealthErrors == nil {
+				t.HealthErrors = map[HookPoint]error{}
+			}
+			t.HealthErrors[p] = err
 		default:
 			return nil, err
 		}
@@ -514,6 +528,9 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 		return err
 	}
 	spec.Maps[bpf.TuxscopeMapConns].MaxEntries = uint32(conns)
+	if err := spec.Variables[bpf.TuxscopeVarRetransWindowNs].Set(uint64(retransWindow(cfg.MaxDelay))); err != nil {
+		return fmt.Errorf("setting retrans_window_ns: %w", err)
+	}
 	if cfg.MaxDelay > 0 {
 		if err := spec.Variables[bpf.TuxscopeVarWakeupBytes].Set(uint32(size / 4)); err != nil {
 			return fmt.Errorf("setting wakeup_bytes: %w", err)
@@ -525,6 +542,14 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 	spec.Maps[bpf.TuxscopeMapEvents].ValueSize = 0
 
 	return nil
+}
+
+// MinRetransWindow is the shortest window retransmit events are coalesced
+// over, per connection: --max-delay, or this when it is shorter (0).
+const MinRetransWindow = 10 * time.Millisecond
+
+func retransWindow(maxDelay time.Duration) time.Duration {
+	return max(maxDelay, MinRetransWindow)
 }
 
 // The kernel side's connection table (conns): since Linux 6.1 a hash

@@ -12,6 +12,8 @@ type doctorReport struct {
 	BTF      struct{ OK bool } `json:"btf"`
 	State    doctorCheck       `json:"state_tracepoint"`
 	DNS      doctorCheck       `json:"dns_cgroup_hooks"`
+	Retrans  doctorCheck       `json:"retransmit_tracepoints"`
+	Resets   doctorCheck       `json:"reset_tracepoints"`
 	IOUring  doctorCheck       `json:"io_uring"`
 	Backends []struct {
 		Backend string `json:"backend"`
@@ -61,6 +63,13 @@ func TestDoctorTellsTheTruth(t *testing.T) {
 	// that rejects them would otherwise only cost the names, quietly).
 	if !r.State.OK || !strings.HasPrefix(r.State.Detail, "raw_tracepoint:inet_sock_set_state, raw_tracepoint:inet_sock_set_state (nested copy); tracepoint:sock:inet_sock_set_state") {
 		t.Errorf("state: %+v, want both the raw and the classic tracepoint", r.State)
+	}
+	// The tcp: tracepoints exist since 4.16, raw and classic.
+	if !r.Retrans.OK || !strings.HasPrefix(r.Retrans.Detail, "raw_tracepoint:tcp_retransmit_skb, raw_tracepoint:tcp_retransmit_synack; tracepoint:tcp:tcp_retransmit_skb") {
+		t.Errorf("retransmits: %+v", r.Retrans)
+	}
+	if !r.Resets.OK || !strings.HasPrefix(r.Resets.Detail, "raw_tracepoint:tcp_send_reset, raw_tracepoint:tcp_receive_reset; tracepoint:tcp:tcp_send_reset") {
+		t.Errorf("resets: %+v", r.Resets)
 	}
 	if !r.DNS.OK && !strings.Contains(r.DNS.Detail, "no cgroup v2 hierarchy") {
 		t.Errorf("DNS hooks: %+v", r.DNS)

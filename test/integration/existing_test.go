@@ -36,6 +36,12 @@ func TestExistingConnections(t *testing.T) {
 			got.Sport != w.Sport || got.Daddr != w.Daddr || got.Dport != w.Dport || got.PeerPID != w.PeerPID || got.PeerComm != w.PeerComm {
 			t.Errorf("existing\n got: %s peer %d/%q\nwant: %s peer %d/%q", got, got.PeerPID, got.PeerComm, w, w.PeerPID, w.PeerComm)
 		}
+		// Its health from sock_diag's tcp_info: both ends sent data, so
+		// each has an RTT sample; nothing was lost on loopback.
+		if got.SRTTUs == nil || *got.SRTTUs == 0 || got.RTTVarUs == nil || got.RetransSegs == nil || *got.RetransSegs != 0 || got.BytesRetrans == nil {
+			t.Errorf("existing of pid %d: srtt_us %v rttvar_us %v retrans_segs %v bytes_retrans %v", w.PID,
+				deref32(got.SRTTUs), deref32(got.RTTVarUs), deref32(got.RetransSegs), deref64(got.BytesRetrans))
+		}
 	}
 	// The server's listener, started before tuxscope: state LISTEN, its
 	// pid and backlog (listen(4096), capped at somaxconn).

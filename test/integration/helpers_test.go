@@ -102,6 +102,7 @@ func helperClient(args []string) error {
 	port := fs.Int("port", 0, "with -resolve: the port to connect to")
 	dnsServer := fs.String("dns-server", "", "with -resolve: the DNS server, ip:port")
 	dnsTCP := fs.Bool("dns-tcp", false, "with -resolve: ask over TCP")
+	fs.BoolVar(&clientTCPInfo, "tcpinfo", false, "after the transfer, print the socket's tcp_info: TCPINFO total_retrans rtt_us rttvar_us bytes_retrans")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -206,6 +207,10 @@ func raiseFileLimit(n int) error {
 	return nil
 }
 
+// clientTCPInfo: runClient prints the socket's tcp_info after the
+// transfer, just before it closes (-tcpinfo).
+var clientTCPInfo bool
+
 func runClient(family int, addr, bind, mode string, wait bool, send, recv int, abort, hold bool, resolve string, port int, dnsServer string, dnsTCP, reset bool) error {
 	in := bufio.NewReader(os.Stdin)
 	if wait {
@@ -285,7 +290,15 @@ func runClient(family int, addr, bind, mode string, wait bool, send, recv int, a
 	}
 	fmt.Printf("LOCAL %s\n", addrOf(local))
 	if send != 0 || recv != 0 {
-		if err := transfer(fd, send, recv); err != nil || !hold {
+		err := transfer(fd, send, recv)
+		if err == nil && clientTCPInfo {
+			ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("TCPINFO %d %d %d %d\n", ti.Total_retrans, ti.Rtt, ti.Rttvar, ti.Bytes_retrans)
+		}
+		if err != nil || !hold {
 			return err
 		}
 	}

@@ -68,6 +68,7 @@ var coreTests = "^(" + strings.Join([]string{
 	"TestAcceptOfAResetConnection",
 	"TestCgroupFilter",
 	"TestListenEvents",
+	"TestResetEvents",
 }, "|") + ")$"
 
 // probe is a command run once per kernel (in the guest, and on the host)
