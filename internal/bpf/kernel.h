@@ -93,6 +93,8 @@ typedef struct {
 	__u32 val;
 } kuid_t;
 
+struct socket;
+
 struct sock {
 	struct sock_common __sk_common;
 	__u16 sk_type;
@@ -102,6 +104,7 @@ struct sock {
 	 * (sk_clone_lock copies the whole sock), a connected one has 0. */
 	__u32 sk_max_ack_backlog;
 	kuid_t sk_uid; /* who created the socket (fsuid at socket()) */
+	struct socket *sk_socket; /* NULL until accepted, and once orphaned */
 };
 
 /* enum sock_flags, include/net/sock.h: bit numbers, unchanged since 2.6 */
@@ -122,6 +125,18 @@ struct inet_sock {
 
 struct socket {
 	struct sock *sk;
+};
+
+struct inode {
+	unsigned long i_ino;
+};
+
+/* sockfs allocates a socket and its inode together (SOCK_INODE()): the
+ * inode's number is what sock_diag's idiag_inode and /proc's socket:[N]
+ * show. */
+struct socket_alloc {
+	struct socket socket;
+	struct inode vfs_inode;
 };
 
 struct file {

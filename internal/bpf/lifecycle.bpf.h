@@ -29,7 +29,23 @@ struct conn {
 	__u8 inbound;
 	__u8 accepted_early;  /* accepted in SYN_RECV (a Fast Open child): its handshake's end keeps the owner */
 	__u8 connect_pending; /* no connect(2) will emit its connect (io_uring, Fast Open): the outcome does */
+	/* The socket's inode number (sock_diag's idiag_inode), once a process
+	 * holds it: how user space finds the connection in a sock_diag dump
+	 * (--updates); 0 until then (an accepted connection's handshake end
+	 * runs before accept()). */
+	__u32 ino;
 };
+
+/* sk's socket inode number, 0 if no socket holds it (not yet accepted, or
+ * orphaned by close()). Truncated to 32 bits, as sock_diag reports it. */
+static __always_inline __u32 sock_ino(struct sock *sk)
+{
+	struct socket *sock = BPF_CORE_READ(sk, sk_socket);
+
+	if (!sock)
+		return 0;
+	return BPF_CORE_READ((struct socket_alloc *)sock, vfs_inode.i_ino);
+}
 
 /*
  * sock -> conn, for every connection the filters select, seen starting
@@ -108,6 +124,7 @@ static __always_inline void conn_connecting(struct sock *sk, __u64 key, bool con
 		return;
 	c.syn_ns = bpf_ktime_get_ns();
 	c.connect_pending = connect_pending;
+	c.ino = sock_ino(sk);
 	owner_current(&c.owner, pid_tgid);
 	conn_insert(key, &c);
 }
@@ -159,12 +176,14 @@ static __always_inline bool conn_accepted(struct sock *sk, __u64 pid_tgid)
 			return true;
 		fresh.inbound = 1;
 		fresh.accepted_early = state == TCP_SYN_RECV;
+		fresh.ino = sock_ino(sk);
 		owner_current(&fresh.owner, pid_tgid);
 		conn_insert(key, &fresh);
 		return true;
 	}
 	if (!c->owner.pid)
 		owner_current(&c->owner, pid_tgid);
+	c->ino = sock_ino(sk);
 	return true;
 }
 
@@ -200,6 +219,7 @@ static __always_inline struct conn *conn_held(struct sock *sk, __u64 key)
 	if (!pid_wanted(pid_tgid) || !conn_selected(sk))
 		return NULL;
 	fresh.inbound = conn_was_accepted(sk);
+	fresh.ino = sock_ino(sk);
 	owner_current(&fresh.owner, pid_tgid);
 	/* Not counted when the table is full: a socket whose connect or
 	 * accept found it full was counted then, and this close is still

@@ -39,6 +39,8 @@ type TuxscopeConn struct {
 	AcceptedEarly  uint8
 	ConnectPending uint8
 	_              [1]byte
+	Ino            uint32
+	_              [4]byte
 }
 
 type TuxscopeDnsEvent struct {
