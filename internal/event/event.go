@@ -27,7 +27,10 @@ const (
 	Close       Type = 5 // a connection ended
 	Existing    Type = 6 // a connection that existed when tracing started (user space only)
 	DNS         Type = 7 // a DNS message (a response, with --dns)
-	Lost        Type = 255
+	// Update is a tracked connection's throughput, RTT and retransmits
+	// over the last period, from its tcp_info (--updates; user space only).
+	Update Type = 12
+	Lost   Type = 255
 )
 
 // types says, in one place, what tuxscope knows of each event type.
@@ -46,6 +49,7 @@ var types = [...]struct {
 	Close:       {"close", true, true},
 	Existing:    {"existing", false, true},
 	DNS:         {"dns", false, true},
+	Update:      {"update", false, true},
 }
 
 // Types are the event types a user can ask for with --type, in order.
@@ -121,7 +125,21 @@ type Event struct {
 	BytesSent     uint64 // close: data bytes sent, retransmissions counted once
 	BytesReceived uint64 // close: bytes received
 	Cookie        uint64 // close: the socket's cookie, 0 if it had none
-	State         uint8  // existing: the TCP state (include/net/tcp_states.h)
+	State         uint8  // existing, update: the TCP state (include/net/tcp_states.h)
+
+	// Health, as the kernel's tcp_info reports it: smoothed RTT and its
+	// mean deviation (µs), and the segments retransmitted in all
+	// (tcp_sock->total_retrans). Update events carry them; 0: unknown.
+	SRTTUs, RTTVarUs uint32
+	RetransSegs      uint32
+
+	// Update: the period the update covers (since the previous update,
+	// or since the connection was established) and what it saw in it.
+	// BytesSent and BytesReceived are the totals so far.
+	PeriodNs            uint64
+	PeriodBytesSent     uint64
+	PeriodBytesReceived uint64
+	PeriodRetrans       uint32 // segments retransmitted in the period
 
 	// Hostname is the name that resolved to the remote address (outbound
 	// events), learned from DNS; HostnameSource says whose lookup it was:
@@ -185,6 +203,22 @@ func (e *Event) ClosedBy() string {
 		return "remote"
 	}
 	return ""
+}
+
+// SendRate is an update's send rate over its period, in bytes per second
+// (0 for an empty period).
+func (e *Event) SendRate() uint64 { return perSecond(e.PeriodBytesSent, e.PeriodNs) }
+
+// ReceiveRate is an update's receive rate over its period, in bytes per
+// second.
+func (e *Event) ReceiveRate() uint64 { return perSecond(e.PeriodBytesReceived, e.PeriodNs) }
+
+// perSecond is n over ns nanoseconds, per second, rounded.
+func perSecond(n, ns uint64) uint64 {
+	if ns == 0 {
+		return 0
+	}
+	return uint64(float64(n)*1e9/float64(ns) + 0.5)
 }
 
 // Comm is the process's name (its thread-group leader's) as the kernel

@@ -46,8 +46,27 @@ func ErrnoName(errno uint32) string {
 //	failed       refused (ECONNREFUSED) after 85.0µs
 //	close        1.20s, sent 1024, received 2048, closed by remote
 //	close        5.00s, sent 0, received 9, closed by local (reset), opened by sshd/812
+//	update       sent 1.00MB/s, received 3.40kB/s, rtt 1.20ms, 2 retrans
 func appendDetail(b []byte, e *event.Event) []byte {
 	switch e.Type {
+	case event.Update:
+		b = append(b, "sent "...)
+		b = AppendByteRate(b, e.SendRate())
+		b = append(b, ", received "...)
+		b = AppendByteRate(b, e.ReceiveRate())
+		if e.SRTTUs > 0 {
+			b = append(b, ", rtt "...)
+			b = AppendDuration(b, uint64(e.SRTTUs)*1000)
+		}
+		if e.PeriodRetrans > 0 {
+			b = append(b, ", "...)
+			b = strconv.AppendUint(b, uint64(e.PeriodRetrans), 10)
+			b = append(b, " retrans"...)
+		}
+		if e.State != 0 && e.State != 1 { // closing: say so
+			b = append(b, ", "...)
+			b = append(b, event.TCPStateName(e.State)...)
+		}
 	case event.DNS:
 		if d := e.DNSInfo; d != nil {
 			b, _ = appendTerminalSafe(b, []byte(d.Name))
@@ -129,11 +148,17 @@ func appendDetail(b []byte, e *event.Event) []byte {
 	return b
 }
 
-// AppendDuration writes ns with three significant digits: 850ns, 85.0µs,
-// 1.23ms, 12.3s; seconds past 999s stay whole (1234s).
-func AppendDuration(b []byte, ns uint64) []byte {
-	units := [...]string{"ns", "µs", "ms", "s"}
-	v, u := float64(ns), 0
+// AppendByteRate writes bytes per second with three significant digits,
+// in decimal units: 850B/s, 1.20kB/s, 12.3MB/s, 1.00GB/s.
+func AppendByteRate(b []byte, perSec uint64) []byte {
+	return append(appendSI(b, float64(perSec), rateUnits), "/s"...)
+}
+
+// appendSI writes v in the largest unit (each 1000 times the one before)
+// that keeps it under 1000, with three significant digits; whole numbers
+// in the first unit.
+func appendSI(b []byte, v float64, units []string) []byte {
+	u := 0
 	for u < len(units)-1 && v >= 999.5 {
 		v /= 1000
 		u++
@@ -150,3 +175,12 @@ func AppendDuration(b []byte, ns uint64) []byte {
 	b = strconv.AppendFloat(b, v, 'f', prec, 64)
 	return append(b, units[u]...)
 }
+
+// AppendDuration writes ns with three significant digits: 850ns, 85.0µs,
+// 1.23ms, 12.3s; seconds past 999s stay whole (1234s).
+func AppendDuration(b []byte, ns uint64) []byte {
+	return appendSI(b, float64(ns), durationUnits)
+}
+
+var durationUnits = []string{"ns", "µs", "ms", "s"}
+var rateUnits = []string{"B", "kB", "MB", "GB", "TB"}

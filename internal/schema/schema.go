@@ -18,7 +18,7 @@ import "fmt"
 type Event struct {
 	Time        string `json:"time"`         // wall-clock time, RFC 3339 with nanoseconds
 	TimestampNs uint64 `json:"timestamp_ns"` // kernel CLOCK_MONOTONIC; not on lost records
-	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, existing, dns, lost, dns_dropped
+	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, existing, dns, update, lost, dns_dropped
 	PID         int    `json:"pid"`          // process (tgid) that connected or accepted (a close: that held and closed the socket); 0 if unknown
 	TID         int    `json:"tid"`          // its thread
 	UID         int    `json:"uid"`
@@ -37,7 +37,7 @@ type Event struct {
 	HostnameSource string   `json:"hostname_source,omitempty"` // process, cgroup or host: whose lookup it was
 	HostnameAlso   []string `json:"hostname_also,omitempty"`   // other names live for that address
 
-	State string `json:"state,omitempty"` // existing: the TCP state, e.g. ESTABLISHED
+	State string `json:"state,omitempty"` // existing, update: the TCP state, e.g. ESTABLISHED
 
 	Cgroup      string `json:"cgroup,omitempty"`       // the process's cgroup path: v2, or v1 where the v2 one is the root
 	ContainerID string `json:"container_id,omitempty"` // the full 64-hex id the cgroup path shows
@@ -49,8 +49,8 @@ type Event struct {
 
 	LatencyNs     *uint64 `json:"latency_ns,omitempty"`     // established, failed: since the SYN; dns: since the query
 	DurationNs    *uint64 `json:"duration_ns,omitempty"`    // close: since established, absent when unknown
-	BytesSent     *uint64 `json:"bytes_sent,omitempty"`     // close: data bytes sent
-	BytesReceived *uint64 `json:"bytes_received,omitempty"` // close: data bytes received
+	BytesSent     *uint64 `json:"bytes_sent,omitempty"`     // close, update: data bytes sent (update: so far)
+	BytesReceived *uint64 `json:"bytes_received,omitempty"` // close, update: data bytes received
 	ClosedBy      string  `json:"closed_by,omitempty"`      // close: local or remote, who closed (or reset) first
 	Reset         bool    `json:"reset,omitempty"`          // close: it ended with a reset, sent or received (closed_by says who closed first)
 	// Reason is why a connect failed or a connection was reset (refused,
@@ -66,6 +66,19 @@ type Event struct {
 	Answers []string `json:"answers,omitempty"`
 	CNAMEs  []string `json:"cnames,omitempty"` // dns: the alias chain, in order
 	TTL     *uint32  `json:"ttl,omitempty"`    // dns: the smallest TTL of the answers
+
+	// update: the period since the previous update (or since the
+	// connection was established), what it saw, and the connection's
+	// health from tcp_info.
+	PeriodNs            *uint64 `json:"period_ns,omitempty"`
+	PeriodBytesSent     *uint64 `json:"period_bytes_sent,omitempty"`
+	PeriodBytesReceived *uint64 `json:"period_bytes_received,omitempty"`
+	SendBytesPerS       *uint64 `json:"send_bytes_per_s,omitempty"`    // period_bytes_sent per second of the period
+	ReceiveBytesPerS    *uint64 `json:"receive_bytes_per_s,omitempty"` // period_bytes_received per second
+	SRTTUs              *uint32 `json:"srtt_us,omitempty"`             // smoothed RTT, µs (tcp_info's tcpi_rtt)
+	RTTVarUs            *uint32 `json:"rttvar_us,omitempty"`           // its mean deviation, µs
+	RetransSegs         *uint32 `json:"retrans_segs,omitempty"`        // segments retransmitted in all
+	PeriodRetrans       *uint32 `json:"period_retrans,omitempty"`      // segments retransmitted in the period
 
 	Count uint64 `json:"count,omitempty"` // lost: how many events; dns_dropped: how many messages or entries; open_at_exit: how many connections
 	// open_at_exit: the connections still open when tuxscope stopped, by
