@@ -187,14 +187,17 @@ const topUsage = `Usage: tuxscope top [flags]
 
 A live, full-screen view of who talks to whom: processes (or the groups
 of --by) and their peers with connections, failures, bytes, latency and
-duration, refreshed every --interval. Keys: s cycles the sort
-(connections, bytes, failures), / filters by group or peer (Enter applies,
+duration, and the live send and receive rates and retransmits of its
+open connections (from update events, one per connection per refresh),
+refreshed every --interval. Keys: s cycles the sort (connections,
+bytes, failures, rate, retrans), / filters by group or peer (Enter applies,
 Esc clears), c clears the counters, q quits. When stdout is not a
 terminal it prints a plain summary every --interval instead.
 
 Flags:
   --interval D          refresh every D (default 2s; seconds, or 500ms, 1m)
-  --sort KEY            connections (default), bytes or failures
+  --sort KEY            connections (default), bytes, failures, rate (live send
+                        plus receive) or retrans
   --by GROUP            process (default), comm, container or pod: as for
                         net --summary
   --duration D          stop after D

@@ -155,6 +155,7 @@ type Process struct {
 	Failures      uint64 `json:"failures"`
 	BytesSent     uint64 `json:"bytes_sent"`
 	BytesReceived uint64 `json:"bytes_received"`
+	RetransSegs   uint64 `json:"retrans_segs"` // segments retransmitted (updates, closes)
 	Peers         []Peer `json:"peers"`
 }
 
@@ -175,6 +176,7 @@ type Group struct {
 	Failures      uint64 `json:"failures"`
 	BytesSent     uint64 `json:"bytes_sent"`
 	BytesReceived uint64 `json:"bytes_received"`
+	RetransSegs   uint64 `json:"retrans_segs"` // segments retransmitted (updates, closes)
 	Peers         []Peer `json:"peers"`
 }
 
@@ -192,8 +194,10 @@ type Peer struct {
 	Closes        uint64            `json:"closes"`
 	BytesSent     uint64            `json:"bytes_sent"`
 	BytesReceived uint64            `json:"bytes_received"`
+	RetransSegs   uint64            `json:"retrans_segs"`          // segments retransmitted: updates' periods, and closes' rest
 	LatencyNs     *Percentiles      `json:"latency_ns,omitempty"`  // handshake latency
 	DurationNs    *Percentiles      `json:"duration_ns,omitempty"` // connection duration
+	RTTNs         *Percentiles      `json:"rtt_ns,omitempty"`      // smoothed RTT of updates and closes
 }
 
 // Percentiles of a distribution, in ns; absent when there were no samples.
