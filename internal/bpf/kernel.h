@@ -94,6 +94,8 @@ typedef struct {
 	__u32 val;
 } kuid_t;
 
+struct socket;
+
 struct sock {
 	struct sock_common __sk_common;
 	__u16 sk_type;
@@ -103,6 +105,7 @@ struct sock {
 	 * (sk_clone_lock copies the whole sock), a connected one has 0. */
 	__u32 sk_max_ack_backlog;
 	kuid_t sk_uid; /* who created the socket (fsuid at socket()) */
+	struct socket *sk_socket; /* NULL until accepted, and once orphaned */
 };
 
 /* A half-open inbound connection (struct request_sock): its addresses
@@ -132,6 +135,18 @@ struct inet_sock {
 
 struct socket {
 	struct sock *sk;
+};
+
+struct inode {
+	unsigned long i_ino;
+};
+
+/* sockfs allocates a socket and its inode together (SOCK_INODE()): the
+ * inode's number is what sock_diag's idiag_inode and /proc's socket:[N]
+ * show. */
+struct socket_alloc {
+	struct socket socket;
+	struct inode vfs_inode;
 };
 
 struct file {

@@ -35,7 +35,23 @@ struct conn {
 	 * that the events emitted so far account for. */
 	__u64 retrans_ns;
 	__u32 retrans_base;
+	/* The socket's inode number (sock_diag's idiag_inode), once a process
+	 * holds it: how user space finds the connection in a sock_diag dump
+	 * (--updates); 0 until then (an accepted connection's handshake end
+	 * runs before accept()). */
+	__u32 ino;
 };
+
+/* sk's socket inode number, 0 if no socket holds it (not yet accepted, or
+ * orphaned by close()). Truncated to 32 bits, as sock_diag reports it. */
+static __always_inline __u32 sock_ino(struct sock *sk)
+{
+	struct socket *sock = BPF_CORE_READ(sk, sk_socket);
+
+	if (!sock)
+		return 0;
+	return BPF_CORE_READ((struct socket_alloc *)sock, vfs_inode.i_ino);
+}
 
 /*
  * sock -> conn, for every connection the filters select, seen starting
@@ -125,6 +141,7 @@ static __always_inline void conn_connecting(struct sock *sk, __u64 key, bool con
 		return;
 	c.syn_ns = bpf_ktime_get_ns();
 	c.connect_pending = connect_pending;
+	c.ino = sock_ino(sk);
 	owner_current(&c.owner, pid_tgid);
 	conn_insert(key, &c);
 }
@@ -180,12 +197,14 @@ static __always_inline bool conn_accepted(struct sock *sk, __u64 pid_tgid)
 		fresh.inbound = 1;
 		fresh.accepted_early = state == TCP_SYN_RECV;
 		fresh.retrans_base = tcp_total_retrans(sk);
+		fresh.ino = sock_ino(sk);
 		owner_current(&fresh.owner, pid_tgid);
 		conn_insert(key, &fresh);
 		return true;
 	}
 	if (!c->owner.pid)
 		owner_current(&c->owner, pid_tgid);
+	c->ino = sock_ino(sk);
 	return true;
 }
 
@@ -222,6 +241,7 @@ static __always_inline struct conn *conn_held(struct sock *sk, __u64 key)
 		return NULL;
 	fresh.inbound = conn_was_accepted(sk);
 	fresh.retrans_base = tcp_total_retrans(sk);
+	fresh.ino = sock_ino(sk);
 	owner_current(&fresh.owner, pid_tgid);
 	/* Not counted when the table is full: a socket whose connect or
 	 * accept found it full was counted then, and this close is still

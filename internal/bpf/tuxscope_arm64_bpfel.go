@@ -59,7 +59,7 @@ type TuxscopeConn struct {
 	ResetSent      uint8
 	RetransNs      uint64
 	RetransBase    uint32
-	_              [4]byte
+	Ino            uint32
 }
 
 type TuxscopeDnsEvent struct {

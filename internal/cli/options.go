@@ -42,6 +42,9 @@ type netOptions struct {
 	// read (the reader is then woken only when a quarter of the ring
 	// buffer is full); 0: woken for every event.
 	MaxDelay time.Duration
+	// Updates is --updates: every Updates, an update event per tracked
+	// connection open that long (top: its --interval); 0: none.
+	Updates time.Duration
 
 	// By is --by (net --summary, top): what a summary row's group is.
 	By summary.GroupBy
@@ -58,6 +61,10 @@ type netOptions struct {
 // long enough that under load the reader wakes a few times a second, not
 // for every event.
 const DefaultMaxDelay = 100 * time.Millisecond
+
+// MinUpdates is the shortest --updates period: each costs a sock_diag
+// dump of the namespace's TCP sockets.
+const MinUpdates = 100 * time.Millisecond
 
 // errHelp means --help was asked for and usage was printed.
 var errHelp = flag.ErrHelp
@@ -142,6 +149,12 @@ Flags:
   --existing            first list the connections and listeners that already
                         exist (type existing; listeners with state LISTEN), so
                         their closes have context
+  --updates D           every D (seconds, or 500ms, 1m; at least 100ms), an update
+                        event (type update) per connection open that long: bytes
+                        each way in the period and in total, send and receive
+                        rates, RTT and retransmits, from the kernel's tcp_info
+                        (sock_diag, as ss -ti; connections in tuxscope's network
+                        namespace)
   --buffer-size SIZE    kernel ring buffer size, a power of two (default 4M)
   --conn-table N        connections tracked at once, both ends of a local one
                         counting (default 262144; about 220 bytes of kernel
@@ -176,14 +189,17 @@ const topUsage = `Usage: tuxscope top [flags]
 
 A live, full-screen view of who talks to whom: processes (or the groups
 of --by) and their peers with connections, failures, bytes, latency and
-duration, refreshed every --interval. Keys: s cycles the sort
-(connections, bytes, failures), / filters by group or peer (Enter applies,
+duration, and the live send and receive rates and retransmits of its
+open connections (from update events, one per connection per refresh),
+refreshed every --interval. Keys: s cycles the sort (connections,
+bytes, failures, rate, retrans), / filters by group or peer (Enter applies,
 Esc clears), c clears the counters, q quits. When stdout is not a
 terminal it prints a plain summary every --interval instead.
 
 Flags:
   --interval D          refresh every D (default 2s; seconds, or 500ms, 1m)
-  --sort KEY            connections (default), bytes or failures
+  --sort KEY            connections (default), bytes, failures, rate (live send
+                        plus receive) or retrans
   --by GROUP            process (default), comm, container or pod: as for
                         net --summary
   --duration D          stop after D
@@ -271,6 +287,7 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 			return nil
 		}), "type", "")
 		fs.BoolVar(&opts.Existing, "existing", false, "")
+		fs.Var(durationFlag{&opts.Updates}, "updates", "")
 		fs.BoolVar(&opts.Summary, "summary", false, "")
 		fs.IntVar(&opts.Top, "top", 10, "")
 	}
@@ -319,6 +336,8 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 		if opts.Interval <= 0 {
 			return opts, errors.New("--interval must be positive")
 		}
+		// The live rates: one update per connection per refresh.
+		opts.Updates = max(opts.Interval, MinUpdates)
 		if opts.Sort, err = summary.ParseSortBy(sortBy); err != nil {
 			return opts, err
 		}
@@ -348,6 +367,9 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 	}
 	if opts.ShowDNS && opts.NoNames {
 		return opts, errors.New("--dns and --no-names exclude each other")
+	}
+	if opts.Updates > 0 && opts.Updates < MinUpdates {
+		return opts, fmt.Errorf("--updates must be at least %v (or 0: none)", MinUpdates)
 	}
 	if opts.MaxDelay > time.Second {
 		return opts, errors.New("--max-delay must be at most 1s")
@@ -405,6 +427,7 @@ func (o *netOptions) tracerConfig() tracer.Config {
 		DNS:             !o.NoNames,
 		MaxDelay:        o.MaxDelay,
 		Tick:            o.Interval,
+		Updates:         o.Updates,
 	}
 }
 

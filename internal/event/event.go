@@ -31,7 +31,10 @@ const (
 	Reset       Type = 9  // a reset was sent or received on a connection
 	Listen      Type = 10 // a socket started listening
 	Unlisten    Type = 11 // a listener closed
-	Lost        Type = 255
+	// Update is a tracked connection's throughput, RTT and retransmits
+	// over the last period, from its tcp_info (--updates; user space only).
+	Update Type = 12
+	Lost   Type = 255
 )
 
 // types says, in one place, what tuxscope knows of each event type.
@@ -54,6 +57,7 @@ var types = [...]struct {
 	Reset:       {"reset", true, true},
 	Listen:      {"listen", true, true},
 	Unlisten:    {"unlisten", true, true},
+	Update:      {"update", false, true},
 }
 
 // Types are the event types a user can ask for with --type, in order.
@@ -132,13 +136,15 @@ type Event struct {
 	BytesSent     uint64 // close: data bytes sent, retransmissions counted once
 	BytesReceived uint64 // close: bytes received
 	Cookie        uint64 // close: the socket's cookie, 0 if it had none
-	// State is the TCP state (include/net/tcp_states.h): existing's;
-	// retransmit's when it retransmitted; reset's before the reset.
+	// State is the TCP state (include/net/tcp_states.h): existing's and
+	// update's; retransmit's when it retransmitted; reset's before the
+	// reset.
 	State uint8
 
-	// The connection's health as tcp_info reports it (close, existing):
-	// smoothed RTT and its mean deviation in µs, segments retransmitted
-	// in all (retransmit: so far), payload bytes retransmitted.
+	// The connection's health as tcp_info reports it (close, existing,
+	// update): smoothed RTT and its mean deviation in µs, segments
+	// retransmitted in all (retransmit: so far), payload bytes
+	// retransmitted; 0: unknown.
 	SRTTUs, RTTVarUs uint32
 	RetransSegs      uint32
 	BytesRetrans     uint64
@@ -151,6 +157,14 @@ type Event struct {
 	// Backlog is a listener's (listen, unlisten, existing LISTEN): its
 	// accept queue's limit, listen()'s backlog capped at somaxconn.
 	Backlog uint32
+
+	// Update: the period the update covers (since the previous update,
+	// or since the connection was established) and what it saw in it.
+	// BytesSent and BytesReceived are the totals so far.
+	PeriodNs            uint64
+	PeriodBytesSent     uint64
+	PeriodBytesReceived uint64
+	PeriodRetrans       uint32 // segments retransmitted in the period
 
 	// Hostname is the name that resolved to the remote address (outbound
 	// events), learned from DNS; HostnameSource says whose lookup it was:
@@ -236,6 +250,22 @@ func (e *Event) ResetBy() string {
 		return "local"
 	}
 	return "remote"
+}
+
+// SendRate is an update's send rate over its period, in bytes per second
+// (0 for an empty period).
+func (e *Event) SendRate() uint64 { return perSecond(e.PeriodBytesSent, e.PeriodNs) }
+
+// ReceiveRate is an update's receive rate over its period, in bytes per
+// second.
+func (e *Event) ReceiveRate() uint64 { return perSecond(e.PeriodBytesReceived, e.PeriodNs) }
+
+// perSecond is n over ns nanoseconds, per second, rounded.
+func perSecond(n, ns uint64) uint64 {
+	if ns == 0 {
+		return 0
+	}
+	return uint64(float64(n)*1e9/float64(ns) + 0.5)
 }
 
 // Comm is the process's name (its thread-group leader's) as the kernel

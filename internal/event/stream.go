@@ -37,6 +37,10 @@ const (
 	// OutputError: records that could not be written to the --output file
 	// (a write failed, e.g. the disk was full).
 	OutputError
+	// UpdateLimit: update events not made in a period because more
+	// tracked connections were due than the per-period limit; each one
+	// skipped is updated later, over a longer period.
+	UpdateLimit
 
 	// NumLossReasons is how many reasons there are.
 	NumLossReasons
@@ -54,6 +58,7 @@ var lossReasons = [NumLossReasons]struct{ key, line string }{
 	DNSEvicted:     {"evicted", "forgot %d DNS names, queries or partial messages to stay within the DNS memory bound"},
 	OutputFull:     {"output_full", "dropped %d events before the --output file: its writer could not keep up (a slow or stalled disk)"},
 	OutputError:    {"output_error", "%d records not written to the --output file: writing it failed"},
+	UpdateLimit:    {"update_limit", "%d connection updates skipped: more connections were due than the per-period limit; each is updated later, over a longer period"},
 }
 
 // DNS reports whether this is about DNS messages, not lost events.

@@ -69,8 +69,27 @@ func appendDetail(b []byte, e *event.Event) []byte {
 //	reset        by remote, ESTABLISHED
 //	listen       backlog 4096
 //	existing     state LISTEN, backlog 511, v6only
+//	update       sent 1.00MB/s, received 3.40kB/s, rtt 1.20ms, 2 retrans
 func appendTypeDetail(b []byte, e *event.Event) []byte {
 	switch e.Type {
+	case event.Update:
+		b = append(b, "sent "...)
+		b = AppendByteRate(b, e.SendRate())
+		b = append(b, ", received "...)
+		b = AppendByteRate(b, e.ReceiveRate())
+		if e.SRTTUs > 0 {
+			b = append(b, ", rtt "...)
+			b = AppendDuration(b, uint64(e.SRTTUs)*1000)
+		}
+		if e.PeriodRetrans > 0 {
+			b = append(b, ", "...)
+			b = strconv.AppendUint(b, uint64(e.PeriodRetrans), 10)
+			b = append(b, " retrans"...)
+		}
+		if e.State != 0 && e.State != 1 { // closing: say so
+			b = append(b, ", "...)
+			b = append(b, event.TCPStateName(e.State)...)
+		}
 	case event.DNS:
 		if d := e.DNSInfo; d != nil {
 			b, _ = appendTerminalSafe(b, []byte(d.Name))
@@ -196,11 +215,17 @@ func appendHealth(b []byte, e *event.Event) []byte {
 	return b
 }
 
-// AppendDuration writes ns with three significant digits: 850ns, 85.0µs,
-// 1.23ms, 12.3s; seconds past 999s stay whole (1234s).
-func AppendDuration(b []byte, ns uint64) []byte {
-	units := [...]string{"ns", "µs", "ms", "s"}
-	v, u := float64(ns), 0
+// AppendByteRate writes bytes per second with three significant digits,
+// in decimal units: 850B/s, 1.20kB/s, 12.3MB/s, 1.00GB/s.
+func AppendByteRate(b []byte, perSec uint64) []byte {
+	return append(appendSI(b, float64(perSec), rateUnits), "/s"...)
+}
+
+// appendSI writes v in the largest unit (each 1000 times the one before)
+// that keeps it under 1000, with three significant digits; whole numbers
+// in the first unit.
+func appendSI(b []byte, v float64, units []string) []byte {
+	u := 0
 	for u < len(units)-1 && v >= 999.5 {
 		v /= 1000
 		u++
@@ -228,3 +253,12 @@ func appendBacklog(b []byte, e *event.Event) []byte {
 	}
 	return b
 }
+
+// AppendDuration writes ns with three significant digits: 850ns, 85.0µs,
+// 1.23ms, 12.3s; seconds past 999s stay whole (1234s).
+func AppendDuration(b []byte, ns uint64) []byte {
+	return appendSI(b, float64(ns), durationUnits)
+}
+
+var durationUnits = []string{"ns", "µs", "ms", "s"}
+var rateUnits = []string{"B", "kB", "MB", "GB", "TB"}

@@ -9,3 +9,14 @@ func TestAppendDurationBoundaries(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendByteRate(t *testing.T) {
+	for in, want := range map[uint64]string{
+		0: "0B/s", 850: "850B/s", 999: "999B/s", 1000: "1.00kB/s", 3400: "3.40kB/s", 99_960: "100kB/s",
+		1_000_000: "1.00MB/s", 12_345_678: "12.3MB/s", 1_000_000_000: "1.00GB/s",
+	} {
+		if got := string(AppendByteRate(nil, in)); got != want {
+			t.Errorf("AppendByteRate(%d) = %q, want %q", in, got, want)
+		}
+	}
+}

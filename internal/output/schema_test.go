@@ -64,6 +64,14 @@ func TestJSONLinesFollowTheSchema(t *testing.T) {
 		if e.Type == event.Close && (got.BytesSent == nil || *got.BytesSent != e.BytesSent || got.BytesReceived == nil || *got.BytesReceived != e.BytesReceived) {
 			t.Errorf("%s: bytes read back as %v %v", line, got.BytesSent, got.BytesReceived)
 		}
+		if e.Type == event.Update && (got.State == "" || got.BytesSent == nil || *got.BytesSent != e.BytesSent ||
+			got.PeriodNs == nil || *got.PeriodNs != e.PeriodNs || got.PeriodBytesSent == nil || *got.PeriodBytesSent != e.PeriodBytesSent ||
+			got.PeriodBytesReceived == nil || *got.PeriodBytesReceived != e.PeriodBytesReceived ||
+			got.SendBytesPerS == nil || *got.SendBytesPerS != e.SendRate() || got.ReceiveBytesPerS == nil || *got.ReceiveBytesPerS != e.ReceiveRate() ||
+			got.SRTTUs == nil || *got.SRTTUs != e.SRTTUs || got.RTTVarUs == nil || *got.RTTVarUs != e.RTTVarUs ||
+			got.RetransSegs == nil || *got.RetransSegs != e.RetransSegs || got.PeriodRetrans == nil || *got.PeriodRetrans != e.PeriodRetrans) {
+			t.Errorf("%s: update read back as %+v", line, got)
+		}
 		if d := e.DNSInfo; d != nil && (got.Query != d.Name || got.QType != d.QType || got.RCode != d.RCode ||
 			!reflect.DeepEqual(got.Answers, d.Answers) || !reflect.DeepEqual(got.CNAMEs, d.CNAMEs) || got.TTL == nil || *got.TTL != d.TTL) {
 			t.Errorf("%s: DNS answer read back as %v", line, got)

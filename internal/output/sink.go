@@ -437,6 +437,8 @@ func appendLifecycleJSON(b []byte, e *event.Event) []byte {
 		b = append(b, e.ResetBy()...)
 		b = append(b, '"')
 		return appendStateJSON(b, e)
+	case event.Update:
+		return appendUpdateJSON(b, e)
 	case event.Established, event.Failed:
 		b = append(b, `,"latency_ns":`...)
 		b = strconv.AppendUint(b, e.LatencyNs, 10)
@@ -485,6 +487,28 @@ func appendListenerJSON(b []byte, e *event.Event) []byte {
 	b = strconv.AppendUint(b, uint64(e.Backlog), 10)
 	if e.Flags&event.FlagV6Only != 0 {
 		b = append(b, `,"v6only":true`...)
+	}
+	return b
+}
+
+// appendUpdateJSON adds an update's keys: the state, the totals, the
+// period and what it saw, the rates, RTT and retransmits.
+func appendUpdateJSON(b []byte, e *event.Event) []byte {
+	b = append(b, `,"state":"`...)
+	b = append(b, event.TCPStateName(e.State)...)
+	for _, kv := range [...]struct {
+		key string
+		v   uint64
+	}{
+		{`","bytes_sent":`, e.BytesSent}, {`,"bytes_received":`, e.BytesReceived},
+		{`,"period_ns":`, e.PeriodNs},
+		{`,"period_bytes_sent":`, e.PeriodBytesSent}, {`,"period_bytes_received":`, e.PeriodBytesReceived},
+		{`,"send_bytes_per_s":`, e.SendRate()}, {`,"receive_bytes_per_s":`, e.ReceiveRate()},
+		{`,"srtt_us":`, uint64(e.SRTTUs)}, {`,"rttvar_us":`, uint64(e.RTTVarUs)},
+		{`,"period_retrans":`, uint64(e.PeriodRetrans)}, {`,"retrans_segs":`, uint64(e.RetransSegs)},
+	} {
+		b = append(b, kv.key...)
+		b = strconv.AppendUint(b, kv.v, 10)
 	}
 	return b
 }

@@ -18,7 +18,7 @@ import "fmt"
 type Event struct {
 	Time        string `json:"time"`         // wall-clock time, RFC 3339 with nanoseconds
 	TimestampNs uint64 `json:"timestamp_ns"` // kernel CLOCK_MONOTONIC; not on lost records
-	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, retransmit, reset, listen, unlisten, existing, dns, lost, dns_dropped
+	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, retransmit, reset, listen, unlisten, existing, dns, update, lost, dns_dropped
 	PID         int    `json:"pid"`          // process (tgid) that connected or accepted (a close: that held and closed the socket); 0 if unknown
 	TID         int    `json:"tid"`          // its thread
 	UID         int    `json:"uid"`
@@ -42,7 +42,7 @@ type Event struct {
 	HostnameSource string   `json:"hostname_source,omitempty"` // process, cgroup or host: whose lookup it was
 	HostnameAlso   []string `json:"hostname_also,omitempty"`   // other names live for that address
 
-	State string `json:"state,omitempty"` // existing, retransmit, reset (before it): the TCP state, e.g. ESTABLISHED
+	State string `json:"state,omitempty"` // existing, update, retransmit, reset (before it): the TCP state, e.g. ESTABLISHED
 
 	// Backlog is a listener's accept queue limit (listen, unlisten,
 	// existing with state LISTEN); V6Only says an IPv6 listener takes no
@@ -60,16 +60,16 @@ type Event struct {
 
 	LatencyNs     *uint64 `json:"latency_ns,omitempty"`     // established, failed: since the SYN; dns: since the query
 	DurationNs    *uint64 `json:"duration_ns,omitempty"`    // close: since established, absent when unknown
-	BytesSent     *uint64 `json:"bytes_sent,omitempty"`     // close: data bytes sent
-	BytesReceived *uint64 `json:"bytes_received,omitempty"` // close: data bytes received
+	BytesSent     *uint64 `json:"bytes_sent,omitempty"`     // close, update: data bytes sent (update: so far)
+	BytesReceived *uint64 `json:"bytes_received,omitempty"` // close, update: data bytes received
 	ClosedBy      string  `json:"closed_by,omitempty"`      // close: local or remote, who closed (or reset) first
 	Reset         bool    `json:"reset,omitempty"`          // close: it ended with a reset, sent or received (closed_by says who closed first)
 	ResetBy       string  `json:"reset_by,omitempty"`       // reset: local (this end sent it) or remote
 
 	// The connection's health, as tcp_info reports it.
-	SRTTUs       *uint32 `json:"srtt_us,omitempty"`       // close, existing: smoothed RTT, µs
-	RTTVarUs     *uint32 `json:"rttvar_us,omitempty"`     // close, existing: its mean deviation, µs
-	RetransSegs  *uint32 `json:"retrans_segs,omitempty"`  // close, existing: segments retransmitted in all; retransmit: so far
+	SRTTUs       *uint32 `json:"srtt_us,omitempty"`       // close, existing, update: smoothed RTT, µs (tcp_info's tcpi_rtt)
+	RTTVarUs     *uint32 `json:"rttvar_us,omitempty"`     // close, existing, update: its mean deviation, µs
+	RetransSegs  *uint32 `json:"retrans_segs,omitempty"`  // close, existing, update: segments retransmitted in all; retransmit: so far
 	BytesRetrans *uint64 `json:"bytes_retrans,omitempty"` // close, existing: payload bytes retransmitted
 	SynRetrans   *uint8  `json:"syn_retrans,omitempty"`   // established: SYNs resent before the handshake completed
 	Retransmits  *uint32 `json:"retransmits,omitempty"`   // retransmit: segments retransmitted since the connection's last retransmit event
@@ -86,6 +86,16 @@ type Event struct {
 	Answers []string `json:"answers,omitempty"`
 	CNAMEs  []string `json:"cnames,omitempty"` // dns: the alias chain, in order
 	TTL     *uint32  `json:"ttl,omitempty"`    // dns: the smallest TTL of the answers
+
+	// update: the period since the previous update (or since the
+	// connection was established) and what it saw (the connection's
+	// health from tcp_info is in the keys above).
+	PeriodNs            *uint64 `json:"period_ns,omitempty"`
+	PeriodBytesSent     *uint64 `json:"period_bytes_sent,omitempty"`
+	PeriodBytesReceived *uint64 `json:"period_bytes_received,omitempty"`
+	SendBytesPerS       *uint64 `json:"send_bytes_per_s,omitempty"`    // period_bytes_sent per second of the period
+	ReceiveBytesPerS    *uint64 `json:"receive_bytes_per_s,omitempty"` // period_bytes_received per second
+	PeriodRetrans       *uint32 `json:"period_retrans,omitempty"`      // segments retransmitted in the period
 
 	Count uint64 `json:"count,omitempty"` // lost: how many events; dns_dropped: how many messages or entries; open_at_exit: how many connections
 	// open_at_exit: the connections still open when tuxscope stopped, by
@@ -162,6 +172,7 @@ type Process struct {
 	Failures      uint64 `json:"failures"`
 	BytesSent     uint64 `json:"bytes_sent"`
 	BytesReceived uint64 `json:"bytes_received"`
+	RetransSegs   uint64 `json:"retrans_segs"` // segments retransmitted (updates, closes)
 	Peers         []Peer `json:"peers"`
 }
 
@@ -182,6 +193,7 @@ type Group struct {
 	Failures      uint64 `json:"failures"`
 	BytesSent     uint64 `json:"bytes_sent"`
 	BytesReceived uint64 `json:"bytes_received"`
+	RetransSegs   uint64 `json:"retrans_segs"` // segments retransmitted (updates, closes)
 	Peers         []Peer `json:"peers"`
 }
 
@@ -199,8 +211,10 @@ type Peer struct {
 	Closes        uint64            `json:"closes"`
 	BytesSent     uint64            `json:"bytes_sent"`
 	BytesReceived uint64            `json:"bytes_received"`
+	RetransSegs   uint64            `json:"retrans_segs"`          // segments retransmitted: updates' periods, and closes' rest
 	LatencyNs     *Percentiles      `json:"latency_ns,omitempty"`  // handshake latency
 	DurationNs    *Percentiles      `json:"duration_ns,omitempty"` // connection duration
+	RTTNs         *Percentiles      `json:"rtt_ns,omitempty"`      // smoothed RTT of updates and closes
 }
 
 // Percentiles of a distribution, in ns; absent when there were no samples.

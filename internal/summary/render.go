@@ -35,7 +35,14 @@ func dur(d time.Duration, ok bool) string {
 }
 
 // TableHeader is the summary table's column line, --by process.
-const TableHeader = "PID      COMM             DIR  PEER                                  CONNS   FAIL   SENT         RECEIVED     LATENCY p50/p99    DURATION p50/p99\n"
+const TableHeader = "PID      COMM             DIR  PEER                                  CONNS   FAIL   SENT         RECEIVED     LATENCY p50/p99    DURATION p50/p99   RETRANS  RTT p50/p90/p99\n"
+
+// liveCols are the columns `tuxscope top` adds after PEER: the live rates
+// each way (from updates) and the retransmitted segments.
+const liveCols = "SEND/s     RECV/s     RETR  "
+
+// peerEnd is where PEER's column ends in TableHeader.
+const peerEnd = 69
 
 // groupCol is the width of the group column of the other groupings: that
 // of PID and COMM together, so the columns after it stay where they are (a
@@ -49,6 +56,14 @@ func Header(g GroupBy) string {
 		return TableHeader
 	}
 	return fmt.Sprintf("%-*s %s", groupCol, strings.ToUpper(g.String()), TableHeader[groupCol+1:])
+}
+
+// LiveHeader is `tuxscope top`'s column line: Header with the live
+// columns after PEER, and without RETRANS at the end (RETR is among them).
+func LiveHeader(g GroupBy) string {
+	h := Header(g)
+	h = strings.Replace(h, "RETRANS  ", "", 1)
+	return h[:peerEnd] + liveCols + h[peerEnd:]
 }
 
 // WriteTable writes a summary for people: a title line, then one line per
@@ -77,7 +92,13 @@ func WriteTable(w io.Writer, a *Aggregator, end time.Time, by SortBy, topPeers i
 }
 
 // FormatRow is one row of the summary table, without a newline.
-func FormatRow(r *Row) string {
+func FormatRow(r *Row) string { return formatRow(r, false) }
+
+// FormatLiveRow is one row of `tuxscope top` (LiveHeader's columns): the
+// live rates and retransmits after PEER.
+func FormatLiveRow(r *Row) string { return formatRow(r, true) }
+
+func formatRow(r *Row, live bool) string {
 	dir := "out"
 	if r.Inbound {
 		dir = "in"
@@ -96,10 +117,29 @@ func FormatRow(r *Row) string {
 	l99, ok99 := r.Latency(99)
 	d50, okd50 := r.Duration(50)
 	d99, okd99 := r.Duration(99)
-	return fmt.Sprintf("%s %-4s %-37s %5d  %5d  %-12d %-12d %-18s %s",
-		who, dir, r.peerString(), r.Connections(), r.Failures, r.BytesSent, r.BytesReceived,
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %-4s %-37s ", who, dir, r.peerString())
+	if live {
+		fmt.Fprintf(&b, "%-10s %-10s %4d  ", rate(r.SendRate), rate(r.ReceiveRate), r.Retrans)
+	}
+	fmt.Fprintf(&b, "%5d  %5d  %-12d %-12d %-18s %-18s ", r.Connections(), r.Failures, r.BytesSent, r.BytesReceived,
 		dur(l50, ok50)+"/"+dur(l99, ok99), dur(d50, okd50)+"/"+dur(d99, okd99))
+	if !live {
+		fmt.Fprintf(&b, "%8d  ", r.Retrans) // SENT and after sit a column left of their headers
+	}
+	b.WriteString(r.rttString())
+	return b.String()
 }
+
+// rttString is the RTT percentiles, p50/p90/p99, or -/-/- without samples.
+func (r *Row) rttString() string {
+	p50, ok := r.RTT(50)
+	p90, _ := r.RTT(90)
+	p99, _ := r.RTT(99)
+	return dur(p50, ok) + "/" + dur(p90, ok) + "/" + dur(p99, ok)
+}
+
+func rate(perSec uint64) string { return string(output.AppendByteRate(nil, perSec)) }
 
 // Matches reports whether s is in a row's group (a process's name or pid;
 // a name; a container's label, full id or names; a pod's label, uid,
@@ -146,8 +186,8 @@ func jsonPeers(rows []*Row) []schema.Peer {
 		peers = append(peers, schema.Peer{
 			Direction: dir, Peer: r.Peer.String(), Hostname: r.Hostname, Port: r.Port, Connects: r.Connects, Accepts: r.Accepts,
 			Established: r.Established, Failures: r.Failures, Errors: r.Errors, Closes: r.Closes,
-			BytesSent: r.BytesSent, BytesReceived: r.BytesReceived,
-			LatencyNs: percentiles(r.Latency), DurationNs: percentiles(r.Duration),
+			BytesSent: r.BytesSent, BytesReceived: r.BytesReceived, RetransSegs: r.Retrans,
+			LatencyNs: percentiles(r.Latency), DurationNs: percentiles(r.Duration), RTTNs: percentiles(r.RTT),
 		})
 	}
 	return peers
@@ -169,13 +209,13 @@ func WriteJSON(w io.Writer, a *Aggregator, end time.Time, by SortBy, topPeers in
 	for _, p := range a.Groups(by, topPeers) {
 		if a.by == GroupProcess {
 			s.Processes = append(s.Processes, schema.Process{PID: p.PID, Comm: p.Comm, Connects: p.Total.Connects, Accepts: p.Total.Accepts,
-				Failures: p.Total.Failures, BytesSent: p.Total.BytesSent, BytesReceived: p.Total.BytesReceived, Peers: jsonPeers(p.Rows)})
+				Failures: p.Total.Failures, BytesSent: p.Total.BytesSent, BytesReceived: p.Total.BytesReceived, RetransSegs: p.Total.Retrans, Peers: jsonPeers(p.Rows)})
 			continue
 		}
 		s.Groups = append(s.Groups, schema.Group{Group: p.Label(), Comm: p.Comm,
 			ContainerID: p.ContainerID, Runtime: p.Runtime, Container: p.Container, PodUID: p.PodUID, Pod: p.Pod, Namespace: p.Namespace,
 			Connects: p.Total.Connects, Accepts: p.Total.Accepts,
-			Failures: p.Total.Failures, BytesSent: p.Total.BytesSent, BytesReceived: p.Total.BytesReceived, Peers: jsonPeers(p.Rows)})
+			Failures: p.Total.Failures, BytesSent: p.Total.BytesSent, BytesReceived: p.Total.BytesReceived, RetransSegs: p.Total.Retrans, Peers: jsonPeers(p.Rows)})
 	}
 	if o := a.openAtExit; o != nil {
 		s.OpenAtExit = &schema.OpenAtExit{Count: o.Total(), Outbound: o.Outbound, Inbound: o.Inbound}

@@ -61,7 +61,7 @@ func (s *Sink) Tick(now time.Time) error {
 	if err := s.write(now); err != nil {
 		return err
 	}
-	s.agg = New(now, s.group)
+	s.agg = s.agg.Next(now)
 	for !s.next.After(now) {
 		s.next = s.next.Add(s.interval)
 	}

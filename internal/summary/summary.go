@@ -42,9 +42,18 @@ type Row struct {
 	BytesReceived uint64
 	Errors        map[string]uint64 // failures by reason ("refused", ...)
 	Hostname      string            // the peer's name, as last resolved (outbound)
-	latency       samples           // handshake latencies (ns)
-	duration      samples           // connection durations (ns)
-	group         *group            // the row's group, but --by process
+	// Retrans is segments retransmitted: each update's, and at a close
+	// what its connection retransmitted since its last update (all of it
+	// without one).
+	Retrans uint64
+	// SendRate and ReceiveRate are the live rates (bytes/s): the sums of
+	// the latest update of each of the row's open connections; set by
+	// Groups.
+	SendRate, ReceiveRate uint64
+	latency               samples // handshake latencies (ns)
+	duration              samples // connection durations (ns)
+	rtt                   samples // smoothed RTTs (ns) of updates and closes
+	group                 *group  // the row's group, but --by process
 }
 
 // Connections is connects plus accepts: how the rows are ranked.
@@ -58,6 +67,13 @@ func (r *Row) Latency(p float64) (time.Duration, bool) { return r.latency.percen
 
 // Duration returns the p-th percentile (0..100) of connection durations.
 func (r *Row) Duration(p float64) (time.Duration, bool) { return r.duration.percentile(p) }
+
+// RTT returns the p-th percentile (0..100) of the smoothed RTTs that
+// updates and closes reported.
+func (r *Row) RTT(p float64) (time.Duration, bool) { return r.rtt.percentile(p) }
+
+// Rate is the live rate both ways.
+func (r *Row) Rate() uint64 { return r.SendRate + r.ReceiveRate }
 
 // maxSamples bounds the memory a row's percentiles take; past it, samples
 // are kept by reservoir sampling, so percentiles stay unbiased estimates.
@@ -243,7 +259,33 @@ type Aggregator struct {
 	// openAtExit is set on the last period only: the tracked connections
 	// still open when tracing stopped.
 	openAtExit *event.OpenCount
+	// live is the open connections' latest updates, carried from period
+	// to period (Next).
+	live *liveConns
 }
+
+// liveConns is what the updates said of each open connection, by socket
+// cookie: its latest rates, and the retransmits already counted.
+type liveConns struct {
+	conns map[uint64]*liveConn
+	// lastNs is the newest update's timestamp: a connection no update
+	// has named for two of its periods since is gone (its close was
+	// filtered out, or lost).
+	lastNs uint64
+}
+
+type liveConn struct {
+	key          Key
+	send, recv   uint64 // bytes/s
+	atNs, period uint64 // the latest update's time and period
+	retrans      uint32 // retrans_segs at the latest update
+}
+
+// maxLive bounds the connections whose live rates are kept (the kernel
+// side's default --conn-table): past it, new ones have none.
+const maxLive = 1 << 18
+
+func (l *liveConns) stale(c *liveConn) bool { return l.lastNs-c.atNs > 2*c.period }
 
 // maxRows bounds memory on hosts that talk to very many peers: past it,
 // events for new rows are counted as dropped, not stored.
@@ -251,7 +293,16 @@ const maxRows = 100_000
 
 // New starts an empty aggregation at start, grouped by by.
 func New(start time.Time, by GroupBy) *Aggregator {
-	return &Aggregator{by: by, rows: map[Key]*Row{}, groups: map[string]*group{}, since: start, rng: rand.New(rand.NewPCG(1, 2))}
+	return &Aggregator{by: by, rows: map[Key]*Row{}, groups: map[string]*group{}, since: start, rng: rand.New(rand.NewPCG(1, 2)),
+		live: &liveConns{conns: map[uint64]*liveConn{}}}
+}
+
+// Next starts the next period's aggregation at start: empty counters,
+// the open connections' live rates and retransmit baselines carried over.
+func (a *Aggregator) Next(start time.Time) *Aggregator {
+	n := New(start, a.by)
+	n.live = a.live
+	return n
 }
 
 // By is what the rows are grouped by.
@@ -340,34 +391,83 @@ func (a *Aggregator) Add(e *event.Event) {
 		if e.DurationNs > 0 {
 			r.duration.add(e.DurationNs, a.rng)
 		}
+		counted := uint32(0)
+		if c := a.live.conns[e.Cookie]; c != nil && e.Cookie != 0 {
+			counted = c.retrans
+			delete(a.live.conns, e.Cookie)
+		}
+		r.Retrans += uint64(e.RetransSegs - min(e.RetransSegs, counted))
+		if e.SRTTUs > 0 {
+			r.rtt.add(uint64(e.SRTTUs)*1000, a.rng)
+		}
+	case event.Update:
+		r.Retrans += uint64(e.PeriodRetrans)
+		if e.SRTTUs > 0 {
+			r.rtt.add(uint64(e.SRTTUs)*1000, a.rng)
+		}
+		a.live.lastNs = max(a.live.lastNs, e.TimestampNs)
+		c := a.live.conns[e.Cookie]
+		if c == nil {
+			if e.Cookie == 0 || len(a.live.conns) >= maxLive {
+				return
+			}
+			c = &liveConn{}
+			a.live.conns[e.Cookie] = c
+		}
+		*c = liveConn{key: k, send: e.SendRate(), recv: e.ReceiveRate(), atNs: e.TimestampNs, period: e.PeriodNs, retrans: e.RetransSegs}
+	}
+}
+
+// liveRates sets each row's live rates from the open connections'
+// latest updates (forgetting those gone stale), making the rows of
+// connections only carried over from an earlier period.
+func (a *Aggregator) liveRates() {
+	for _, r := range a.rows {
+		r.SendRate, r.ReceiveRate = 0, 0
+	}
+	for cookie, c := range a.live.conns {
+		if a.live.stale(c) {
+			delete(a.live.conns, cookie)
+			continue
+		}
+		r := a.rows[c.key]
+		if r == nil {
+			continue // a new period: its next update makes the row
+		}
+		r.SendRate += c.send
+		r.ReceiveRate += c.recv
 	}
 }
 
 // SortBy orders rows.
 type SortBy int
 
-// The orders `tuxscope top` cycles through.
+// The orders `tuxscope top` cycles through: rate is the live rate both
+// ways (updates), retrans the segments retransmitted.
 const (
 	ByConnections SortBy = iota
 	ByBytes
 	ByFailures
+	ByRate
+	ByRetrans
+	numSortBy
 )
 
 func (s SortBy) String() string {
-	return [...]string{"connections", "bytes", "failures"}[s]
+	return [...]string{"connections", "bytes", "failures", "rate", "retrans"}[s]
 }
 
 // Next is the order after s, cycling.
-func (s SortBy) Next() SortBy { return (s + 1) % 3 }
+func (s SortBy) Next() SortBy { return (s + 1) % numSortBy }
 
 // ParseSortBy reads a --sort value.
 func ParseSortBy(v string) (SortBy, error) {
-	for s := ByConnections; s <= ByFailures; s++ {
+	for s := ByConnections; s < numSortBy; s++ {
 		if s.String() == v {
 			return s, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown sort %q (want connections, bytes or failures)", v)
+	return 0, fmt.Errorf("unknown sort %q (want connections, bytes, failures, rate or retrans)", v)
 }
 
 func (s SortBy) value(r *Row) uint64 {
@@ -376,6 +476,10 @@ func (s SortBy) value(r *Row) uint64 {
 		return r.Bytes()
 	case ByFailures:
 		return r.Failures
+	case ByRate:
+		return r.Rate()
+	case ByRetrans:
+		return r.Retrans
 	}
 	return r.Connections()
 }
@@ -402,6 +506,7 @@ func (a *Aggregator) Groups(by SortBy, topPeers int) []Group {
 		comm  string
 		group string
 	}
+	a.liveRates()
 	byKey := map[gk]*Group{}
 	var out []*Group
 	for _, r := range a.rows {
@@ -424,6 +529,9 @@ func (a *Aggregator) Groups(by SortBy, topPeers int) []Group {
 		t.Closes += r.Closes
 		t.BytesSent += r.BytesSent
 		t.BytesReceived += r.BytesReceived
+		t.Retrans += r.Retrans
+		t.SendRate += r.SendRate
+		t.ReceiveRate += r.ReceiveRate
 	}
 	for _, p := range out {
 		slices.SortFunc(p.Rows, func(x, y *Row) int {

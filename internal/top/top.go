@@ -54,7 +54,7 @@ func (f *Feed) StillOpen(event.OpenCount, time.Time) error { return nil }
 
 func (f *Feed) clear() {
 	f.mu.Lock()
-	f.agg = summary.New(time.Now(), f.by)
+	f.agg = f.agg.Next(time.Now())
 	f.mu.Unlock()
 }
 
@@ -137,7 +137,7 @@ func (m Model) View() string {
 		shown := false
 		for _, r := range p.Rows {
 			if r.Matches(m.filter) {
-				rows = append(rows, summary.FormatRow(r))
+				rows = append(rows, summary.FormatLiveRow(r))
 				shown = true
 			}
 		}
@@ -158,7 +158,7 @@ func (m Model) View() string {
 	default:
 		b.WriteString("keys: s sort  / filter  c clear  q quit\n")
 	}
-	b.WriteString(clip(strings.TrimSuffix(summary.Header(m.feed.by), "\n"), m.width))
+	b.WriteString(clip(strings.TrimSuffix(summary.LiveHeader(m.feed.by), "\n"), m.width))
 	b.WriteByte('\n')
 	room := m.height - 4
 	for i, r := range rows {

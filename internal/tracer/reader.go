@@ -51,6 +51,9 @@ type readerConfig struct {
 	// Tick is how often Handler.Tick is called, at most every
 	// lossCheckInterval; 0: every lossCheckInterval.
 	Tick time.Duration
+	// Updates is how often the reader's poll runs (update events); 0:
+	// never.
+	Updates time.Duration
 }
 
 // reader owns the read loop: it reads records, decodes them, hands them
@@ -61,6 +64,9 @@ type reader struct {
 	cfg       readerConfig
 	malformed uint64
 	seen      event.LossCounts // what the handler was told
+	// poll, when set, runs about every cfg.Updates, between records: it
+	// hands h the update events (and their losses).
+	poll func(now time.Time, h event.Handler) error
 }
 
 // newReader reads ring.
@@ -82,6 +88,11 @@ func (r *reader) Run(ctx context.Context, h event.Handler) error {
 	)
 	if r.cfg.Tick > 0 {
 		every = min(every, r.cfg.Tick)
+	}
+	var nextPoll time.Time
+	if r.poll != nil && r.cfg.Updates > 0 {
+		every = min(every, r.cfg.Updates)
+		nextPoll = time.Now().Add(r.cfg.Updates)
 	}
 	// With batched wake-ups the kernel does not wake us for each record:
 	// the read deadline is also our timer for collecting what it queued.
@@ -136,6 +147,13 @@ func (r *reader) Run(ctx context.Context, h event.Handler) error {
 			if !now.Before(next) {
 				if _, err := r.reportLost(h, now); err != nil {
 					return err
+				}
+				if r.poll != nil && !now.Before(nextPoll) {
+					if err := r.poll(now, h); err != nil {
+						return err
+					}
+					// From the last poll: no drift, no catching up.
+					nextPoll = now.Add(r.cfg.Updates)
 				}
 				if err := h.Tick(now); err != nil {
 					return err

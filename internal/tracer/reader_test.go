@@ -436,3 +436,43 @@ func TestReaderUnreportedAfterAnOutputError(t *testing.T) {
 		t.Errorf("after a drain: unreported %v; calls %q", got, ok.events())
 	}
 }
+
+// With a poll (--updates), the reader runs it about every Updates, on an
+// idle ring as under load, and hands the handler what it makes.
+func TestReaderPolls(t *testing.T) {
+	ring := newFakeRing(true)
+	rec := &recorder{}
+	var polls []time.Time
+	var mu sync.Mutex
+	ctx, cancel := context.WithCancel(context.Background())
+	r := newReader(ring, readerConfig{MaxDelay: 10 * time.Millisecond, Updates: 50 * time.Millisecond})
+	r.poll = func(now time.Time, h event.Handler) error {
+		mu.Lock()
+		polls = append(polls, now)
+		mu.Unlock()
+		e := event.Event{Type: event.Update, PID: 7}
+		return h.Event(&e)
+	}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, rec) }()
+	rec.waitFor(t, "update 7", time.Second)
+	time.Sleep(220 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(polls) < 3 || len(polls) > 6 {
+		t.Fatalf("%d polls in about 270ms at 50ms, want about 5", len(polls))
+	}
+	if first := polls[0].Sub(start); first < 45*time.Millisecond {
+		t.Errorf("first poll after %v, want an interval (50ms) first", first)
+	}
+	for i := 1; i < len(polls); i++ {
+		if d := polls[i].Sub(polls[i-1]); d < 50*time.Millisecond {
+			t.Errorf("polls %v apart, want at least the interval", d)
+		}
+	}
+}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tuxscope/tuxscope/internal/bpf"
 	"github.com/tuxscope/tuxscope/internal/event"
+	"github.com/tuxscope/tuxscope/internal/tcpinfo"
 )
 
 // DefaultRingBufferBytes is the ring buffer's default size: room for about
@@ -56,6 +57,12 @@ type Config struct {
 	// Tick is how often Run's handler is ticked (summaries); see
 	// readerConfig.
 	Tick time.Duration
+	// Updates > 0 makes Run hand its handler, about every Updates, an
+	// update event per tracked connection open that long (--updates),
+	// from sock_diag; MaxUpdates bounds them per period (0:
+	// updates.DefaultMax).
+	Updates    time.Duration
+	MaxUpdates int
 }
 
 func (c *Config) wantsType(t event.Type) bool {
@@ -70,7 +77,8 @@ func (c *Config) wants(p HookPoint) bool {
 	case PointConnect:
 		return c.wantsType(event.Connect)
 	case PointAccept:
-		return c.wantsType(event.Accept) || c.wantsType(event.Close)
+		// Updates name an accepted connection's owner.
+		return c.wantsType(event.Accept) || c.wantsType(event.Close) || c.Updates > 0
 	case PointState:
 		return true
 	case PointDNS:
@@ -242,6 +250,13 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	if err := fillFilters(l.maps, cfg); err != nil {
 		return nil, err
 	}
+	if cfg.Updates > 0 {
+		// sock_diag is there (tcp_diag may be a module): fail now, not
+		// at the first period.
+		if err := tcpinfo.Dump(func(*tcpinfo.Sample) bool { return false }); err != nil {
+			return nil, fmt.Errorf("--updates: %w", err)
+		}
+	}
 	// Open the reader before attaching, so nothing emitted is unread.
 	if t.reader, err = ringbuf.NewReader(l.maps.Maps[bpf.TuxscopeMapEvents]); err != nil {
 		return nil, fmt.Errorf("opening the ring buffer: %w", err)
@@ -290,7 +305,8 @@ func (t *Tracer) Choices() []Choice {
 // notices, until ctx ends; then it detaches every hook, hands over what
 // was still queued and returns (see reader.Run).
 func (t *Tracer) Run(ctx context.Context, h event.Handler) error {
-	r := newReader(kernelRing{t}, readerConfig{MaxDelay: t.cfg.MaxDelay, Tick: t.cfg.Tick})
+	r := newReader(kernelRing{t}, readerConfig{MaxDelay: t.cfg.MaxDelay, Tick: t.cfg.Tick, Updates: t.cfg.Updates})
+	r.poll = t.newPoller()
 	t.last = r
 	return r.Run(ctx, h)
 }
