@@ -15,6 +15,53 @@
 
 #include "common.bpf.h"
 
+/*
+ * listener sk -> the process that made it listen, for the SYN-ACKs the
+ * kernel retransmits for its half-open connections (health.bpf.h): no
+ * process has those yet, the listener's owner is theirs. Written at
+ * CLOSE -> LISTEN (listen(), in the listening process), deleted at
+ * LISTEN -> CLOSE. Bounded and preallocated; a listener that finds it
+ * full is counted in listeners_full (its SYN-ACK retransmits then have
+ * no process), nothing is evicted. A listener older than tuxscope is not
+ * in it.
+ */
+#define LISTENERS_MAX 4096
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LISTENERS_MAX);
+	__type(key, __u64);
+	__type(value, struct owner);
+} listeners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} listeners_full SEC(".maps");
+
+/* sk starts listening, in the process that called listen(): remember it
+ * as the owner of the listener's half-open connections, when their
+ * retransmits are wanted and the process passes the filters. */
+static __always_inline void listener_remember(struct sock *sk)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid(), key = (__u64)sk, *n;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct owner o = {};
+	__u32 zero = 0;
+
+	if (!(want_types & (1U << EVENT_RETRANSMIT)) || (BPF_CORE_READ(task, flags) & PF_KTHREAD) ||
+	    !pid_wanted(pid_tgid))
+		return;
+	owner_current(&o, pid_tgid);
+	if (!bpf_map_update_elem(&listeners, &key, &o, BPF_ANY))
+		return;
+	n = bpf_map_lookup_elem(&listeners_full, &zero);
+	if (n)
+		*n += 1;
+}
+
 /* Not inlined: three programs (raw_state, raw_state_nest, tp_state) call
  * it, and a listen is rare. */
 static __noinline void listen_changed(struct sock *sk, __u8 type)

@@ -1,0 +1,80 @@
+package integration
+
+import (
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// lossyHosts makes a client namespace (198.51.100.57) and a server one
+// (198.51.100.58) joined by a veth pair, and loads rules (an nftables
+// table named tshs) in the server's; the returned func deletes them.
+func lossyHosts(t *testing.T, prefix, rules string) (nsClient, nsServer string, unload func()) {
+	t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("needs nft (nftables)")
+	}
+	nsA, nsB, devA, devB, ip := vethPair(t, prefix)
+	ip("-n", nsA, "addr", "add", "198.51.100.57/30", "dev", devA)
+	ip("-n", nsB, "addr", "add", "198.51.100.58/30", "dev", devB)
+	for _, h := range []struct{ ns, dev string }{{nsA, devA}, {nsB, devB}} {
+		ip("-n", h.ns, "link", "set", h.dev, "up")
+		ip("-n", h.ns, "link", "set", "lo", "up")
+	}
+	nft := exec.Command("ip", "netns", "exec", nsB, "nft", "-f", "-")
+	nft.Stdin = strings.NewReader(rules)
+	if out, err := nft.CombinedOutput(); err != nil {
+		t.Fatalf("nft: %v: %s", err, out)
+	}
+	return nsA, nsB, func() {
+		if out, err := exec.Command("ip", "netns", "exec", nsB, "nft", "delete", "table", "inet", "tshs").CombinedOutput(); err != nil {
+			t.Errorf("nft delete table: %v: %s", err, out)
+		}
+	}
+}
+
+// A server whose clients' handshake ACKs are lost: the server's nftables
+// drops pure ACKs to its port, so its kernel retransmits the SYN-ACK of the
+// half-open connection (after 1 s). accept() has not taken it, so no
+// process holds it: its retransmit event names the listener's, the server
+// that called listen() (not PID 0).
+func TestSynAckRetransmitNamesTheListener(t *testing.T) {
+	requireRoot(t)
+	const port = 18931
+	const clientIP, serverIP = "198.51.100.57", "198.51.100.58"
+	rules := fmt.Sprintf("table inet tshs {\n chain in {\n  type filter hook input priority 0;\n  tcp dport %d tcp flags == ack drop\n }\n}\n", port)
+	nsA, nsB, unload := lossyHosts(t, "sa", rules)
+
+	// Started before the server: its listen() is what names it.
+	tr := startTracer(t, "--port", fmt.Sprint(port), "--type", "retransmit,listen,accept")
+	srv := startProc(t, helper("server"), "ip", "netns", "exec", nsB, serverBin,
+		"-addr", fmt.Sprintf("%s:%d", serverIP, port), "-recv", "-1")
+	srv.expect("READY")
+	tr.waitFor("the server's listen", byPID("listen", srv.pid()))
+	// The client's side completes (it sent its ACK); the server's stays
+	// SYN_RECV, retransmitting its SYN-ACK.
+	c := startProc(t, helper("client"), "ip", "netns", "exec", nsA, clientBin,
+		"-addr", fmt.Sprintf("%s:%d", serverIP, port))
+	local := netip.MustParseAddrPort(c.expect("LOCAL")[0])
+	synack := func(e jsonEvent) bool {
+		return e.EventType == "retransmit" && e.State == "SYN_RECV" && e.Sport == int(local.Port())
+	}
+	got := tr.waitFor("the server's SYN-ACK retransmit", synack)
+	// Now let the handshake complete (the client's FIN carries the ACK)
+	// and the server accept it.
+	unload()
+	c.stdin.Close()
+	tr.waitFor("the server's accept", byPID("accept", srv.pid()))
+
+	for i, e := range tr.all(synack) {
+		// An inbound connection's source is the client's end.
+		if e.PID != srv.pid() || e.Comm != "tsserver" || e.Direction != "inbound" ||
+			e.Saddr != clientIP || e.Daddr != serverIP || e.Dport != port ||
+			e.Retransmits == nil || *e.Retransmits != 1 {
+			t.Errorf("SYN-ACK retransmit %d: %s, want pid %d tsserver inbound %s -> %s:%d, 1 retransmit", i, e, srv.pid(), local, serverIP, port)
+		}
+	}
+	t.Logf("SYN-ACK retransmit: %s", got)
+}
