@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // lossyHosts makes a client namespace (198.51.100.57) and a server one
@@ -77,4 +78,60 @@ func TestSynAckRetransmitNamesTheListener(t *testing.T) {
 		}
 	}
 	t.Logf("SYN-ACK retransmit: %s", got)
+}
+
+// A client whose first two SYNs are lost (the server's nftables drops
+// them): it connects on the third (1 s and 2 s or 3 s later, as the
+// kernel backs off). Its established event's
+// syn_retrans is what its tcp_info counted right after connect(), and its
+// retransmit events, in SYN_SENT, name it.
+func TestSynRetransmits(t *testing.T) {
+	requireRoot(t)
+	const port = 18932
+	const clientIP, serverIP = "198.51.100.57", "198.51.100.58"
+	const dropped = 2
+	rules := fmt.Sprintf("table inet tshs {\n chain in {\n  type filter hook input priority 0;\n  tcp dport %d tcp flags & (syn|ack) == syn numgen inc mod 1000000 < %d drop\n }\n}\n", port, dropped)
+	nsA, nsB, _ := lossyHosts(t, "sr", rules)
+
+	srv := startProc(t, helper("server"), "ip", "netns", "exec", nsB, serverBin,
+		"-addr", fmt.Sprintf("%s:%d", serverIP, port))
+	srv.expect("READY")
+	tr := startTracer(t, "--port", fmt.Sprint(port), "--max-delay", "50ms")
+	start := time.Now()
+	c := startProc(t, helper("client"), "ip", "netns", "exec", nsA, clientBin,
+		"-addr", fmt.Sprintf("%s:%d", serverIP, port), "-tcpinfo")
+	local := netip.MustParseAddrPort(c.expect("LOCAL")[0])
+	took := time.Since(start)
+	total := atoi(t, c.expect("TCPINFO")[0])
+	if total != dropped {
+		t.Fatalf("tcp_info: %d retransmits after connect (in %v), want the %d SYNs dropped: the rule did not work", total, took, dropped)
+	}
+	ours := func(typ string) func(jsonEvent) bool {
+		return func(e jsonEvent) bool {
+			return e.EventType == typ && e.Sport == int(local.Port()) && e.Direction == "outbound"
+		}
+	}
+	est := tr.waitFor("the client's established", ours("established"))
+	if est.PID != c.pid() || est.SynRetrans == nil || int(*est.SynRetrans) != total {
+		t.Errorf("established: %s syn_retrans %v, want pid %d and %d", est, est.SynRetrans, c.pid(), total)
+	}
+	c.stdin.Close()
+	tr.waitFor("the client's close", ours("close"))
+	rts := tr.all(ours("retransmit"))
+	sum, syns := 0, 0
+	for i, e := range rts {
+		if e.PID != c.pid() || e.Comm != "tsclient" || e.Saddr != clientIP || e.Daddr != serverIP || e.Dport != port {
+			t.Errorf("retransmit %d: %s, want pid %d tsclient %s -> %s:%d", i, e, c.pid(), clientIP, serverIP, port)
+		}
+		if e.State == "SYN_SENT" {
+			syns++
+		}
+		if e.Retransmits != nil {
+			sum += int(*e.Retransmits)
+		}
+	}
+	if syns == 0 || sum != total {
+		t.Errorf("%d retransmit events, %d in SYN_SENT, counting %d segments; want some in SYN_SENT counting %d:\n%s", len(rts), syns, sum, total, tr.dump())
+	}
+	t.Logf("connect took %v; syn_retrans %d; %d retransmit events (%d in SYN_SENT)", took, total, len(rts), syns)
 }
