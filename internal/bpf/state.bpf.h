@@ -33,7 +33,7 @@ static __always_inline void state_changed(struct sock *sk, int oldstate, int new
 		if (newstate == TCP_SYN_SENT)
 			conn_connecting(sk, key, connect_syn_sent(sk));
 		else if (newstate == TCP_LISTEN) {
-			listener_remember(sk);
+			listener_track(sk, true);
 			listen_changed(sk, EVENT_LISTEN);
 		}
 		break;
@@ -49,7 +49,7 @@ static __always_inline void state_changed(struct sock *sk, int oldstate, int new
 		break;
 	case TCP_LISTEN:
 		if (newstate == TCP_CLOSE) {
-			bpf_map_delete_elem(&listeners, &key);
+			listener_track(sk, false);
 			listen_changed(sk, EVENT_UNLISTEN);
 		}
 		break;

@@ -108,6 +108,23 @@ type TuxscopeEventHeader struct {
 	_    [7]byte
 }
 
+type TuxscopeListenScratch struct {
+	_ structs.HostLayout
+	O TuxscopeOwner
+	T struct {
+		_            structs.HostLayout
+		Laddr        [16]uint8
+		Raddr        [16]uint8
+		Lport        uint16
+		Rport        uint16
+		Family       uint16
+		_            [2]byte
+		Netns        uint64
+		Ifindex      uint32
+		IfindexNetns uint32
+	}
+}
+
 type TuxscopeOwner struct {
 	_        structs.HostLayout
 	Pid      uint32
@@ -133,6 +150,7 @@ const (
 	TuxscopeMapEvents              = "events"
 	TuxscopeMapKprobeConnectSk     = "kprobe_connect_sk"
 	TuxscopeMapLastClosed          = "last_closed"
+	TuxscopeMapListenScratch       = "listen_scratch"
 	TuxscopeMapListeners           = "listeners"
 	TuxscopeMapListenersFull       = "listeners_full"
 	TuxscopeMapLost                = "lost"
@@ -274,6 +292,7 @@ type TuxscopeMapSpecs struct {
 	Events            *ebpf.MapSpec `ebpf:"events"`
 	KprobeConnectSk   *ebpf.MapSpec `ebpf:"kprobe_connect_sk"`
 	LastClosed        *ebpf.MapSpec `ebpf:"last_closed"`
+	ListenScratch     *ebpf.MapSpec `ebpf:"listen_scratch"`
 	Listeners         *ebpf.MapSpec `ebpf:"listeners"`
 	ListenersFull     *ebpf.MapSpec `ebpf:"listeners_full"`
 	Lost              *ebpf.MapSpec `ebpf:"lost"`
@@ -331,6 +350,7 @@ type TuxscopeMaps struct {
 	Events            *ebpf.Map `ebpf:"events"`
 	KprobeConnectSk   *ebpf.Map `ebpf:"kprobe_connect_sk"`
 	LastClosed        *ebpf.Map `ebpf:"last_closed"`
+	ListenScratch     *ebpf.Map `ebpf:"listen_scratch"`
 	Listeners         *ebpf.Map `ebpf:"listeners"`
 	ListenersFull     *ebpf.Map `ebpf:"listeners_full"`
 	Lost              *ebpf.Map `ebpf:"lost"`
@@ -353,6 +373,7 @@ func (m *TuxscopeMaps) Close() error {
 		m.Events,
 		m.KprobeConnectSk,
 		m.LastClosed,
+		m.ListenScratch,
 		m.Listeners,
 		m.ListenersFull,
 		m.Lost,
