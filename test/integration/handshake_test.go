@@ -135,3 +135,35 @@ func TestSynRetransmits(t *testing.T) {
 	}
 	t.Logf("connect took %v; syn_retrans %d; %d retransmit events (%d in SYN_SENT)", took, total, len(rts), syns)
 }
+
+// The listener table's capacity is not silent: a process that makes 4,100
+// listeners (with --pid, only its own are remembered) finds the table's
+// 4,096 slots full for the last 4, reported in band.
+func TestListenerTableFullIsReported(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skipf("no python3 here: %v", err)
+	}
+	const n, capacity = 4100, 4096
+	script := fmt.Sprintf(`import resource, socket, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (%[1]d + 64, %[1]d + 64))
+sys.stdin.readline()
+held = []
+for _ in range(%[1]d):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    held.append(s)
+print("READY", flush=True)
+sys.stdin.readline()
+`, n)
+	p := startProc(t, nil, "python3", "-c", script)
+	tr := startTracer(t, "--pid", fmt.Sprint(p.pid()), "--type", "retransmit")
+	p.send("")
+	p.expect("READY")
+	waitUntil(t, "listeners not remembered reported", func() bool { return lostCount(tr, "listener_table_full") >= n-capacity })
+	time.Sleep(1500 * time.Millisecond) // a second loss check: nothing more
+	if got := lostCount(tr, "listener_table_full"); got != n-capacity {
+		t.Errorf("listener_table_full: %d, want %d:\n%s", got, n-capacity, tr.dump())
+	}
+}
