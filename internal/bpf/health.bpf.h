@@ -10,17 +10,18 @@
  * segments retransmitted since the last event, the rest of the window is
  * counted by the next event or, at the latest, just before the close.
  * tcp_retransmit_synack: a half-open inbound connection's SYN-ACK, one
- * event each (the kernel backs them off: 1 s, 2 s, 4 s, ...), no owner
- * yet. tcp_send_reset / tcp_receive_reset: one event per reset on a
+ * event each (the kernel backs them off: 1 s, 2 s, 4 s, ...), the
+ * listener's process's. tcp_send_reset / tcp_receive_reset: one event per reset on a
  * connection (not for segments that found no socket).
  *
- * Uses lifecycle.bpf.h.
+ * Uses lifecycle.bpf.h and listen.bpf.h.
  */
 #ifndef TUXSCOPE_HEALTH_BPF_H
 #define TUXSCOPE_HEALTH_BPF_H
 
 #include "common.bpf.h"
 #include "lifecycle.bpf.h"
+#include "listen.bpf.h"
 
 /* A socket's entry in conns, or, for a connection tuxscope has not seen
  * start (older than tuxscope, or before accept() took it), a new entry
@@ -71,15 +72,20 @@ static __always_inline void retransmitted(struct sock *sk)
 }
 
 /* A SYN-ACK retransmitted for req, a half-open connection to listener sk:
- * no process owns it yet (accept() has not taken it); the listener's
- * user is named. */
+ * accept() has not taken it yet, so it is the listener's: the process
+ * that made it listen (listen.bpf.h's listeners), else (a listener older
+ * than tuxscope, or a full table) the listener's user. */
 static __always_inline void synack_retransmitted(struct sock *listener, struct request_sock *req)
 {
-	struct owner o = {};
+	__u64 key = (__u64)listener;
+	struct owner *lo, o = {};
 	struct tuple t = {};
 	struct event *e;
 
-	if (!req || task_filter_on())
+	if (!req)
+		return;
+	lo = bpf_map_lookup_elem(&listeners, &key);
+	if (!lo && task_filter_on())
 		return;
 	t.family = BPF_CORE_READ(req, __req_common.skc_family);
 	if (t.family == AF_INET) {
@@ -94,7 +100,10 @@ static __always_inline void synack_retransmitted(struct sock *listener, struct r
 	t.lport = BPF_CORE_READ(req, __req_common.skc_num);
 	t.rport = bpf_ntohs(BPF_CORE_READ(req, __req_common.skc_dport));
 	t.netns = sock_netns(listener);
-	o.uid = BPF_CORE_READ(listener, sk_uid.val);
+	if (lo)
+		o = *lo;
+	else
+		o.uid = BPF_CORE_READ(listener, sk_uid.val);
 	e = reserve_event(&t, EVENT_RETRANSMIT, &o);
 	if (!e)
 		return;

@@ -32,8 +32,10 @@ static __always_inline void state_changed(struct sock *sk, int oldstate, int new
 	case TCP_CLOSE:
 		if (newstate == TCP_SYN_SENT)
 			conn_connecting(sk, key, connect_syn_sent(sk));
-		else if (newstate == TCP_LISTEN)
+		else if (newstate == TCP_LISTEN) {
+			listener_track(sk, true);
 			listen_changed(sk, EVENT_LISTEN);
+		}
 		break;
 	case TCP_SYN_SENT:
 		if (newstate == TCP_ESTABLISHED || newstate == TCP_CLOSE)
@@ -46,8 +48,10 @@ static __always_inline void state_changed(struct sock *sk, int oldstate, int new
 			bpf_map_delete_elem(&conns, &key);
 		break;
 	case TCP_LISTEN:
-		if (newstate == TCP_CLOSE)
+		if (newstate == TCP_CLOSE) {
+			listener_track(sk, false);
 			listen_changed(sk, EVENT_UNLISTEN);
+		}
 		break;
 	case TCP_NEW_SYN_RECV:
 		break;

@@ -20,37 +20,19 @@ type TuxscopeCgroupFilterState struct {
 }
 
 type TuxscopeClosedSock struct {
-	_     structs.HostLayout
-	Sk    uint64
-	Owner struct {
-		_        structs.HostLayout
-		Pid      uint32
-		Tid      uint32
-		Uid      uint32
-		Comm     [16]int8
-		Thread   [16]int8
-		_        [4]byte
-		CgroupId uint64
-	}
+	_       structs.HostLayout
+	Sk      uint64
+	Owner   TuxscopeOwner
 	State   uint8
 	Inbound uint8
 	_       [6]byte
 }
 
 type TuxscopeConn struct {
-	_             structs.HostLayout
-	SynNs         uint64
-	EstablishedNs uint64
-	Owner         struct {
-		_        structs.HostLayout
-		Pid      uint32
-		Tid      uint32
-		Uid      uint32
-		Comm     [16]int8
-		Thread   [16]int8
-		_        [4]byte
-		CgroupId uint64
-	}
+	_              structs.HostLayout
+	SynNs          uint64
+	EstablishedNs  uint64
+	Owner          TuxscopeOwner
 	OpenerPid      uint32
 	OpenerComm     [16]int8
 	Inbound        uint8
@@ -77,16 +59,7 @@ type TuxscopeDnsEvent struct {
 
 type TuxscopeDnsOwner struct {
 	_     structs.HostLayout
-	Owner struct {
-		_        structs.HostLayout
-		Pid      uint32
-		Tid      uint32
-		Uid      uint32
-		Comm     [16]int8
-		Thread   [16]int8
-		_        [4]byte
-		CgroupId uint64
-	}
+	Owner TuxscopeOwner
 	Netns uint64
 }
 
@@ -118,16 +91,7 @@ type TuxscopeEvent struct {
 type TuxscopeEventHeader struct {
 	_     structs.HostLayout
 	TsNs  uint64
-	Owner struct {
-		_        structs.HostLayout
-		Pid      uint32
-		Tid      uint32
-		Uid      uint32
-		Comm     [16]int8
-		Thread   [16]int8
-		_        [4]byte
-		CgroupId uint64
-	}
+	Owner TuxscopeOwner
 	Tuple struct {
 		_            structs.HostLayout
 		Laddr        [16]uint8
@@ -144,6 +108,34 @@ type TuxscopeEventHeader struct {
 	_    [7]byte
 }
 
+type TuxscopeListenScratch struct {
+	_ structs.HostLayout
+	O TuxscopeOwner
+	T struct {
+		_            structs.HostLayout
+		Laddr        [16]uint8
+		Raddr        [16]uint8
+		Lport        uint16
+		Rport        uint16
+		Family       uint16
+		_            [2]byte
+		Netns        uint64
+		Ifindex      uint32
+		IfindexNetns uint32
+	}
+}
+
+type TuxscopeOwner struct {
+	_        structs.HostLayout
+	Pid      uint32
+	Tid      uint32
+	Uid      uint32
+	Comm     [16]int8
+	Thread   [16]int8
+	_        [4]byte
+	CgroupId uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -158,6 +150,9 @@ const (
 	TuxscopeMapEvents              = "events"
 	TuxscopeMapKprobeConnectSk     = "kprobe_connect_sk"
 	TuxscopeMapLastClosed          = "last_closed"
+	TuxscopeMapListenScratch       = "listen_scratch"
+	TuxscopeMapListeners           = "listeners"
+	TuxscopeMapListenersFull       = "listeners_full"
 	TuxscopeMapLost                = "lost"
 	TuxscopeMapPidFilter           = "pid_filter"
 	TuxscopeMapPortFilter          = "port_filter"
@@ -297,6 +292,9 @@ type TuxscopeMapSpecs struct {
 	Events            *ebpf.MapSpec `ebpf:"events"`
 	KprobeConnectSk   *ebpf.MapSpec `ebpf:"kprobe_connect_sk"`
 	LastClosed        *ebpf.MapSpec `ebpf:"last_closed"`
+	ListenScratch     *ebpf.MapSpec `ebpf:"listen_scratch"`
+	Listeners         *ebpf.MapSpec `ebpf:"listeners"`
+	ListenersFull     *ebpf.MapSpec `ebpf:"listeners_full"`
 	Lost              *ebpf.MapSpec `ebpf:"lost"`
 	PidFilter         *ebpf.MapSpec `ebpf:"pid_filter"`
 	PortFilter        *ebpf.MapSpec `ebpf:"port_filter"`
@@ -352,6 +350,9 @@ type TuxscopeMaps struct {
 	Events            *ebpf.Map `ebpf:"events"`
 	KprobeConnectSk   *ebpf.Map `ebpf:"kprobe_connect_sk"`
 	LastClosed        *ebpf.Map `ebpf:"last_closed"`
+	ListenScratch     *ebpf.Map `ebpf:"listen_scratch"`
+	Listeners         *ebpf.Map `ebpf:"listeners"`
+	ListenersFull     *ebpf.Map `ebpf:"listeners_full"`
 	Lost              *ebpf.Map `ebpf:"lost"`
 	PidFilter         *ebpf.Map `ebpf:"pid_filter"`
 	PortFilter        *ebpf.Map `ebpf:"port_filter"`
@@ -372,6 +373,9 @@ func (m *TuxscopeMaps) Close() error {
 		m.Events,
 		m.KprobeConnectSk,
 		m.LastClosed,
+		m.ListenScratch,
+		m.Listeners,
+		m.ListenersFull,
 		m.Lost,
 		m.PidFilter,
 		m.PortFilter,

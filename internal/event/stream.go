@@ -41,6 +41,10 @@ const (
 	// tracked connections were due than the per-period limit; each one
 	// skipped is updated later, over a longer period.
 	UpdateLimit
+	// ListenerTableFull: listeners the kernel side could not remember
+	// the owner of because its listener table was full; the SYN-ACKs
+	// retransmitted for their half-open connections have no process.
+	ListenerTableFull
 
 	// NumLossReasons is how many reasons there are.
 	NumLossReasons
@@ -50,15 +54,16 @@ const (
 // (a format with the count twice). The DNS ones are about DNS messages
 // and names, not lost events.
 var lossReasons = [NumLossReasons]struct{ key, line string }{
-	RingBufferFull: {"ring_buffer_full", "lost %d events: the ring buffer was full (try a larger --buffer-size)"},
-	HookSkipped:    {"hook_skipped", "up to %d events missing: the kernel skipped tuxscope's programs %[1]d times (another BPF program was running on that CPU)"},
-	ConnTableFull:  {"conn_table_full", "%d connection ends not tracked: the connection table was full (try a larger --conn-table); their outcome is missing or their close unattributed"},
-	DNSMalformed:   {"malformed", "skipped %d malformed or truncated DNS messages"},
-	DNSUnsolicited: {"unsolicited", "dropped %d DNS answers that match no query seen from their socket (unsolicited or spoofed): they name nothing"},
-	DNSEvicted:     {"evicted", "forgot %d DNS names, queries or partial messages to stay within the DNS memory bound"},
-	OutputFull:     {"output_full", "dropped %d events before the --output file: its writer could not keep up (a slow or stalled disk)"},
-	OutputError:    {"output_error", "%d records not written to the --output file: writing it failed"},
-	UpdateLimit:    {"update_limit", "%d connection updates skipped: more connections were due than the per-period limit; each is updated later, over a longer period"},
+	RingBufferFull:    {"ring_buffer_full", "lost %d events: the ring buffer was full (try a larger --buffer-size)"},
+	HookSkipped:       {"hook_skipped", "up to %d events missing: the kernel skipped tuxscope's programs %[1]d times (another BPF program was running on that CPU)"},
+	ConnTableFull:     {"conn_table_full", "%d connection ends not tracked: the connection table was full (try a larger --conn-table); their outcome is missing or their close unattributed"},
+	DNSMalformed:      {"malformed", "skipped %d malformed or truncated DNS messages"},
+	DNSUnsolicited:    {"unsolicited", "dropped %d DNS answers that match no query seen from their socket (unsolicited or spoofed): they name nothing"},
+	DNSEvicted:        {"evicted", "forgot %d DNS names, queries or partial messages to stay within the DNS memory bound"},
+	OutputFull:        {"output_full", "dropped %d events before the --output file: its writer could not keep up (a slow or stalled disk)"},
+	OutputError:       {"output_error", "%d records not written to the --output file: writing it failed"},
+	UpdateLimit:       {"update_limit", "%d connection updates skipped: more connections were due than the per-period limit; each is updated later, over a longer period"},
+	ListenerTableFull: {"listener_table_full", "%d listeners' owners not remembered: the listener table was full; the SYN-ACKs retransmitted for their half-open connections have no process"},
 }
 
 // DNS reports whether this is about DNS messages, not lost events.

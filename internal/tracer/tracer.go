@@ -378,6 +378,9 @@ func (t *Tracer) losses() (c event.LossCounts, err error) {
 	if c[event.ConnTableFull], err = sumPerCPU(t.loader.maps.Maps[bpf.TuxscopeMapConnsFull]); err != nil {
 		return c, fmt.Errorf("reading the untracked-connection counter: %w", err)
 	}
+	if c[event.ListenerTableFull], err = sumPerCPU(t.loader.maps.Maps[bpf.TuxscopeMapListenersFull]); err != nil {
+		return c, fmt.Errorf("reading the untracked-listener counter: %w", err)
+	}
 	return c, nil
 }
 

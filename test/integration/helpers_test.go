@@ -102,7 +102,7 @@ func helperClient(args []string) error {
 	port := fs.Int("port", 0, "with -resolve: the port to connect to")
 	dnsServer := fs.String("dns-server", "", "with -resolve: the DNS server, ip:port")
 	dnsTCP := fs.Bool("dns-tcp", false, "with -resolve: ask over TCP")
-	fs.BoolVar(&clientTCPInfo, "tcpinfo", false, "after the transfer, print the socket's tcp_info: TCPINFO total_retrans rtt_us rttvar_us bytes_retrans")
+	fs.BoolVar(&clientTCPInfo, "tcpinfo", false, "after the transfer (without one: after connecting), print the socket's tcp_info: TCPINFO total_retrans rtt_us rttvar_us bytes_retrans")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -292,17 +292,29 @@ func runClient(family int, addr, bind, mode string, wait bool, send, recv int, a
 	if send != 0 || recv != 0 {
 		err := transfer(fd, send, recv)
 		if err == nil && clientTCPInfo {
-			ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-			if err != nil {
-				return err
-			}
-			fmt.Printf("TCPINFO %d %d %d %d\n", ti.Total_retrans, ti.Rtt, ti.Rttvar, ti.Bytes_retrans)
+			err = printTCPInfo(fd)
 		}
 		if err != nil || !hold {
 			return err
 		}
+	} else if clientTCPInfo {
+		// No transfer: right after connect.
+		if err := printTCPInfo(fd); err != nil {
+			return err
+		}
 	}
 	in.ReadString('\n')
+	return nil
+}
+
+// printTCPInfo prints fd's tcp_info: "TCPINFO total_retrans rtt_us
+// rttvar_us bytes_retrans".
+func printTCPInfo(fd int) error {
+	ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("TCPINFO %d %d %d %d\n", ti.Total_retrans, ti.Rtt, ti.Rttvar, ti.Bytes_retrans)
 	return nil
 }
 
