@@ -280,14 +280,7 @@ func (r *Resolver) walk(id uint64) (found string, ok bool) {
 		if ino == 0 {
 			return nil
 		}
-		rel := strings.TrimPrefix(p, r.Root)
-		if rel == "" {
-			rel = "/"
-		}
-		cg := rel
-		if r.MountRoot != "" && r.MountRoot != "/" {
-			cg = filepath.Join(r.MountRoot, rel)
-		}
+		cg := r.cgroupOf(p)
 		if ino == id {
 			found, ok = cg, true
 		} else if _, known := r.byID[ino]; !known && len(r.byID) < MaxEntries {
@@ -324,4 +317,16 @@ func inode(p string) uint64 {
 		return 0
 	}
 	return st.Ino
+}
+
+// cgroupOf is the cgroup path of directory p below the cgroup2 mount.
+func (r *Resolver) cgroupOf(p string) string {
+	rel := strings.TrimPrefix(p, r.Root)
+	if rel == "" {
+		rel = "/"
+	}
+	if r.MountRoot != "" && r.MountRoot != "/" {
+		return filepath.Join(r.MountRoot, rel)
+	}
+	return rel
 }

@@ -62,22 +62,14 @@ func (r *Resolver) Select(roots []string, match func(e *event.Event) bool) Selec
 				sel.Complete = false
 				return fs.SkipAll
 			}
-			rel := strings.TrimPrefix(p, r.Root)
-			if rel == "" {
-				rel = "/"
-			}
-			cg := rel
-			if r.MountRoot != "" && r.MountRoot != "/" {
-				cg = filepath.Join(r.MountRoot, rel)
-			}
 			var e event.Event
-			r.describe(&e, Parse(cg))
+			r.describe(&e, Parse(r.cgroupOf(p)))
 			if !match(&e) {
 				return nil
 			}
 			if ino := inode(p); ino != 0 {
 				sel.IDs = append(sel.IDs, ino)
-				if lv := level(rel); sel.MinLevel < 0 || lv < sel.MinLevel {
+				if lv := level(strings.TrimPrefix(p, r.Root)); sel.MinLevel < 0 || lv < sel.MinLevel {
 					sel.MinLevel = lv
 				}
 			}

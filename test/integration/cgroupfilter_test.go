@@ -143,21 +143,7 @@ func TestCgroupFilter(t *testing.T) {
 func TestCgroupFilterV1Only(t *testing.T) {
 	requireRoot(t)
 	cgroup2Mount(t)
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mnt string
-	for _, line := range strings.Split(string(data), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if ok && len(f) >= 5 && len(g) >= 3 && g[0] == "cgroup" && f[3] == "/" && strings.Contains(","+g[2]+",", ",name=systemd,") {
-			mnt = f[4]
-		}
-	}
-	if mnt == "" {
-		t.Skip("no v1 name=systemd hierarchy mounted from its root (not a hybrid host)")
-	}
+	mnt := v1SystemdMount(t)
 	own, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		t.Fatal(err)

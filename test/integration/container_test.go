@@ -90,14 +90,8 @@ func TestContainerAttribution(t *testing.T) {
 	srv, port := server(t, "-n", fmt.Sprint(len(cases)))
 	tr := startTracer(t)
 	for _, tc := range cases {
-		dir := filepath.Join(mnt, tc.path)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		cl := client(t, "-wait", "-addr", fmt.Sprintf("127.0.0.1:%d", port))
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(fmt.Sprint(cl.pid())), 0); err != nil {
-			t.Fatalf("moving %d into %s: %v", cl.pid(), dir, err)
-		}
+		moveTo(t, mnt, tc.path, cl.pid())
 		cl.send("go")
 		cl.expect("LOCAL")
 		srv.expect("ACCEPTED")
@@ -114,6 +108,25 @@ func TestContainerAttribution(t *testing.T) {
 			t.Errorf("the server's accept carries %q %q", a.Cgroup, a.ContainerID)
 		}
 	}
+}
+
+// v1SystemdMount is where the v1 name=systemd hierarchy is mounted from
+// its root (a hybrid host); the test is skipped without one.
+func v1SystemdMount(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if ok && len(f) >= 5 && len(g) >= 3 && g[0] == "cgroup" && f[3] == "/" && strings.Contains(","+g[2]+",", ",name=systemd,") {
+			return f[4]
+		}
+	}
+	t.Skip("no v1 name=systemd hierarchy mounted from its root (not a hybrid host)")
+	return ""
 }
 
 // removeCgroups removes dir and the cgroups below it, deepest first, once
@@ -149,35 +162,15 @@ func removeCgroups(t *testing.T, dir string) {
 // root, is attributed from /proc/PID/cgroup.
 func TestContainerAttributionV1(t *testing.T) {
 	requireRoot(t)
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mnt string
-	for _, line := range strings.Split(string(data), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if ok && len(f) >= 5 && len(g) >= 3 && g[0] == "cgroup" && f[3] == "/" && strings.Contains(","+g[2]+",", ",name=systemd,") {
-			mnt = f[4]
-		}
-	}
-	if mnt == "" {
-		t.Skip("no v1 name=systemd hierarchy mounted from its root (not a hybrid host)")
-	}
+	mnt := v1SystemdMount(t)
 	parent := fmt.Sprintf("/tuxscope-test-%d.slice", os.Getpid())
 	t.Cleanup(func() { removeCgroups(t, filepath.Join(mnt, parent)) })
 	id := randomHex(t, 32)
 	path := parent + "/docker-" + id + ".scope"
-	dir := filepath.Join(mnt, path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	srv, port := server(t)
 	tr := startTracer(t)
 	cl := client(t, "-wait", "-addr", fmt.Sprintf("127.0.0.1:%d", port))
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(fmt.Sprint(cl.pid())), 0); err != nil {
-		t.Fatalf("moving %d into %s: %v", cl.pid(), dir, err)
-	}
+	moveTo(t, mnt, path, cl.pid())
 	own, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", cl.pid()))
 	if err != nil {
 		t.Fatal(err)

@@ -77,14 +77,8 @@ func TestCRINames(t *testing.T) {
 	tr := startTracer(t, "--cri-socket", sock)
 	connect := func(c tc) jsonEvent {
 		t.Helper()
-		dir := filepath.Join(mnt, c.path)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		cl := client(t, "-wait", "-addr", fmt.Sprintf("127.0.0.1:%d", port))
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(fmt.Sprint(cl.pid())), 0); err != nil {
-			t.Fatalf("moving %d into %s: %v", cl.pid(), dir, err)
-		}
+		moveTo(t, mnt, c.path, cl.pid())
 		cl.send("go")
 		cl.expect("LOCAL")
 		srv.expect("ACCEPTED")
