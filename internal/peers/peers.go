@@ -54,15 +54,24 @@ func ownerOf(e *event.Event) owner {
 	return o
 }
 
-// endKey is a connection end: its namespace, its own address and the
-// other end's, IPv4-mapped addresses unmapped (a dual-stack socket's
-// ::ffff:127.0.0.1 is its IPv4 peer's 127.0.0.1).
+// endKey is a connection end: its namespace, its own address and port
+// and the other end's, addresses in their 16-byte form (a dual-stack
+// socket's ::ffff:127.0.0.1 is its IPv4 peer's 127.0.0.1). It has no
+// padding and no pointer, so the map hashes it as one block of memory.
 type endKey struct {
 	netns         uint64
-	local, remote netip.AddrPort
+	local, remote [16]byte
+	lport, rport  uint16
+	zero          uint32 // explicit, so that the struct has no padding
 }
 
-func (k endKey) reverse() endKey { return endKey{k.netns, k.remote, k.local} }
+func newEndKey(netns uint64, local, remote netip.AddrPort) endKey {
+	return endKey{netns: netns, local: local.Addr().As16(), remote: remote.Addr().As16(), lport: local.Port(), rport: remote.Port()}
+}
+
+func (k endKey) reverse() endKey {
+	return endKey{netns: k.netns, local: k.remote, remote: k.local, lport: k.rport, rport: k.lport}
+}
 
 type end struct {
 	owner
@@ -97,8 +106,14 @@ type Linker struct {
 	// table was full: their connections may go unnamed.
 	Full uint64
 
-	ends      map[endKey]*end
-	closed    []closedRef // closed ends, oldest first
+	ends map[endKey]end
+	// closed lists closed ends, oldest first, from closed[head]; an entry
+	// whose end has gone since (its other end closed) is stale, skipped
+	// when reached and compacted away when stale entries outnumber the
+	// nClosed closed ends the table holds, so it stays bounded by ends.
+	closed    []closedRef
+	head      int
+	nClosed   int
 	gen       uint64
 	listeners map[listenKey][]listener
 
@@ -115,7 +130,7 @@ type Linker struct {
 func New(ownNetNS uint64) *Linker {
 	l := &Linker{
 		MaxEnds: DefaultMaxEnds, MaxListeners: DefaultMaxListeners,
-		ends: map[endKey]*end{}, listeners: map[listenKey][]listener{},
+		ends: map[endKey]end{}, listeners: map[listenKey][]listener{},
 		ownNetNS: ownNetNS,
 	}
 	l.localAddrs = cachedInterfaceAddrs(2 * time.Second)
@@ -151,7 +166,7 @@ func unmap(ap netip.AddrPort) netip.AddrPort {
 }
 
 func keyOf(e *event.Event) endKey {
-	return endKey{e.NetNS, unmap(e.Local), unmap(e.Remote)}
+	return newEndKey(e.NetNS, e.Local, e.Remote)
 }
 
 // Preload learns the connections and listeners --existing listed, before
@@ -175,7 +190,7 @@ func (l *Linker) Enrich(e *event.Event) {
 		l.unlisten(e)
 		return
 	case event.Failed:
-		delete(l.ends, keyOf(e))
+		l.forget(keyOf(e))
 		return
 	case event.Close:
 		l.close(e)
@@ -198,7 +213,7 @@ func (l *Linker) Enrich(e *event.Event) {
 		// the process listening at its destination. (Not for older
 		// connections: another process, a forked child, may hold the
 		// accepted end by now.)
-		if o, ok := l.listenerAt(e.NetNS, k.remote); ok {
+		if o, ok := l.listenerAt(e.NetNS, unmap(e.Remote)); ok {
 			e.SetPeer(o.pid, o.comm.Bytes())
 		}
 	}
@@ -223,39 +238,82 @@ func (l *Linker) learn(e *event.Event) {
 	if e.Type == event.Connect {
 		// A new connection from k: what the table holds the other way
 		// round is an older connection's.
-		delete(l.ends, k.reverse())
+		l.forget(k.reverse())
 	}
 	if e.PID == 0 {
 		return
 	}
 	if cur, ok := l.ends[k]; ok && !cur.closed {
 		cur.owner = ownerOf(e)
+		l.ends[k] = cur
 		return
 	}
 	if !l.room() {
 		l.Full++
 		return
 	}
+	l.forget(k)
 	l.gen++
-	l.ends[k] = &end{owner: ownerOf(e), gen: l.gen}
+	l.ends[k] = end{owner: ownerOf(e), gen: l.gen}
+}
+
+// forget drops k's end from the table.
+func (l *Linker) forget(k endKey) {
+	if en, ok := l.ends[k]; ok {
+		if en.closed {
+			l.nClosed--
+		}
+		delete(l.ends, k)
+	}
 }
 
 // room makes room for one more end if it can: closed ends go first,
 // oldest first.
 func (l *Linker) room() bool {
-	for len(l.ends) >= l.MaxEnds && len(l.closed) > 0 {
+	for len(l.ends) >= l.MaxEnds && l.nClosed > 0 {
 		l.dropClosed()
 	}
 	return len(l.ends) < l.MaxEnds
 }
 
-// dropClosed forgets the oldest closed end, if it is still the one the
-// table holds.
+// live tells whether a closed-list entry's end is still in the table.
+func (l *Linker) live(c *closedRef) bool {
+	en, ok := l.ends[c.key]
+	return ok && en.closed && en.gen == c.gen
+}
+
+// dropClosed forgets the oldest closed end the table still holds.
 func (l *Linker) dropClosed() {
-	c := l.closed[0]
-	l.closed = l.closed[1:]
-	if en, ok := l.ends[c.key]; ok && en.closed && en.gen == c.gen {
-		delete(l.ends, c.key)
+	for l.head < len(l.closed) {
+		c := &l.closed[l.head]
+		l.head++
+		if l.live(c) {
+			l.forget(c.key)
+			break
+		}
+	}
+	l.compact()
+}
+
+// compact keeps the closed list's storage bounded: it moves the entries
+// down when half of it is behind head, and drops stale entries when they
+// outnumber the live ones.
+func (l *Linker) compact() {
+	n := len(l.closed) - l.head
+	switch {
+	case n == 0:
+		l.closed, l.head = l.closed[:0], 0
+	case n > 2*l.nClosed+64:
+		live := l.closed[:0]
+		for i := l.head; i < len(l.closed); i++ {
+			if l.live(&l.closed[i]) {
+				live = append(live, l.closed[i])
+			}
+		}
+		l.closed, l.head = live, 0
+	case l.head > len(l.closed)/2 && l.head > 64:
+		l.closed = l.closed[:copy(l.closed, l.closed[l.head:])]
+		l.head = 0
 	}
 }
 
@@ -264,7 +322,7 @@ func (l *Linker) dropClosed() {
 // close.
 func (l *Linker) close(e *event.Event) {
 	k := keyOf(e)
-	for len(l.closed) > 0 && e.TimestampNs > l.closed[0].ns+uint64(closedKeep) {
+	for l.head < len(l.closed) && e.TimestampNs > l.closed[l.head].ns+uint64(closedKeep) {
 		l.dropClosed()
 	}
 	p, ok := l.ends[k.reverse()]
@@ -272,9 +330,9 @@ func (l *Linker) close(e *event.Event) {
 		e.SetPeer(p.pid, p.comm.Bytes())
 	}
 	if !ok || p.closed {
-		delete(l.ends, k)
+		l.forget(k)
 		if ok {
-			delete(l.ends, k.reverse())
+			l.forget(k.reverse())
 		}
 		return
 	}
@@ -286,14 +344,18 @@ func (l *Linker) close(e *event.Event) {
 			return
 		}
 		l.gen++
-		own = &end{gen: l.gen}
-		l.ends[k] = own
+		own = end{gen: l.gen}
 	}
 	if e.PID != 0 {
 		own.owner = ownerOf(e)
 	}
+	if !own.closed {
+		l.nClosed++
+	}
 	own.closed, own.closedNs = true, e.TimestampNs
+	l.ends[k] = own
 	l.closed = append(l.closed, closedRef{key: k, gen: own.gen, ns: e.TimestampNs})
+	l.compact()
 }
 
 func (l *Linker) listen(e *event.Event) {

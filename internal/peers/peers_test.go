@@ -93,7 +93,7 @@ func TestLinkBothEnds(t *testing.T) {
 					t.Errorf("%s (client closes first: %v): %s peer = %q, want %q", c.name, clientFirst, x.what, got, x.want)
 				}
 			}
-			if len(l.ends) != 0 || len(l.closed) > 2 {
+			if len(l.ends) != 0 || l.nClosed != 0 || len(l.closed) > 2 {
 				t.Errorf("%s: %d ends left after both closes", c.name, len(l.ends))
 			}
 		}
@@ -230,18 +230,84 @@ func TestBounded(t *testing.T) {
 	}
 	// A closed end makes room.
 	l.Enrich(ev(event.Connect, 200, "c", "127.0.0.1:40010", "127.0.0.1:8080"))
-	l.ends = map[endKey]*end{}
-	l.closed = nil
+	l.ends = map[endKey]end{}
+	l.closed, l.head, l.nClosed = nil, 0, 0
 	l.Enrich(ev(event.Connect, 1, "a", "127.0.0.1:1", "127.0.0.1:2"))
 	l.Enrich(ev(event.Accept, 2, "b", "127.0.0.1:2", "127.0.0.1:1"))
 	l.Enrich(ev(event.Close, 1, "a", "127.0.0.1:1", "127.0.0.1:2")) // closed, kept for b's close
 	l.Enrich(ev(event.Connect, 3, "c", "127.0.0.1:3", "127.0.0.1:4"))
 	l.Enrich(ev(event.Connect, 5, "d", "127.0.0.1:5", "127.0.0.1:6"))
 	l.Enrich(ev(event.Connect, 7, "e", "127.0.0.1:7", "127.0.0.1:8")) // evicts a's closed end
-	if _, ok := l.ends[endKey{ns, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2")}]; ok {
+	if _, ok := l.ends[newEndKey(ns, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"))]; ok {
 		t.Errorf("the closed end was not evicted first")
 	}
 	if e := enr(l, ev(event.Close, 2, "b", "127.0.0.1:2", "127.0.0.1:1")); e.PeerPID != 0 {
 		t.Errorf("evicted end named: %s", peer(e))
+	}
+}
+
+// Ends closed both ways leave nothing behind, however many connections
+// come and go within the time a closed end is kept: the list of closed
+// ends stays bounded by the ends the table holds.
+func TestClosedListBounded(t *testing.T) {
+	l := newTest()
+	l.Enrich(ev(event.Listen, 10, "srv", "127.0.0.1:8080", ""))
+	s := netip.MustParseAddrPort("127.0.0.1:8080")
+	held := 0
+	for i := 0; i < 60000; i++ { // each a port of its own
+		c := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(1024+i))
+		ts := uint64(i) * 1000 // 60 ms in all: no closed end expires
+		for _, e := range []*event.Event{
+			{Type: event.Connect, PID: 20, NetNS: ns, TimestampNs: ts, Local: c, Remote: s},
+			{Type: event.Accept, PID: 10, NetNS: ns, TimestampNs: ts + 1, Local: s, Remote: c, Flags: event.FlagInbound},
+			{Type: event.Close, PID: 20, NetNS: ns, TimestampNs: ts + 2, Local: c, Remote: s},
+		} {
+			l.Enrich(e)
+		}
+		if i%10 == 0 { // one connection in ten stays half-closed
+			held++
+			continue
+		}
+		srv := &event.Event{Type: event.Close, PID: 10, NetNS: ns, TimestampNs: ts + 3, Local: s, Remote: c}
+		if l.Enrich(srv); srv.PeerPID != 20 {
+			t.Fatalf("connection %d: the server's close names %d", i, srv.PeerPID)
+		}
+	}
+	if l.nClosed != held || len(l.ends) != 2*held {
+		t.Errorf("%d closed ends and %d ends held, want %d and %d", l.nClosed, len(l.ends), held, 2*held)
+	}
+	if n := len(l.closed) - l.head; n > 2*held+64 {
+		t.Errorf("the closed list holds %d entries for %d closed ends", n, held)
+	}
+}
+
+// BenchmarkLink is one loopback connection's five events (connect,
+// established, accept and both closes), a new client port each time, with
+// a listener known: the linker's cost per connection.
+func BenchmarkLink(b *testing.B) {
+	l := newTest()
+	l.Enrich(ev(event.Listen, 10, "srv", "127.0.0.1:8080", ""))
+	var evs [5]event.Event
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		port := uint16(1024 + i%60000)
+		c := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+		s := netip.MustParseAddrPort("127.0.0.1:8080")
+		mk := func(e *event.Event, t event.Type, pid uint32, local, remote netip.AddrPort, ts uint64) {
+			*e = event.Event{Type: t, PID: pid, NetNS: ns, TimestampNs: ts, Local: local, Remote: remote}
+		}
+		ts := uint64(i) * 1000
+		mk(&evs[0], event.Connect, 20, c, s, ts)
+		mk(&evs[1], event.Established, 20, c, s, ts+1)
+		mk(&evs[2], event.Accept, 10, s, c, ts+2)
+		evs[2].Flags |= event.FlagInbound
+		mk(&evs[3], event.Close, 20, c, s, ts+3)
+		mk(&evs[4], event.Close, 10, s, c, ts+4)
+		for j := range evs {
+			l.Enrich(&evs[j])
+		}
+		if evs[4].PeerPID != 20 {
+			b.Fatalf("server's close names %d", evs[4].PeerPID)
+		}
 	}
 }
