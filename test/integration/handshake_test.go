@@ -17,13 +17,7 @@ func lossyHosts(t *testing.T, prefix, rules string) (nsClient, nsServer string, 
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("needs nft (nftables)")
 	}
-	nsA, nsB, devA, devB, ip := vethPair(t, prefix)
-	ip("-n", nsA, "addr", "add", "198.51.100.57/30", "dev", devA)
-	ip("-n", nsB, "addr", "add", "198.51.100.58/30", "dev", devB)
-	for _, h := range []struct{ ns, dev string }{{nsA, devA}, {nsB, devB}} {
-		ip("-n", h.ns, "link", "set", h.dev, "up")
-		ip("-n", h.ns, "link", "set", "lo", "up")
-	}
+	nsA, nsB, _ := pathHosts(t, prefix, "198.51.100.57", "198.51.100.58")
 	nft := exec.Command("ip", "netns", "exec", nsB, "nft", "-f", "-")
 	nft.Stdin = strings.NewReader(rules)
 	if out, err := nft.CombinedOutput(); err != nil {

@@ -20,14 +20,8 @@ func TestRetransmitsOnALossyPath(t *testing.T) {
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("needs nft (nftables)")
 	}
-	nsA, nsB, devA, devB, ip := vethPair(t, "rt")
 	const clientIP, serverIP = "198.51.100.53", "198.51.100.54"
-	ip("-n", nsA, "addr", "add", clientIP+"/30", "dev", devA)
-	ip("-n", nsB, "addr", "add", serverIP+"/30", "dev", devB)
-	for _, h := range []struct{ ns, dev string }{{nsA, devA}, {nsB, devB}} {
-		ip("-n", h.ns, "link", "set", h.dev, "up")
-		ip("-n", h.ns, "link", "set", "lo", "up")
-	}
+	nsA, nsB, _ := pathHosts(t, "rt", clientIP, serverIP)
 	srv := startProc(t, helper("server"), "ip", "netns", "exec", nsB, serverBin,
 		"-addr", serverIP+":0", "-recv", "2097152", "-send", "1")
 	port := atoi(t, srv.expect("READY")[0])
@@ -95,6 +89,57 @@ func TestRetransmitsOnALossyPath(t *testing.T) {
 		t.Errorf("close: srtt_us %v, tcp_info's rtt %d µs", deref32(cl.SRTTUs), rtt)
 	}
 	t.Logf("%d segments retransmitted, %d bytes, in %d events; rtt %d µs (close: %v)", total, bytesRetrans, len(rts), rtt, deref32(cl.SRTTUs))
+}
+
+// A path with a delay: the server's namespace delays every packet it
+// sends by 100 ms (netem; this host's kernel has none, the matrix guests'
+// have). Both ends' closes carry that RTT: the client's what its tcp_info
+// said just before it closed (with a reset, so no later sample moves it),
+// the server's (which sent one byte) at least the delay.
+func TestRTTOfADelayedPath(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("tc"); err != nil {
+		t.Skip("needs tc (iproute2)")
+	}
+	const clientIP, serverIP = "198.51.100.61", "198.51.100.62"
+	const delay = 100 * time.Millisecond
+	nsA, nsB, devB := pathHosts(t, "rtt", clientIP, serverIP)
+	if out, err := exec.Command("ip", "netns", "exec", nsB, "tc", "qdisc", "add", "dev", devB, "root", "netem", "delay", "100ms").CombinedOutput(); err != nil {
+		if strings.Contains(string(out), "qdisc kind is unknown") {
+			t.Skipf("this kernel has no netem (sch_netem): %s", strings.TrimSpace(string(out)))
+		}
+		t.Fatalf("tc qdisc add netem: %v: %s", err, out)
+	}
+	srv := startProc(t, helper("server"), "ip", "netns", "exec", nsB, serverBin,
+		"-addr", serverIP+":0", "-recv", "65536", "-send", "1")
+	port := atoi(t, srv.expect("READY")[0])
+	tr := startTracer(t, "--port", fmt.Sprint(port))
+	c := startProc(t, helper("client"), "ip", "netns", "exec", nsA, clientBin,
+		"-addr", fmt.Sprintf("%s:%d", serverIP, port), "-send", "65536", "-recv", "1", "-tcpinfo", "-reset")
+	local := netip.MustParseAddrPort(c.expect("LOCAL")[0])
+	c.expect("DONE")
+	info := c.expect("TCPINFO")
+	rtt := atoi(t, info[1])
+	// The path's RTT is the delay plus the time the two ends take to
+	// answer (under qemu's emulation, milliseconds): tcp_info itself must
+	// be in that range, or the delay did not work.
+	lo, hi := int(delay/time.Microsecond), int(delay/time.Microsecond)*3/2
+	if rtt < lo || rtt > hi {
+		t.Fatalf("the client's tcp_info rtt is %d µs, want %d..%d: the netem delay did not work", rtt, lo, hi)
+	}
+	cl := tr.waitFor("the client's close", func(e jsonEvent) bool {
+		return e.EventType == "close" && e.Sport == int(local.Port()) && e.Direction == "outbound"
+	})
+	sv := tr.waitFor("the server's close", func(e jsonEvent) bool {
+		return e.EventType == "close" && e.Sport == int(local.Port()) && e.Direction == "inbound"
+	})
+	if cl.PID != c.pid() || cl.SRTTUs == nil || absDiff(int(*cl.SRTTUs), rtt) > max(rtt/8, 50) || cl.RTTVarUs == nil {
+		t.Errorf("client's close: %s srtt_us %v rttvar_us %v, want pid %d and tcp_info's rtt %d µs", cl, deref32(cl.SRTTUs), deref32(cl.RTTVarUs), c.pid(), rtt)
+	}
+	if sv.PID != srv.pid() || sv.SRTTUs == nil || int(*sv.SRTTUs) < lo || int(*sv.SRTTUs) > hi {
+		t.Errorf("server's close: %s srtt_us %v, want pid %d and %d..%d µs", sv, deref32(sv.SRTTUs), srv.pid(), lo, hi)
+	}
+	t.Logf("netem delay %v: client srtt %v µs (tcp_info %d), server srtt %v µs", delay, deref32(cl.SRTTUs), rtt, deref32(sv.SRTTUs))
 }
 
 // Resets from each side (SO_LINGER 0): the side that sends it has a reset

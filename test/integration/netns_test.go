@@ -35,6 +35,21 @@ func vethPair(t *testing.T, prefix string) (nsA, nsB, devA, devB string, ip func
 	return nsA, nsB, devA, devB, ip
 }
 
+// pathHosts makes a client namespace with clientIP and a server one with
+// serverIP (a /30 of both), joined by a veth pair, both up; devServer is
+// the server's end of the pair.
+func pathHosts(t *testing.T, prefix, clientIP, serverIP string) (nsClient, nsServer, devServer string) {
+	t.Helper()
+	nsA, nsB, devA, devB, ip := vethPair(t, prefix)
+	ip("-n", nsA, "addr", "add", clientIP+"/30", "dev", devA)
+	ip("-n", nsB, "addr", "add", serverIP+"/30", "dev", devB)
+	for _, h := range []struct{ ns, dev string }{{nsA, devA}, {nsB, devB}} {
+		ip("-n", h.ns, "link", "set", h.dev, "up")
+		ip("-n", h.ns, "link", "set", "lo", "up")
+	}
+	return nsA, nsB, devB
+}
+
 // testHosts makes two network namespaces joined by a veth pair, with
 // 198.18.0.1 / 2001:db8:7578::1 in the first and 198.18.0.2 / 2001:db8:7578::2 in the
 // second (benchmarking and documentation ranges, apart from the host's own networks: test hosts only). They

@@ -114,8 +114,8 @@ func (c *cpioWriter) close() error {
 
 // buildInitramfs writes the guest's initramfs (gzip'd cpio) to dst: static
 // busybox, /init, /plan.sh, tuxscope and the test binary, the kernel's
-// modules from guestModules, and (with -guest-ip) ip. busybox and ip are
-// the host's, or with ul (a guest of another architecture) ul's. It
+// modules from guestModules, and (with -guest-ip) ip and tc. busybox, ip
+// and tc are the host's, or with ul (a guest of another architecture) ul's. It
 // returns notes for the report.
 func buildInitramfs(cfg *config, a *arch, ul *userland, bins *binaries, img *kernelImage, plan string, dst string) ([]string, error) {
 	var notes []string
@@ -144,17 +144,24 @@ func buildInitramfs(cfg *config, a *arch, ul *userland, bins *binaries, img *ker
 	// instead of skipping).
 	shipped := map[string]bool{}
 	if cfg.shipIP {
-		var err error
-		if ul != nil {
-			// Where the package has it: /init's busybox --install leaves it.
-			err = addFromRoot(c, a, ul.Root, "bin/ip")
-		} else {
-			err = addDynamic(c, "ip", "usr/sbin/ip")
-		}
-		if err != nil {
-			notes = append(notes, "no ip in the guest ("+err.Error()+"): the network-namespace test skips")
-		} else {
-			shipped["ip"] = true
+		// ip: the network-namespace tests; tc: the netem test (RTT).
+		for _, p := range []struct{ name, hostDst, rootPath, without string }{
+			{"ip", "usr/sbin/ip", "bin/ip", "the network-namespace tests skip"},
+			{"tc", "usr/sbin/tc", "sbin/tc", "the netem test skips"},
+		} {
+			var err error
+			if ul != nil {
+				// In /bin, where /init's busybox --install -s leaves
+				// it (it replaces no file) and PATH finds it first.
+				err = addFromRoot(c, a, ul.Root, p.rootPath, "bin/"+p.name)
+			} else {
+				err = addDynamic(c, p.name, p.hostDst)
+			}
+			if err != nil {
+				notes = append(notes, "no "+p.name+" in the guest ("+err.Error()+"): "+p.without)
+			} else {
+				shipped[p.name] = true
+			}
 		}
 	}
 	if ul != nil {
@@ -274,9 +281,9 @@ func addDynamic(c *cpioWriter, name, dst string) error {
 }
 
 // addFromRoot adds the program at prog in root (an unpacked userland of
-// architecture a) at the same path, with its program interpreter and
+// architecture a) at dst, with its program interpreter and
 // shared libraries (neededFiles).
-func addFromRoot(c *cpioWriter, a *arch, root, prog string) error {
+func addFromRoot(c *cpioWriter, a *arch, root, prog, dst string) error {
 	libs, err := neededFiles(root, prog, a.libDirs(), a.Machine)
 	if err != nil {
 		return err
@@ -289,6 +296,9 @@ func addFromRoot(c *cpioWriter, a *arch, root, prog string) error {
 		data, err := os.ReadFile(filepath.Join(root, real))
 		if err != nil {
 			return err
+		}
+		if p == prog {
+			p = dst
 		}
 		c.file(p, 0o755, data)
 	}

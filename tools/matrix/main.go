@@ -69,6 +69,7 @@ var coreTests = "^(" + strings.Join([]string{
 	"TestCgroupFilter",
 	"TestListenEvents",
 	"TestResetEvents",
+	"TestRTTOfADelayedPath",
 }, "|") + ")$"
 
 // probe is a command run once per kernel (in the guest, and on the host)
@@ -106,8 +107,9 @@ func testArgs(run string, timeout time.Duration) []string {
 // guestModules are loaded with insmod, with their dependencies, when the
 // kernel has them as modules: the guest has no modprobe to load them on
 // demand as a real machine would. veth: the network-namespace tests;
-// tcp_diag (and inet_diag): sock_diag, for tuxscope net --existing.
-var guestModules = []string{"veth", "tcp_diag"}
+// tcp_diag (and inet_diag): sock_diag, for tuxscope net --existing;
+// sch_netem: a delayed path for the RTT test.
+var guestModules = []string{"veth", "tcp_diag", "sch_netem"}
 
 type config struct {
 	repo        string
@@ -180,7 +182,7 @@ func run() (int, error) {
 	flag.StringVar(&cfg.accel, "accel", "tcg,thread=single", "qemu -accel value")
 	flag.IntVar(&cfg.memory, "m", 1024, "guest memory, MiB")
 	flag.IntVar(&cfg.cpus, "smp", 2, "guest CPUs")
-	flag.BoolVar(&cfg.shipIP, "guest-ip", true, "ship iproute2's ip (with its libraries) into the guests, so the network-namespace test runs: the host's, or for another architecture Debian's")
+	flag.BoolVar(&cfg.shipIP, "guest-ip", true, "ship iproute2's ip and tc (with their libraries) into the guests, so the network-namespace and netem tests run: the host's, or for another architecture Debian's")
 	flag.BoolVar(&cfg.noInstall, "no-install", false, "do not apt-get install missing host tools (qemu-system-x86, qemu-system-arm, busybox-static, xz-utils, zstd)")
 	flag.BoolVar(&cfg.runUnsupported, "run-unsupported", false, "on the host, run the tests of backends tuxscope doctor calls unsupported too (by default they are not run)")
 	flag.BoolVar(&cfg.verbose, "v", false, "echo guest serial output while running")
