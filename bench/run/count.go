@@ -68,9 +68,9 @@ func madeBy(lr load.Result, pid int, inbound bool, client string) bool {
 	return slices.Contains(pids, pid)
 }
 
-// countTuxscopeJSON counts the events of a --format json file by type,
-// the in-band lost records, and events attributed to another process than
-// the one that made that end.
+// countTuxscopeJSON counts the connections' events of a --format json file
+// (all events by type), the in-band lost records, and events attributed to
+// another process than the one that made that end.
 func countTuxscopeJSON(res *result, stdout, _ string, lr load.Result) {
 	res.Events, res.Lost, res.Unattributed = 0, 0, 0
 	res.ByType = map[string]int64{}
@@ -87,7 +87,13 @@ func countTuxscopeJSON(res *result, stdout, _ string, lr load.Result) {
 		case "open_at_exit", "dns_dropped": // counts, not events
 			return
 		}
-		res.Events++
+		// Only the events expected per connection count against that
+		// expectation; the listener's listen and unlisten, and the
+		// occasional reset or retransmit, are shown by type only.
+		switch ev.EventType {
+		case "connect", "accept", "established", "failed", "close":
+			res.Events++
+		}
 		res.ByType[ev.EventType]++
 		if !madeBy(lr, ev.PID, ev.Direction == "inbound", ev.Saddr) {
 			res.Unattributed++

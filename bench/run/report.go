@@ -289,7 +289,7 @@ func (r *report) markdown() string {
 
 	// Completeness.
 	p("## Events received and lost\n\n")
-	p("Summed over the rounds. Expected: per completed connection, tuxscope 5 (connect, established, accept, and a close at each end), `tcplife -D` 1 (the client end's close), `tcpstates -D` %s (the client end's state changes with close pattern `%s`), the bpftrace script 2 (a close at each end). \"Other pid\" counts events attributed to a process other than the one that made that end of the connection: the loadgen's single process, or, in the \"2 procs\" cells, the client process for outbound events and the client end's close, the server process for accepts and the server end's close; in the \"%s\" cells the client end's events must name the very client process whose source address the event carries (`tuxscope json`, tcplife's LADDR) or one of the client processes (summary: by process), the server end's one of the server processes (which of them accepted a connection is not known). n/a: the cell's output goes to /dev/null, or the tool does not report it.\n\n",
+	p("Summed over the rounds. Expected: per completed connection, tuxscope 5 (connect, established, accept, and a close at each end), `tcplife -D` 1 (the client end's close), `tcpstates -D` %s (the client end's state changes with close pattern `%s`), the bpftrace script 2 (a close at each end); tuxscope's listen and unlisten events (the loadgen's listeners) and any reset or retransmit events are shown by type but not counted. \"Other pid\" counts events attributed to a process other than the one that made that end of the connection: the loadgen's single process, or, in the \"2 procs\" cells, the client process for outbound events and the client end's close, the server process for accepts and the server end's close; in the \"%s\" cells the client end's events must name the very client process whose source address the event carries (`tuxscope json`, tcplife's LADDR) or one of the client processes (summary: by process), the server end's one of the server processes (which of them accepted a connection is not known). n/a: the cell's output goes to /dev/null, or the tool does not report it.\n\n",
 		f0(map[string]float64{"client": 5, "server": 5, "reset": 3}[o.closeMode]), o.closeMode, o.procs.cellName("…"))
 	p("\"BPF recursion misses\" are the times the kernel skipped one of the tracer's programs because another tracing BPF program was already running on that CPU (e.g. a softirq's TCP state change arriving while a syscall tracepoint program ran): each is an event lost without the tracer knowing, so it is in no tool's lost count (fdinfo `recursion_misses`, read just before the tracer stopped).\n\n")
 	p("| cell | connections | events received | expected | received / expected | lost | BPF recursion misses | other pid | by type |\n|---|---|---|---|---|---|---|---|---|\n")
@@ -770,7 +770,7 @@ func (r *report) whereFrom(b *strings.Builder) {
 	tc := func(name string) float64 { return med(name, tracerCPUPer1k) * 1000 }
 
 	p("What these come from, in this run's own figures (medians; details in the sections below):\n\n")
-	if base := lc("baseline"); !math.IsNaN(base) {
+	if base := lc("baseline"); !math.IsNaN(base) && !math.IsNaN(lc("tuxscope table")) {
 		pct := func(x float64) string {
 			if math.IsNaN(x) {
 				return "n/a"
