@@ -20,10 +20,15 @@
 // -role server runs only the server: it prints {"role":"server","port":...,
 // "pid":...} once listening, serves until SIGTERM or SIGINT, waits for its
 // connections to finish and prints its counts. -role client runs only the
-// clients, against -port. Two processes, so that a tracer's attribution of
-// each end to its own process can be checked.
+// clients, against -port. Separate processes, so that a tracer's attribution
+// of each end to its own process can be checked, and so that the load looks
+// like a real server's: with -reuseport several server processes listen on
+// the same port, as prefork servers' workers do (nginx's reuseport), and the
+// kernel spreads the connections between them; -source gives each client
+// process a loopback address of its own (127.0.0.0/8), so that the client
+// end of every connection names the process that made it.
 //
-// It only ever talks to 127.0.0.1.
+// It only ever talks to 127.0.0.1 (from 127.0.0.0/8 with -source).
 package main
 
 import (
@@ -42,6 +47,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tuxscope/tuxscope/bench/internal/load"
 )
@@ -93,6 +100,8 @@ func main() {
 		payload     = flag.Int("payload", 32, "bytes sent each way per connection (0: none)")
 		startDelay  = flag.Duration("start-delay", 0, "wait this long after listening before connecting")
 		role        = flag.String("role", "both", "both: server and clients in this process; server: only the server; client: only the clients (needs -port)")
+		reusePort   = flag.Bool("reuseport", false, "the server's listener sets SO_REUSEPORT, so that several -role server processes can share -port")
+		source      = flag.String("source", "", "the clients' local address, in 127.0.0.0/8 (default: the kernel's choice, 127.0.0.1)")
 	)
 	flag.Parse()
 	switch *closeMode {
@@ -112,18 +121,39 @@ func main() {
 	default:
 		fatalf("-role must be both, server or client, not %q", *role)
 	}
+	var dial func() (*net.TCPConn, error)
 	c := &counters{errs: map[string]uint64{}}
 	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: *port}
+	if *source == "" {
+		dial = func() (*net.TCPConn, error) { return net.DialTCP("tcp4", nil, addr) }
+	} else {
+		ip := net.ParseIP(*source).To4()
+		if ip == nil || ip[0] != 127 {
+			fatalf("-source must be an IPv4 address in 127.0.0.0/8, not %q", *source)
+		}
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Control: bindAddressNoPort}
+		dial = func() (*net.TCPConn, error) {
+			conn, err := d.Dial("tcp4", addr.String())
+			if err != nil {
+				return nil, err
+			}
+			return conn.(*net.TCPConn), nil
+		}
+	}
 	var (
 		ln    *net.TCPListener
 		srvWG sync.WaitGroup
 	)
 	if *role != "client" {
-		var err error
-		ln, err = net.ListenTCP("tcp4", addr)
+		var lc net.ListenConfig
+		if *reusePort {
+			lc.Control = setReusePort
+		}
+		l, err := lc.Listen(context.Background(), "tcp4", addr.String())
 		if err != nil {
 			fatalf("listen: %v", err)
 		}
+		ln = l.(*net.TCPListener)
 		addr = ln.Addr().(*net.TCPAddr)
 		go serve(ln, c, &srvWG, *closeMode, *payload)
 	}
@@ -179,7 +209,7 @@ func main() {
 					return
 				}
 				c.attempted.Add(1)
-				if err := client(addr, *closeMode, msg, buf); err != nil {
+				if err := client(dial, *closeMode, msg, buf); err != nil {
 					c.failed.Add(1)
 					c.addErr("client", err)
 				} else {
@@ -210,7 +240,7 @@ func main() {
 
 	res := load.Result{
 		Role: *role, Mode: "max", Concurrency: *concurrency, Close: *closeMode, Payload: *payload,
-		Port: addr.Port, PID: os.Getpid(),
+		Port: addr.Port, PID: os.Getpid(), Source: *source,
 		Attempted: c.attempted.Load(), Completed: c.completed.Load(), Failed: c.failed.Load(),
 		DurationSec: elapsed.Seconds(),
 		Accepted:    c.accepted.Load(), ServerClosed: c.srvClosed.Load(), ServerErrors: c.srvError.Load(),
@@ -292,9 +322,34 @@ func pace(ctx context.Context, tokens chan<- struct{}, rate float64, c *counters
 	}
 }
 
+// setReusePort is a listener's control function: SO_REUSEPORT before bind.
+func setReusePort(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// bindAddressNoPort is a dialer's control function: with a local address
+// given, bind() takes the address only and connect() picks the port, as it
+// does without one (IP_BIND_ADDRESS_NO_PORT), instead of bind() searching
+// for a free port on its own.
+func bindAddressNoPort(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
 // client makes one connection and closes it by the pattern.
-func client(addr *net.TCPAddr, closeMode string, msg, buf []byte) error {
-	conn, err := net.DialTCP("tcp4", nil, addr)
+func client(dial func() (*net.TCPConn, error), closeMode string, msg, buf []byte) error {
+	conn, err := dial()
 	if err != nil {
 		return err
 	}

@@ -20,14 +20,16 @@ type cell struct {
 	Name string
 	// Kind: "max", overhead at max rate; "fixed", at the fixed rate;
 	// "complete", max rate with every event to a file and BPF stats on;
-	// "attrib", like complete with the loadgen as two processes.
+	// "attrib", like complete with the loadgen as two processes; "procs",
+	// max rate with the loadgen as several server and client processes
+	// (-procs), against a baseline of its own.
 	Kind   string
 	Tracer string // "", "tuxscope", "tcplife", "tcpstates", "bpftrace"
 	Build  *build // with Tracer "tuxscope": nil for this tree's, else the -before build
 	Rate   float64
-	ToFile bool // the tracer's stdout goes to a file that is counted
-	Split  bool // the loadgen's server and clients are two processes
-	Stats  bool // BPF run-time statistics are on during the cell
+	ToFile bool   // the tracer's stdout goes to a file that is counted
+	Layout layout // the loadgen's processes (zero: one holding server and clients)
+	Stats  bool   // BPF run-time statistics are on during the cell
 	// args gives the tracer's arguments for the loadgen port.
 	args   func(port int) []string
 	env    []string
@@ -90,14 +92,18 @@ func (e *env) cells() []*cell {
 		count: countTuxscopeSummary, Note: "--summary --format json (one line at the end, to a file)"}))
 	// The Prometheus agent: the same events aggregated in memory, nothing
 	// written; its /metrics is read once after the load (scrapeServe).
-	var serveAddr string
-	add(tuxAttach(&cell{Name: "tuxscope serve", Kind: "max", PerConn: 5,
-		args: func(port int) []string {
-			serveAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
-			return []string{"serve", "--port", strconv.Itoa(port), "--listen", serveAddr}
-		},
-		scrape: func(res *result) { scrapeServe(res, serveAddr) },
-		Note:   "Prometheus agent (serve), counts read from /metrics after the load"}))
+	serve := func(c *cell) *cell {
+		var addr string
+		c.args = func(port int) []string {
+			addr = fmt.Sprintf("127.0.0.1:%d", freePort())
+			return []string{"serve", "--port", strconv.Itoa(port), "--listen", addr}
+		}
+		c.scrape = func(res *result) { scrapeServe(res, addr) }
+		c.PerConn = 5
+		return tuxAttach(c)
+	}
+	add(serve(&cell{Name: "tuxscope serve", Kind: "max",
+		Note: "Prometheus agent (serve), counts read from /metrics after the load"}))
 	// The same three with tuxscope built at -before: a before/after
 	// comparison in the same rotation.
 	if e.before != nil {
@@ -138,14 +144,37 @@ func (e *env) cells() []*cell {
 
 	// Attribution: the loadgen as two processes, server and clients, so
 	// that each end's events must name its own process.
-	add(tuxAttach(&cell{Name: "tuxscope json > file, 2 procs", Kind: "attrib", ToFile: true, Split: true, PerConn: 5,
+	add(tuxAttach(&cell{Name: "tuxscope json > file, 2 procs", Kind: "attrib", ToFile: true, Layout: layout{1, 1}, PerConn: 5,
 		args: tux("--format", "json"), count: countTuxscopeJSON,
 		Note: "loadgen server and clients in two processes: is each end attributed to its own?"}))
 	if o.peers {
-		add(bcc(&cell{Name: "tcplife -D port > file, 2 procs", Kind: "attrib", ToFile: true, Split: true, PerConn: 1,
+		add(bcc(&cell{Name: "tcplife -D port > file, 2 procs", Kind: "attrib", ToFile: true, Layout: layout{1, 1}, PerConn: 1,
 			count: countHeaderLines, Note: "its PID column against the client process"}, "tcplife"))
-		add(bpftrace(&cell{Name: "bpftrace print > file, 2 procs", Kind: "attrib", Split: true,
+		add(bpftrace(&cell{Name: "bpftrace print > file, 2 procs", Kind: "attrib", Layout: layout{1, 1},
 			Note: "`pid` at each close against the process of that end"}, true))
+	}
+
+	// Like real servers: several server processes on one port
+	// (SO_REUSEPORT, as prefork workers) and several client processes,
+	// -concurrency in all, against a baseline of that same load.
+	pl := o.procs
+	procs := pl.cellName
+	add(&cell{Name: procs("baseline"), Kind: "procs", Layout: pl, attach: attachDisabled})
+	add(tuxAttach(&cell{Name: procs("tuxscope table"), Kind: "procs", Layout: pl, args: tux(), PerConn: 5,
+		count: countTuxscopeTable, Note: "table to /dev/null; lost from stderr"}))
+	add(tuxAttach(&cell{Name: procs("tuxscope json"), Kind: "procs", Layout: pl, args: tux("--format", "json"), PerConn: 5,
+		Note: "JSON to /dev/null"}))
+	add(tuxAttach(&cell{Name: procs("tuxscope summary"), Kind: "procs", Layout: pl, ToFile: true, PerConn: 5,
+		args:  tux("--summary", "--format", "json", "--top", "0"),
+		count: countTuxscopeSummary, Note: "--summary --format json to a file: counts, and each process's peers by direction"}))
+	add(serve(&cell{Name: procs("tuxscope serve"), Kind: "procs", Layout: pl,
+		Note: "Prometheus agent (serve), counts read from /metrics after the load"}))
+	add(tuxAttach(&cell{Name: procs("tuxscope json > file"), Kind: "procs", Layout: pl, ToFile: true, PerConn: 5,
+		args: tux("--format", "json"), count: countTuxscopeJSON,
+		Note: "every event counted; each client end's pid checked against the client process of its source address, each server end's against the server processes"}))
+	if o.peers {
+		add(bcc(&cell{Name: procs("tcplife -D port"), Kind: "procs", Layout: pl, PerConn: 1,
+			Note: "client side only"}, "tcplife"))
 	}
 
 	if o.fixedRate > 0 {

@@ -30,6 +30,7 @@ type options struct {
 	settle      time.Duration
 	fixedRate   float64
 	concurrency int
+	procs       layout // the multi-process cells' loadgen
 	closeMode   string
 	payload     int
 	cells       string
@@ -58,6 +59,8 @@ func main() {
 	flag.DurationVar(&o.settle, "settle", 300*time.Millisecond, "wait after a tracer has attached before the load starts")
 	flag.Float64Var(&o.fixedRate, "fixed-rate", 4000, "connections/s of the fixed-rate cells (0: no fixed-rate cells)")
 	flag.IntVar(&o.concurrency, "concurrency", 8, "loadgen client connections in flight")
+	o.procs = layout{servers: 2, clients: 4}
+	flag.Var(&o.procs, "procs", "SERVERSxCLIENTS: loadgen processes of the multi-process cells (the servers share the port with SO_REUSEPORT, the clients share -concurrency)")
 	flag.StringVar(&o.closeMode, "close", "server", "loadgen close pattern: client, server or reset (server: no client-side TIME_WAIT piling up over the run)")
 	flag.IntVar(&o.payload, "payload", 32, "loadgen payload bytes each way per connection")
 	flag.StringVar(&o.cells, "cells", "", "only the cells whose name contains one of these comma-separated strings (baselines are always run)")
@@ -84,6 +87,9 @@ func main() {
 	}
 	if o.rounds < 1 || o.duration <= 0 || o.concurrency < 1 {
 		fatalf("bad -rounds, -duration or -concurrency")
+	}
+	if o.concurrency < o.procs.clients {
+		fatalf("-concurrency %d is fewer than -procs' %d client processes", o.concurrency, o.procs.clients)
 	}
 	if os.Geteuid() != 0 {
 		fatalf("needs root (it loads BPF programs)")
@@ -181,7 +187,7 @@ func run(o *options) error {
 
 	if o.warmup > 0 {
 		logf("warm-up: %s of unrecorded baseline load", o.warmup)
-		if _, _, err := e.runLoad(freePort(), 0, o.warmup, false); err != nil {
+		if _, _, err := e.runLoad(freePort(), 0, o.warmup, layout{}); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
 	}

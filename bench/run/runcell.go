@@ -282,13 +282,15 @@ func (e *env) runCell(c *cell, round int) *result {
 	res.TimeWait = timeWaitSockets()
 	before, busy0 := procTimes(), cpuBusy()
 	loadStart := time.Now()
-	lr, loadCPU, err := e.runLoad(port, c.Rate, o.duration, c.Split)
+	lr, loadCPU, err := e.runLoad(port, c.Rate, o.duration, c.Layout)
 	window := time.Since(loadStart)
 	after, busy1 := procTimes(), cpuBusy()
 	close(stopSampling)
 	<-sampled
 	exclude[lr.PID] = true
-	exclude[lr.ServerPID] = true
+	for _, pid := range append(lr.ServerPIDs, lr.ClientPIDs...) {
+		exclude[pid] = true
+	}
 	res.OtherCPUPct = otherCPU(before, after, exclude) / (window.Seconds() * float64(runtime.NumCPU())) * 100
 	res.BusyPct = busy1.since(busy0)
 	res.StealPct = busy1.stealSince(busy0)

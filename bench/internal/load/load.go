@@ -12,6 +12,7 @@ type Result struct {
 	Payload      int     `json:"payload_bytes"`
 	Port         int     `json:"port"`
 	PID          int     `json:"pid"`
+	Source       string  `json:"source,omitempty"` // the clients' local address (-source)
 	Attempted    uint64  `json:"attempted"`
 	Completed    uint64  `json:"completed"`
 	Failed       uint64  `json:"failed"`
@@ -24,8 +25,12 @@ type Result struct {
 	// client was still busy (the rate asked for was not reached).
 	Late   uint64            `json:"late,omitempty"`
 	Errors map[string]uint64 `json:"errors,omitempty"` // client and server errors by kind
-	// ServerPID is the server process's, when bench/run ran the loadgen as
-	// two processes (0: the server was in the client's process). Not in
-	// the loadgen's JSON: bench/run fills it in.
-	ServerPID int `json:"-"`
+	// When bench/run ran the loadgen as separate server and client
+	// processes, it sums their counts into one Result and fills these in
+	// (not in the loadgen's JSON): the server processes' pids, the client
+	// processes' pids, and each client process's pid by its -source
+	// address. Without them the server and the clients were all PID.
+	ServerPIDs []int          `json:"-"`
+	ClientPIDs []int          `json:"-"`
+	ClientBy   map[string]int `json:"-"`
 }
