@@ -115,6 +115,8 @@ func (e *env) cells() []*cell {
 		count: countTuxscopeTable, Note: "woken for every event it can be: what batching wake-ups saves"}))
 	add(tuxAttach(&cell{Name: "tuxscope table, no names", Kind: "max", args: tux("--no-names"), PerConn: 5,
 		count: countTuxscopeTable, Note: "without the DNS packet hooks: what hostnames cost"}))
+	add(tuxAttach(&cell{Name: "tuxscope table, updates 1s", Kind: "max", args: tux("--updates", "1s"), PerConn: 5,
+		count: countTuxscopeTable, Note: "--updates 1s: one sock_diag dump a second (the loadgen's connections are shorter, so no update rows)"}))
 	if o.peers {
 		add(bcc(&cell{Name: "tcplife -D port", Kind: "max", PerConn: 1,
 			Note: "client side only (its port filters are ANDed: no either-end filter)"}, "tcplife"))
