@@ -37,12 +37,17 @@ static __always_inline void dns_owner_record(struct bpf_sock_addr *ctx)
 	struct dns_owner o = {};
 	__u64 pid_tgid, cookie;
 
-	/* Before any port check: on 5.7 to 5.11 this makes the namespace's
-	 * cookie, which connection events read (sock_netns), for every
-	 * namespace a connect is made in. */
-	o.netns = bpf_get_netns_cookie(ctx);
+	/* Before any port check on 5.7 to 5.11 (where net_cookie is an
+	 * atomic64_t, made on first use): this makes the namespace's cookie,
+	 * which connection events read (sock_netns), for every namespace a
+	 * connect is made in. Since 5.12 every namespace has one from the
+	 * start, and only DNS sockets need it. */
+	if (bpf_core_field_exists(((struct net___atomic_cookie *)0)->net_cookie))
+		o.netns = bpf_get_netns_cookie(ctx);
 	if (bpf_ntohs((__u16)ctx->user_port) != DNS_PORT)
 		return;
+	if (!o.netns)
+		o.netns = bpf_get_netns_cookie(ctx);
 	cookie = bpf_get_socket_cookie(ctx);
 	pid_tgid = bpf_get_current_pid_tgid();
 
@@ -73,12 +78,34 @@ DNS_OWNER_HOOK(dns_connect6, "cgroup/connect6")
 DNS_OWNER_HOOK(dns_sendmsg4, "cgroup/sendmsg4")
 DNS_OWNER_HOOK(dns_sendmsg6, "cgroup/sendmsg6")
 
-/* Parse the IP and transport headers of a cgroup_skb packet (it starts at
- * the network header) and copy a DNS payload to the ring buffer. */
+/*
+ * Copy sizeof(*dst) bytes at off of a cgroup_skb packet (which starts at
+ * the network header) straight from its linear data (skb->data ..
+ * data_end), or with bpf_skb_load_bytes when they lie beyond it. The IP
+ * and TCP/UDP headers are always linear at these hooks (the stack has
+ * built or pulled them), so the helper is only a safety net. Non-zero if
+ * the packet is shorter.
+ */
+#define PKT_LOAD(skb, off, dst)									\
+	({											\
+		void *data_ = (void *)(long)(skb)->data;					\
+		void *end_ = (void *)(long)(skb)->data_end;					\
+		long err_ = 0;									\
+		if (data_ + (off) + sizeof(*(dst)) <= end_)					\
+			__builtin_memcpy((dst), data_ + (off), sizeof(*(dst)));			\
+		else										\
+			err_ = bpf_skb_load_bytes((skb), (off), (dst), sizeof(*(dst)));	\
+		err_;										\
+	})
+
+/* Parse the IP and transport headers of a cgroup_skb packet and copy a
+ * DNS payload to the ring buffer. */
 static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 {
 	__u32 l4off, payload_off, len, n;
-	__u8 proto, hdr[40], ports[4], tcpoff;
+	__u8 proto, vihl, tcpoff;
+	__u8 ports[4];
+	__u8 addrs[32]; /* source then destination: 4 + 4 bytes (v4) or 16 + 16 (v6) */
 	__u16 sport, dport, port;
 	__u8 saddr[16] = {}, daddr[16] = {};
 	struct owner owner = {};
@@ -87,27 +114,30 @@ static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 	struct dns_event *e;
 	__u64 cookie;
 
-	/* Every packet of every socket passes here: decide on the ports with
-	 * as few loads as possible, and read the rest only for DNS. */
+	/* Every packet of every socket passes here: decide on the protocol
+	 * and the ports with as few loads as possible, straight from the
+	 * packet, and read the rest only for DNS. */
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		if (bpf_skb_load_bytes(skb, 0, hdr, 20))
+		if (PKT_LOAD(skb, 9, &proto))
 			return;
-		proto = hdr[9];
-		l4off = (hdr[0] & 0xf) * 4;
+		if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+			return;
+		if (PKT_LOAD(skb, 0, &vihl))
+			return;
+		l4off = (vihl & 0xf) * 4;
 		t.family = AF_INET;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		/* No extension headers: DNS packets carry none in practice. */
-		if (bpf_skb_load_bytes(skb, 0, hdr, 40))
+		if (PKT_LOAD(skb, 6, &proto))
 			return;
-		proto = hdr[6];
+		if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+			return;
 		l4off = 40;
 		t.family = AF_INET6;
 	} else {
 		return;
 	}
-	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
-		return;
-	if (bpf_skb_load_bytes(skb, l4off, ports, sizeof(ports)))
+	if (PKT_LOAD(skb, l4off, &ports))
 		return;
 	sport = (ports[0] << 8) | ports[1];
 	dport = (ports[2] << 8) | ports[3];
@@ -115,14 +145,18 @@ static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 	if (port != DNS_PORT)
 		return;
 	if (t.family == AF_INET) {
-		__builtin_memcpy(saddr, hdr + 12, 4);
-		__builtin_memcpy(daddr, hdr + 16, 4);
+		if (PKT_LOAD(skb, 12, (__u8 (*)[8])addrs))
+			return;
+		__builtin_memcpy(saddr, addrs, 4);
+		__builtin_memcpy(daddr, addrs + 4, 4);
 	} else {
-		__builtin_memcpy(saddr, hdr + 8, 16);
-		__builtin_memcpy(daddr, hdr + 24, 16);
+		if (PKT_LOAD(skb, 8, &addrs))
+			return;
+		__builtin_memcpy(saddr, addrs, 16);
+		__builtin_memcpy(daddr, addrs + 16, 16);
 	}
 	if (proto == IPPROTO_TCP) {
-		if (bpf_skb_load_bytes(skb, l4off + 12, &tcpoff, 1))
+		if (PKT_LOAD(skb, l4off + 12, &tcpoff))
 			return;
 		payload_off = l4off + (tcpoff >> 4) * 4;
 	} else {

@@ -190,6 +190,7 @@ const (
 	TuxscopeProgTpSendReset        = "tp_send_reset"
 	TuxscopeProgTpState            = "tp_state"
 	TuxscopeProgTpSynack           = "tp_synack"
+	TuxscopeVarAcceptCatchUp       = "accept_catch_up"
 	TuxscopeVarConnectSyscallHooks = "connect_syscall_hooks"
 	TuxscopeVarFilterCgroup        = "filter_cgroup"
 	TuxscopeVarFilterPid           = "filter_pid"
@@ -307,6 +308,7 @@ type TuxscopeMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TuxscopeVariableSpecs struct {
+	AcceptCatchUp       *ebpf.VariableSpec `ebpf:"accept_catch_up"`
 	ConnectSyscallHooks *ebpf.VariableSpec `ebpf:"connect_syscall_hooks"`
 	FilterCgroup        *ebpf.VariableSpec `ebpf:"filter_cgroup"`
 	FilterPid           *ebpf.VariableSpec `ebpf:"filter_pid"`
@@ -389,6 +391,7 @@ func (m *TuxscopeMaps) Close() error {
 //
 // It can be passed to LoadTuxscopeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TuxscopeVariables struct {
+	AcceptCatchUp       *ebpf.Variable `ebpf:"accept_catch_up"`
 	ConnectSyscallHooks *ebpf.Variable `ebpf:"connect_syscall_hooks"`
 	FilterCgroup        *ebpf.Variable `ebpf:"filter_cgroup"`
 	FilterPid           *ebpf.Variable `ebpf:"filter_pid"`

@@ -191,6 +191,13 @@ func (l *loader) try(p HookPoint, im Impl) (_ *attachedPoint, err error) {
 	for _, h := range hs {
 		sub.Programs[h.prog] = l.spec.Programs[h.prog]
 	}
+	if p == PointAccept && im != implTracepoint {
+		// The syscall-exit programs loaded beside a function hook
+		// are its catch-up: they skip what it reported (accept_seen).
+		if err := sub.Variables[bpf.TuxscopeVarAcceptCatchUp].Set(uint8(1)); err != nil {
+			return nil, fmt.Errorf("setting accept_catch_up: %w", err)
+		}
+	}
 	coll, err := ebpf.NewCollectionWithOptions(sub, ebpf.CollectionOptions{
 		Programs:        ebpf.ProgramOptions{KernelTypes: l.kernel},
 		MapReplacements: l.replacements,
