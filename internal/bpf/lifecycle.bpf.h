@@ -274,23 +274,9 @@ static __always_inline void conn_outcome(struct sock *sk, __u64 key, int newstat
 	if (newstate == TCP_ESTABLISHED)
 		c->established_ns = now;
 	if (read_sock_tuple(sk, &t)) {
-		__u8 type = newstate == TCP_ESTABLISHED ? EVENT_ESTABLISHED : EVENT_FAILED;
-		bool with_connect = connect_due_early(key, &c->owner, c->connect_pending);
-
-		/* The connect rides on the outcome's record when both are
-		 * wanted (FLAG_WITH_CONNECT), else it has its own. */
-		if (with_connect && !(want_types & (1U << type))) {
-			emit_owned(&t, EVENT_CONNECT, &c->owner);
-			with_connect = false;
-		}
-		e = reserve_event(&t, type, &c->owner);
-		if (with_connect && !(want_types & (1U << EVENT_CONNECT)))
-			with_connect = false;
-		if (!e && with_connect && event_wanted(&t, type))
-			count_lost(); /* the connect it stood for, too */
+		connect_emit_early(sk, key, &c->owner, &t, c->connect_pending);
+		e = reserve_event(&t, newstate == TCP_ESTABLISHED ? EVENT_ESTABLISHED : EVENT_FAILED, &c->owner);
 		if (e) {
-			if (with_connect)
-				e->flags = FLAG_WITH_CONNECT;
 			e->latency_ns = now - c->syn_ns;
 			if (newstate != TCP_ESTABLISHED) /* 0: closed before the handshake finished */
 				e->error = BPF_CORE_READ(sk, sk_err);
