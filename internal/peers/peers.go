@@ -271,7 +271,9 @@ func (l *Linker) forget(k endKey) {
 // oldest first.
 func (l *Linker) room() bool {
 	for len(l.ends) >= l.MaxEnds && l.nClosed > 0 {
-		l.dropClosed()
+		if !l.dropClosed() {
+			break // bounded even if the count and the list ever disagree
+		}
 	}
 	return len(l.ends) < l.MaxEnds
 }
@@ -282,17 +284,20 @@ func (l *Linker) live(c *closedRef) bool {
 	return ok && en.closed && en.gen == c.gen
 }
 
-// dropClosed forgets the oldest closed end the table still holds.
-func (l *Linker) dropClosed() {
-	for l.head < len(l.closed) {
+// dropClosed forgets the oldest closed end the table still holds, and
+// says whether there was one.
+func (l *Linker) dropClosed() bool {
+	dropped := false
+	for l.head < len(l.closed) && !dropped {
 		c := &l.closed[l.head]
 		l.head++
 		if l.live(c) {
 			l.forget(c.key)
-			break
+			dropped = true
 		}
 	}
 	l.compact()
+	return dropped
 }
 
 // compact keeps the closed list's storage bounded: it moves the entries
