@@ -345,4 +345,24 @@ static __always_inline void emit_event(const struct tuple *t, __u8 type, __u64 p
 	submit(e);
 }
 
+/*
+ * Copy sizeof(*dst) bytes at off of a cgroup_skb packet (which starts at
+ * the network header) straight from its linear data (skb->data ..
+ * data_end), or with bpf_skb_load_bytes when they lie beyond it. The IP
+ * and TCP/UDP headers are always linear at these hooks (the stack has
+ * built or pulled them), so the helper is only a safety net. Non-zero if
+ * the packet is shorter.
+ */
+#define PKT_LOAD(skb, off, dst)									\
+	({											\
+		void *data_ = (void *)(long)(skb)->data;					\
+		void *end_ = (void *)(long)(skb)->data_end;					\
+		long err_ = 0;									\
+		if (data_ + (off) + sizeof(*(dst)) <= end_)					\
+			__builtin_memcpy((dst), data_ + (off), sizeof(*(dst)));			\
+		else										\
+			err_ = bpf_skb_load_bytes((skb), (off), (dst), sizeof(*(dst)));	\
+		err_;										\
+	})
+
 #endif

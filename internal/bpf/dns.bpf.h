@@ -11,8 +11,11 @@
 #define TUXSCOPE_DNS_BPF_H
 
 #include "common.bpf.h"
+#include "udp.bpf.h"
 
+#ifndef IPPROTO_UDP
 #define IPPROTO_UDP 17
+#endif
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 #define DNS_PORT 53
@@ -32,10 +35,18 @@ struct {
 
 struct dns_event *unused_dns_event __attribute__((unused));
 
+/* 1: capture DNS messages (names for addresses); 0 when these programs
+ * are attached only for UDP flows (--no-names). Set by the loader. */
+const volatile __u8 want_dns = 1;
+
 static __always_inline void dns_owner_record(struct bpf_sock_addr *ctx)
 {
 	struct dns_owner o = {};
 	__u64 pid_tgid, cookie;
+
+	udp_owner_record(ctx);
+	if (!want_dns)
+		return;
 
 	/* Before any port check on 5.7 to 5.11 (where net_cookie is an
 	 * atomic64_t, made on first use): this makes the namespace's cookie,
@@ -78,26 +89,6 @@ DNS_OWNER_HOOK(dns_connect6, "cgroup/connect6")
 DNS_OWNER_HOOK(dns_sendmsg4, "cgroup/sendmsg4")
 DNS_OWNER_HOOK(dns_sendmsg6, "cgroup/sendmsg6")
 
-/*
- * Copy sizeof(*dst) bytes at off of a cgroup_skb packet (which starts at
- * the network header) straight from its linear data (skb->data ..
- * data_end), or with bpf_skb_load_bytes when they lie beyond it. The IP
- * and TCP/UDP headers are always linear at these hooks (the stack has
- * built or pulled them), so the helper is only a safety net. Non-zero if
- * the packet is shorter.
- */
-#define PKT_LOAD(skb, off, dst)									\
-	({											\
-		void *data_ = (void *)(long)(skb)->data;					\
-		void *end_ = (void *)(long)(skb)->data_end;					\
-		long err_ = 0;									\
-		if (data_ + (off) + sizeof(*(dst)) <= end_)					\
-			__builtin_memcpy((dst), data_ + (off), sizeof(*(dst)));			\
-		else										\
-			err_ = bpf_skb_load_bytes((skb), (off), (dst), sizeof(*(dst)));	\
-		err_;										\
-	})
-
 /* Parse the IP and transport headers of a cgroup_skb packet and copy a
  * DNS payload to the ring buffer. */
 static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
@@ -137,6 +128,10 @@ static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 	} else {
 		return;
 	}
+	if (proto == IPPROTO_UDP)
+		udp_count(skb, direction == DNS_QUERY, t.family, l4off);
+	if (!want_dns)
+		return;
 	if (PKT_LOAD(skb, l4off, &ports))
 		return;
 	sport = (ports[0] << 8) | ports[1];

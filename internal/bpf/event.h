@@ -19,6 +19,9 @@ enum event_type {
 	EVENT_RESET = 9,       /* a reset was sent or received on a connection */
 	EVENT_LISTEN = 10,     /* a socket started listening (CLOSE -> LISTEN) */
 	EVENT_UNLISTEN = 11,   /* a listener closed (LISTEN -> CLOSE) */
+	/* 12 and 14 (update, udp_close) are user space's */
+	EVENT_UDP_OPEN = 13,    /* a UDP flow's first packet, either way (udp.bpf.h) */
+	EVENT_UDP_RELEASE = 15, /* a UDP socket with flows was released: user space ends them */
 };
 
 /* event.flags */

@@ -136,6 +136,48 @@ type TuxscopeOwner struct {
 	CgroupId uint64
 }
 
+type TuxscopeUdpFlow struct {
+	_     structs.HostLayout
+	Owner TuxscopeOwner
+	Tuple struct {
+		_            structs.HostLayout
+		Laddr        [16]uint8
+		Raddr        [16]uint8
+		Lport        uint16
+		Rport        uint16
+		Family       uint16
+		_            [2]byte
+		Netns        uint64
+		Ifindex      uint32
+		IfindexNetns uint32
+	}
+	FirstNs         uint64
+	LastNs          uint64
+	PacketsSent     uint64
+	PacketsReceived uint64
+	BytesSent       uint64
+	BytesReceived   uint64
+	Flags           uint8
+	_               [7]byte
+}
+
+type TuxscopeUdpFlowKey struct {
+	_        structs.HostLayout
+	Cookie   uint64
+	Peer     [16]uint8
+	PeerPort uint16
+	Family   uint16
+	Pad      uint32
+}
+
+type TuxscopeUdpSock struct {
+	_     structs.HostLayout
+	Owner TuxscopeOwner
+	Netns uint64
+	Flags uint32
+	_     [4]byte
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -159,6 +201,9 @@ const (
 	TuxscopeMapReaderIdle          = "reader_idle"
 	TuxscopeMapStateRecovered      = "state_recovered"
 	TuxscopeMapStateRunning        = "state_running"
+	TuxscopeMapUdpFlows            = "udp_flows"
+	TuxscopeMapUdpFlowsFull        = "udp_flows_full"
+	TuxscopeMapUdpSocks            = "udp_socks"
 	TuxscopeProgDnsConnect4        = "dns_connect4"
 	TuxscopeProgDnsConnect6        = "dns_connect6"
 	TuxscopeProgDnsEgress          = "dns_egress"
@@ -190,15 +235,25 @@ const (
 	TuxscopeProgTpSendReset        = "tp_send_reset"
 	TuxscopeProgTpState            = "tp_state"
 	TuxscopeProgTpSynack           = "tp_synack"
+	TuxscopeProgUdpBind4           = "udp_bind4"
+	TuxscopeProgUdpBind6           = "udp_bind6"
+	TuxscopeProgUdpRecvmsg4        = "udp_recvmsg4"
+	TuxscopeProgUdpRecvmsg6        = "udp_recvmsg6"
+	TuxscopeProgUdpRelease         = "udp_release"
 	TuxscopeVarAcceptCatchUp       = "accept_catch_up"
 	TuxscopeVarConnectSyscallHooks = "connect_syscall_hooks"
 	TuxscopeVarFilterCgroup        = "filter_cgroup"
 	TuxscopeVarFilterPid           = "filter_pid"
 	TuxscopeVarFilterPort          = "filter_port"
 	TuxscopeVarRetransWindowNs     = "retrans_window_ns"
+	TuxscopeVarUdpFlowsOn          = "udp_flows_on"
 	TuxscopeVarUnusedDnsEvent      = "unused_dns_event"
+	TuxscopeVarUnusedUdpFlow       = "unused_udp_flow"
+	TuxscopeVarUnusedUdpFlowKey    = "unused_udp_flow_key"
+	TuxscopeVarUnusedUdpSock       = "unused_udp_sock"
 	TuxscopeVarUringCompleteArgs   = "uring_complete_args"
 	TuxscopeVarWakeupBytes         = "wakeup_bytes"
+	TuxscopeVarWantDns             = "want_dns"
 	TuxscopeVarWantIpv4            = "want_ipv4"
 	TuxscopeVarWantIpv6            = "want_ipv6"
 	TuxscopeVarWantTypes           = "want_types"
@@ -277,6 +332,11 @@ type TuxscopeProgramSpecs struct {
 	TpSendReset   *ebpf.ProgramSpec `ebpf:"tp_send_reset"`
 	TpState       *ebpf.ProgramSpec `ebpf:"tp_state"`
 	TpSynack      *ebpf.ProgramSpec `ebpf:"tp_synack"`
+	UdpBind4      *ebpf.ProgramSpec `ebpf:"udp_bind4"`
+	UdpBind6      *ebpf.ProgramSpec `ebpf:"udp_bind6"`
+	UdpRecvmsg4   *ebpf.ProgramSpec `ebpf:"udp_recvmsg4"`
+	UdpRecvmsg6   *ebpf.ProgramSpec `ebpf:"udp_recvmsg6"`
+	UdpRelease    *ebpf.ProgramSpec `ebpf:"udp_release"`
 }
 
 // TuxscopeMapSpecs contains maps before they are loaded into the kernel.
@@ -302,6 +362,9 @@ type TuxscopeMapSpecs struct {
 	ReaderIdle        *ebpf.MapSpec `ebpf:"reader_idle"`
 	StateRecovered    *ebpf.MapSpec `ebpf:"state_recovered"`
 	StateRunning      *ebpf.MapSpec `ebpf:"state_running"`
+	UdpFlows          *ebpf.MapSpec `ebpf:"udp_flows"`
+	UdpFlowsFull      *ebpf.MapSpec `ebpf:"udp_flows_full"`
+	UdpSocks          *ebpf.MapSpec `ebpf:"udp_socks"`
 }
 
 // TuxscopeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -314,9 +377,14 @@ type TuxscopeVariableSpecs struct {
 	FilterPid           *ebpf.VariableSpec `ebpf:"filter_pid"`
 	FilterPort          *ebpf.VariableSpec `ebpf:"filter_port"`
 	RetransWindowNs     *ebpf.VariableSpec `ebpf:"retrans_window_ns"`
+	UdpFlowsOn          *ebpf.VariableSpec `ebpf:"udp_flows_on"`
 	UnusedDnsEvent      *ebpf.VariableSpec `ebpf:"unused_dns_event"`
+	UnusedUdpFlow       *ebpf.VariableSpec `ebpf:"unused_udp_flow"`
+	UnusedUdpFlowKey    *ebpf.VariableSpec `ebpf:"unused_udp_flow_key"`
+	UnusedUdpSock       *ebpf.VariableSpec `ebpf:"unused_udp_sock"`
 	UringCompleteArgs   *ebpf.VariableSpec `ebpf:"uring_complete_args"`
 	WakeupBytes         *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WantDns             *ebpf.VariableSpec `ebpf:"want_dns"`
 	WantIpv4            *ebpf.VariableSpec `ebpf:"want_ipv4"`
 	WantIpv6            *ebpf.VariableSpec `ebpf:"want_ipv6"`
 	WantTypes           *ebpf.VariableSpec `ebpf:"want_types"`
@@ -361,6 +429,9 @@ type TuxscopeMaps struct {
 	ReaderIdle        *ebpf.Map `ebpf:"reader_idle"`
 	StateRecovered    *ebpf.Map `ebpf:"state_recovered"`
 	StateRunning      *ebpf.Map `ebpf:"state_running"`
+	UdpFlows          *ebpf.Map `ebpf:"udp_flows"`
+	UdpFlowsFull      *ebpf.Map `ebpf:"udp_flows_full"`
+	UdpSocks          *ebpf.Map `ebpf:"udp_socks"`
 }
 
 func (m *TuxscopeMaps) Close() error {
@@ -384,6 +455,9 @@ func (m *TuxscopeMaps) Close() error {
 		m.ReaderIdle,
 		m.StateRecovered,
 		m.StateRunning,
+		m.UdpFlows,
+		m.UdpFlowsFull,
+		m.UdpSocks,
 	)
 }
 
@@ -397,9 +471,14 @@ type TuxscopeVariables struct {
 	FilterPid           *ebpf.Variable `ebpf:"filter_pid"`
 	FilterPort          *ebpf.Variable `ebpf:"filter_port"`
 	RetransWindowNs     *ebpf.Variable `ebpf:"retrans_window_ns"`
+	UdpFlowsOn          *ebpf.Variable `ebpf:"udp_flows_on"`
 	UnusedDnsEvent      *ebpf.Variable `ebpf:"unused_dns_event"`
+	UnusedUdpFlow       *ebpf.Variable `ebpf:"unused_udp_flow"`
+	UnusedUdpFlowKey    *ebpf.Variable `ebpf:"unused_udp_flow_key"`
+	UnusedUdpSock       *ebpf.Variable `ebpf:"unused_udp_sock"`
 	UringCompleteArgs   *ebpf.Variable `ebpf:"uring_complete_args"`
 	WakeupBytes         *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WantDns             *ebpf.Variable `ebpf:"want_dns"`
 	WantIpv4            *ebpf.Variable `ebpf:"want_ipv4"`
 	WantIpv6            *ebpf.Variable `ebpf:"want_ipv6"`
 	WantTypes           *ebpf.Variable `ebpf:"want_types"`
@@ -440,6 +519,11 @@ type TuxscopePrograms struct {
 	TpSendReset   *ebpf.Program `ebpf:"tp_send_reset"`
 	TpState       *ebpf.Program `ebpf:"tp_state"`
 	TpSynack      *ebpf.Program `ebpf:"tp_synack"`
+	UdpBind4      *ebpf.Program `ebpf:"udp_bind4"`
+	UdpBind6      *ebpf.Program `ebpf:"udp_bind6"`
+	UdpRecvmsg4   *ebpf.Program `ebpf:"udp_recvmsg4"`
+	UdpRecvmsg6   *ebpf.Program `ebpf:"udp_recvmsg6"`
+	UdpRelease    *ebpf.Program `ebpf:"udp_release"`
 }
 
 func (p *TuxscopePrograms) Close() error {
@@ -475,6 +559,11 @@ func (p *TuxscopePrograms) Close() error {
 		p.TpSendReset,
 		p.TpState,
 		p.TpSynack,
+		p.UdpBind4,
+		p.UdpBind6,
+		p.UdpRecvmsg4,
+		p.UdpRecvmsg6,
+		p.UdpRelease,
 	)
 }
 

@@ -45,6 +45,10 @@ type netOptions struct {
 	// Updates is --updates: every Updates, an update event per tracked
 	// connection open that long (top: its --interval); 0: none.
 	Updates time.Duration
+	// UDPIdle is --udp-idle: a UDP flow without a packet for that long is
+	// reported closed; UDPFlows is --udp-flows, the kernel's flow table.
+	UDPIdle  time.Duration
+	UDPFlows int
 
 	// By is --by (net --summary, top): what a summary row's group is.
 	By summary.GroupBy
@@ -65,6 +69,10 @@ const DefaultMaxDelay = 100 * time.Millisecond
 // MinUpdates is the shortest --updates period: each costs a sock_diag
 // dump of the namespace's TCP sockets.
 const MinUpdates = 100 * time.Millisecond
+
+// MinUDPIdle is the shortest --udp-idle: idle flows are looked for about
+// every second.
+const MinUDPIdle = 100 * time.Millisecond
 
 // errHelp means --help was asked for and usage was printed.
 var errHelp = flag.ErrHelp
@@ -116,8 +124,18 @@ Flags:
   --cgroup PATH         only processes in this cgroup or below it, PATH as the 0::
                         line of /proc/PID/cgroup writes it; repeat or comma list
   --type TYPE           only these events: connect, accept, established, failed,
-                        close, retransmit, reset, listen, unlisten; repeat or
-                        comma list
+                        close, retransmit, reset, listen, unlisten, udp_open,
+                        udp_close; repeat or comma list
+  --proto tcp|udp       only TCP connections or only UDP flows (default both).
+                        A UDP flow is one socket's traffic with one peer:
+                        udp_open at its first packet either way, udp_close
+                        when the socket is closed or the flow is idle for
+                        --udp-idle, with packets and payload bytes each way
+  --udp-idle D          end a UDP flow after D without a packet (default 30s;
+                        seconds, or 500ms, 1m)
+  --udp-flows N         UDP flows tracked at once (default 65536; about 300
+                        bytes of kernel memory each while in use); beyond it,
+                        reported as lost (udp_table_full)
   -4, -6                only IPv4 / only IPv6 (an AF_INET6 socket talking to an
                         IPv4 peer counts as IPv6, as ss shows it)
   --summary             instead of events, print per process the top peers: connects,
@@ -204,7 +222,7 @@ Flags:
                         net --summary
   --duration D          stop after D
   --pid, --comm, --port, --container, --pod, --namespace, --cgroup, -4, -6,
-  --no-names, --cri-socket, --buffer-size, --conn-table, --max-delay, --backend,
+  --proto, --udp-idle, --udp-flows, --no-names, --cri-socket, --buffer-size, --conn-table, --max-delay, --backend,
   --btf: as for net
 `
 
@@ -291,6 +309,11 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 		fs.BoolVar(&opts.Summary, "summary", false, "")
 		fs.IntVar(&opts.Top, "top", 10, "")
 	}
+	var proto string
+	fs.StringVar(&proto, "proto", "", "")
+	opts.UDPIdle = tracer.DefaultUDPIdle
+	fs.Var(durationFlag{&opts.UDPIdle}, "udp-idle", "")
+	fs.IntVar(&opts.UDPFlows, "udp-flows", tracer.DefaultUDPFlows, "")
 	fs.BoolVar(&ipv4, "4", false, "")
 	fs.BoolVar(&ipv6, "6", false, "")
 	fs.StringVar(&bufSize, "buffer-size", "4M", "")
@@ -396,6 +419,24 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 		return opts, errors.New("-4 and -6 exclude each other (give neither for both)")
 	}
 	opts.Filter.IPv4, opts.Filter.IPv6 = ipv4, ipv6
+	protoSet := false
+	fs.Visit(func(f *flag.Flag) { protoSet = protoSet || f.Name == "proto" })
+	if protoSet {
+		if opts.Filter.Proto, err = filter.ParseProto(proto); err != nil {
+			return opts, err
+		}
+		for _, t := range opts.Filter.Types {
+			if (t == event.UDPOpen || t == event.UDPClose) != (proto == "udp") {
+				return opts, fmt.Errorf("--type %s is not a --proto %s event", t, proto)
+			}
+		}
+	}
+	if opts.UDPIdle < MinUDPIdle {
+		return opts, fmt.Errorf("--udp-idle must be at least %v", MinUDPIdle)
+	}
+	if err := tracer.CheckUDPFlows(opts.UDPFlows); err != nil {
+		return opts, fmt.Errorf("--udp-flows: %w", err)
+	}
 	if opts.RingBufferBytes, err = parseSize(bufSize); err != nil {
 		return opts, fmt.Errorf("--buffer-size: %w", err)
 	}
@@ -414,10 +455,22 @@ func parseOptions(cmd string, args []string, stdout io.Writer) (_ netOptions, er
 // tracerConfig is what the kernel side is asked to do.
 func (o *netOptions) tracerConfig() tracer.Config {
 	f := &o.Filter
+	types := f.Types
+	if f.Proto != "" && len(types) == 0 {
+		// only the protocol's types: the other's cost no ring traffic
+		for _, t := range event.Types {
+			if (t == event.UDPOpen || t == event.UDPClose) == (f.Proto == "udp") {
+				types = append(types, t)
+			}
+		}
+	}
 	return tracer.Config{
 		PIDs:            f.PIDs,
 		Ports:           f.Ports,
-		Types:           f.Types,
+		Types:           types,
+		UDP:             f.WantProto("udp") && (f.WantType(event.UDPOpen) || f.WantType(event.UDPClose)),
+		UDPIdle:         o.UDPIdle,
+		UDPFlows:        o.UDPFlows,
 		IPv4:            f.WantFamily(4),
 		IPv6:            f.WantFamily(6),
 		RingBufferBytes: o.RingBufferBytes,

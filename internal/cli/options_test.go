@@ -34,7 +34,7 @@ func parse(t *testing.T, args ...string) netOptions {
 
 func TestParseDefaults(t *testing.T) {
 	opts := parse(t)
-	want := netOptions{Format: output.FormatTable, RingBufferBytes: 4 << 20, ConnTable: 262144, Backend: tracer.Auto, Top: 10, MaxDelay: 100 * time.Millisecond}
+	want := netOptions{Format: output.FormatTable, RingBufferBytes: 4 << 20, ConnTable: 262144, Backend: tracer.Auto, Top: 10, MaxDelay: 100 * time.Millisecond, UDPIdle: 30 * time.Second, UDPFlows: 65536}
 	if !reflect.DeepEqual(opts, want) {
 		t.Errorf("defaults = %+v, want %+v", opts, want)
 	}
@@ -183,10 +183,15 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--port", "70000"}, `invalid value "70000" for flag -port: invalid port "70000"`},
 		{[]string{"--port", "0"}, `invalid value "0" for flag -port: invalid port "0"`},
 		{[]string{"--port", "http"}, `invalid value "http" for flag -port: invalid port "http"`},
-		{[]string{"--type", "foo"}, `invalid value "foo" for flag -type: unknown event type "foo" (want connect, accept, established, failed, close, retransmit, reset, listen or unlisten)`},
-		{[]string{"--type", "lost"}, `invalid value "lost" for flag -type: unknown event type "lost" (want connect, accept, established, failed, close, retransmit, reset, listen or unlisten)`},
-		{[]string{"--type", "existing"}, `invalid value "existing" for flag -type: unknown event type "existing" (want connect, accept, established, failed, close, retransmit, reset, listen or unlisten)`},
-		{[]string{"--type", "connect,Close"}, `invalid value "connect,Close" for flag -type: unknown event type "Close" (want connect, accept, established, failed, close, retransmit, reset, listen or unlisten)`},
+		{[]string{"--proto", "sctp"}, `unknown protocol "sctp" (want tcp or udp)`},
+		{[]string{"--proto", "udp", "--type", "connect"}, `--type connect is not a --proto udp event`},
+		{[]string{"--proto", "tcp", "--type", "udp_open"}, `--type udp_open is not a --proto tcp event`},
+		{[]string{"--udp-idle", "10ms"}, `--udp-idle must be at least 100ms`},
+		{[]string{"--udp-flows", "0"}, `--udp-flows: UDP flow table size 0: must be between 1 and 4194304`},
+		{[]string{"--type", "foo"}, `invalid value "foo" for flag -type: unknown event type "foo" (want connect, accept, established, failed, close, retransmit, reset, listen, unlisten, udp_open or udp_close)`},
+		{[]string{"--type", "lost"}, `invalid value "lost" for flag -type: unknown event type "lost" (want connect, accept, established, failed, close, retransmit, reset, listen, unlisten, udp_open or udp_close)`},
+		{[]string{"--type", "existing"}, `invalid value "existing" for flag -type: unknown event type "existing" (want connect, accept, established, failed, close, retransmit, reset, listen, unlisten, udp_open or udp_close)`},
+		{[]string{"--type", "connect,Close"}, `invalid value "connect,Close" for flag -type: unknown event type "Close" (want connect, accept, established, failed, close, retransmit, reset, listen, unlisten, udp_open or udp_close)`},
 		{[]string{"--comm", ""}, `invalid value "" for flag -comm: empty process name`},
 		{[]string{"--format", "xml"}, `unknown format "xml" (want table or json)`},
 		{[]string{"--format", "JSON"}, `unknown format "JSON" (want table or json)`},
@@ -322,22 +327,26 @@ func TestTracerConfig(t *testing.T) {
 		want tracer.Config
 	}{
 		// No --type: Types stays nil, which the tracer reads as all types.
-		{nil, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
-		{[]string{"--type", "accept"}, tracer.Config{Types: []event.Type{event.Accept}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
-		{[]string{"--type", "connect"}, tracer.Config{Types: []event.Type{event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
-		{[]string{"--type", "accept,connect"}, tracer.Config{Types: []event.Type{event.Accept, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
-		{[]string{"--type", "established"}, tracer.Config{Types: []event.Type{event.Established}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
-		{[]string{"--type", "failed,close", "--type", "connect"}, tracer.Config{Types: []event.Type{event.Failed, event.Close, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
-		{[]string{"-6"}, tracer.Config{IPv4: false, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
-		{[]string{"-4"}, tracer.Config{IPv4: true, IPv6: false, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{nil, tracer.Config{UDP: true, UDPIdle: 30 * time.Second, UDPFlows: 65536, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--type", "accept"}, tracer.Config{UDP: false, UDPIdle: 30 * time.Second, UDPFlows: 65536, Types: []event.Type{event.Accept}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--type", "connect"}, tracer.Config{UDP: false, UDPIdle: 30 * time.Second, UDPFlows: 65536, Types: []event.Type{event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--type", "accept,connect"}, tracer.Config{UDP: false, UDPIdle: 30 * time.Second, UDPFlows: 65536, Types: []event.Type{event.Accept, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--type", "established"}, tracer.Config{UDP: false, UDPIdle: 30 * time.Second, UDPFlows: 65536, Types: []event.Type{event.Established}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--type", "failed,close", "--type", "connect"}, tracer.Config{UDP: false, UDPIdle: 30 * time.Second, UDPFlows: 65536, Types: []event.Type{event.Failed, event.Close, event.Connect}, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"-6"}, tracer.Config{UDP: true, UDPIdle: 30 * time.Second, UDPFlows: 65536, IPv4: false, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"-4"}, tracer.Config{UDP: true, UDPIdle: 30 * time.Second, UDPFlows: 65536, IPv4: true, IPv6: false, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
 		{[]string{"--pid", "7,8", "--port", "443", "--comm", "curl", "--buffer-size", "64K", "--btf", "/b", "--format", "json", "--backend", "kprobe"},
-			tracer.Config{PIDs: []uint32{7, 8}, Ports: []uint16{443}, IPv4: true, IPv6: true, RingBufferBytes: 65536, ConnTable: 1 << 18, BTFPath: "/b", Backend: tracer.Kprobe, DNS: true, MaxDelay: 100 * time.Millisecond}},
-		{[]string{"--conn-table", "1000000"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1000000, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
-		{[]string{"--max-delay", "0"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true}},
-		{[]string{"--max-delay", "250ms"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 250 * time.Millisecond}},
-		{[]string{"--no-names"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, MaxDelay: 100 * time.Millisecond}},
+			tracer.Config{UDP: true, UDPIdle: 30 * time.Second, UDPFlows: 65536, PIDs: []uint32{7, 8}, Ports: []uint16{443}, IPv4: true, IPv6: true, RingBufferBytes: 65536, ConnTable: 1 << 18, BTFPath: "/b", Backend: tracer.Kprobe, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--conn-table", "1000000"}, tracer.Config{UDP: true, UDPIdle: 30 * time.Second, UDPFlows: 65536, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1000000, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--max-delay", "0"}, tracer.Config{UDP: true, UDPIdle: 30 * time.Second, UDPFlows: 65536, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true}},
+		{[]string{"--max-delay", "250ms"}, tracer.Config{UDP: true, UDPIdle: 30 * time.Second, UDPFlows: 65536, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 250 * time.Millisecond}},
+		{[]string{"--no-names"}, tracer.Config{UDP: true, UDPIdle: 30 * time.Second, UDPFlows: 65536, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, MaxDelay: 100 * time.Millisecond}},
 		// Summaries are due every --interval: the reader ticks that often.
-		{[]string{"--summary", "--interval", "5s"}, tracer.Config{IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond, Tick: 5 * time.Second}},
+		{[]string{"--summary", "--interval", "5s"}, tracer.Config{UDP: true, UDPIdle: 30 * time.Second, UDPFlows: 65536, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond, Tick: 5 * time.Second}},
+		// --proto: only its types go to the kernel
+		{[]string{"--proto", "udp", "--udp-idle", "2s"}, tracer.Config{Types: []event.Type{event.UDPOpen, event.UDPClose}, UDP: true, UDPIdle: 2 * time.Second, UDPFlows: 65536, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--proto", "tcp", "--type", "close"}, tracer.Config{Types: []event.Type{event.Close}, UDPIdle: 30 * time.Second, UDPFlows: 65536, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
+		{[]string{"--type", "udp_close", "--udp-flows", "100"}, tracer.Config{Types: []event.Type{event.UDPClose}, UDP: true, UDPIdle: 30 * time.Second, UDPFlows: 100, IPv4: true, IPv6: true, RingBufferBytes: 4 << 20, ConnTable: 1 << 18, Backend: tracer.Auto, DNS: true, MaxDelay: 100 * time.Millisecond}},
 	}
 	for _, tt := range tests {
 		opts := parse(t, tt.args...)

@@ -29,7 +29,7 @@ func TestRunNetUsageErrors(t *testing.T) {
 		{[]string{"net", "--pid", "abc"}, `invalid value "abc" for flag -pid: invalid pid "abc"`},
 		{[]string{"net", "--pid", "0"}, `invalid value "0" for flag -pid: invalid pid "0"`},
 		{[]string{"net", "--port", "70000"}, `invalid value "70000" for flag -port: invalid port "70000"`},
-		{[]string{"net", "--type", "foo"}, `invalid value "foo" for flag -type: unknown event type "foo" (want connect, accept, established, failed, close, retransmit, reset, listen or unlisten)`},
+		{[]string{"net", "--type", "foo"}, `invalid value "foo" for flag -type: unknown event type "foo" (want connect, accept, established, failed, close, retransmit, reset, listen, unlisten, udp_open or udp_close)`},
 		{[]string{"net", "--format", "xml"}, `unknown format "xml" (want table or json)`},
 		{[]string{"net", "-4", "-6"}, `-4 and -6 exclude each other (give neither for both)`},
 		{[]string{"net", "extra"}, `unexpected argument "extra"`},

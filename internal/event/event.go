@@ -34,7 +34,13 @@ const (
 	// Update is a tracked connection's throughput, RTT and retransmits
 	// over the last period, from its tcp_info (--updates; user space only).
 	Update Type = 12
-	Lost   Type = 255
+	// UDPOpen is a UDP flow's first packet, either way: one socket's
+	// traffic with one peer.
+	UDPOpen Type = 13
+	// UDPClose is a UDP flow's end: its socket was closed, or it was idle
+	// for --udp-idle (user space only: it reads the flow's counters).
+	UDPClose Type = 14
+	Lost     Type = 255
 )
 
 // types says, in one place, what tuxscope knows of each event type.
@@ -58,6 +64,8 @@ var types = [...]struct {
 	Listen:      {"listen", true, true},
 	Unlisten:    {"unlisten", true, true},
 	Update:      {"update", false, true},
+	UDPOpen:     {"udp_open", true, false},
+	UDPClose:    {"udp_close", true, true},
 }
 
 // Types are the event types a user can ask for with --type, in order.
@@ -158,6 +166,14 @@ type Event struct {
 	// accept queue's limit, listen()'s backlog capped at somaxconn.
 	Backlog uint32
 
+	// UDP flows (udp_close): datagrams each way (BytesSent and
+	// BytesReceived are their payload bytes, DurationNs the time from
+	// the first packet to the last); UDPEnd says why the flow ended:
+	// "closed" (the socket was released) or "idle" (no packet for
+	// --udp-idle).
+	PacketsSent, PacketsReceived uint64
+	UDPEnd                       string
+
 	// Update: the period the update covers (since the previous update,
 	// or since the connection was established) and what it saw in it.
 	// BytesSent and BytesReceived are the totals so far.
@@ -216,6 +232,17 @@ type Event struct {
 // Inbound reports whether the connection was accepted here (an accept, or
 // the close of an accepted connection) rather than connected from here.
 func (e *Event) Inbound() bool { return e.Type == Accept || e.Flags&FlagInbound != 0 }
+
+// UDP reports whether the event is about a UDP flow.
+func (e *Event) UDP() bool { return e.Type == UDPOpen || e.Type == UDPClose }
+
+// Proto is the transport protocol: "udp" or "tcp".
+func (e *Event) Proto() string {
+	if e.UDP() {
+		return "udp"
+	}
+	return "tcp"
+}
 
 // Direction is "inbound" or "outbound".
 func (e *Event) Direction() string {

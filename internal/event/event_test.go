@@ -24,7 +24,9 @@ func TestTypeString(t *testing.T) {
 		{DNS, "dns"},
 		{8, "retransmit"},
 		{9, "reset"},
-		{13, "type(13)"},
+		{13, "udp_open"},
+		{14, "udp_close"},
+		{15, "type(15)"},
 		{254, "type(254)"},
 	}
 	for _, tt := range tests {
@@ -56,7 +58,7 @@ func TestParseType(t *testing.T) {
 		}
 	}
 	_, err := ParseType("foo")
-	if want := `unknown event type "foo" (want connect, accept, established, failed, close, retransmit, reset, listen or unlisten)`; err == nil || err.Error() != want {
+	if want := `unknown event type "foo" (want connect, accept, established, failed, close, retransmit, reset, listen, unlisten, udp_open or udp_close)`; err == nil || err.Error() != want {
 		t.Errorf("ParseType(foo) error = %v, want %q", err, want)
 	}
 }

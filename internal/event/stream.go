@@ -45,6 +45,9 @@ const (
 	// the owner of because its listener table was full; the SYN-ACKs
 	// retransmitted for their half-open connections have no process.
 	ListenerTableFull
+	// UDPTableFull: UDP flows the kernel side could not track because
+	// its flow table was full; their packets were not counted.
+	UDPTableFull
 
 	// NumLossReasons is how many reasons there are.
 	NumLossReasons
@@ -64,6 +67,7 @@ var lossReasons = [NumLossReasons]struct{ key, line string }{
 	OutputError:       {"output_error", "%d records not written to the --output file: writing it failed"},
 	UpdateLimit:       {"update_limit", "%d connection updates skipped: more connections were due than the per-period limit; each is updated later, over a longer period"},
 	ListenerTableFull: {"listener_table_full", "%d listeners' owners not remembered: the listener table was full; the SYN-ACKs retransmitted for their half-open connections have no process"},
+	UDPTableFull:      {"udp_table_full", "%d UDP flows not tracked: the UDP flow table was full (try a larger --udp-flows); their packets were not counted"},
 }
 
 // DNS reports whether this is about DNS messages, not lost events.

@@ -23,6 +23,8 @@ type Spec struct {
 	Types []event.Type
 	IPv4  bool // with IPv6: both false means both families
 	IPv6  bool
+	// Proto is --proto: "tcp" or "udp"; "" both.
+	Proto string
 
 	// The workload filters (see MatchWorkload): values of one kind OR,
 	// kinds AND, like the others.
@@ -149,6 +151,17 @@ func (s *Spec) WantType(t event.Type) bool {
 	return len(s.Types) == 0 || contains(s.Types, t)
 }
 
+// WantProto reports whether events of protocol p ("tcp" or "udp") pass.
+func (s *Spec) WantProto(p string) bool { return s.Proto == "" || s.Proto == p }
+
+// ParseProto validates a --proto value.
+func ParseProto(p string) (string, error) {
+	if p != "tcp" && p != "udp" {
+		return "", fmt.Errorf("unknown protocol %q (want tcp or udp)", p)
+	}
+	return p, nil
+}
+
 // WantFamily reports whether events of IP version v (4 or 6) pass.
 func (s *Spec) WantFamily(v uint8) bool {
 	if !s.IPv4 && !s.IPv6 {
@@ -162,6 +175,10 @@ func (s *Spec) Match(e *event.Event) bool {
 	// Existing connections and DNS messages are asked for with --existing
 	// and --dns, not --type.
 	if (e.Type.Selectable() && !s.WantType(e.Type)) || !s.WantFamily(e.Family) {
+		return false
+	}
+	// DNS messages have --dns of their own.
+	if e.Type != event.DNS && !s.WantProto(e.Proto()) {
 		return false
 	}
 	// A close handed to another process (the child a server forked to

@@ -152,6 +152,21 @@ func appendTypeDetail(b []byte, e *event.Event) []byte {
 		b = append(b, e.ResetBy()...)
 		b = append(b, ", "...)
 		b = append(b, event.TCPStateName(e.State)...)
+	case event.UDPClose:
+		b = AppendDuration(b, e.DurationNs)
+		b = append(b, ", sent "...)
+		b = strconv.AppendUint(b, e.PacketsSent, 10)
+		b = append(b, " packets ("...)
+		b = strconv.AppendUint(b, e.BytesSent, 10)
+		b = append(b, " bytes), received "...)
+		b = strconv.AppendUint(b, e.PacketsReceived, 10)
+		b = append(b, " packets ("...)
+		b = strconv.AppendUint(b, e.BytesReceived, 10)
+		b = append(b, " bytes)"...)
+		if e.UDPEnd != "" {
+			b = append(b, ", "...)
+			b = append(b, e.UDPEnd...)
+		}
 	case event.Failed:
 		b = append(b, Reason(e.Error)...)
 		if e.Error != 0 {

@@ -349,6 +349,9 @@ func appendEventJSON(b []byte, e *event.Event) []byte {
 	}
 	b = append(b, `,"family":`...)
 	b = strconv.AppendUint(b, uint64(e.Family), 10)
+	if e.UDP() { // TCP's records keep their keys: no proto means tcp
+		b = append(b, `,"proto":"udp"`...)
+	}
 	src, dst := e.Src(), e.Dst()
 	b = append(b, `,"saddr":"`...)
 	b = src.Addr().AppendTo(b)
@@ -439,6 +442,24 @@ func appendLifecycleJSON(b []byte, e *event.Event) []byte {
 		return appendStateJSON(b, e)
 	case event.Update:
 		return appendUpdateJSON(b, e)
+	case event.UDPClose:
+		for _, kv := range [...]struct {
+			key string
+			v   uint64
+		}{
+			{`,"duration_ns":`, e.DurationNs},
+			{`,"packets_sent":`, e.PacketsSent}, {`,"packets_received":`, e.PacketsReceived},
+			{`,"bytes_sent":`, e.BytesSent}, {`,"bytes_received":`, e.BytesReceived},
+		} {
+			b = append(b, kv.key...)
+			b = strconv.AppendUint(b, kv.v, 10)
+		}
+		if e.UDPEnd != "" {
+			b = append(b, `,"end":"`...)
+			b = append(b, e.UDPEnd...)
+			b = append(b, '"')
+		}
+		return b
 	case event.Established, event.Failed:
 		b = append(b, `,"latency_ns":`...)
 		b = strconv.AppendUint(b, e.LatencyNs, 10)

@@ -18,7 +18,7 @@ import "fmt"
 type Event struct {
 	Time        string `json:"time"`         // wall-clock time, RFC 3339 with nanoseconds
 	TimestampNs uint64 `json:"timestamp_ns"` // kernel CLOCK_MONOTONIC; not on lost records
-	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, retransmit, reset, listen, unlisten, existing, dns, update, lost, dns_dropped
+	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, retransmit, reset, listen, unlisten, existing, dns, update, udp_open, udp_close, lost, dns_dropped
 	PID         int    `json:"pid"`          // process (tgid) that connected or accepted (a close: that held and closed the socket); 0 if unknown
 	TID         int    `json:"tid"`          // its thread
 	UID         int    `json:"uid"`
@@ -31,8 +31,9 @@ type Event struct {
 	// PeerComm its name; absent when unknown.
 	PeerPID   int    `json:"peer_pid,omitempty"`
 	PeerComm  string `json:"peer_comm,omitempty"`
-	Family    int    `json:"family"` // 4 or 6
-	Saddr     string `json:"saddr"`  // SRC: local end of an outbound connection, remote client of an inbound one
+	Family    int    `json:"family"`          // 4 or 6
+	Proto     string `json:"proto,omitempty"` // udp for UDP flows (udp_open, udp_close); absent: tcp
+	Saddr     string `json:"saddr"`           // SRC: local end of an outbound connection, remote client of an inbound one
 	Sport     int    `json:"sport"`
 	Daddr     string `json:"daddr"` // DST: remote end of an outbound connection, local listener of an inbound one
 	Dport     int    `json:"dport"`
@@ -62,9 +63,15 @@ type Event struct {
 	DurationNs    *uint64 `json:"duration_ns,omitempty"`    // close: since established, absent when unknown
 	BytesSent     *uint64 `json:"bytes_sent,omitempty"`     // close, update: data bytes sent (update: so far)
 	BytesReceived *uint64 `json:"bytes_received,omitempty"` // close, update: data bytes received
-	ClosedBy      string  `json:"closed_by,omitempty"`      // close: local or remote, who closed (or reset) first
-	Reset         bool    `json:"reset,omitempty"`          // close: it ended with a reset, sent or received (closed_by says who closed first)
-	ResetBy       string  `json:"reset_by,omitempty"`       // reset: local (this end sent it) or remote
+	// udp_close: datagrams each way (bytes_sent and bytes_received are
+	// their payload bytes, duration_ns first packet to last), and why the
+	// flow ended: closed (its socket was) or idle (--udp-idle)
+	PacketsSent     *uint64 `json:"packets_sent,omitempty"`
+	PacketsReceived *uint64 `json:"packets_received,omitempty"`
+	End             string  `json:"end,omitempty"`
+	ClosedBy        string  `json:"closed_by,omitempty"` // close: local or remote, who closed (or reset) first
+	Reset           bool    `json:"reset,omitempty"`     // close: it ended with a reset, sent or received (closed_by says who closed first)
+	ResetBy         string  `json:"reset_by,omitempty"`  // reset: local (this end sent it) or remote
 
 	// The connection's health, as tcp_info reports it.
 	SRTTUs       *uint32 `json:"srtt_us,omitempty"`       // close, existing, update: smoothed RTT, µs (tcp_info's tcpi_rtt)

@@ -194,7 +194,7 @@ func decodeEvent(b []byte, e *event.Event) error {
 func kernelType(t event.Type) bool {
 	switch t {
 	case event.Connect, event.Accept, event.Established, event.Failed, event.Close,
-		event.Retransmit, event.Reset, event.Listen, event.Unlisten:
+		event.Retransmit, event.Reset, event.Listen, event.Unlisten, event.UDPOpen, udpRelease:
 		return true
 	}
 	return false

@@ -167,6 +167,31 @@ var hookTable = []hookDesc{
 	{prog: bpf.TuxscopeProgDnsSendmsg6, point: PointDNS, impl: implCgroup, serves: everyBackend, kind: kindCgroup, target: "sendmsg6"},
 	{prog: bpf.TuxscopeProgDnsEgress, point: PointDNS, impl: implCgroup, serves: everyBackend, kind: kindCgroup, target: "egress"},
 	{prog: bpf.TuxscopeProgDnsIngress, point: PointDNS, impl: implCgroup, serves: everyBackend, kind: kindCgroup, target: "ingress"},
+
+	// udp: the DNS point's hooks count UDP flows and name their sockets
+	// at connect and sendmsg; these name them at bind and recvmsg, and
+	// end a socket's flows at its release (Linux 5.9+; without it flows
+	// end only when idle).
+	{prog: bpf.TuxscopeProgUdpBind4, point: PointUDP, impl: implCgroup, serves: everyBackend, kind: kindCgroup, target: "bind4"},
+	{prog: bpf.TuxscopeProgUdpBind6, point: PointUDP, impl: implCgroup, serves: everyBackend, kind: kindCgroup, target: "bind6"},
+	{prog: bpf.TuxscopeProgUdpRecvmsg4, point: PointUDP, impl: implCgroup, serves: everyBackend, kind: kindCgroup, target: "recvmsg4"},
+	{prog: bpf.TuxscopeProgUdpRecvmsg6, point: PointUDP, impl: implCgroup, serves: everyBackend, kind: kindCgroup, target: "recvmsg6"},
+	{prog: bpf.TuxscopeProgUdpRelease, point: PointUDP, impl: implCgroup, serves: everyBackend, kind: kindCgroup, target: "sock_release", optional: true, needs: sockReleaseErr},
+}
+
+// sockReleaseErr says why the kernel has no cgroup/sock_release hook
+// (added in Linux 5.9), from its BTF.
+func sockReleaseErr(kernel *btf.Spec) error {
+	var e *btf.Enum
+	if err := kernel.TypeByName("bpf_attach_type", &e); err != nil {
+		return fmt.Errorf("no bpf_attach_type in the kernel's BTF: %v", err)
+	}
+	for _, v := range e.Values {
+		if v.Name == "BPF_CGROUP_INET_SOCK_RELEASE" {
+			return nil
+		}
+	}
+	return errors.New("no cgroup/sock_release hook (Linux 5.9+): UDP flows end only when idle")
 }
 
 // hook is a descriptor as one implementation attaches it.
@@ -282,18 +307,23 @@ const (
 	// missing (Tracer.HealthErrors).
 	PointRetransmit HookPoint = "retransmit"
 	PointReset      HookPoint = "reset"
+	// PointUDP follows UDP flows: cgroup hooks on the root cgroup v2
+	// (with the DNS point's packet hooks, which count the packets).
+	// Optional: where it fails, only UDP flows are missing
+	// (Tracer.UDPError).
+	PointUDP HookPoint = "udp"
 )
 
 // optionalPoint reports whether tracing goes on without p.
 func optionalPoint(p HookPoint) bool {
-	return p == PointDNS || p == PointRetransmit || p == PointReset
+	return p == PointDNS || p == PointRetransmit || p == PointReset || p == PointUDP
 }
 
 // HookPoints are the points a backend is chosen for, in attach order.
 var HookPoints = []HookPoint{PointConnect, PointAccept}
 
 // attachOrder is every hook point, in the order Open attaches them.
-var attachOrder = []HookPoint{PointConnect, PointAccept, PointState, PointRetransmit, PointReset, PointDNS}
+var attachOrder = []HookPoint{PointConnect, PointAccept, PointState, PointRetransmit, PointReset, PointDNS, PointUDP}
 
 // candidates are the implementations of p to try for backend b, in
 // hookTable's order: those that serve b, or with Auto, all of them.
@@ -402,6 +432,12 @@ var cgroupAttachTypes = map[string]ebpf.AttachType{
 	"sendmsg6": ebpf.AttachCGroupUDP6Sendmsg,
 	"egress":   ebpf.AttachCGroupInetEgress,
 	"ingress":  ebpf.AttachCGroupInetIngress,
+	"bind4":    ebpf.AttachCGroupInet4Bind,
+	"bind6":    ebpf.AttachCGroupInet6Bind,
+	"recvmsg4": ebpf.AttachCGroupUDP4Recvmsg,
+	"recvmsg6": ebpf.AttachCGroupUDP6Recvmsg,
+	// cgroup/sock_release
+	"sock_release": ebpf.AttachCgroupInetSockRelease,
 }
 
 // cgroup2Root is where the cgroup v2 hierarchy is mounted

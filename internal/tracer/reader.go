@@ -67,6 +67,9 @@ type reader struct {
 	// poll, when set, runs about every cfg.Updates, between records: it
 	// hands h the update events (and their losses).
 	poll func(now time.Time, h event.Handler) error
+	// udp, when set, ends UDP flows: at their socket's release (a record
+	// the handler never sees) and, on ticks, when idle.
+	udp flowEnder
 }
 
 // newReader reads ring.
@@ -155,6 +158,11 @@ func (r *reader) Run(ctx context.Context, h event.Handler) error {
 					// From the last poll: no drift, no catching up.
 					nextPoll = now.Add(r.cfg.Updates)
 				}
+				if r.udp != nil {
+					if err := r.udp.sweep(h); err != nil {
+						return err
+					}
+				}
 				if err := h.Tick(now); err != nil {
 					return err
 				}
@@ -185,9 +193,15 @@ func (r *reader) Run(ctx context.Context, h event.Handler) error {
 			r.malformed++
 			continue
 		}
-		if isDNS {
+		switch {
+		case isDNS:
 			err = h.DNS(&pkt)
-		} else {
+		case ev.Type == udpRelease:
+			if r.udp != nil {
+				err = r.udp.released(&ev, h)
+			}
+		case ev.Type == event.UDPOpen && r.udp != nil && !r.udp.opened(&ev):
+		default:
 			err = h.Event(&ev)
 		}
 		if err != nil {

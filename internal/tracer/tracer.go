@@ -46,6 +46,12 @@ type Config struct {
 	BTFPath         string       // kernel BTF; "": KernelBTFPath
 	Backend         Backend      // "" or Auto: the best that works, per hook point
 	DNS             bool         // capture DNS messages (names for addresses, --dns)
+	// UDP follows UDP flows (udp_open, udp_close events); UDPIdle ends a
+	// flow after that long without a packet (0: DefaultUDPIdle);
+	// UDPFlows is the kernel's flow table size (0: DefaultUDPFlows).
+	UDP      bool
+	UDPIdle  time.Duration
+	UDPFlows int
 	// CgroupFilter builds the cgroup filter into the programs, off until
 	// SetCgroupFilter fills it.
 	CgroupFilter bool
@@ -82,7 +88,10 @@ func (c *Config) wants(p HookPoint) bool {
 	case PointState:
 		return true
 	case PointDNS:
-		return c.DNS
+		// its packet hooks also count UDP flows
+		return c.DNS || c.UDP
+	case PointUDP:
+		return c.UDP
 	case PointRetransmit:
 		return c.wantsType(event.Retransmit)
 	case PointReset:
@@ -214,6 +223,11 @@ type Tracer struct {
 	// DNSUnscoped says why DNS names cannot be kept per network
 	// namespace on this kernel (nil: they are, see netnsScoping).
 	DNSUnscoped error
+	// UDPError says why UDP flows are off although asked for (the
+	// cgroup hooks failed); UDPNoRelease why flows end only when idle
+	// (no cgroup/sock_release hook: before Linux 5.9).
+	UDPError     error
+	UDPNoRelease error
 	// HealthErrors says, per point (PointRetransmit, PointReset), why it
 	// is off although asked for; tracing goes on without it.
 	HealthErrors map[HookPoint]error
@@ -273,13 +287,23 @@ func Open(cfg Config) (_ *Tracer, err error) {
 		switch {
 		case err == nil:
 			t.points = append(t.points, ap)
+			if p == PointUDP && len(ap.skipped) > 0 {
+				t.UDPNoRelease = errors.New(ap.skipped[0])
+			}
 			if p == PointConnect && ap.impl == implTracepoint {
 				if err := l.connectsFromSyscalls(); err != nil {
 					return nil, err
 				}
 			}
-		case p == PointDNS: // optional: without it, only names are missing
+		case p == PointDNS: // optional: without it, only names (and UDP flows) are missing
 			t.DNSError = err
+			if cfg.UDP {
+				t.UDPError = err
+			}
+		case p == PointUDP:
+			if t.UDPError == nil {
+				t.UDPError = err
+			}
 		case optionalPoint(p): // without it, only its events are missing
 			if t.HealthErrors == nil {
 				t.HealthErrors = map[HookPoint]error{}
@@ -307,6 +331,11 @@ func (t *Tracer) Choices() []Choice {
 func (t *Tracer) Run(ctx context.Context, h event.Handler) error {
 	r := newReader(kernelRing{t}, readerConfig{MaxDelay: t.cfg.MaxDelay, Tick: t.cfg.Tick, Updates: t.cfg.Updates})
 	r.poll = t.newPoller()
+	if t.cfg.UDP && t.UDPError == nil {
+		m := t.loader.maps.Maps
+		r.udp = newUDPFlows(m[bpf.TuxscopeMapUdpFlows], m[bpf.TuxscopeMapUdpSocks], t.cfg.UDPIdle,
+			t.cfg.wantsType(event.UDPOpen), t.cfg.wantsType(event.UDPClose))
+	}
 	t.last = r
 	return r.Run(ctx, h)
 }
@@ -380,6 +409,9 @@ func (t *Tracer) losses() (c event.LossCounts, err error) {
 	}
 	if c[event.ListenerTableFull], err = sumPerCPU(t.loader.maps.Maps[bpf.TuxscopeMapListenersFull]); err != nil {
 		return c, fmt.Errorf("reading the untracked-listener counter: %w", err)
+	}
+	if c[event.UDPTableFull], err = sumPerCPU(t.loader.maps.Maps[bpf.TuxscopeMapUdpFlowsFull]); err != nil {
+		return c, fmt.Errorf("reading the untracked-UDP-flow counter: %w", err)
 	}
 	return c, nil
 }
@@ -522,6 +554,8 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 		bpf.TuxscopeVarFilterCgroup: b2u(cfg.CgroupFilter),
 		bpf.TuxscopeVarWantIpv4:     b2u(cfg.IPv4),
 		bpf.TuxscopeVarWantIpv6:     b2u(cfg.IPv6),
+		bpf.TuxscopeVarWantDns:      b2u(cfg.DNS),
+		bpf.TuxscopeVarUdpFlowsOn:   b2u(cfg.UDP),
 	} {
 		if err := set(name, v); err != nil {
 			return err
@@ -547,6 +581,14 @@ func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 		return err
 	}
 	spec.Maps[bpf.TuxscopeMapConns].MaxEntries = uint32(conns)
+	udpFlows := cfg.UDPFlows
+	if udpFlows == 0 {
+		udpFlows = DefaultUDPFlows
+	}
+	if err := CheckUDPFlows(udpFlows); err != nil {
+		return err
+	}
+	spec.Maps[bpf.TuxscopeMapUdpFlows].MaxEntries = uint32(udpFlows)
 	if err := spec.Variables[bpf.TuxscopeVarRetransWindowNs].Set(uint64(retransWindow(cfg.MaxDelay))); err != nil {
 		return fmt.Errorf("setting retrans_window_ns: %w", err)
 	}
