@@ -108,6 +108,9 @@ func writeDoctorTable(w io.Writer, r *tracer.Report) {
 	}
 	fmt.Fprintf(w, "%-12s %s\n", "state", yesNo(r.State))
 	fmt.Fprintf(w, "%-12s %s\n", "dns", yesNo(r.DNS))
+	if r.UDP.Detail != "" { // "": not checked (an older report)
+		fmt.Fprintf(w, "%-12s %s\n", "udp", yesNo(r.UDP))
+	}
 	if r.Retransmits.Detail != "" { // "": not checked (an older report)
 		fmt.Fprintf(w, "%-12s %s\n", "retransmits", yesNo(r.Retransmits))
 	}

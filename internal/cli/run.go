@@ -148,10 +148,15 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 			defer func() { cancel(); <-done }() // before tr.Close
 		}
 	}
-	if tr.DNSError != nil {
+	if tr.DNSError != nil && !opts.NoNames {
 		fmt.Fprintf(stderr, "tuxscope: no DNS names: %v\n", tr.DNSError)
 	} else if tr.DNSUnscoped != nil && !opts.NoNames {
 		fmt.Fprintf(stderr, "tuxscope: DNS names are not kept per network namespace: %v\n", tr.DNSUnscoped)
+	}
+	if tr.UDPError != nil {
+		fmt.Fprintf(stderr, "tuxscope: no UDP flows: %v\n", tr.UDPError)
+	} else if tr.UDPNoRelease != nil {
+		fmt.Fprintf(stderr, "tuxscope: UDP flows end only when idle (--udp-idle): %v\n", tr.UDPNoRelease)
 	}
 	for _, p := range []tracer.HookPoint{tracer.PointRetransmit, tracer.PointReset} {
 		if err := tr.HealthErrors[p]; err != nil {

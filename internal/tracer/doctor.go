@@ -62,6 +62,10 @@ type Report struct {
 	State Check `json:"state_tracepoint"`
 	// DNS is whether the cgroup hooks that read DNS (for hostnames) work.
 	DNS Check `json:"dns_cgroup_hooks"`
+	// UDP is whether the cgroup hooks behind UDP flows work (with the
+	// DNS point's packet hooks), and whether flows end at their socket's
+	// close (cgroup/sock_release, Linux 5.9+) or only when idle.
+	UDP Check `json:"udp_cgroup_hooks"`
 	// Retransmits and Resets are whether the tcp: tracepoints behind
 	// retransmit and reset events work (the rest runs without them).
 	Retransmits Check          `json:"retransmit_tracepoints"`
@@ -161,6 +165,15 @@ func Doctor(btfPath string) *Report {
 	r.Retransmits = l.checkTracepoints(PointRetransmit, "retransmit events")
 	r.Resets = l.checkTracepoints(PointReset, "reset events")
 	r.DNS = l.check(PointDNS, implCgroup)
+	r.UDP = l.check(PointUDP, implCgroup)
+	switch {
+	case r.UDP.OK && !r.DNS.OK:
+		r.UDP = Check{Detail: "the packet hooks that count UDP flows failed (see dns)"}
+	case r.UDP.OK && strings.Contains(r.UDP.Detail, "sock_release ("):
+		r.UDP.Detail += "; flows end only when idle (--udp-idle)"
+	case r.UDP.OK:
+		r.UDP.Detail += " and the dns point's packet hooks; flows end at their socket's close or when idle"
+	}
 	if err := netnsScoping(l.kernel); r.DNS.OK && err != nil {
 		r.DNS.Detail += "; names not kept per network namespace: " + err.Error()
 	} else if r.DNS.OK {

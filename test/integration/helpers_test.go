@@ -40,6 +40,10 @@ func runHelper(role string, args []string) int {
 		err = helperUringServer(args)
 	case "fastopen-client":
 		err = helperFastOpenClient(args)
+	case "udp-client":
+		err = helperUDPClient(args)
+	case "udp-server":
+		err = helperUDPServer(args)
 	default:
 		err = fmt.Errorf("unknown helper role %q", role)
 	}
