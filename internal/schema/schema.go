@@ -206,6 +206,9 @@ type Group struct {
 
 // Peer is one process's traffic with one peer address and port, one way.
 type Peer struct {
+	// udp: a UDP flow's row (connects and accepts count flows, by the
+	// way their first packet went); absent: TCP
+	Proto         string            `json:"proto,omitempty"`
 	Direction     string            `json:"direction"` // outbound or inbound
 	Peer          string            `json:"peer"`      // the remote address
 	Hostname      string            `json:"hostname,omitempty"`

@@ -18,13 +18,17 @@ func reason(errno uint32) string { return output.Reason(errno) }
 // peerString is "93.184.216.34:443" (or "example.com (93.184.216.34):443")
 // for an outbound row and "203.0.113.42 -> :8080" for an inbound one.
 func (r *Row) peerString() string {
+	udp := ""
+	if r.UDP {
+		udp = "/udp" // a UDP flow's port, as /etc/services writes it
+	}
 	if r.Inbound {
-		return r.Peer.String() + " -> :" + strconv.Itoa(int(r.Port))
+		return r.Peer.String() + " -> :" + strconv.Itoa(int(r.Port)) + udp
 	}
 	if r.Hostname != "" {
-		return escape(r.Hostname) + " (" + r.Peer.Unmap().String() + "):" + strconv.Itoa(int(r.Port))
+		return escape(r.Hostname) + " (" + r.Peer.Unmap().String() + "):" + strconv.Itoa(int(r.Port)) + udp
 	}
-	return netip.AddrPortFrom(r.Peer, r.Port).String()
+	return netip.AddrPortFrom(r.Peer, r.Port).String() + udp
 }
 
 func dur(d time.Duration, ok bool) string {
@@ -183,8 +187,12 @@ func jsonPeers(rows []*Row) []schema.Peer {
 		if r.Inbound {
 			dir = "inbound"
 		}
+		proto := ""
+		if r.UDP {
+			proto = "udp"
+		}
 		peers = append(peers, schema.Peer{
-			Direction: dir, Peer: r.Peer.String(), Hostname: r.Hostname, Port: r.Port, Connects: r.Connects, Accepts: r.Accepts,
+			Proto: proto, Direction: dir, Peer: r.Peer.String(), Hostname: r.Hostname, Port: r.Port, Connects: r.Connects, Accepts: r.Accepts,
 			Established: r.Established, Failures: r.Failures, Errors: r.Errors, Closes: r.Closes,
 			BytesSent: r.BytesSent, BytesReceived: r.BytesReceived, RetransSegs: r.Retrans,
 			LatencyNs: percentiles(r.Latency), DurationNs: percentiles(r.Duration), RTTNs: percentiles(r.RTT),

@@ -3,6 +3,7 @@ package summary
 import (
 	"bytes"
 	"encoding/json"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +70,37 @@ func TestSummaryIgnoresRetransmitAndReset(t *testing.T) {
 	}
 	if len(a.rows) != 0 || a.Lost() != 0 {
 		t.Errorf("%d rows, %d lost after a retransmit and a reset, want none", len(a.rows), a.Lost())
+	}
+}
+
+// UDP flows have rows of their own, apart from TCP's to the same peer
+// and port: flows counted as connects (outbound) or accepts (inbound),
+// their payload bytes and durations at udp_close, the port marked /udp.
+func TestSummaryUDPFlows(t *testing.T) {
+	a := New(time.Now(), GroupProcess)
+	local := netip.MustParseAddrPort("127.0.0.1:40000")
+	dns := netip.MustParseAddrPort("127.0.0.53:53")
+	add := func(typ event.Type, flags event.Flags, remote netip.AddrPort, sent, recv uint64) {
+		e := &event.Event{Type: typ, PID: 7, Family: 4, Local: local, Remote: remote, Flags: flags, BytesSent: sent, BytesReceived: recv, DurationNs: 1000}
+		e.SetComm("app")
+		a.Add(e)
+	}
+	add(event.UDPOpen, 0, dns, 0, 0)
+	add(event.UDPClose, 0, dns, 40, 120)
+	add(event.Connect, 0, dns, 0, 0) // TCP to the same peer and port
+	add(event.UDPOpen, event.FlagInbound, netip.MustParseAddrPort("127.0.0.9:5000"), 0, 0)
+	if len(a.rows) != 3 {
+		t.Fatalf("%d rows, want 3 (UDP out, TCP out, UDP in)", len(a.rows))
+	}
+	udp := a.rows[Key{PID: 7, Comm: "app", Peer: dns.Addr(), Port: 53, UDP: true}]
+	if udp == nil || udp.Connects != 1 || udp.Closes != 1 || udp.BytesSent != 40 || udp.BytesReceived != 120 || udp.peerString() != "127.0.0.53:53/udp" {
+		t.Errorf("UDP row %+v", udp)
+	}
+	in := a.rows[Key{PID: 7, Comm: "app", Inbound: true, Peer: netip.MustParseAddr("127.0.0.9"), Port: 40000, UDP: true}]
+	if in == nil || in.Accepts != 1 || in.peerString() != "127.0.0.9 -> :40000/udp" {
+		t.Errorf("inbound UDP row %+v", in)
+	}
+	if tcp := a.rows[Key{PID: 7, Comm: "app", Peer: dns.Addr(), Port: 53}]; tcp == nil || tcp.Connects != 1 || tcp.peerString() != "127.0.0.53:53" {
+		t.Errorf("TCP row %+v", tcp)
 	}
 }

@@ -28,6 +28,7 @@ type Key struct {
 	Inbound bool
 	Peer    netip.Addr
 	Port    uint16
+	UDP     bool // a UDP flow's row: CONNS counts flows (connects outbound, accepts inbound)
 }
 
 // Row is what happened between one process and one peer.
@@ -331,7 +332,7 @@ func (a *Aggregator) Add(e *event.Event) {
 		// are not connections.
 		return
 	}
-	k := Key{Inbound: e.Inbound(), Peer: e.Remote.Addr(), Port: e.Dst().Port()}
+	k := Key{Inbound: e.Inbound(), Peer: e.Remote.Addr(), Port: e.Dst().Port(), UDP: e.UDP()}
 	switch a.by {
 	case GroupProcess:
 		k.PID, k.Comm = e.PID, string(e.Comm())
@@ -371,6 +372,19 @@ func (a *Aggregator) Add(e *event.Event) {
 		r.Hostname = e.Hostname
 	}
 	switch e.Type {
+	case event.UDPOpen:
+		if k.Inbound {
+			r.Accepts++
+		} else {
+			r.Connects++
+		}
+	case event.UDPClose:
+		r.Closes++
+		r.BytesSent += e.BytesSent
+		r.BytesReceived += e.BytesReceived
+		if e.DurationNs > 0 {
+			r.duration.add(e.DurationNs, a.rng)
+		}
 	case event.Connect:
 		r.Connects++
 	case event.Accept:

@@ -244,6 +244,9 @@ func TestUDPFlows(t *testing.T) {
 			dst := netip.AddrPortFrom(netip.MustParseAddr(tc.addr), uint16(port)).String()
 			c := udpClient(t, "-addr", dst, "-family", fmt.Sprint(tc.clientFamily), fmt.Sprintf("-connect=%v", tc.connect), "-n", fmt.Sprint(n), "-size", fmt.Sprint(size))
 			laddr, lport := splitAddrPort(t, c.expect("LOCAL")[0])
+			if netip.MustParseAddr(laddr).IsUnspecified() { // unbound: the packets' source
+				laddr = tc.clientAddrFmt + tc.addr
+			}
 			c.expect("CLOSED")
 			srv.expect("SERVED")
 			srv.expect("CLOSED")
