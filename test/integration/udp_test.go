@@ -371,3 +371,57 @@ else:
 		})
 	}
 }
+
+// TestUDPFlowsDNS: a lookup's UDP flow beside the DNS names. Go's
+// resolver asks dnsmasq over a connected socket: the client's flow has
+// its pid, one query out and one answer in; dnsmasq's socket was bound
+// before tuxscope, so its flow opens with pid 0 (unknown) and is named
+// by its recvmsg() by the time it ends, idle; the two ends' payload bytes
+// agree exactly. The connect that follows still has its hostname.
+func TestUDPFlowsDNS(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("dig"); err != nil {
+		t.Skip("needs dig (dnsutils)")
+	}
+	rc := dnsServer(t)
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(rc), "pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnsmasq := atoi(t, strings.TrimSpace(string(b)))
+	_, port := server(t, "-addr", "127.0.0.10:0", "-n", "1")
+	tr := startTracer(t, "--dns", "--udp-idle", "1s")
+
+	c := client(t, "-resolve", "web.test", "-dns-server", "127.0.0.2:53", "-port", fmt.Sprint(port))
+	c.expect("RESOLVED")
+	c.expect("LOCAL")
+	if ev := tr.waitFor("the connect", byPID("connect", c.pid())); ev.Hostname != "web.test" {
+		t.Errorf("connect: hostname %q, want web.test", ev.Hostname)
+	}
+	tr.waitFor("the DNS answer", byPID("dns", c.pid()))
+	toDNS := func(typ string) func(jsonEvent) bool {
+		return func(e jsonEvent) bool {
+			return e.EventType == typ && e.PID == c.pid() && e.Daddr == "127.0.0.2" && e.Dport == 53
+		}
+	}
+	open := tr.waitFor("the client's udp_open", toDNS("udp_open"))
+	cl := tr.waitFor("the client's udp_close", toDNS("udp_close"))
+	if cl.Proto != "udp" || cl.Direction != "outbound" || cl.Comm != "tsclient" || cl.Sport != open.Sport ||
+		u64(cl.PacketsSent) != 1 || u64(cl.PacketsReceived) != 1 || u64(cl.BytesSent) == 0 || u64(cl.BytesReceived) <= u64(cl.BytesSent) {
+		t.Errorf("client's udp_close: %s packets %d/%d", cl, u64(cl.PacketsSent), u64(cl.PacketsReceived))
+	}
+	fromClient := func(typ string) func(jsonEvent) bool {
+		return func(e jsonEvent) bool {
+			return e.EventType == typ && e.Saddr == "127.0.0.1" && e.Sport == open.Sport && e.Daddr == "127.0.0.2" && e.Dport == 53 && e.Direction == "inbound"
+		}
+	}
+	if so := tr.waitFor("dnsmasq's udp_open", fromClient("udp_open")); so.PID != 0 {
+		t.Errorf("dnsmasq's udp_open: pid %d, want 0 (its socket was bound before tuxscope and it had not received yet)", so.PID)
+	}
+	sc := tr.waitFor("dnsmasq's udp_close", fromClient("udp_close"))
+	if sc.PID != dnsmasq || sc.Comm != "dnsmasq" || sc.End != "idle" || u64(sc.PacketsReceived) != 1 || u64(sc.PacketsSent) != 1 ||
+		u64(sc.BytesReceived) != u64(cl.BytesSent) || u64(sc.BytesSent) != u64(cl.BytesReceived) {
+		t.Errorf("dnsmasq's udp_close: %s end=%q packets %d/%d bytes %d/%d, want pid %d, idle, the client's counts mirrored",
+			sc, sc.End, u64(sc.PacketsSent), u64(sc.PacketsReceived), u64(sc.BytesSent), u64(sc.BytesReceived), dnsmasq)
+	}
+}
