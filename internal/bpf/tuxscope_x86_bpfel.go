@@ -170,6 +170,12 @@ type TuxscopeUdpFlowKey struct {
 	Pad      uint32
 }
 
+type TuxscopeUdpScratch struct {
+	_ structs.HostLayout
+	F TuxscopeUdpFlow
+	S TuxscopeUdpSock
+}
+
 type TuxscopeUdpSock struct {
 	_     structs.HostLayout
 	Owner TuxscopeOwner
@@ -203,6 +209,7 @@ const (
 	TuxscopeMapStateRunning        = "state_running"
 	TuxscopeMapUdpFlows            = "udp_flows"
 	TuxscopeMapUdpFlowsFull        = "udp_flows_full"
+	TuxscopeMapUdpScratch          = "udp_scratch"
 	TuxscopeMapUdpSocks            = "udp_socks"
 	TuxscopeProgDnsConnect4        = "dns_connect4"
 	TuxscopeProgDnsConnect6        = "dns_connect6"
@@ -364,6 +371,7 @@ type TuxscopeMapSpecs struct {
 	StateRunning      *ebpf.MapSpec `ebpf:"state_running"`
 	UdpFlows          *ebpf.MapSpec `ebpf:"udp_flows"`
 	UdpFlowsFull      *ebpf.MapSpec `ebpf:"udp_flows_full"`
+	UdpScratch        *ebpf.MapSpec `ebpf:"udp_scratch"`
 	UdpSocks          *ebpf.MapSpec `ebpf:"udp_socks"`
 }
 
@@ -431,6 +439,7 @@ type TuxscopeMaps struct {
 	StateRunning      *ebpf.Map `ebpf:"state_running"`
 	UdpFlows          *ebpf.Map `ebpf:"udp_flows"`
 	UdpFlowsFull      *ebpf.Map `ebpf:"udp_flows_full"`
+	UdpScratch        *ebpf.Map `ebpf:"udp_scratch"`
 	UdpSocks          *ebpf.Map `ebpf:"udp_socks"`
 }
 
@@ -457,6 +466,7 @@ func (m *TuxscopeMaps) Close() error {
 		m.StateRunning,
 		m.UdpFlows,
 		m.UdpFlowsFull,
+		m.UdpScratch,
 		m.UdpSocks,
 	)
 }

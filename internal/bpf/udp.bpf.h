@@ -129,18 +129,39 @@ static __always_inline void count_udp_full(void)
 		*n += 1;
 }
 
+/* Room to build a new flow's entry in: off the stack, which the packet
+ * programs and udp_count share (512 bytes in all). */
+struct udp_scratch {
+	struct udp_flow f;
+	struct udp_sock s;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct udp_scratch);
+} udp_scratch SEC(".maps");
+
 /* A new flow: remember it, mark the socket, queue its udp_open. */
 static __always_inline void udp_flow_new(struct __sk_buff *skb, struct udp_flow_key *k, bool egress,
 					 const __u8 *saddr, const __u8 *daddr, __u16 sport, __u16 dport,
 					 __u64 len, __u64 now)
 {
-	struct udp_flow f = {};
-	struct udp_sock *s, ns = {};
+	struct udp_scratch *sc;
+	struct udp_flow *f;
+	struct udp_sock *s;
 	struct bpf_sock *sk;
 	struct event *e;
 	__u16 family = k->family;
+	__u32 zero = 0;
 	long err;
 
+	sc = bpf_map_lookup_elem(&udp_scratch, &zero);
+	if (!sc)
+		return;
+	f = &sc->f;
+	__builtin_memset(sc, 0, sizeof(*sc));
 	/* A dual-stack (AF_INET6) socket sees an IPv4 peer as ::ffff:a.b.c.d,
 	 * as its TCP connections are reported. */
 	sk = skb->sk;
@@ -148,43 +169,43 @@ static __always_inline void udp_flow_new(struct __sk_buff *skb, struct udp_flow_
 		sk = bpf_sk_fullsock(sk);
 	if (sk && sk->family == AF_INET6 && family == AF_INET) {
 		family = AF_INET6;
-		f.tuple.laddr[10] = f.tuple.laddr[11] = 0xff;
-		f.tuple.raddr[10] = f.tuple.raddr[11] = 0xff;
-		__builtin_memcpy(&f.tuple.laddr[12], egress ? saddr : daddr, 4);
-		__builtin_memcpy(&f.tuple.raddr[12], egress ? daddr : saddr, 4);
+		f->tuple.laddr[10] = f->tuple.laddr[11] = 0xff;
+		f->tuple.raddr[10] = f->tuple.raddr[11] = 0xff;
+		__builtin_memcpy(&f->tuple.laddr[12], egress ? saddr : daddr, 4);
+		__builtin_memcpy(&f->tuple.raddr[12], egress ? daddr : saddr, 4);
 	} else {
-		__builtin_memcpy(f.tuple.laddr, egress ? saddr : daddr, 16);
-		__builtin_memcpy(f.tuple.raddr, egress ? daddr : saddr, 16);
+		__builtin_memcpy(f->tuple.laddr, egress ? saddr : daddr, 16);
+		__builtin_memcpy(f->tuple.raddr, egress ? daddr : saddr, 16);
 	}
-	f.tuple.family = family;
-	f.tuple.lport = egress ? sport : dport;
-	f.tuple.rport = egress ? dport : sport;
+	f->tuple.family = family;
+	f->tuple.lport = egress ? sport : dport;
+	f->tuple.rport = egress ? dport : sport;
 	if (family == AF_INET ? !want_ipv4 : !want_ipv6)
 		return;
-	if (!port_wanted(f.tuple.lport, f.tuple.rport))
+	if (!port_wanted(f->tuple.lport, f->tuple.rport))
 		return;
 
 	s = bpf_map_lookup_elem(&udp_socks, &k->cookie);
 	if (s) {
-		f.owner = s->owner;
-		f.tuple.netns = s->netns;
+		f->owner = s->owner;
+		f->tuple.netns = s->netns;
 		if (!(s->flags & UDP_SOCK_HAS_FLOWS))
 			s->flags |= UDP_SOCK_HAS_FLOWS;
 	} else {
-		ns.flags = UDP_SOCK_HAS_FLOWS;
-		bpf_map_update_elem(&udp_socks, &k->cookie, &ns, BPF_NOEXIST);
+		sc->s.flags = UDP_SOCK_HAS_FLOWS;
+		bpf_map_update_elem(&udp_socks, &k->cookie, &sc->s, BPF_NOEXIST);
 	}
-	f.owner.cgroup_id = bpf_skb_cgroup_id(skb); /* the socket's */
-	f.first_ns = f.last_ns = now;
+	f->owner.cgroup_id = bpf_skb_cgroup_id(skb); /* the socket's */
+	f->first_ns = f->last_ns = now;
 	if (egress) {
-		f.packets_sent = 1;
-		f.bytes_sent = len;
+		f->packets_sent = 1;
+		f->bytes_sent = len;
 	} else {
-		f.packets_received = 1;
-		f.bytes_received = len;
-		f.flags = FLAG_INBOUND;
+		f->packets_received = 1;
+		f->bytes_received = len;
+		f->flags = FLAG_INBOUND;
 	}
-	err = bpf_map_update_elem(&udp_flows, k, &f, BPF_NOEXIST);
+	err = bpf_map_update_elem(&udp_flows, k, f, BPF_NOEXIST);
 	if (err) {
 		struct udp_flow *o = bpf_map_lookup_elem(&udp_flows, k);
 
@@ -207,9 +228,9 @@ static __always_inline void udp_flow_new(struct __sk_buff *skb, struct udp_flow_
 	if (!e)
 		return; /* counted lost; the flow still closes with its counts */
 	__builtin_memset(e, 0, sizeof(*e));
-	fill_header(&e->hdr, EVENT_UDP_OPEN, &f.owner, &f.tuple);
+	fill_header(&e->hdr, EVENT_UDP_OPEN, &f->owner, &f->tuple);
 	e->hdr.ts_ns = now;
-	e->flags = f.flags;
+	e->flags = f->flags;
 	/* User space finds the flow's key from cookie and tuple: a remote
 	 * ::ffff:a.b.c.d is an IPv4 packet's peer. */
 	e->cookie = k->cookie;
@@ -228,7 +249,6 @@ static __noinline int udp_count(struct __sk_buff *skb, __u32 egress, __u32 famil
 {
 	struct udp_flow_key k = {};
 	struct udp_flow *f;
-	__u8 addrs[32] = {}; /* source then destination */
 	__u8 saddr[16] = {}, daddr[16] = {};
 	__u8 ports[4];
 	__u16 sport, dport;
@@ -241,15 +261,11 @@ static __noinline int udp_count(struct __sk_buff *skb, __u32 egress, __u32 famil
 	if (PKT_LOAD(skb, l4off, &ports))
 		return 0;
 	if (family == AF_INET) {
-		if (PKT_LOAD(skb, 12, (__u8 (*)[8])addrs))
+		if (PKT_LOAD(skb, 12, (__u8 (*)[4])saddr) || PKT_LOAD(skb, 16, (__u8 (*)[4])daddr))
 			return 0;
-		__builtin_memcpy(saddr, addrs, 4);
-		__builtin_memcpy(daddr, addrs + 4, 4);
 	} else {
-		if (PKT_LOAD(skb, 8, &addrs))
+		if (PKT_LOAD(skb, 8, &saddr) || PKT_LOAD(skb, 24, &daddr))
 			return 0;
-		__builtin_memcpy(saddr, addrs, 16);
-		__builtin_memcpy(daddr, addrs + 16, 16);
 	}
 	sport = (ports[0] << 8) | ports[1];
 	dport = (ports[2] << 8) | ports[3];

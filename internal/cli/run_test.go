@@ -31,6 +31,8 @@ func TestRunNetUsageErrors(t *testing.T) {
 		{[]string{"net", "--port", "70000"}, `invalid value "70000" for flag -port: invalid port "70000"`},
 		{[]string{"net", "--type", "foo"}, `invalid value "foo" for flag -type: unknown event type "foo" (want connect, accept, established, failed, close, retransmit, reset, listen, unlisten, udp_open or udp_close)`},
 		{[]string{"net", "--format", "xml"}, `unknown format "xml" (want table or json)`},
+		{[]string{"net", "--proto", "icmp"}, `unknown protocol "icmp" (want tcp or udp)`},
+		{[]string{"net", "--udp-idle", "0"}, `--udp-idle must be at least 100ms`},
 		{[]string{"net", "-4", "-6"}, `-4 and -6 exclude each other (give neither for both)`},
 		{[]string{"net", "extra"}, `unexpected argument "extra"`},
 		{[]string{"net", "--bogus"}, `flag provided but not defined: -bogus`},

@@ -324,3 +324,21 @@ func TestCheckName(t *testing.T) {
 		}
 	}
 }
+
+// --proto keeps one protocol's events; DNS messages have --dns.
+func TestMatchProto(t *testing.T) {
+	for _, tc := range []struct {
+		proto string
+		typ   event.Type
+		want  bool
+	}{
+		{"", event.Close, true}, {"", event.UDPClose, true},
+		{"udp", event.UDPOpen, true}, {"udp", event.UDPClose, true}, {"udp", event.Close, false}, {"udp", event.Existing, false}, {"udp", event.DNS, true},
+		{"tcp", event.Close, true}, {"tcp", event.UDPOpen, false}, {"tcp", event.DNS, true},
+	} {
+		s := Spec{Proto: tc.proto}
+		if got := s.Match(&event.Event{Type: tc.typ, Family: 4}); got != tc.want {
+			t.Errorf("--proto %q, %s: Match = %v, want %v", tc.proto, tc.typ, got, tc.want)
+		}
+	}
+}
