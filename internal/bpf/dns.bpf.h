@@ -128,7 +128,7 @@ static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 	} else {
 		return;
 	}
-	if (proto == IPPROTO_UDP)
+	if (proto == IPPROTO_UDP && udp_flows_on)
 		udp_count(skb, direction == DNS_QUERY, t.family, l4off);
 	if (!want_dns)
 		return;
