@@ -189,6 +189,11 @@ func (l *loader) try(p HookPoint, im Impl) (_ *attachedPoint, err error) {
 	sub := l.spec.Copy()
 	sub.Programs = map[string]*ebpf.ProgramSpec{}
 	for _, h := range hs {
+		if h.unusable != nil {
+			// never attached; and the kernel may not even load it
+			// (cgroup/sock_release before Linux 5.9)
+			continue
+		}
 		sub.Programs[h.prog] = l.spec.Programs[h.prog]
 	}
 	if p == PointAccept && im != implTracepoint {
