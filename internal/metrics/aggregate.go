@@ -177,6 +177,20 @@ type row struct {
 	peer        *peerSlot // nil: peer not selected, "other", or the overflow set
 }
 
+// udpRow is one owner's UDP flows one way (direction of their first
+// packet), counted at their udp_open (flows) and udp_close (the rest):
+// udpSeries series, no peer label.
+type udpRow struct {
+	labels                 []string // direction, the selected owner labels
+	lastSeen               int64
+	flows                  uint64
+	pktsSent, pktsReceived uint64
+	sent, received         uint64 // payload bytes
+}
+
+// udpSeries is how many series a udpRow exposes.
+const udpSeries = 5
+
 type dnsRow struct {
 	labels   []string // rcode, the selected owner labels
 	lastSeen int64
@@ -195,6 +209,7 @@ type owner struct {
 	peers      map[peerKey]*peerSlot
 	rows       map[rowKey]*row
 	dns        map[string]*dnsRow
+	udp        [2]*udpRow         // by direction (inbound 1)
 	candidates map[peerKey]uint64 // folded peers' events since the last rebalance
 }
 
@@ -207,6 +222,7 @@ type Aggregator struct {
 	owners      map[ownerKey]*owner
 	overflow    [2]*row // by direction (inbound 1), the all-"other" sets
 	overflowDNS map[string]*dnsRow
+	overflowUDP [2]*udpRow
 	series      int    // what MaxSeries bounds
 	folded      uint64 // events counted in the overflow sets
 	lost        event.LossCounts
@@ -239,6 +255,9 @@ func (a *Aggregator) Add(e *event.Event) {
 		if e.DNSInfo != nil {
 			a.addDNS(e)
 		}
+		return
+	case event.UDPOpen, event.UDPClose:
+		a.addUDP(e)
 		return
 	default:
 		return
@@ -486,6 +505,46 @@ func (a *Aggregator) addDNS(e *event.Event) {
 	r.lastSeen = now
 }
 
+func (a *Aggregator) addUDP(e *event.Event) {
+	now := e.Time.UnixNano()
+	if e.Time.IsZero() {
+		now = a.cfg.Now().UnixNano()
+	}
+	in := 0
+	if e.Inbound() {
+		in = 1
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	o := a.ownerOf(e)
+	r := o.udp[in]
+	if r == nil {
+		if a.series+udpSeries > a.cfg.MaxSeries {
+			a.folded++
+			if r = a.overflowUDP[in]; r == nil {
+				r = &udpRow{labels: a.otherLabels(direction(in == 1))}
+				if a.cfg.Labels.Has(LabelPeer) {
+					r.labels = r.labels[:len(r.labels)-1] // UDP flows have no peer label
+				}
+				a.overflowUDP[in] = r
+			}
+		} else {
+			a.series += udpSeries
+			r = &udpRow{labels: append([]string{direction(in == 1)}, o.values...)}
+			o.udp[in] = r
+		}
+	}
+	r.lastSeen = now
+	if e.Type == event.UDPOpen {
+		r.flows++
+		return
+	}
+	r.pktsSent += e.PacketsSent
+	r.pktsReceived += e.PacketsReceived
+	r.sent += e.BytesSent
+	r.received += e.BytesReceived
+}
+
 // AddLost counts n events lost (or DNS messages dropped) for why.
 func (a *Aggregator) AddLost(n uint64, why event.LossReason) {
 	a.mu.Lock()
@@ -534,7 +593,13 @@ func (a *Aggregator) expire(cutoff int64) {
 				a.series--
 			}
 		}
-		if len(o.rows) == 0 && len(o.dns) == 0 && len(o.peers) == 0 {
+		for i, r := range o.udp {
+			if r != nil && r.lastSeen < cutoff {
+				o.udp[i] = nil
+				a.series -= udpSeries
+			}
+		}
+		if len(o.rows) == 0 && len(o.dns) == 0 && len(o.peers) == 0 && o.udp[0] == nil && o.udp[1] == nil {
 			delete(a.owners, k)
 		}
 	}
@@ -546,6 +611,11 @@ func (a *Aggregator) expire(cutoff int64) {
 	for rc, r := range a.overflowDNS {
 		if r.lastSeen < cutoff {
 			delete(a.overflowDNS, rc)
+		}
+	}
+	for i, r := range a.overflowUDP {
+		if r != nil && r.lastSeen < cutoff {
+			a.overflowUDP[i] = nil
 		}
 	}
 }

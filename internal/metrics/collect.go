@@ -27,6 +27,8 @@ type Collector struct {
 	conns, failures, sent, received, latency, duration *prometheus.Desc
 	retransmits, resets                                *prometheus.Desc
 	dns, lost, buildInfo, folded, series               *prometheus.Desc
+	udpFlows, udpPktsSent, udpPktsReceived             *prometheus.Desc
+	udpSent, udpReceived                               *prometheus.Desc
 
 	mu   sync.Mutex
 	info *BuildInfo // nil until the tracer is attached
@@ -49,20 +51,25 @@ func NewCollector(agg *Aggregator) *Collector {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &Collector{
-		agg:         agg,
-		conns:       d("tuxscope_connections_total", "TCP connections: every connect attempt (failed ones included) and every accept.", conn),
-		failures:    d("tuxscope_connection_failures_total", "Outbound connects that failed, by reason (refused, timed_out, unreachable, reset, aborted, other).", withFirst("reason", conn)),
-		sent:        d("tuxscope_sent_bytes_total", "Data bytes sent on connections, counted when they close.", conn),
-		received:    d("tuxscope_received_bytes_total", "Data bytes received on connections, counted when they close.", conn),
-		retransmits: d("tuxscope_retransmits_total", "TCP segments retransmitted on connections (SYNs and SYN-ACKs included), as retransmit events count them.", conn),
-		resets:      d("tuxscope_resets_total", "Resets on connections, by side: local (this end sent it) or remote (the peer did).", withFirst("side", conn)),
-		latency:     d("tuxscope_handshake_latency_seconds", "Outbound connects' handshake latency, from the SYN to established.", conn),
-		duration:    d("tuxscope_connection_duration_seconds", "Connections' duration from established to close (those established while tuxscope ran).", conn),
-		dns:         d("tuxscope_dns_responses_total", "DNS responses that reached a process, by rcode.", withFirst("rcode", owner)),
-		lost:        d("tuxscope_events_lost_total", "Events lost (ring_buffer_full, hook_skipped, conn_table_full, listener_table_full; UDP flows not tracked: udp_table_full), update events skipped (update_limit), events --output could not write (output_full, output_error), and DNS messages or names dropped (malformed, unsolicited, evicted).", []string{"reason"}),
-		buildInfo:   d("tuxscope_build_info", "tuxscope's version, the kernel's release and the backend of each hook point; always 1.", []string{"version", "kernel", "backend"}),
-		folded:      d("tuxscope_series_folded_total", "Events counted in the all-\"other\" label set because a new label set would have exceeded --max-series.", nil),
-		series:      d("tuxscope_series", "Series the connection and DNS metrics expose now (what --max-series bounds; the all-\"other\" sets not counted).", nil),
+		agg:             agg,
+		conns:           d("tuxscope_connections_total", "TCP connections: every connect attempt (failed ones included) and every accept.", conn),
+		failures:        d("tuxscope_connection_failures_total", "Outbound connects that failed, by reason (refused, timed_out, unreachable, reset, aborted, other).", withFirst("reason", conn)),
+		sent:            d("tuxscope_sent_bytes_total", "Data bytes sent on connections, counted when they close.", conn),
+		received:        d("tuxscope_received_bytes_total", "Data bytes received on connections, counted when they close.", conn),
+		retransmits:     d("tuxscope_retransmits_total", "TCP segments retransmitted on connections (SYNs and SYN-ACKs included), as retransmit events count them.", conn),
+		resets:          d("tuxscope_resets_total", "Resets on connections, by side: local (this end sent it) or remote (the peer did).", withFirst("side", conn)),
+		latency:         d("tuxscope_handshake_latency_seconds", "Outbound connects' handshake latency, from the SYN to established.", conn),
+		duration:        d("tuxscope_connection_duration_seconds", "Connections' duration from established to close (those established while tuxscope ran).", conn),
+		udpFlows:        d("tuxscope_udp_flows_total", "UDP flows (one socket's traffic with one peer), by the direction of their first packet.", withFirst("direction", owner)),
+		udpPktsSent:     d("tuxscope_udp_sent_packets_total", "Datagrams sent on UDP flows, counted when they end.", withFirst("direction", owner)),
+		udpPktsReceived: d("tuxscope_udp_received_packets_total", "Datagrams received on UDP flows, counted when they end.", withFirst("direction", owner)),
+		udpSent:         d("tuxscope_udp_sent_bytes_total", "Payload bytes sent on UDP flows, counted when they end.", withFirst("direction", owner)),
+		udpReceived:     d("tuxscope_udp_received_bytes_total", "Payload bytes received on UDP flows, counted when they end.", withFirst("direction", owner)),
+		dns:             d("tuxscope_dns_responses_total", "DNS responses that reached a process, by rcode.", withFirst("rcode", owner)),
+		lost:            d("tuxscope_events_lost_total", "Events lost (ring_buffer_full, hook_skipped, conn_table_full, listener_table_full; UDP flows not tracked: udp_table_full), update events skipped (update_limit), events --output could not write (output_full, output_error), and DNS messages or names dropped (malformed, unsolicited, evicted).", []string{"reason"}),
+		buildInfo:       d("tuxscope_build_info", "tuxscope's version, the kernel's release and the backend of each hook point; always 1.", []string{"version", "kernel", "backend"}),
+		folded:          d("tuxscope_series_folded_total", "Events counted in the all-\"other\" label set because a new label set would have exceeded --max-series.", nil),
+		series:          d("tuxscope_series", "Series the connection and DNS metrics expose now (what --max-series bounds; the all-\"other\" sets not counted).", nil),
 	}
 }
 
@@ -76,7 +83,8 @@ func (c *Collector) SetBuildInfo(info BuildInfo) {
 
 // Describe sends every metric's description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.conns, c.failures, c.sent, c.received, c.retransmits, c.resets, c.latency, c.duration, c.dns, c.lost, c.buildInfo, c.folded, c.series} {
+	for _, d := range []*prometheus.Desc{c.conns, c.failures, c.sent, c.received, c.retransmits, c.resets, c.latency, c.duration, c.dns,
+		c.udpFlows, c.udpPktsSent, c.udpPktsReceived, c.udpSent, c.udpReceived, c.lost, c.buildInfo, c.folded, c.series} {
 		ch <- d
 	}
 }
@@ -85,6 +93,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 type snapshot struct {
 	rows   []row
 	dns    []dnsRow
+	udp    []udpRow
 	lost   event.LossCounts
 	folded uint64
 	series int
@@ -101,6 +110,16 @@ func (a *Aggregator) snapshot() *snapshot {
 		}
 		for _, r := range o.dns {
 			s.dns = append(s.dns, *r)
+		}
+		for _, r := range o.udp {
+			if r != nil {
+				s.udp = append(s.udp, *r)
+			}
+		}
+	}
+	for _, r := range a.overflowUDP {
+		if r != nil {
+			s.udp = append(s.udp, *r)
 		}
 	}
 	for _, r := range a.overflow {
@@ -152,6 +171,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for i := range s.dns {
 		counter(c.dns, s.dns[i].n, s.dns[i].labels...)
+	}
+	for i := range s.udp {
+		r := &s.udp[i]
+		counter(c.udpFlows, r.flows, r.labels...)
+		counter(c.udpPktsSent, r.pktsSent, r.labels...)
+		counter(c.udpPktsReceived, r.pktsReceived, r.labels...)
+		counter(c.udpSent, r.sent, r.labels...)
+		counter(c.udpReceived, r.received, r.labels...)
 	}
 	for why, n := range s.lost {
 		counter(c.lost, n, event.LossReason(why).Key())

@@ -445,3 +445,55 @@ func BenchmarkAdd(b *testing.B) {
 		})
 	}
 }
+
+// TestUDPFlows: UDP flows counted per owner and direction (no peer
+// label): flows at udp_open, packets and payload bytes at udp_close; a
+// full series budget folds them into "other"; idle rows expire.
+func TestUDPFlows(t *testing.T) {
+	labels, _ := ParseLabels("comm,peer")
+	a, clk := newTest(t, labels, 10, 1000)
+	for _, remote := range []string{"127.0.0.53:53", "127.0.0.53:53", "10.0.0.9:123"} {
+		a.Add(ev(clk, event.UDPOpen, "app", remote))
+		c := ev(clk, event.UDPClose, "app", remote)
+		c.PacketsSent, c.PacketsReceived, c.BytesSent, c.BytesReceived = 1, 2, 40, 300
+		a.Add(c)
+	}
+	in := ev(clk, event.UDPOpen, "dnsd", "127.0.0.1:40000")
+	in.Flags |= event.FlagInbound
+	a.Add(in)
+	compare(t, a, `
+# HELP tuxscope_udp_flows_total UDP flows (one socket's traffic with one peer), by the direction of their first packet.
+# TYPE tuxscope_udp_flows_total counter
+tuxscope_udp_flows_total{comm="app",direction="outbound"} 3
+tuxscope_udp_flows_total{comm="dnsd",direction="inbound"} 1
+# HELP tuxscope_udp_sent_packets_total Datagrams sent on UDP flows, counted when they end.
+# TYPE tuxscope_udp_sent_packets_total counter
+tuxscope_udp_sent_packets_total{comm="app",direction="outbound"} 3
+tuxscope_udp_sent_packets_total{comm="dnsd",direction="inbound"} 0
+# HELP tuxscope_udp_received_bytes_total Payload bytes received on UDP flows, counted when they end.
+# TYPE tuxscope_udp_received_bytes_total counter
+tuxscope_udp_received_bytes_total{comm="app",direction="outbound"} 900
+tuxscope_udp_received_bytes_total{comm="dnsd",direction="inbound"} 0
+`, "tuxscope_udp_flows_total", "tuxscope_udp_sent_packets_total", "tuxscope_udp_received_bytes_total")
+	if n := testutil.CollectAndCount(NewCollector(a), "tuxscope_connections_total"); n != 0 {
+		t.Errorf("%d TCP connection series from UDP flows, want 0", n)
+	}
+	if a.series != 2*udpSeries {
+		t.Errorf("series %d, want %d", a.series, 2*udpSeries)
+	}
+
+	// No room for another owner's 5 series: folded into "other".
+	b, bclk := newTest(t, labels, 10, 4)
+	b.Add(ev(bclk, event.UDPOpen, "app", "127.0.0.53:53"))
+	compare(t, b, `
+# HELP tuxscope_udp_flows_total UDP flows (one socket's traffic with one peer), by the direction of their first packet.
+# TYPE tuxscope_udp_flows_total counter
+tuxscope_udp_flows_total{comm="other",direction="outbound"} 1
+`, "tuxscope_udp_flows_total")
+
+	clk.advance(11 * time.Minute)
+	a.Maintain(clk.t)
+	if a.series != 0 || len(a.owners) != 0 {
+		t.Errorf("after the TTL: %d series, %d owners, want none", a.series, len(a.owners))
+	}
+}
