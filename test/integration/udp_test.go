@@ -425,3 +425,36 @@ func TestUDPFlowsDNS(t *testing.T) {
 			sc, sc.End, u64(sc.PacketsSent), u64(sc.PacketsReceived), u64(sc.BytesSent), u64(sc.BytesReceived), dnsmasq)
 	}
 }
+
+// TestUDPFlowsServe: the agent counts UDP flows per process and
+// direction: flows, datagrams and payload bytes each way.
+func TestUDPFlowsServe(t *testing.T) {
+	requireRoot(t)
+	_, _, addr := startServe(t, "--proto", "udp")
+	srv, port := udpServer(t, "-addr", "127.0.0.1:0", "-n", "3", "-reply", "50")
+	c := udpClient(t, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-n", "3", "-size", "100")
+	c.expect("LOCAL")
+	c.expect("CLOSED")
+	srv.expect("CLOSED")
+	const cli = `{comm="tsclient",container="",direction="outbound",namespace="",pod=""}`
+	const sv = `{comm="tsserver",container="",direction="inbound",namespace="",pod=""}`
+	want := []string{
+		"tuxscope_udp_flows_total" + cli + " 1\n", "tuxscope_udp_flows_total" + sv + " 1\n",
+		"tuxscope_udp_sent_packets_total" + cli + " 3\n", "tuxscope_udp_received_packets_total" + cli + " 3\n",
+		"tuxscope_udp_sent_bytes_total" + cli + " 300\n", "tuxscope_udp_received_bytes_total" + cli + " 150\n",
+		"tuxscope_udp_sent_bytes_total" + sv + " 150\n", "tuxscope_udp_received_bytes_total" + sv + " 300\n",
+	}
+	var body string
+	waitUntil(t, "tuxscope serve to count the UDP flows", func() bool {
+		_, body = httpGet(t, "http://"+addr+"/metrics")
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				return false
+			}
+		}
+		return true
+	})
+	if strings.Contains(body, `tuxscope_connections_total{comm="tsclient"`) {
+		t.Errorf("UDP flows counted as TCP connections:\n%s", body)
+	}
+}
