@@ -311,6 +311,12 @@ func TestUDPFlows(t *testing.T) {
 			t.Errorf("%d udp_close events for the idle client, want 1 (closing an ended flow's socket ends nothing more)", n)
 		}
 	})
+
+	// --proto udp: nothing of TCP's, though the helpers' Go runtime and
+	// the host make TCP connections all the while.
+	if tcp := tr.all(func(e jsonEvent) bool { return e.Proto != "udp" && e.EventType != "open_at_exit" && e.EventType != "lost" }); len(tcp) > 0 {
+		t.Errorf("--proto udp printed %d events that are not UDP flows' (first: %s)", len(tcp), tcp[0])
+	}
 }
 
 // TestUDPFlowsPython: Python's socket module, a client and a server
