@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tuxscope/tuxscope/internal/schema"
 )
 
 // UDP helpers: raw sockets, so each test chooses the family, connected
@@ -441,6 +444,7 @@ func TestUDPFlowsServe(t *testing.T) {
 	c := udpClient(t, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-n", "3", "-size", "100")
 	c.expect("LOCAL")
 	c.expect("CLOSED")
+	srv.expect("SERVED")
 	srv.expect("CLOSED")
 	const cli = `{comm="tsclient",container="",direction="outbound",namespace="",pod=""}`
 	const sv = `{comm="tsserver",container="",direction="inbound",namespace="",pod=""}`
@@ -462,5 +466,45 @@ func TestUDPFlowsServe(t *testing.T) {
 	})
 	if strings.Contains(body, `tuxscope_connections_total{comm="tsclient"`) {
 		t.Errorf("UDP flows counted as TCP connections:\n%s", body)
+	}
+}
+
+// TestUDPFlowsSummary: --summary has a row per process and UDP peer,
+// marked proto udp, with its flows and payload bytes.
+func TestUDPFlowsSummary(t *testing.T) {
+	requireRoot(t)
+	srv, port := udpServer(t, "-addr", "127.0.0.1:0", "-n", "2", "-reply", "50")
+	cmd := netCommand("--summary", "--format", "json", "--duration", "3", "--proto", "udp", "--port", fmt.Sprint(port))
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "tuxscope to attach", func() bool { return strings.Contains(stderr.String(), "attached") })
+	c := udpClient(t, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-n", "2", "-size", "100")
+	c.expect("LOCAL")
+	c.expect("CLOSED")
+	srv.expect("SERVED")
+	srv.expect("CLOSED")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("tuxscope: %v: %s", err, stderr.String())
+	}
+	var r schema.Summary
+	d := json.NewDecoder(strings.NewReader(strings.TrimSpace(stdout.String())))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&r); err != nil {
+		t.Fatalf("summary %q: %v", stdout.String(), err)
+	}
+	got := map[int]schema.Peer{}
+	for _, p := range r.Processes {
+		for _, peer := range p.Peers {
+			got[int(p.PID)] = peer
+		}
+	}
+	if p := got[c.pid()]; p.Proto != "udp" || p.Direction != "outbound" || p.Port != uint16(port) || p.Connects != 1 || p.Closes != 1 || p.BytesSent != 200 || p.BytesReceived != 100 {
+		t.Errorf("client's row: %+v\n%s", p, stdout.String())
+	}
+	if p := got[srv.pid()]; p.Proto != "udp" || p.Direction != "inbound" || p.Port != uint16(port) || p.Accepts != 1 || p.Closes != 1 || p.BytesSent != 100 || p.BytesReceived != 200 {
+		t.Errorf("server's row: %+v\n%s", p, stdout.String())
 	}
 }
