@@ -317,7 +317,9 @@ func TestUDPFlows(t *testing.T) {
 
 	// --proto udp: nothing of TCP's, though the helpers' Go runtime and
 	// the host make TCP connections all the while.
-	if tcp := tr.all(func(e jsonEvent) bool { return e.Proto != "udp" && e.EventType != "open_at_exit" && e.EventType != "lost" }); len(tcp) > 0 {
+	if tcp := tr.all(func(e jsonEvent) bool {
+		return e.Proto != "udp" && e.EventType != "open_at_exit" && e.EventType != "lost"
+	}); len(tcp) > 0 {
 		t.Errorf("--proto udp printed %d events that are not UDP flows' (first: %s)", len(tcp), tcp[0])
 	}
 }
