@@ -70,6 +70,7 @@ var coreTests = "^(" + strings.Join([]string{
 	"TestListenEvents",
 	"TestResetEvents",
 	"TestRTTOfADelayedPath",
+	"TestUDPFlows",
 }, "|") + ")$"
 
 // oncePerKernel are core tests that try every backend themselves (the
