@@ -475,14 +475,17 @@ func TestUDPFlowsServe(t *testing.T) {
 // marked proto udp, with its flows and payload bytes.
 func TestUDPFlowsSummary(t *testing.T) {
 	requireRoot(t)
-	srv, port := udpServer(t, "-addr", "127.0.0.1:0", "-n", "2", "-reply", "50")
-	cmd := netCommand("--summary", "--format", "json", "--duration", "3", "--proto", "udp", "--port", fmt.Sprint(port))
+	// The server binds after tuxscope started, so its flow's udp_open
+	// names it (one bound before would open with pid 0, see
+	// TestUDPFlowsDNS): --port cannot select it, --comm does.
+	cmd := netCommand("--summary", "--format", "json", "--duration", "3", "--proto", "udp", "--comm", "tsclient,tsserver")
 	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "tuxscope to attach", func() bool { return strings.Contains(stderr.String(), "attached") })
+	srv, port := udpServer(t, "-addr", "127.0.0.1:0", "-n", "2", "-reply", "50")
 	c := udpClient(t, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-n", "2", "-size", "100")
 	c.expect("LOCAL")
 	c.expect("CLOSED")
