@@ -178,7 +178,7 @@ type row struct {
 }
 
 // udpRow is one owner's UDP flows one way (direction of their first
-// packet), counted at their udp_open (flows) and udp_close (the rest):
+// packet), counted when they end (udp_close):
 // udpSeries series, no peer label.
 type udpRow struct {
 	labels                 []string // direction, the selected owner labels
@@ -256,7 +256,9 @@ func (a *Aggregator) Add(e *event.Event) {
 			a.addDNS(e)
 		}
 		return
-	case event.UDPOpen, event.UDPClose:
+	case event.UDPClose:
+		// counted at its close, whose owner is the best known (its
+		// udp_open may have pid 0 where the close is named)
 		a.addUDP(e)
 		return
 	default:
@@ -535,10 +537,7 @@ func (a *Aggregator) addUDP(e *event.Event) {
 		}
 	}
 	r.lastSeen = now
-	if e.Type == event.UDPOpen {
-		r.flows++
-		return
-	}
+	r.flows++
 	r.pktsSent += e.PacketsSent
 	r.pktsReceived += e.PacketsReceived
 	r.sent += e.BytesSent

@@ -60,7 +60,7 @@ func NewCollector(agg *Aggregator) *Collector {
 		resets:          d("tuxscope_resets_total", "Resets on connections, by side: local (this end sent it) or remote (the peer did).", withFirst("side", conn)),
 		latency:         d("tuxscope_handshake_latency_seconds", "Outbound connects' handshake latency, from the SYN to established.", conn),
 		duration:        d("tuxscope_connection_duration_seconds", "Connections' duration from established to close (those established while tuxscope ran).", conn),
-		udpFlows:        d("tuxscope_udp_flows_total", "UDP flows (one socket's traffic with one peer), by the direction of their first packet.", withFirst("direction", owner)),
+		udpFlows:        d("tuxscope_udp_flows_total", "UDP flows (one socket's traffic with one peer) that ended, by the direction of their first packet.", withFirst("direction", owner)),
 		udpPktsSent:     d("tuxscope_udp_sent_packets_total", "Datagrams sent on UDP flows, counted when they end.", withFirst("direction", owner)),
 		udpPktsReceived: d("tuxscope_udp_received_packets_total", "Datagrams received on UDP flows, counted when they end.", withFirst("direction", owner)),
 		udpSent:         d("tuxscope_udp_sent_bytes_total", "Payload bytes sent on UDP flows, counted when they end.", withFirst("direction", owner)),

@@ -447,7 +447,7 @@ func BenchmarkAdd(b *testing.B) {
 }
 
 // TestUDPFlows: UDP flows counted per owner and direction (no peer
-// label): flows at udp_open, packets and payload bytes at udp_close; a
+// label) when they end: flows, packets and payload bytes; a
 // full series budget folds them into "other"; idle rows expire.
 func TestUDPFlows(t *testing.T) {
 	labels, _ := ParseLabels("comm,peer")
@@ -458,11 +458,12 @@ func TestUDPFlows(t *testing.T) {
 		c.PacketsSent, c.PacketsReceived, c.BytesSent, c.BytesReceived = 1, 2, 40, 300
 		a.Add(c)
 	}
-	in := ev(clk, event.UDPOpen, "dnsd", "127.0.0.1:40000")
+	in := ev(clk, event.UDPClose, "dnsd", "127.0.0.1:40000")
 	in.Flags |= event.FlagInbound
 	a.Add(in)
+	a.Add(ev(clk, event.UDPOpen, "nobody", "127.0.0.1:9")) // not counted: flows count when they end
 	compare(t, a, `
-# HELP tuxscope_udp_flows_total UDP flows (one socket's traffic with one peer), by the direction of their first packet.
+# HELP tuxscope_udp_flows_total UDP flows (one socket's traffic with one peer) that ended, by the direction of their first packet.
 # TYPE tuxscope_udp_flows_total counter
 tuxscope_udp_flows_total{comm="app",direction="outbound"} 3
 tuxscope_udp_flows_total{comm="dnsd",direction="inbound"} 1
@@ -484,9 +485,9 @@ tuxscope_udp_received_bytes_total{comm="dnsd",direction="inbound"} 0
 
 	// No room for another owner's 5 series: folded into "other".
 	b, bclk := newTest(t, labels, 10, 4)
-	b.Add(ev(bclk, event.UDPOpen, "app", "127.0.0.53:53"))
+	b.Add(ev(bclk, event.UDPClose, "app", "127.0.0.53:53"))
 	compare(t, b, `
-# HELP tuxscope_udp_flows_total UDP flows (one socket's traffic with one peer), by the direction of their first packet.
+# HELP tuxscope_udp_flows_total UDP flows (one socket's traffic with one peer) that ended, by the direction of their first packet.
 # TYPE tuxscope_udp_flows_total counter
 tuxscope_udp_flows_total{comm="other",direction="outbound"} 1
 `, "tuxscope_udp_flows_total")

@@ -74,8 +74,9 @@ func TestSummaryIgnoresRetransmitAndReset(t *testing.T) {
 }
 
 // UDP flows have rows of their own, apart from TCP's to the same peer
-// and port: flows counted as connects (outbound) or accepts (inbound),
-// their payload bytes and durations at udp_close, the port marked /udp.
+// and port: at udp_close (whose owner is the best known), flows counted
+// as connects (outbound) or accepts (inbound), their payload bytes and
+// durations; the port marked /udp.
 func TestSummaryUDPFlows(t *testing.T) {
 	a := New(time.Now(), GroupProcess)
 	local := netip.MustParseAddrPort("127.0.0.1:40000")
@@ -88,7 +89,8 @@ func TestSummaryUDPFlows(t *testing.T) {
 	add(event.UDPOpen, 0, dns, 0, 0)
 	add(event.UDPClose, 0, dns, 40, 120)
 	add(event.Connect, 0, dns, 0, 0) // TCP to the same peer and port
-	add(event.UDPOpen, event.FlagInbound, netip.MustParseAddrPort("127.0.0.9:5000"), 0, 0)
+	add(event.UDPOpen, event.FlagInbound, netip.MustParseAddrPort("127.0.0.9:5000"), 0, 0) // not counted yet
+	add(event.UDPClose, event.FlagInbound, netip.MustParseAddrPort("127.0.0.9:5000"), 0, 0)
 	if len(a.rows) != 3 {
 		t.Fatalf("%d rows, want 3 (UDP out, TCP out, UDP in)", len(a.rows))
 	}

@@ -326,7 +326,9 @@ func (a *Aggregator) SetOpenAtExit(n event.OpenCount) { a.openAtExit = &n }
 // Add accounts for one event.
 func (a *Aggregator) Add(e *event.Event) {
 	switch e.Type {
-	case event.Existing, event.Lost, event.Retransmit, event.Reset, event.Listen, event.Unlisten:
+	case event.Existing, event.Lost, event.Retransmit, event.Reset, event.Listen, event.Unlisten, event.UDPOpen:
+		// A UDP flow is counted at its close, whose owner is the best
+		// known (a udp_open may have pid 0 where its close is named).
 		// Not connections: a retransmit's or reset's connection has
 		// (or will have) its own row from its other events; listeners
 		// are not connections.
@@ -372,13 +374,12 @@ func (a *Aggregator) Add(e *event.Event) {
 		r.Hostname = e.Hostname
 	}
 	switch e.Type {
-	case event.UDPOpen:
+	case event.UDPClose:
 		if k.Inbound {
 			r.Accepts++
 		} else {
 			r.Connects++
 		}
-	case event.UDPClose:
 		r.Closes++
 		r.BytesSent += e.BytesSent
 		r.BytesReceived += e.BytesReceived
