@@ -88,7 +88,7 @@ func TestSummaryUDPFlows(t *testing.T) {
 	}
 	add(event.UDPOpen, 0, dns, 0, 0)
 	add(event.UDPClose, 0, dns, 40, 120)
-	add(event.Connect, 0, dns, 0, 0) // TCP to the same peer and port
+	add(event.Connect, 0, dns, 0, 0)                                                       // TCP to the same peer and port
 	add(event.UDPOpen, event.FlagInbound, netip.MustParseAddrPort("127.0.0.9:5000"), 0, 0) // not counted yet
 	add(event.UDPClose, event.FlagInbound, netip.MustParseAddrPort("127.0.0.9:5000"), 0, 0)
 	if len(a.rows) != 3 {
