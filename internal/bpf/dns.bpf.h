@@ -130,14 +130,16 @@ static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 	}
 	if (proto == IPPROTO_UDP && udp_flows_on)
 		udp_count(skb, direction == DNS_QUERY, t.family, l4off);
-	if (!want_dns)
-		return;
 	if (PKT_LOAD(skb, l4off, &ports))
 		return;
 	sport = (ports[0] << 8) | ports[1];
 	dport = (ports[2] << 8) | ports[3];
 	port = direction == DNS_QUERY ? dport : sport;
 	if (port != DNS_PORT)
+		return;
+	/* Only here: a constant in .rodata is still a memory load, and
+	 * every other packet leaves without touching it. */
+	if (!want_dns)
 		return;
 	if (t.family == AF_INET) {
 		if (PKT_LOAD(skb, 12, (__u8 (*)[8])addrs))
