@@ -296,15 +296,36 @@ static __always_inline void conn_outcome(struct sock *sk, __u64 key, int newstat
 	if (newstate == TCP_ESTABLISHED)
 		c->established_ns = now;
 	if (read_sock_tuple(sk, &t)) {
-		connect_emit_early(sk, key, &c->owner, &t, c->connect_pending);
-		e = reserve_event(&t, newstate == TCP_ESTABLISHED ? EVENT_ESTABLISHED : EVENT_FAILED, &c->owner);
-		if (e) {
-			e->latency_ns = now - c->syn_ns;
-			if (newstate != TCP_ESTABLISHED) /* 0: closed before the handshake finished */
-				e->error = BPF_CORE_READ(sk, sk_err);
-			else /* only the SYN can have been retransmitted yet */
-				e->syn_retrans = min_u32(tcp_total_retrans(sk), 255);
-			submit(e);
+		__u8 type = newstate == TCP_ESTABLISHED ? EVENT_ESTABLISHED : EVENT_FAILED;
+		bool early = connect_due_early(key, &c->owner, c->connect_pending);
+		bool tuple_ok = tuple_wanted(&t);
+		bool want_out = tuple_ok && (want_types & (1U << type));
+		bool want_conn = early && tuple_ok && (want_types & (1U << EVENT_CONNECT));
+
+		/* One reservation: the outcome's record, standing for the
+		 * connect before it too when that is due (FLAG_WITH_CONNECT),
+		 * or the connect's own when the outcome is filtered out. A
+		 * single reserve site also keeps 5.10's verifier sure that
+		 * every path submits what it reserved. */
+		if (want_out || want_conn) {
+			e = reserve_record(sizeof(*e));
+			if (!e) {
+				if (want_out && want_conn)
+					count_lost(); /* the connect it stood for, too */
+			} else {
+				__builtin_memset(e, 0, sizeof(*e));
+				fill_header(&e->hdr, want_out ? type : EVENT_CONNECT, &c->owner, &t);
+				if (want_out) {
+					if (want_conn)
+						e->flags = FLAG_WITH_CONNECT;
+					e->latency_ns = now - c->syn_ns;
+					if (newstate != TCP_ESTABLISHED) /* 0: closed before the handshake finished */
+						e->error = BPF_CORE_READ(sk, sk_err);
+					else /* only the SYN can have been retransmitted yet */
+						e->syn_retrans = min_u32(tcp_total_retrans(sk), 255);
+				}
+				submit(e);
+			}
 		}
 	}
 	if (newstate != TCP_ESTABLISHED)
