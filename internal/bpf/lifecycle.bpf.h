@@ -198,8 +198,9 @@ static __always_inline void conn_passive_established(struct sock *sk, __u64 key)
 /* accept() returned sk to the current task: it owns the connection.
  * Called for every accept, so that the entry the handshake's end made for
  * a process the filters do not select is dropped here, not kept until its
- * close; returns whether the process is selected (its accept is shown). */
-static __always_inline bool conn_accepted(struct sock *sk, __u64 pid_tgid)
+ * close; returns whether the process is selected (its accept is shown),
+ * and fills o with it as owner (read once, for the entry and the event). */
+static __always_inline bool conn_accepted(struct sock *sk, __u64 pid_tgid, struct owner *o)
 {
 	__u64 key = (__u64)sk;
 	struct conn *c = bpf_map_lookup_elem(&conns, &key);
@@ -211,6 +212,7 @@ static __always_inline bool conn_accepted(struct sock *sk, __u64 pid_tgid)
 			bpf_map_delete_elem(&conns, &key);
 		return false;
 	}
+	owner_current(o, pid_tgid);
 	if (!c) {
 		/* Established before we attached (duration unknown), or a Fast
 		 * Open child still in SYN_RECV. Not one the peer already reset
@@ -223,7 +225,7 @@ static __always_inline bool conn_accepted(struct sock *sk, __u64 pid_tgid)
 		fresh.accepted_early = state == TCP_SYN_RECV;
 		fresh.retrans_base = tcp_total_retrans(sk);
 		fresh.ino = sock_ino(sk);
-		owner_current(&fresh.owner, pid_tgid);
+		fresh.owner = *o;
 		if (!bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST))
 			return true;
 		/* Its handshake ended on another CPU since the lookup above
@@ -235,7 +237,7 @@ static __always_inline bool conn_accepted(struct sock *sk, __u64 pid_tgid)
 		}
 	}
 	if (!c->owner.pid)
-		owner_current(&c->owner, pid_tgid);
+		c->owner = *o;
 	c->ino = sock_ino(sk);
 	return true;
 }
