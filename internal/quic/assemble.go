@@ -103,7 +103,9 @@ type connections interface {
 }
 
 // readDatagram reads the client Initials of one datagram. It returns the
-// connection's stream if any Initial opened, and the first error.
+// connection's stream if any Initial opened, and the first error: a
+// datagram with a damaged packet gives no ClientHello, even if the other
+// packets complete it.
 func readDatagram(d []byte, scratch *scratchBuf, conns connections) (*stream, error) {
 	if len(d) == 0 {
 		return nil, errorf(ErrNotQUIC, "empty datagram")
@@ -202,14 +204,10 @@ func ClientHello(datagram []byte) ([]byte, error) {
 	if st == nil {
 		return nil, err
 	}
-	hello, herr := st.hello()
-	if herr == nil {
-		return hello, nil
-	}
 	if err != nil {
 		return nil, err
 	}
-	return nil, herr
+	return st.hello()
 }
 
 // connKey names one connection's Initials: version and destination
@@ -270,20 +268,15 @@ func (a *Assembler) Add(datagram []byte) ([]byte, error) {
 	if st == nil {
 		return nil, err
 	}
-	hello, herr := st.hello()
-	if herr == nil {
-		a.forget(c)
-		return hello, nil
-	}
+	var hello []byte
 	if err == nil {
-		err = herr
+		hello, err = st.hello()
 	}
-	switch {
-	case !errors.Is(herr, ErrIncomplete), errors.Is(err, ErrMalformed), errors.Is(err, ErrTooLarge):
-		// This connection's ClientHello cannot be read any more.
+	if err == nil || errors.Is(err, ErrMalformed) || errors.Is(err, ErrTooLarge) {
+		// Done, or this connection's ClientHello cannot be read any more.
 		a.forget(c)
 	}
-	return nil, err
+	return hello, err
 }
 
 func keyOf(h *header) connKey {
