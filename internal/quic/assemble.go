@@ -9,9 +9,11 @@ import (
 // stream puts one connection's CRYPTO data together, in at most MaxHello
 // bytes.
 type stream struct {
-	buf     []byte   // grows to the highest byte received, at most MaxHello
-	ranges  [][2]int // received [start, end), sorted, disjoint, not touching
-	scratch [maxRanges][2]int
+	buf []byte // grows to the highest byte received, at most MaxHello
+	// ranges[:n] are the byte ranges received, [start, end), sorted,
+	// neither overlapping nor touching.
+	ranges [maxRanges][2]int
+	n      int
 }
 
 func (s *stream) add(offset uint64, data []byte) error {
@@ -31,43 +33,37 @@ func (s *stream) add(offset uint64, data []byte) error {
 		s.buf = s.buf[:end]
 	}
 	copy(s.buf[start:end], data)
-	// Merge [start, end) into the sorted ranges.
-	if s.ranges == nil {
-		s.ranges = s.scratch[:0]
+	// Merge [start, end) into the sorted ranges: rs[i:j] are those it
+	// overlaps or touches.
+	rs := s.ranges[:s.n]
+	i := 0
+	for i < len(rs) && rs[i][1] < start {
+		i++
 	}
-	var merged [maxRanges + 1][2]int
-	out := merged[:0]
-	placed := false
-	for _, r := range s.ranges {
-		switch {
-		case r[1] < start:
-			out = append(out, r)
-		case end < r[0]:
-			if !placed {
-				out = append(out, [2]int{start, end})
-				placed = true
-			}
-			out = append(out, r)
-		default: // overlapping or touching
-			start, end = min(start, r[0]), max(end, r[1])
+	j := i
+	for j < len(rs) && rs[j][0] <= end {
+		start, end = min(start, rs[j][0]), max(end, rs[j][1])
+		j++
+	}
+	if i == j { // a new piece
+		if s.n == maxRanges {
+			return errorf(ErrMalformed, "CRYPTO data in more than %d pieces", maxRanges)
 		}
+		copy(s.ranges[i+1:s.n+1], rs[i:])
+		s.n++
+	} else {
+		copy(s.ranges[i+1:], rs[j:])
+		s.n -= j - i - 1
 	}
-	if !placed {
-		out = append(out, [2]int{start, end})
-	}
-	if len(out) > maxRanges {
-		return errorf(ErrMalformed, "CRYPTO data in more than %d pieces", maxRanges)
-	}
-	s.ranges = s.scratch[:len(out)]
-	copy(s.ranges, out)
+	s.ranges[i] = [2]int{start, end}
 	return nil
 }
 
 // hello returns the ClientHello if its bytes are all here, or an error:
 // ErrIncomplete while they may still come.
 func (s *stream) hello() ([]byte, error) {
-	if len(s.ranges) == 0 || s.ranges[0][0] != 0 || s.ranges[0][1] < 4 {
-		return nil, errorf(ErrIncomplete, "%d CRYPTO pieces, none from offset 0 on", len(s.ranges))
+	if s.n == 0 || s.ranges[0][0] != 0 || s.ranges[0][1] < 4 {
+		return nil, errorf(ErrIncomplete, "%d CRYPTO pieces, none from offset 0 on", s.n)
 	}
 	if s.buf[0] != 1 {
 		return nil, errorf(ErrMalformed, "TLS message type %d, not ClientHello", s.buf[0])

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -194,5 +195,50 @@ func TestReason(t *testing.T) {
 	}
 	if Reason(nil) != "" || Reason(errors.New("x")) != "other" {
 		t.Error("Reason of nil or a foreign error")
+	}
+}
+
+// TestStreamRanges checks the range merging against a byte map, with
+// pieces at random offsets, up to and at maxRanges pieces.
+func TestStreamRanges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	full := 0
+	for round := range 300 {
+		var (
+			s    stream
+			have [3000]bool
+		)
+		for range 120 {
+			// Dense rounds merge most pieces, sparse ones fill the table.
+			span := []int{580, 2900}[round%2]
+			off, n := rng.IntN(span), rng.IntN(12)
+			err := s.add(uint64(off), make([]byte, n))
+			if err != nil {
+				if !errors.Is(err, ErrMalformed) || s.n != maxRanges {
+					t.Fatalf("round %d: %v with %d pieces", round, err, s.n)
+				}
+				full++
+				continue
+			}
+			for i := off; i < off+n; i++ {
+				have[i] = true
+			}
+			// The ranges are exactly the runs of received bytes.
+			var want [][2]int
+			for i := 0; i < len(have); i++ {
+				if have[i] && (i == 0 || !have[i-1]) {
+					want = append(want, [2]int{i, i})
+				}
+				if have[i] {
+					want[len(want)-1][1] = i + 1
+				}
+			}
+			if fmt.Sprint(want) != fmt.Sprint(s.ranges[:s.n]) {
+				t.Fatalf("round %d: ranges %v, want %v", round, s.ranges[:s.n], want)
+			}
+		}
+	}
+	if full == 0 {
+		t.Error("never reached maxRanges pieces")
 	}
 }

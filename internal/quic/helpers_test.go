@@ -3,6 +3,7 @@ package quic
 import (
 	"crypto/aes"
 	"encoding/binary"
+	"sync"
 	"testing"
 )
 
@@ -26,6 +27,23 @@ func cryptoFrame(off uint64, data []byte) []byte {
 	return append(b, data...)
 }
 
+var sealCache sync.Map // of connKey to *keys
+
+// sealKeys derives a connection's keys once per test process.
+func sealKeys(t testing.TB, v uint32, dcid []byte) *keys {
+	key := connKey{version: v, n: uint8(len(dcid))}
+	copy(key.id[:], dcid)
+	if k, ok := sealCache.Load(key); ok {
+		return k.(*keys)
+	}
+	k, err := deriveKeys(paramsFor(v), dcid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealCache.Store(key, k)
+	return k
+}
+
 // seal builds a client Initial of version v for connection id dcid, with
 // packet number pn and these frames, padded with PADDING so the packet
 // has size bytes (if it is shorter): what a client sends, built with the
@@ -34,10 +52,7 @@ func cryptoFrame(off uint64, data []byte) []byte {
 func seal(t testing.TB, v uint32, dcid []byte, pn uint32, payload []byte, size int) []byte {
 	t.Helper()
 	p := paramsFor(v)
-	k, err := deriveKeys(p, dcid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := sealKeys(t, v, dcid)
 	const pnLen = 4
 	hdr := []byte{0xc0 | p.initialType<<4 | (pnLen - 1)}
 	hdr = binary.BigEndian.AppendUint32(hdr, v)

@@ -34,11 +34,12 @@ package quic
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 )
 
 // Versions this package reads.
@@ -155,18 +156,18 @@ func paramsFor(version uint32) *versionParams {
 }
 
 // expandLabel is TLS 1.3's HKDF-Expand-Label with an empty context (RFC
-// 8446 section 7.1).
-func expandLabel(secret []byte, label string, length int) []byte {
-	full := "tls13 " + label
-	info := make([]byte, 0, 4+len(full))
-	info = append(info, byte(length>>8), byte(length), byte(len(full)))
-	info = append(info, full...)
-	info = append(info, 0)
-	out, err := hkdf.Expand(sha256.New, secret, string(info), length)
-	if err != nil { // only for lengths past 255 hash sizes
-		panic(err)
-	}
-	return out
+// 8446 section 7.1) for lengths up to one SHA-256 output, where
+// HKDF-Expand is a single HMAC: T(1) = HMAC(secret, info || 0x01). mac is
+// an HMAC-SHA256 keyed with the secret, reused across labels.
+func expandLabel(mac hash.Hash, label string, length int) []byte {
+	var info [64]byte
+	b := append(info[:0], byte(length>>8), byte(length), byte(len("tls13 ")+len(label)))
+	b = append(b, "tls13 "...)
+	b = append(b, label...)
+	b = append(b, 0, 1) // empty context, then HKDF's block counter
+	mac.Reset()
+	mac.Write(b)
+	return mac.Sum(nil)[:length]
 }
 
 // keys are a client's Initial packet protection keys for one connection
@@ -177,24 +178,28 @@ type keys struct {
 	iv   [12]byte
 }
 
+// clientSecret is the client's Initial secret (RFC 9001 section 5.2):
+// HKDF-Extract with the version's salt, then "client in".
+func clientSecret(p *versionParams, dcid []byte) []byte {
+	extract := hmac.New(sha256.New, p.salt)
+	extract.Write(dcid)
+	return expandLabel(hmac.New(sha256.New, extract.Sum(nil)), "client in", sha256.Size)
+}
+
 func deriveKeys(p *versionParams, dcid []byte) (*keys, error) {
-	initial, err := hkdf.Extract(sha256.New, dcid, p.salt)
-	if err != nil {
-		return nil, err
-	}
-	client := expandLabel(initial, "client in", sha256.Size)
+	mac := hmac.New(sha256.New, clientSecret(p, dcid))
 	k := &keys{}
-	block, err := aes.NewCipher(expandLabel(client, p.keyLabel, 16))
+	block, err := aes.NewCipher(expandLabel(mac, p.keyLabel, 16))
 	if err != nil {
 		return nil, err
 	}
 	if k.aead, err = cipher.NewGCM(block); err != nil {
 		return nil, err
 	}
-	if k.hp, err = aes.NewCipher(expandLabel(client, p.hpLabel, 16)); err != nil {
+	if k.hp, err = aes.NewCipher(expandLabel(mac, p.hpLabel, 16)); err != nil {
 		return nil, err
 	}
-	copy(k.iv[:], expandLabel(client, p.ivLabel, 12))
+	copy(k.iv[:], expandLabel(mac, p.ivLabel, 12))
 	return k, nil
 }
 

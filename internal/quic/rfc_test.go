@@ -3,6 +3,7 @@ package quic
 import (
 	"bytes"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -131,13 +132,19 @@ func TestKeysRFC(t *testing.T) {
 			"8b1a0bc121284290a29e0971b5cd045d", "91f73e2351d8fa91660e909f", "45b95e15235d6f45a6b19cbcb0294ba9"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// The same with the standard library's HKDF.
 			initial, err := hkdf.Extract(sha256.New, unhex(t, rfcDCID), tc.params.salt)
 			if err != nil {
 				t.Fatal(err)
 			}
-			secret := expandLabel(initial, "client in", 32)
-			if got := hex.EncodeToString(secret); got != tc.secret {
-				t.Fatalf("client_initial_secret %s, want %s", got, tc.secret)
+			info := append([]byte{0, 32, byte(len("tls13 client in"))}, "tls13 client in\x00"...)
+			std, err := hkdf.Expand(sha256.New, initial, string(info), 32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			secret := clientSecret(tc.params, unhex(t, rfcDCID))
+			if got := hex.EncodeToString(secret); got != tc.secret || !bytes.Equal(std, secret) {
+				t.Fatalf("client_initial_secret %s (crypto/hkdf: %x), want %s", got, std, tc.secret)
 			}
 			k, err := deriveKeys(tc.params, unhex(t, rfcDCID))
 			if err != nil {
@@ -152,7 +159,7 @@ func TestKeysRFC(t *testing.T) {
 			}{
 				{tc.params.keyLabel, tc.key, 16}, {tc.params.ivLabel, tc.iv, 12}, {tc.params.hpLabel, tc.hp, 16},
 			} {
-				if got := hex.EncodeToString(expandLabel(secret, l.label, l.n)); got != l.want {
+				if got := hex.EncodeToString(expandLabel(hmac.New(sha256.New, secret), l.label, l.n)); got != l.want {
 					t.Errorf("%s: %s, want %s", l.label, got, l.want)
 				}
 			}
