@@ -27,6 +27,8 @@ const (
 	maxPIDs = 16384
 )
 
+var loopback4 = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+
 // fileID is what tells that a hosts file changed.
 type fileID struct {
 	dev, ino, size     uint64
@@ -88,8 +90,12 @@ func newView(proc string) *View {
 // Name returns the names process pid's hosts file gives addr, the
 // canonical one first (nil: none), as of now (kernel monotonic ns, the
 // event's time). The slice is clipped: appending to it copies.
+//
+// 127.0.0.1 and ::1 get none: every hosts file calls them localhost,
+// which says no more than the address.
 func (v *View) Name(pid uint32, addr netip.Addr, now uint64) []string {
-	if pid == 0 || !addr.IsValid() {
+	addr = addr.Unmap()
+	if pid == 0 || !addr.IsValid() || addr == loopback4 || addr == netip.IPv6Loopback() {
 		return nil
 	}
 	ns := v.namespace(pid, now)
@@ -237,6 +243,9 @@ func (v *View) open(pid uint32) (f *os.File, id fileID, err error) {
 		mtimeNs: st.Mtim.Nano(), ctimeNs: st.Ctim.Nano()}
 	return os.NewFile(uintptr(fd), "etc/hosts"), id, nil
 }
+
+// Drops is Skipped and Evicted (dns.HostsNamer).
+func (v *View) Drops() (skipped, evicted uint64) { return v.Skipped, v.Evicted }
 
 // Namespaces is how many namespaces' files are kept (for tests).
 func (v *View) Namespaces() int { return len(v.spaces) }

@@ -51,7 +51,7 @@ func TestViewPerNamespace(t *testing.T) {
 	dir := t.TempDir()
 	p := fakeProc{t, filepath.Join(dir, "proc")}
 	hostRoot, ctrRoot := filepath.Join(dir, "host"), filepath.Join(dir, "ctr")
-	writeHosts(t, hostRoot, "198.51.100.1 host-view.test\n")
+	writeHosts(t, hostRoot, "198.51.100.1 host-view.test\n127.0.0.1 localhost\n::1 localhost\n127.0.1.1 box\n")
 	writeHosts(t, ctrRoot, "198.51.100.1 ctr-view.test ctr\n")
 	p.process(10, "host", hostRoot)
 	p.process(11, "host", hostRoot)
@@ -67,6 +67,14 @@ func TestViewPerNamespace(t *testing.T) {
 	}
 	if got := v.Name(11, netip.MustParseAddr("198.51.100.2"), 1*s); got != nil {
 		t.Errorf("an address not in the file: %q", got)
+	}
+	for _, lo := range []string{"127.0.0.1", "::1", "::ffff:127.0.0.1"} {
+		if got := v.Name(10, netip.MustParseAddr(lo), 1*s); got != nil {
+			t.Errorf("%s: %q, want none", lo, got)
+		}
+	}
+	if got := v.Name(10, netip.MustParseAddr("127.0.1.1"), 1*s); !slices.Equal(got, []string{"box"}) {
+		t.Errorf("127.0.1.1: %q", got)
 	}
 	if v.Namespaces() != 2 {
 		t.Errorf("%d namespaces cached, want 2 (10 and 11 share one)", v.Namespaces())

@@ -76,7 +76,7 @@ type Event struct {
 	// Reason is why a connect failed or a connection was reset (refused,
 	// timed out, ...); on a lost record, why events were lost
 	// (ring_buffer_full, hook_skipped); on a dns_dropped record, what was
-	// dropped (malformed, unsolicited, evicted).
+	// dropped (malformed, unsolicited, evicted; hosts_skipped, hosts_evicted).
 	Reason string `json:"reason,omitempty"`
 	Error  string `json:"error,omitempty"` // the errno's name, e.g. ECONNREFUSED
 
