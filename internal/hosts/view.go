@@ -72,8 +72,9 @@ type View struct {
 	// MaxNamespaces and MaxBytes (read again when needed).
 	Evicted uint64
 	// Unreadable counts hosts files that exist but could not be read (not
-	// a regular file, permission denied), each time they are looked at;
-	// Err is the first such error.
+	// a regular file, permission denied) and processes whose namespace or
+	// root tuxscope may not look at, each time they are looked at; Err is
+	// the first such error.
 	Unreadable uint64
 	Err        error
 }
@@ -113,6 +114,9 @@ func (v *View) mountNS(pid uint32, now uint64) uint64 {
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(v.proc+"/"+strconv.FormatUint(uint64(pid), 10)+"/ns/mnt", &st); err != nil {
+		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+			v.unreadable(err) // another user's process, without CAP_SYS_PTRACE
+		}
 		if ok {
 			// Gone (or its pid reused by a process not yet
 			// readable): what was seen a moment ago still holds, until

@@ -155,3 +155,29 @@ func TestViewBounds(t *testing.T) {
 		t.Errorf("past the bytes bound: %q, %d namespaces, %d bytes", got, v.Namespaces(), v.bytes)
 	}
 }
+
+// What naming costs an event: cached (the common case), and when the
+// once-a-second look at the process and its file is due (the file
+// unchanged). The process is this one, through the real /proc.
+func BenchmarkView(b *testing.B) {
+	a := netip.MustParseAddr("198.51.100.1")
+	pid := uint32(os.Getpid())
+	b.Run("cached", func(b *testing.B) {
+		v := New()
+		v.Name(pid, a, 1)
+		b.ReportAllocs()
+		for b.Loop() {
+			v.Name(pid, a, 2)
+		}
+	})
+	b.Run("recheck", func(b *testing.B) {
+		v := New()
+		now := uint64(1)
+		v.Name(pid, a, now)
+		b.ReportAllocs()
+		for b.Loop() {
+			now += recheckNs
+			v.Name(pid, a, now)
+		}
+	})
+}
