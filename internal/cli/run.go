@@ -232,8 +232,12 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		fmt.Fprintf(stderr, "tuxscope: skipped %d malformed records\n", n)
 	}
 	if hostsFiles != nil && hostsFiles.Unreadable > 0 {
-		fmt.Fprintf(stderr, "tuxscope: %d looks at processes' /etc/hosts could not read it, their addresses got no names from it (first: %v)\n",
-			hostsFiles.Unreadable, hostsFiles.Err)
+		hint := ""
+		if errors.Is(hostsFiles.Err, os.ErrPermission) {
+			hint = "; another user's process's needs CAP_SYS_PTRACE"
+		}
+		fmt.Fprintf(stderr, "tuxscope: could not read processes' /etc/hosts %d times, their addresses got no names from it (first: %v%s)\n",
+			hostsFiles.Unreadable, hostsFiles.Err, hint)
 	}
 	fileFailed := false
 	if file != nil && err != nil {
