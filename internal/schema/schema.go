@@ -39,7 +39,7 @@ type Event struct {
 	Direction string `json:"direction"` // outbound (connected from here) or inbound (accepted here)
 
 	Hostname       string   `json:"hostname,omitempty"`        // outbound events: the name that resolved to daddr
-	HostnameSource string   `json:"hostname_source,omitempty"` // process, cgroup or host: whose lookup it was
+	HostnameSource string   `json:"hostname_source,omitempty"` // process, cgroup or host: whose lookup it was; hosts: the process's hosts file
 	HostnameAlso   []string `json:"hostname_also,omitempty"`   // other names live for that address
 
 	State string `json:"state,omitempty"` // existing, update, retransmit, reset (before it): the TCP state, e.g. ESTABLISHED
