@@ -398,7 +398,7 @@ func (t *Tracker) dropAddr(an *addrNames) {
 // says, so far, how many hosts-file lines or names it skipped and how
 // many namespaces' files it evicted.
 type HostsNamer interface {
-	Name(pid uint32, addr netip.Addr, now uint64) []string
+	Name(pid uint32, cgroup uint64, addr netip.Addr, now uint64) []string
 	Drops() (skipped, evicted uint64)
 }
 
@@ -447,7 +447,7 @@ func (t *Tracker) Name(e *event.Event) {
 		}
 	}
 	if own == nil && t.Hosts != nil {
-		if names := t.Hosts.Name(e.PID, addr, e.TimestampNs); len(names) > 0 {
+		if names := t.Hosts.Name(e.PID, e.CgroupID, addr, e.TimestampNs); len(names) > 0 {
 			e.Hostname, e.HostnameSource = names[0], "hosts"
 			if len(names) > 1 {
 				e.HostnameAlso = names[1:]

@@ -738,8 +738,10 @@ func TestMaxAddrs(t *testing.T) {
 // hostsFiles is a HostsNamer: per process, its hosts file's names.
 type hostsFiles map[uint32]map[netip.Addr][]string
 
-func (h hostsFiles) Name(pid uint32, addr netip.Addr, _ uint64) []string { return h[pid][addr] }
-func (h hostsFiles) Drops() (uint64, uint64)                             { return 0, 0 }
+func (h hostsFiles) Name(pid uint32, _ uint64, addr netip.Addr, _ uint64) []string {
+	return h[pid][addr]
+}
+func (h hostsFiles) Drops() (uint64, uint64) { return 0, 0 }
 
 // The hosts file a process sees names an address after the process's
 // own lookup and before anyone else's.

@@ -25,6 +25,9 @@ const (
 	// maxPIDs bounds the process → namespace cache; past it, entries
 	// older than recheckNs go (they would be looked up again anyway).
 	maxPIDs = 16384
+	// maxCgroups bounds the cgroup → namespace hints; past it they are
+	// all forgotten and learned again.
+	maxCgroups = 16384
 )
 
 var loopback4 = netip.AddrFrom4([4]byte{127, 0, 0, 1})
@@ -62,8 +65,12 @@ type View struct {
 	spaces map[uint64]*namespace
 	order  list.List // of *namespace, least recently used first
 	pids   map[uint32]pidNS
-	bytes  int
-	limits struct{ spaces, bytes int }
+	// cgroups says, per cgroup, the one mount namespace its processes
+	// were seen in (0: more than one): the namespace of a process gone
+	// before it was seen.
+	cgroups map[uint64]uint64
+	bytes   int
+	limits  struct{ spaces, bytes int }
 
 	// Skipped counts hosts-file lines and names not used (Table.Skipped),
 	// each time a file is read.
@@ -83,23 +90,26 @@ type View struct {
 func New() *View { return newView("/proc") }
 
 func newView(proc string) *View {
-	v := &View{proc: proc, spaces: map[uint64]*namespace{}, pids: map[uint32]pidNS{}}
+	v := &View{proc: proc, spaces: map[uint64]*namespace{}, pids: map[uint32]pidNS{}, cgroups: map[uint64]uint64{}}
 	v.limits.spaces, v.limits.bytes = MaxNamespaces, MaxBytes
 	return v
 }
 
 // Name returns the names process pid's hosts file gives addr, the
 // canonical one first (nil: none), as of now (kernel monotonic ns, the
-// event's time). The slice is clipped: appending to it copies.
+// event's time). The slice is clipped: appending to it copies. cgroup
+// (0: unknown) is the process's: when the process is gone from /proc
+// before it was seen, its namespace is the one every process seen of its
+// cgroup was in, if they all were in one (a container's).
 //
 // 127.0.0.1 and ::1 get none: every hosts file calls them localhost,
 // which says no more than the address.
-func (v *View) Name(pid uint32, addr netip.Addr, now uint64) []string {
+func (v *View) Name(pid uint32, cgroup uint64, addr netip.Addr, now uint64) []string {
 	addr = addr.Unmap()
 	if pid == 0 || !addr.IsValid() || addr == loopback4 || addr == netip.IPv6Loopback() {
 		return nil
 	}
-	ns := v.namespace(pid, now)
+	ns := v.namespace(pid, cgroup, now)
 	if ns == nil {
 		return nil
 	}
@@ -107,7 +117,7 @@ func (v *View) Name(pid uint32, addr netip.Addr, now uint64) []string {
 }
 
 // mountNS returns the inode of pid's mount namespace, 0 if unknown.
-func (v *View) mountNS(pid uint32, now uint64) uint64 {
+func (v *View) mountNS(pid uint32, cgroup uint64, now uint64) uint64 {
 	p, ok := v.pids[pid]
 	if ok && now < p.checked+recheckNs {
 		return p.ns
@@ -123,7 +133,21 @@ func (v *View) mountNS(pid uint32, now uint64) uint64 {
 			// the next look.
 			return p.ns
 		}
+		if cgroup != 0 {
+			return v.cgroups[cgroup]
+		}
 		return 0
+	}
+	if cgroup != 0 {
+		switch ns, seen := v.cgroups[cgroup]; {
+		case !seen:
+			if len(v.cgroups) >= maxCgroups {
+				clear(v.cgroups)
+			}
+			v.cgroups[cgroup] = st.Ino
+		case ns != st.Ino && ns != 0:
+			v.cgroups[cgroup] = 0 // more than one: no guess
+		}
 	}
 	if !ok && len(v.pids) >= maxPIDs {
 		for k, q := range v.pids {
@@ -141,8 +165,8 @@ func (v *View) mountNS(pid uint32, now uint64) uint64 {
 
 // namespace returns pid's namespace with its hosts file up to date; nil
 // if its namespace is unknown.
-func (v *View) namespace(pid uint32, now uint64) *namespace {
-	ino := v.mountNS(pid, now)
+func (v *View) namespace(pid uint32, cgroup uint64, now uint64) *namespace {
+	ino := v.mountNS(pid, cgroup, now)
 	if ino == 0 {
 		return nil
 	}
@@ -158,7 +182,8 @@ func (v *View) namespace(pid uint32, now uint64) *namespace {
 		defer f.Close()
 	}
 	if err != nil {
-		// The process is gone: keep what is known of its namespace.
+		// The process is gone: keep what is known of its namespace
+		// (nil if nothing is).
 		return ns
 	}
 	if ns != nil && ns.id == id {

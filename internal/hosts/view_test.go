@@ -59,21 +59,21 @@ func TestViewPerNamespace(t *testing.T) {
 	v := newView(p.dir)
 	a := netip.MustParseAddr("198.51.100.1")
 	const s = uint64(1e9)
-	if got := v.Name(10, a, 1*s); !slices.Equal(got, []string{"host-view.test"}) {
+	if got := v.Name(10, 0, a, 1*s); !slices.Equal(got, []string{"host-view.test"}) {
 		t.Errorf("host process: %q", got)
 	}
-	if got := v.Name(20, a, 1*s); !slices.Equal(got, []string{"ctr-view.test", "ctr"}) {
+	if got := v.Name(20, 0, a, 1*s); !slices.Equal(got, []string{"ctr-view.test", "ctr"}) {
 		t.Errorf("container process: %q", got)
 	}
-	if got := v.Name(11, netip.MustParseAddr("198.51.100.2"), 1*s); got != nil {
+	if got := v.Name(11, 0, netip.MustParseAddr("198.51.100.2"), 1*s); got != nil {
 		t.Errorf("an address not in the file: %q", got)
 	}
 	for _, lo := range []string{"127.0.0.1", "::1", "::ffff:127.0.0.1"} {
-		if got := v.Name(10, netip.MustParseAddr(lo), 1*s); got != nil {
+		if got := v.Name(10, 0, netip.MustParseAddr(lo), 1*s); got != nil {
 			t.Errorf("%s: %q, want none", lo, got)
 		}
 	}
-	if got := v.Name(10, netip.MustParseAddr("127.0.1.1"), 1*s); !slices.Equal(got, []string{"box"}) {
+	if got := v.Name(10, 0, netip.MustParseAddr("127.0.1.1"), 1*s); !slices.Equal(got, []string{"box"}) {
 		t.Errorf("127.0.1.1: %q", got)
 	}
 	if v.Namespaces() != 2 {
@@ -82,27 +82,27 @@ func TestViewPerNamespace(t *testing.T) {
 
 	// A change shows after the once-a-second recheck, not before.
 	writeHosts(t, ctrRoot, "198.51.100.1 changed.test\n")
-	if got := v.Name(20, a, 1*s+s/2); !slices.Equal(got, []string{"ctr-view.test", "ctr"}) {
+	if got := v.Name(20, 0, a, 1*s+s/2); !slices.Equal(got, []string{"ctr-view.test", "ctr"}) {
 		t.Errorf("within the second: %q", got)
 	}
-	if got := v.Name(20, a, 2*s+1); !slices.Equal(got, []string{"changed.test"}) {
+	if got := v.Name(20, 0, a, 2*s+1); !slices.Equal(got, []string{"changed.test"}) {
 		t.Errorf("after the recheck: %q", got)
 	}
 
 	// A process gone from /proc: its namespace's file as last read, while
 	// its namespace is known; no name for one never seen.
 	p.exit(20)
-	if got := v.Name(20, a, 2*s+2); !slices.Equal(got, []string{"changed.test"}) {
+	if got := v.Name(20, 0, a, 2*s+2); !slices.Equal(got, []string{"changed.test"}) {
 		t.Errorf("exited process: %q", got)
 	}
-	if got := v.Name(99, a, 2*s+2); got != nil {
+	if got := v.Name(99, 0, a, 2*s+2); got != nil {
 		t.Errorf("a process never seen: %q", got)
 	}
 
 	// Appending to the names copies: the table is not the caller's.
-	got := v.Name(10, a, 3*s)
+	got := v.Name(10, 0, a, 3*s)
 	_ = append(got, "x")
-	if again := v.Name(10, a, 3*s); !slices.Equal(again, []string{"host-view.test"}) {
+	if again := v.Name(10, 0, a, 3*s); !slices.Equal(again, []string{"host-view.test"}) {
 		t.Errorf("after an append: %q", again)
 	}
 }
@@ -119,7 +119,7 @@ func TestViewResolvesInRoot(t *testing.T) {
 	must(t, os.Symlink("/run/hosts", filepath.Join(root, "etc", "hosts")))
 	p.process(30, "ctr", root)
 	v := newView(p.dir)
-	if got := v.Name(30, netip.MustParseAddr("198.51.100.1"), 1); !slices.Equal(got, []string{"inside.test"}) {
+	if got := v.Name(30, 0, netip.MustParseAddr("198.51.100.1"), 1); !slices.Equal(got, []string{"inside.test"}) {
 		t.Errorf("symlinked hosts: %q", got)
 	}
 
@@ -127,7 +127,7 @@ func TestViewResolvesInRoot(t *testing.T) {
 	must(t, os.MkdirAll(filepath.Join(fifoRoot, "etc"), 0o755))
 	must(t, unix.Mkfifo(filepath.Join(fifoRoot, "etc", "hosts"), 0o644))
 	p.process(31, "fifo", fifoRoot)
-	if got := v.Name(31, netip.MustParseAddr("198.51.100.1"), 1); got != nil || v.Unreadable != 1 || v.Err == nil {
+	if got := v.Name(31, 0, netip.MustParseAddr("198.51.100.1"), 1); got != nil || v.Unreadable != 1 || v.Err == nil {
 		t.Errorf("a FIFO: %q, unreadable %d (%v)", got, v.Unreadable, v.Err)
 	}
 }
@@ -142,7 +142,7 @@ func TestViewBounds(t *testing.T) {
 		root := filepath.Join(dir, "r"+strconv.Itoa(i))
 		writeHosts(t, root, "198.51.100.1 n"+strconv.Itoa(i)+".test\n# bad line\nbad line\n")
 		p.process(100+i, "ns"+strconv.Itoa(i), root)
-		if got := v.Name(uint32(100+i), a, 1); len(got) != 1 {
+		if got := v.Name(uint32(100+i), 0, a, 1); len(got) != 1 {
 			t.Fatalf("ns %d: %q", i, got)
 		}
 	}
@@ -151,7 +151,7 @@ func TestViewBounds(t *testing.T) {
 	}
 	// The bytes bound: one table alone may exceed it, and stays.
 	v.limits.bytes = 1
-	if got := v.Name(100, a, 2e9); !slices.Equal(got, []string{"n0.test"}) || v.Namespaces() != 1 || v.bytes != v.spaces[v.order.Front().Value.(*namespace).ino].table.Bytes {
+	if got := v.Name(100, 0, a, 2e9); !slices.Equal(got, []string{"n0.test"}) || v.Namespaces() != 1 || v.bytes != v.spaces[v.order.Front().Value.(*namespace).ino].table.Bytes {
 		t.Errorf("past the bytes bound: %q, %d namespaces, %d bytes", got, v.Namespaces(), v.bytes)
 	}
 }
@@ -164,20 +164,48 @@ func BenchmarkView(b *testing.B) {
 	pid := uint32(os.Getpid())
 	b.Run("cached", func(b *testing.B) {
 		v := New()
-		v.Name(pid, a, 1)
+		v.Name(pid, 0, a, 1)
 		b.ReportAllocs()
 		for b.Loop() {
-			v.Name(pid, a, 2)
+			v.Name(pid, 0, a, 2)
 		}
 	})
 	b.Run("recheck", func(b *testing.B) {
 		v := New()
 		now := uint64(1)
-		v.Name(pid, a, now)
+		v.Name(pid, 0, a, now)
 		b.ReportAllocs()
 		for b.Loop() {
 			now += recheckNs
-			v.Name(pid, a, now)
+			v.Name(pid, 0, a, now)
 		}
 	})
+}
+
+// A process gone before it was seen is placed by its cgroup, when every
+// process seen of that cgroup was in one namespace; else it gets nothing.
+func TestViewCgroupHint(t *testing.T) {
+	dir := t.TempDir()
+	p := fakeProc{t, filepath.Join(dir, "proc")}
+	hostRoot, ctrRoot := filepath.Join(dir, "host"), filepath.Join(dir, "ctr")
+	writeHosts(t, hostRoot, "198.51.100.1 host-view.test\n")
+	writeHosts(t, ctrRoot, "198.51.100.1 ctr-view.test\n")
+	p.process(40, "ctr", ctrRoot)
+	p.process(50, "host", hostRoot)
+	p.process(51, "ctr", ctrRoot)
+	v := newView(p.dir)
+	a := netip.MustParseAddr("198.51.100.1")
+	const ctrCgroup, mixedCgroup = 500, 600
+	v.Name(40, ctrCgroup, a, 1)
+	v.Name(50, mixedCgroup, a, 1)
+	v.Name(51, mixedCgroup, a, 1)
+	if got := v.Name(41, ctrCgroup, a, 2); !slices.Equal(got, []string{"ctr-view.test"}) {
+		t.Errorf("gone, in the container's cgroup: %q", got)
+	}
+	if got := v.Name(52, mixedCgroup, a, 2); got != nil {
+		t.Errorf("gone, in a cgroup seen in two namespaces: %q", got)
+	}
+	if got := v.Name(53, 700, a, 2); got != nil {
+		t.Errorf("gone, in a cgroup never seen: %q", got)
+	}
 }

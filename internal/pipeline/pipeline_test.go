@@ -519,8 +519,8 @@ type hostsFile struct {
 	skipped, evicted uint64
 }
 
-func (h *hostsFile) Name(_ uint32, a netip.Addr, _ uint64) []string { return h.names[a] }
-func (h *hostsFile) Drops() (uint64, uint64)                        { return h.skipped, h.evicted }
+func (h *hostsFile) Name(_ uint32, _ uint64, a netip.Addr, _ uint64) []string { return h.names[a] }
+func (h *hostsFile) Drops() (uint64, uint64)                                  { return h.skipped, h.evicted }
 
 // Names from the hosts file reach the sink with source hosts; what the
 // hosts view skips or evicts is reported once, at the next tick.
