@@ -16,7 +16,8 @@ import (
 // the file rewritten with another name names the next connect from that
 // namespace; an address not in the file gets no name; a process in the
 // host's namespace, whose /etc/hosts does not know the name, gets none
-// for the same address; --no-names gives none at all.
+// for the same address; --no-names gives none at all. Processes gone
+// before tuxscope reads their connect are named through their cgroup.
 func TestHostsFileNames(t *testing.T) {
 	requireRoot(t)
 	for _, bin := range []string{"curl", "unshare", "mount"} {
@@ -92,6 +93,42 @@ echo DONE`, hostsFile, port, port, port13)
 		t.Errorf("an address not in the file: %s hostname=%q source=%q", ev, ev.Hostname, ev.HostnameSource)
 	}
 	sh.expect("DONE")
+
+	// Processes gone before tuxscope reads their connect (a refused
+	// connect: curl exits at once) in a cgroup of their own, as a
+	// container's: named from the namespace the cgroup's other process
+	// (a curl that stays 1 s) was seen in.
+	t.Run("gone-in-own-cgroup", func(t *testing.T) {
+		mnt := cgroup2Mount(t)
+		cg := fmt.Sprintf("/tuxscope-test-%d.slice/hosts.scope", os.Getpid())
+		t.Cleanup(func() { removeCgroups(t, filepath.Join(mnt, filepath.Dir(cg))) })
+		ctrHosts := filepath.Join(t.TempDir(), "hosts")
+		if err := os.WriteFile(ctrHosts, []byte("127.0.0.12 in-cgroup.test\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		const n = 20
+		script := fmt.Sprintf(`read go
+mount --bind %s /etc/hosts || exit 1
+curl -4 -s -m 1 -o /dev/null http://in-cgroup.test:%d/ & echo SEEN $!; wait
+for i in $(seq %d); do curl -4 -s -m 1 -o /dev/null http://in-cgroup.test:1/ & echo GONE $!; wait; done
+echo DONE`, ctrHosts, port, n)
+		ctr := startProc(t, nil, "unshare", "-m", "--propagation", "private", "sh", "-c", script)
+		moveTo(t, mnt, cg, ctr.pid())
+		ctr.send("go")
+		seen := atoi(t, ctr.expect("SEEN")[0])
+		if ev := tr.waitFor("the long curl's connect", connectTo(seen, port, "127.0.0.12")); ev.Hostname != "in-cgroup.test" || ev.HostnameSource != "hosts" || ev.Cgroup != cg {
+			t.Errorf("the long curl: %s hostname=%q source=%q cgroup=%q", ev, ev.Hostname, ev.HostnameSource, ev.Cgroup)
+		}
+		for range n {
+			gone := atoi(t, ctr.expect("GONE")[0])
+			ev := tr.waitFor("a refused curl's connect", connectTo(gone, 1, "127.0.0.12"))
+			if ev.Hostname != "in-cgroup.test" || ev.HostnameSource != "hosts" {
+				t.Errorf("a refused curl: %s hostname=%q source=%q", ev, ev.Hostname, ev.HostnameSource)
+			}
+		}
+		ctr.expect("DONE")
+	})
+
 	if n := len(tr.all(func(e jsonEvent) bool { return e.EventType == "dns_dropped" })); n != 0 {
 		t.Errorf("%d dns_dropped records for clean hosts files:\n%s", n, tr.dump())
 	}
