@@ -236,8 +236,12 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 		if errors.Is(hostsFiles.Err, os.ErrPermission) {
 			hint = "; another user's process's needs CAP_SYS_PTRACE"
 		}
-		fmt.Fprintf(stderr, "tuxscope: could not read processes' /etc/hosts %d times, their addresses got no names from it (first: %v%s)\n",
-			hostsFiles.Unreadable, hostsFiles.Err, hint)
+		times := "once"
+		if hostsFiles.Unreadable > 1 {
+			times = strconv.FormatUint(hostsFiles.Unreadable, 10) + " times"
+		}
+		fmt.Fprintf(stderr, "tuxscope: could not read processes' /etc/hosts %s, their addresses got no names from it (first: %v%s)\n",
+			times, hostsFiles.Err, hint)
 	}
 	fileFailed := false
 	if file != nil && err != nil {

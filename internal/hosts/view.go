@@ -125,12 +125,15 @@ func (v *View) mountNS(pid uint32, cgroup uint64, now uint64) uint64 {
 	var st unix.Stat_t
 	if err := unix.Stat(v.proc+"/"+strconv.FormatUint(uint64(pid), 10)+"/ns/mnt", &st); err != nil {
 		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
-			v.unreadable(err) // another user's process, without CAP_SYS_PTRACE
+			// Another user's process, without CAP_SYS_PTRACE: no name,
+			// and no look again for a second.
+			v.unreadable(err)
+			v.remember(pid, 0, now)
+			return 0
 		}
 		if ok {
 			// Gone (or its pid reused by a process not yet
-			// readable): what was seen a moment ago still holds, until
-			// the next look.
+			// readable): the namespace it was last seen in.
 			return p.ns
 		}
 		if cgroup != 0 {
@@ -149,7 +152,13 @@ func (v *View) mountNS(pid uint32, cgroup uint64, now uint64) uint64 {
 			v.cgroups[cgroup] = 0 // more than one: no guess
 		}
 	}
-	if !ok && len(v.pids) >= maxPIDs {
+	v.remember(pid, st.Ino, now)
+	return st.Ino
+}
+
+// remember keeps pid's namespace (0: not to be known), within maxPIDs.
+func (v *View) remember(pid uint32, ns uint64, now uint64) {
+	if _, ok := v.pids[pid]; !ok && len(v.pids) >= maxPIDs {
 		for k, q := range v.pids {
 			if now >= q.checked+recheckNs {
 				delete(v.pids, k)
@@ -159,8 +168,7 @@ func (v *View) mountNS(pid uint32, cgroup uint64, now uint64) uint64 {
 			clear(v.pids) // all seen within a second: look them up again
 		}
 	}
-	v.pids[pid] = pidNS{st.Ino, now}
-	return st.Ino
+	v.pids[pid] = pidNS{ns, now}
 }
 
 // namespace returns pid's namespace with its hosts file up to date; nil
