@@ -23,7 +23,7 @@ const (
 	// hosts file stat'ed again, at most this often.
 	recheckNs = 1e9
 	// maxPIDs bounds the process → namespace cache; past it, entries
-	// older than recheckNs go (they would be looked up again anyway).
+	// older than recheckNs go (looked up again if their process lives).
 	maxPIDs = 16384
 	// maxCgroups bounds the cgroup → namespace hints; past it they are
 	// all forgotten and learned again.
@@ -57,9 +57,10 @@ type pidNS struct {
 // namespace's /etc/hosts, read through /proc/PID/root (absolute symlinks
 // resolved inside that root), cached per mount namespace and re-read when
 // the file's inode, size, mtime or ctime changes (stat'ed at most once a
-// second). A process that is gone from /proc is named from its
-// namespace's cached file if it was seen in the last second; otherwise
-// it gets no name. Not safe for concurrent use.
+// second). A process already gone from /proc is named from the cached
+// file of the namespace it was last seen in, else of its cgroup's one
+// namespace (see Name); otherwise it gets no name. Not safe for
+// concurrent use.
 type View struct {
 	proc   string // "/proc", or a stand-in in tests
 	spaces map[uint64]*namespace
