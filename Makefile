@@ -75,6 +75,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendTerminalSafe$$' -fuzztime $(FUZZTIME) ./internal/output
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/dns
 	$(GO) test -run '^$$' -fuzz '^FuzzTrackerTCP$$' -fuzztime $(FUZZTIME_SLOW) ./internal/dns
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/hosts
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/container
 	$(GO) test -run '^$$' -fuzz '^FuzzClientHello$$' -fuzztime $(FUZZTIME) ./internal/quic
 	$(GO) test -run '^$$' -fuzz '^FuzzServerName$$' -fuzztime $(FUZZTIME) ./internal/quic

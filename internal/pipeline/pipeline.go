@@ -62,7 +62,9 @@ type Config struct {
 	Filter    *filter.Spec // nil: every event
 	Enrichers []Enricher   // in order, before hostnames are added
 	// Names learns hostnames from DNS packets and names events' remote
-	// addresses; nil: none.
+	// addresses, also from hosts files when its Hosts is set (what those
+	// skip and evict is reported as losses with the hosts reasons); nil:
+	// none.
 	Names *dns.Tracker
 	// Zones gives link-local IPv6 addresses their zone (fe80::1%eth0),
 	// after hostnames are added; nil: none.
@@ -106,6 +108,8 @@ type Pipeline struct {
 	// DNS messages the tracker skipped or dropped, and entries it
 	// evicted, not yet reported, by reason (the DNS ones).
 	dnsDrops event.LossCounts
+	// The hosts-file view's counts already added to dnsDrops.
+	hostsSkipped, hostsEvicted uint64
 }
 
 // New returns a pipeline feeding sink.
@@ -236,6 +240,12 @@ func (p *Pipeline) Event(e *event.Event) error {
 			p.cfg.Names.Forget(e.Cookie)
 		}
 		p.cfg.Names.Name(e)
+		if h := p.cfg.Names.Hosts; h != nil {
+			skipped, evicted := h.Drops()
+			p.dnsDrops[event.HostsSkipped] += skipped - p.hostsSkipped
+			p.dnsDrops[event.HostsEvicted] += evicted - p.hostsEvicted
+			p.hostsSkipped, p.hostsEvicted = skipped, evicted
+		}
 	}
 	p.zone(e)
 	return p.emit(e)
