@@ -2,6 +2,7 @@ package output
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -308,6 +309,7 @@ func pad(b []byte, w, col int) []byte {
 // JSON is the machine-readable sink: one object per line.
 type JSON struct {
 	lines
+	times timeCache
 }
 
 func (j *JSON) Start() error { return nil }
@@ -315,12 +317,52 @@ func (j *JSON) Start() error { return nil }
 // timeLayout is RFC 3339 with nanoseconds, always nine digits.
 const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
-func (j *JSON) Event(e *event.Event) error { return j.write(appendEventJSON(j.buf[:0], e)) }
+func (j *JSON) Event(e *event.Event) error {
+	return j.write(appendEventJSON(j.buf[:0], e, &j.times))
+}
 
-// appendEventJSON appends e as one JSON line, newline included.
-func appendEventJSON(b []byte, e *event.Event) []byte {
+// timeCache formats times as timeLayout, a second's date, clock and zone
+// once: events come many to a second, and time.AppendFormat is most of
+// a JSON line's cost.
+type timeCache struct {
+	sec    int64
+	loc    *time.Location
+	prefix []byte // "2006-01-02T15:04:05." of sec in loc
+	zone   []byte // "Z07:00" of sec in loc
+}
+
+// appendTime appends t as t.AppendFormat(b, timeLayout) does; a nil c
+// caches nothing.
+func (c *timeCache) appendTime(b []byte, t time.Time) []byte {
+	if c == nil {
+		return t.AppendFormat(b, timeLayout)
+	}
+	if sec, loc := t.Unix(), t.Location(); c.prefix == nil || sec != c.sec || loc != c.loc {
+		full := t.AppendFormat(nil, timeLayout)
+		dot := bytes.IndexByte(full, '.')
+		if dot < 0 || len(full) < dot+10 { // not the layout's shape: no cache
+			c.prefix = nil
+			return append(b, full...)
+		}
+		c.sec, c.loc = sec, loc
+		c.prefix, c.zone = full[:dot+1], full[dot+10:]
+	}
+	b = append(b, c.prefix...)
+	var frac [9]byte
+	ns := t.Nanosecond()
+	for i := len(frac) - 1; i >= 0; i-- {
+		frac[i] = byte('0' + ns%10)
+		ns /= 10
+	}
+	b = append(b, frac[:]...)
+	return append(b, c.zone...)
+}
+
+// appendEventJSON appends e as one JSON line, newline included, its time
+// formatted through tc (nil: none).
+func appendEventJSON(b []byte, e *event.Event, tc *timeCache) []byte {
 	b = append(b, `{"time":"`...)
-	b = e.Time.AppendFormat(b, timeLayout)
+	b = tc.appendTime(b, e.Time)
 	b = append(b, `","timestamp_ns":`...)
 	b = strconv.AppendUint(b, e.TimestampNs, 10)
 	b = append(b, `,"event_type":"`...)
