@@ -136,6 +136,15 @@ type TuxscopeOwner struct {
 	CgroupId uint64
 }
 
+type TuxscopeTlsEvent struct {
+	_        structs.HostLayout
+	Hdr      TuxscopeEventHeader
+	Cookie   uint64
+	Len      uint32
+	TotalLen uint32
+	Data     [2048]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -159,6 +168,7 @@ const (
 	TuxscopeMapReaderIdle          = "reader_idle"
 	TuxscopeMapStateRecovered      = "state_recovered"
 	TuxscopeMapStateRunning        = "state_running"
+	TuxscopeMapTlsFirst            = "tls_first"
 	TuxscopeProgDnsConnect4        = "dns_connect4"
 	TuxscopeProgDnsConnect6        = "dns_connect6"
 	TuxscopeProgDnsEgress          = "dns_egress"
@@ -197,6 +207,7 @@ const (
 	TuxscopeVarFilterPort          = "filter_port"
 	TuxscopeVarRetransWindowNs     = "retrans_window_ns"
 	TuxscopeVarUnusedDnsEvent      = "unused_dns_event"
+	TuxscopeVarUnusedTlsEvent      = "unused_tls_event"
 	TuxscopeVarUringCompleteArgs   = "uring_complete_args"
 	TuxscopeVarWakeupBytes         = "wakeup_bytes"
 	TuxscopeVarWantIpv4            = "want_ipv4"
@@ -302,6 +313,7 @@ type TuxscopeMapSpecs struct {
 	ReaderIdle        *ebpf.MapSpec `ebpf:"reader_idle"`
 	StateRecovered    *ebpf.MapSpec `ebpf:"state_recovered"`
 	StateRunning      *ebpf.MapSpec `ebpf:"state_running"`
+	TlsFirst          *ebpf.MapSpec `ebpf:"tls_first"`
 }
 
 // TuxscopeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -315,6 +327,7 @@ type TuxscopeVariableSpecs struct {
 	FilterPort          *ebpf.VariableSpec `ebpf:"filter_port"`
 	RetransWindowNs     *ebpf.VariableSpec `ebpf:"retrans_window_ns"`
 	UnusedDnsEvent      *ebpf.VariableSpec `ebpf:"unused_dns_event"`
+	UnusedTlsEvent      *ebpf.VariableSpec `ebpf:"unused_tls_event"`
 	UringCompleteArgs   *ebpf.VariableSpec `ebpf:"uring_complete_args"`
 	WakeupBytes         *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 	WantIpv4            *ebpf.VariableSpec `ebpf:"want_ipv4"`
@@ -361,6 +374,7 @@ type TuxscopeMaps struct {
 	ReaderIdle        *ebpf.Map `ebpf:"reader_idle"`
 	StateRecovered    *ebpf.Map `ebpf:"state_recovered"`
 	StateRunning      *ebpf.Map `ebpf:"state_running"`
+	TlsFirst          *ebpf.Map `ebpf:"tls_first"`
 }
 
 func (m *TuxscopeMaps) Close() error {
@@ -384,6 +398,7 @@ func (m *TuxscopeMaps) Close() error {
 		m.ReaderIdle,
 		m.StateRecovered,
 		m.StateRunning,
+		m.TlsFirst,
 	)
 }
 
@@ -398,6 +413,7 @@ type TuxscopeVariables struct {
 	FilterPort          *ebpf.Variable `ebpf:"filter_port"`
 	RetransWindowNs     *ebpf.Variable `ebpf:"retrans_window_ns"`
 	UnusedDnsEvent      *ebpf.Variable `ebpf:"unused_dns_event"`
+	UnusedTlsEvent      *ebpf.Variable `ebpf:"unused_tls_event"`
 	UringCompleteArgs   *ebpf.Variable `ebpf:"uring_complete_args"`
 	WakeupBytes         *ebpf.Variable `ebpf:"wakeup_bytes"`
 	WantIpv4            *ebpf.Variable `ebpf:"want_ipv4"`

@@ -59,7 +59,7 @@ func NewCollector(agg *Aggregator) *Collector {
 		latency:     d("tuxscope_handshake_latency_seconds", "Outbound connects' handshake latency, from the SYN to established.", conn),
 		duration:    d("tuxscope_connection_duration_seconds", "Connections' duration from established to close (those established while tuxscope ran).", conn),
 		dns:         d("tuxscope_dns_responses_total", "DNS responses that reached a process, by rcode.", withFirst("rcode", owner)),
-		lost:        d("tuxscope_events_lost_total", "Events lost (ring_buffer_full, hook_skipped, conn_table_full, listener_table_full), update events skipped (update_limit), events --output could not write (output_full, output_error), and DNS messages or names dropped (malformed, unsolicited, evicted).", []string{"reason"}),
+		lost:        d("tuxscope_events_lost_total", "Events lost (ring_buffer_full, hook_skipped, conn_table_full, listener_table_full), update events skipped (update_limit), events --output could not write (output_full, output_error), DNS messages or names dropped (malformed, unsolicited, evicted), and TLS server names missing (split, oversized, not_client_hello, sni_evicted).", []string{"reason"}),
 		buildInfo:   d("tuxscope_build_info", "tuxscope's version, the kernel's release and the backend of each hook point; always 1.", []string{"version", "kernel", "backend"}),
 		folded:      d("tuxscope_series_folded_total", "Events counted in the all-\"other\" label set because a new label set would have exceeded --max-series.", nil),
 		series:      d("tuxscope_series", "Series the connection and DNS metrics expose now (what --max-series bounds; the all-\"other\" sets not counted).", nil),

@@ -41,6 +41,11 @@ type Event struct {
 	Hostname       string   `json:"hostname,omitempty"`        // outbound events: the name that resolved to daddr
 	HostnameSource string   `json:"hostname_source,omitempty"` // process, cgroup or host: whose lookup it was
 	HostnameAlso   []string `json:"hostname_also,omitempty"`   // other names live for that address
+	// SNI is the server name an outbound connection's TLS ClientHello
+	// asked for, ALPN the application protocols it offered; on the
+	// connection's events after its first data segment (not its connect).
+	SNI  string   `json:"sni,omitempty"`
+	ALPN []string `json:"alpn,omitempty"`
 
 	State string `json:"state,omitempty"` // existing, update, retransmit, reset (before it): the TCP state, e.g. ESTABLISHED
 
@@ -126,6 +131,9 @@ func (e Event) String() string {
 	}
 	if e.Hostname != "" {
 		s += fmt.Sprintf(" hostname=%q (%s)", e.Hostname, e.HostnameSource)
+	}
+	if e.SNI != "" || e.ALPN != nil {
+		s += fmt.Sprintf(" sni=%q alpn=%q", e.SNI, e.ALPN)
 	}
 	return s
 }
