@@ -1,8 +1,14 @@
 package integration
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -15,11 +21,12 @@ import (
 )
 
 // tlsServer starts `openssl s_server -www` on a free loopback port with a
-// throw-away certificate, offering ALPN h2 and http/1.1.
-func tlsServer(t *testing.T) int {
+// throw-away certificate, offering ALPN h2 and http/1.1; without openssl
+// (the matrix's guests), a Go TLS server in this process. It says which.
+func tlsServer(t *testing.T) (port int, openssl bool) {
 	t.Helper()
 	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("needs openssl")
+		return goTLSServer(t), false
 	}
 	dir := t.TempDir()
 	key, cert := filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
@@ -27,7 +34,7 @@ func tlsServer(t *testing.T) int {
 		"-nodes", "-keyout", key, "-out", cert, "-subj", "/CN=tls.test", "-days", "1").CombinedOutput(); err != nil {
 		t.Fatalf("openssl req: %v: %s", err, out)
 	}
-	port := freePort(t)
+	port = freePort(t)
 	srv := exec.Command("openssl", "s_server", "-accept", fmt.Sprintf("127.0.0.1:%d", port), "-cert", cert, "-key", key,
 		"-alpn", "h2,http/1.1", "-www", "-quiet")
 	srv.Stdin = strings.NewReader("")
@@ -42,7 +49,46 @@ func tlsServer(t *testing.T) int {
 		}
 		return err == nil
 	})
-	return port
+	return port, true
+}
+
+// goTLSServer serves TLS handshakes on a loopback port from this process,
+// with a throw-away self-signed certificate.
+func goTLSServer(t *testing.T) int {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tls.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tls.Listen("tcp4", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		NextProtos:   []string{"h2", "http/1.1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				c.(*tls.Conn).Handshake()
+				c.Read(make([]byte, 1))
+			}()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // TestTLSServerNames: outbound TLS connections to a loopback openssl
@@ -52,7 +98,7 @@ func tlsServer(t *testing.T) int {
 // misread.
 func TestTLSServerNames(t *testing.T) {
 	requireRoot(t)
-	port := tlsServer(t)
+	port, openssl := tlsServer(t)
 	tr := startTracer(t, "--port", strconv.Itoa(port))
 	ps := strconv.Itoa(port)
 	closeOf := func(pid, sport int) func(jsonEvent) bool {
@@ -62,6 +108,9 @@ func TestTLSServerNames(t *testing.T) {
 	}
 
 	t.Run("s_client", func(t *testing.T) {
+		if !openssl {
+			t.Skip("needs openssl")
+		}
 		c := exec.Command("openssl", "s_client", "-connect", "127.0.0.1:"+ps, "-servername", "api.tls.test", "-alpn", "h2,http/1.1")
 		c.Stdin = strings.NewReader("") // EOF: it closes after the handshake
 		out, err := c.CombinedOutput()
@@ -87,8 +136,8 @@ func TestTLSServerNames(t *testing.T) {
 	})
 
 	t.Run("curl", func(t *testing.T) {
-		if _, err := exec.LookPath("curl"); err != nil {
-			t.Skip("needs curl")
+		if _, err := exec.LookPath("curl"); err != nil || !openssl {
+			t.Skip("needs curl and openssl")
 		}
 		for _, tc := range []struct {
 			sni  string
@@ -129,6 +178,16 @@ func TestTLSServerNames(t *testing.T) {
 		return sport
 	}
 	me := os.Getpid()
+
+	// Go's client: named, and in the matrix's guests (no openssl) the
+	// proof that the hooks capture on that kernel.
+	t.Run("go", func(t *testing.T) {
+		sport := dial(t, &tls.Config{ServerName: "go.tls.test", NextProtos: []string{"h2", "http/1.1"}, InsecureSkipVerify: true}, false)
+		cl := tr.waitFor("Go client's close", closeOf(me, sport))
+		if cl.SNI != "go.tls.test" || !slices.Equal(cl.ALPN, []string{"h2", "http/1.1"}) {
+			t.Errorf("close: %s sni=%q alpn=%q", cl, cl.SNI, cl.ALPN)
+		}
+	})
 
 	t.Run("split", func(t *testing.T) {
 		sport := dial(t, &tls.Config{ServerName: "split.tls.test", NextProtos: []string{"h2"}, InsecureSkipVerify: true}, true)
