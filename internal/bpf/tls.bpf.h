@@ -7,30 +7,22 @@
  *
  * dns.bpf.h's egress program, which already sees every packet and reads
  * its protocol and ports, hands each outgoing TCP packet here. Per packet
- * this adds one header load (the TCP data offset and flags); a packet with
- * payload also looks up a per-socket flag in socket-local storage, which
- * only sockets this host is connecting carry: it is set by the SYN the
- * socket sends (a SYN without ACK: this end initiated) and deleted by its
- * first payload segment, so later segments find no storage at once.
- * Socket-local storage needs no cookie and no hash lookup, and goes away
- * with its socket.
+ * this adds one header load (the TCP sequence number, data offset and
+ * flags); a packet with payload also reads two counters of its socket
+ * (bpf_tcp_sock: no map, no per-socket state to make or free): it is the
+ * connection's first data when no data has been acked yet and it starts
+ * at the oldest unacknowledged byte. Only then is its first byte read.
+ *
+ * Which end initiated is not known here: a server that speaks first
+ * sends a ServerHello, not a ClientHello, and is skipped; user space
+ * names only outbound connections' events.
  */
 #ifndef TUXSCOPE_TLS_BPF_H
 #define TUXSCOPE_TLS_BPF_H
 
 #include "common.bpf.h"
 
-#define TCP_FLAG_SYN 0x02
-#define TCP_FLAG_ACK 0x10
 #define TLS_HANDSHAKE 0x16
-
-/* An outbound socket whose first payload segment has not left yet. */
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, __u8);
-} tls_first SEC(".maps");
 
 struct tls_event *unused_tls_event __attribute__((unused));
 
@@ -41,8 +33,8 @@ static __always_inline long tls_load(struct __sk_buff *skb, __u32 off, void *dst
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 
-	if (n == 2 && data + off + 2 <= end) {
-		__builtin_memcpy(dst, data + off, 2);
+	if (n == 10 && data + off + 10 <= end) {
+		__builtin_memcpy(dst, data + off, 10);
 		return 0;
 	}
 	return bpf_skb_load_bytes(skb, off, dst, n);
@@ -60,7 +52,12 @@ static __always_inline void tls_capture(struct __sk_buff *skb, __u16 family, __u
 	__u32 len, n;
 	__u8 first;
 
+	len = skb->len - payload_off;
 	if (bpf_skb_load_bytes(skb, payload_off, &first, 1) || first != TLS_HANDSHAKE)
+		return;
+	/* A handshake record's first message: a client's is a ClientHello
+	 * (1); a server speaking first (a ServerHello, 2) is not captured. */
+	if (len > 5 && (bpf_skb_load_bytes(skb, payload_off + 5, &first, 1) || first != 1))
 		return;
 	t.family = family;
 	t.lport = sport;
@@ -79,7 +76,6 @@ static __always_inline void tls_capture(struct __sk_buff *skb, __u16 family, __u
 	/* A cgroup_skb program may not read the task: the connection's
 	 * later events, joined by cookie, carry its owner. */
 	owner.cgroup_id = bpf_skb_cgroup_id(skb);
-	len = skb->len - payload_off;
 
 	e = reserve_record(sizeof(*e));
 	if (!e)
@@ -104,37 +100,30 @@ static __always_inline void tls_capture(struct __sk_buff *skb, __u16 family, __u
 static __always_inline void tls_egress(struct __sk_buff *skb, __u32 l4off, __u16 family,
 				       __u16 sport, __u16 dport)
 {
+	struct bpf_tcp_sock *tp;
 	struct bpf_sock *sk;
-	__u8 offflags[2]; /* data offset, flags */
-	__u32 payload_off;
-	bool syn;
-	__u8 *pending;
+	__u8 hdr[10]; /* sequence, ack, data offset, flags */
+	__u32 payload_off, seq;
 
-	if (tls_load(skb, l4off + 12, offflags, 2))
+	if (tls_load(skb, l4off + 4, hdr, sizeof(hdr)))
 		return;
-	payload_off = l4off + (offflags[0] >> 4) * 4;
-	syn = (offflags[1] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
-	if (!syn && skb->len <= payload_off)
-		return; /* a bare ACK or FIN: most packets of a receiving socket */
+	payload_off = l4off + (hdr[8] >> 4) * 4;
+	if (skb->len <= payload_off)
+		return; /* a bare ACK, SYN or FIN */
 	sk = skb->sk;
 	if (!sk)
 		return;
-	sk = bpf_sk_fullsock(sk);
-	if (!sk)
+	tp = bpf_tcp_sock(sk);
+	if (!tp)
 		return;
-	if (syn) {
-		/* This end is connecting: flag the socket (the kernel's port
-		 * filter first, as for its other events). */
-		if (!port_wanted(sport, dport))
-			return;
-		pending = bpf_sk_storage_get(&tls_first, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (!pending || skb->len <= payload_off)
-			return;
-		/* data in the SYN: TCP Fast Open's first segment */
-	} else if (!bpf_sk_storage_get(&tls_first, sk, 0, 0)) {
-		return; /* not an outbound socket's first segment */
-	}
-	bpf_sk_storage_delete(&tls_first, sk);
+	/* The connection's first data: no data acked yet (the SYN counts
+	 * one), and this segment starts at the oldest unacknowledged byte.
+	 * A retransmission of it passes too; user space keeps the first. */
+	seq = ((__u32)hdr[0] << 24) | ((__u32)hdr[1] << 16) | ((__u32)hdr[2] << 8) | hdr[3];
+	if (tp->bytes_acked > 1 || seq != tp->snd_una)
+		return;
+	if (!port_wanted(sport, dport))
+		return;
 	tls_capture(skb, family, payload_off, sport, dport);
 }
 

@@ -168,7 +168,6 @@ const (
 	TuxscopeMapReaderIdle          = "reader_idle"
 	TuxscopeMapStateRecovered      = "state_recovered"
 	TuxscopeMapStateRunning        = "state_running"
-	TuxscopeMapTlsFirst            = "tls_first"
 	TuxscopeProgDnsConnect4        = "dns_connect4"
 	TuxscopeProgDnsConnect6        = "dns_connect6"
 	TuxscopeProgDnsEgress          = "dns_egress"
@@ -313,7 +312,6 @@ type TuxscopeMapSpecs struct {
 	ReaderIdle        *ebpf.MapSpec `ebpf:"reader_idle"`
 	StateRecovered    *ebpf.MapSpec `ebpf:"state_recovered"`
 	StateRunning      *ebpf.MapSpec `ebpf:"state_running"`
-	TlsFirst          *ebpf.MapSpec `ebpf:"tls_first"`
 }
 
 // TuxscopeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -374,7 +372,6 @@ type TuxscopeMaps struct {
 	ReaderIdle        *ebpf.Map `ebpf:"reader_idle"`
 	StateRecovered    *ebpf.Map `ebpf:"state_recovered"`
 	StateRunning      *ebpf.Map `ebpf:"state_running"`
-	TlsFirst          *ebpf.Map `ebpf:"tls_first"`
 }
 
 func (m *TuxscopeMaps) Close() error {
@@ -398,7 +395,6 @@ func (m *TuxscopeMaps) Close() error {
 		m.ReaderIdle,
 		m.StateRecovered,
 		m.StateRunning,
-		m.TlsFirst,
 	)
 }
 

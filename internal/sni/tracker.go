@@ -51,8 +51,13 @@ func NewTracker(capacity int) *Tracker {
 }
 
 // Observe reads a ClientHello and remembers what it said, or why it
-// said nothing, for its connection.
+// said nothing, for its connection. The kernel side may hand over a
+// connection's first segment twice (it was retransmitted): the first
+// one counts.
 func (t *Tracker) Observe(h *event.TLSHello) {
+	if _, ok := t.conns[h.Cookie]; ok && h.Cookie != 0 {
+		return // a retransmission of the first segment: the first counts
+	}
 	t.Captured++
 	hello, err := Parse(h.Payload, int(h.SegmentLen))
 	c := &conn{hello: hello}
