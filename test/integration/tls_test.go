@@ -26,7 +26,7 @@ import (
 func tlsServer(t *testing.T) (port int, openssl bool) {
 	t.Helper()
 	if _, err := exec.LookPath("openssl"); err != nil {
-		return goTLSServer(t), false
+		return goTLSServer(t, "127.0.0.1:0"), false
 	}
 	dir := t.TempDir()
 	key, cert := filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
@@ -52,9 +52,9 @@ func tlsServer(t *testing.T) (port int, openssl bool) {
 	return port, true
 }
 
-// goTLSServer serves TLS handshakes on a loopback port from this process,
-// with a throw-away self-signed certificate.
-func goTLSServer(t *testing.T) int {
+// goTLSServer serves TLS handshakes on a loopback address from this
+// process, with a throw-away self-signed certificate.
+func goTLSServer(t *testing.T, addr string) int {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -66,7 +66,7 @@ func goTLSServer(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := tls.Listen("tcp4", "127.0.0.1:0", &tls.Config{
+	l, err := tls.Listen("tcp", addr, &tls.Config{
 		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
 		NextProtos:   []string{"h2", "http/1.1"},
 	})
@@ -99,7 +99,16 @@ func goTLSServer(t *testing.T) int {
 func TestTLSServerNames(t *testing.T) {
 	requireRoot(t)
 	port, openssl := tlsServer(t)
-	tr := startTracer(t, "--port", strconv.Itoa(port))
+	p6 := 0 // an IPv6 server, where the host has IPv6 loopback
+	if l, err := net.Listen("tcp6", "[::1]:0"); err == nil {
+		l.Close()
+		p6 = goTLSServer(t, "[::1]:0")
+	}
+	ports := strconv.Itoa(port)
+	if p6 != 0 {
+		ports += "," + strconv.Itoa(p6)
+	}
+	tr := startTracer(t, "--port", ports)
 	ps := strconv.Itoa(port)
 	closeOf := func(pid, sport int) func(jsonEvent) bool {
 		return func(e jsonEvent) bool {
@@ -185,6 +194,28 @@ func TestTLSServerNames(t *testing.T) {
 		sport := dial(t, &tls.Config{ServerName: "go.tls.test", NextProtos: []string{"h2", "http/1.1"}, InsecureSkipVerify: true}, false)
 		cl := tr.waitFor("Go client's close", closeOf(me, sport))
 		if cl.SNI != "go.tls.test" || !slices.Equal(cl.ALPN, []string{"h2", "http/1.1"}) {
+			t.Errorf("close: %s sni=%q alpn=%q", cl, cl.SNI, cl.ALPN)
+		}
+	})
+
+	// IPv6: the hook finds the TCP header after the fixed header.
+	t.Run("go-ipv6", func(t *testing.T) {
+		if p6 == 0 {
+			t.Skip("no IPv6 loopback")
+		}
+		raw, err := net.Dial("tcp6", fmt.Sprintf("[::1]:%d", p6))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sport := raw.LocalAddr().(*net.TCPAddr).Port
+		tc := tls.Client(raw, &tls.Config{ServerName: "v6.tls.test", NextProtos: []string{"http/1.1"}, InsecureSkipVerify: true})
+		tc.SetDeadline(time.Now().Add(5 * time.Second))
+		tc.Handshake()
+		tc.Close()
+		cl := tr.waitFor("the IPv6 close", func(e jsonEvent) bool {
+			return e.EventType == "close" && e.PID == me && e.Sport == sport && e.Dport == p6 && e.Direction == "outbound"
+		})
+		if cl.SNI != "v6.tls.test" || !slices.Equal(cl.ALPN, []string{"http/1.1"}) || cl.Daddr != "::1" || cl.Family != 6 {
 			t.Errorf("close: %s sni=%q alpn=%q", cl, cl.SNI, cl.ALPN)
 		}
 	})
