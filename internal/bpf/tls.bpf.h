@@ -26,18 +26,20 @@
 
 struct tls_event *unused_tls_event __attribute__((unused));
 
-/* Copy n bytes at off of a cgroup_skb packet from its linear data, or with
- * bpf_skb_load_bytes beyond it; non-zero if the packet is shorter. */
-static __always_inline long tls_load(struct __sk_buff *skb, __u32 off, void *dst, __u32 n)
+/* The TCP header's sequence number, acknowledgment number, data offset
+ * and flags (10 bytes at off), from the packet's linear data, where the
+ * stack has put the headers, or with bpf_skb_load_bytes as a safety net;
+ * non-zero if the packet is shorter. */
+static __always_inline long tcp_header_load(struct __sk_buff *skb, __u32 off, __u8 (*dst)[10])
 {
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 
-	if (n == 10 && data + off + 10 <= end) {
-		__builtin_memcpy(dst, data + off, 10);
+	if (data + off + sizeof(*dst) <= end) {
+		__builtin_memcpy(dst, data + off, sizeof(*dst));
 		return 0;
 	}
-	return bpf_skb_load_bytes(skb, off, dst, n);
+	return bpf_skb_load_bytes(skb, off, dst, sizeof(*dst));
 }
 
 /* Copy the ClientHello's segment (up to TLS_MAX_CAPTURE bytes) with the
@@ -105,7 +107,7 @@ static __always_inline void tls_egress(struct __sk_buff *skb, __u32 l4off, __u16
 	__u8 hdr[10]; /* sequence, ack, data offset, flags */
 	__u32 payload_off, seq;
 
-	if (tls_load(skb, l4off + 4, hdr, sizeof(hdr)))
+	if (tcp_header_load(skb, l4off + 4, &hdr))
 		return;
 	payload_off = l4off + (hdr[8] >> 4) * 4;
 	if (skb->len <= payload_off)
