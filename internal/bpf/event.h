@@ -19,7 +19,7 @@ enum event_type {
 	EVENT_RESET = 9,       /* a reset was sent or received on a connection */
 	EVENT_LISTEN = 10,     /* a socket started listening (CLOSE -> LISTEN) */
 	EVENT_UNLISTEN = 11,   /* a listener closed (LISTEN -> CLOSE) */
-	EVENT_TLS = 13,        /* an outbound connection's first segment, a TLS handshake (struct tls_event); 12 is user space's */
+	EVENT_TLS = 16,        /* an outbound connection's first segment, a TLS handshake (struct tls_event); 12 is user space's */
 };
 
 /* event.flags */

@@ -36,7 +36,7 @@ const (
 	Update Type = 12
 	// TLS marks the kernel's ClientHello records (event.TLSHello); it is
 	// never an Event's type.
-	TLS  Type = 13
+	TLS  Type = 16
 	Lost Type = 255
 )
 

@@ -677,7 +677,7 @@ func TestDecodeDNS(t *testing.T) {
 // 1,500-byte one captured.
 func tlsHello() bpf.TuxscopeTlsEvent {
 	var rec bpf.TuxscopeTlsEvent
-	setHeader(&rec.Hdr, 13 /* EVENT_TLS */, 777888999, 0, 0, 0, "", 2 /* AF_INET */, 40001, 443)
+	setHeader(&rec.Hdr, 16 /* EVENT_TLS */, 777888999, 0, 0, 0, "", 2 /* AF_INET */, 40001, 443)
 	rec.Hdr.Owner.CgroupId = 0x1112131415161718
 	copy(rec.Hdr.Tuple.Laddr[:], []byte{127, 0, 0, 1})
 	copy(rec.Hdr.Tuple.Raddr[:], []byte{127, 0, 0, 2})
