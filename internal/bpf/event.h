@@ -29,6 +29,11 @@ enum event_flag {
 	FLAG_CLOSED_REMOTE = 4, /* close: the peer closed (or reset) first */
 	FLAG_RESET = 8,         /* close: it ended with a reset, sent or received */
 	FLAG_V6ONLY = 16,       /* listen, unlisten: an AF_INET6 listener with IPV6_V6ONLY */
+	/* established, failed: the record also stands for the connect event
+	 * before it (same time, owner and tuple, no other field), emitted
+	 * where the handshake ended inside connect(): one ring-buffer
+	 * reservation instead of two. The reader makes both events. */
+	FLAG_WITH_CONNECT = 32,
 };
 /* A reset event's side uses the close bits: FLAG_CLOSED_LOCAL when this
  * end sent it, FLAG_CLOSED_REMOTE when the peer did. */

@@ -136,6 +136,13 @@ type TuxscopeOwner struct {
 	CgroupId uint64
 }
 
+type TuxscopeResettingSock struct {
+	_      structs.HostLayout
+	Last   TuxscopeClosedSock
+	SndNxt uint32
+	_      [4]byte
+}
+
 type TuxscopeTlsEvent struct {
 	_        structs.HostLayout
 	Hdr      TuxscopeEventHeader
@@ -166,6 +173,7 @@ const (
 	TuxscopeMapPidFilter           = "pid_filter"
 	TuxscopeMapPortFilter          = "port_filter"
 	TuxscopeMapReaderIdle          = "reader_idle"
+	TuxscopeMapResetting           = "resetting"
 	TuxscopeMapStateRecovered      = "state_recovered"
 	TuxscopeMapStateRunning        = "state_running"
 	TuxscopeProgDnsConnect4        = "dns_connect4"
@@ -310,6 +318,7 @@ type TuxscopeMapSpecs struct {
 	PidFilter         *ebpf.MapSpec `ebpf:"pid_filter"`
 	PortFilter        *ebpf.MapSpec `ebpf:"port_filter"`
 	ReaderIdle        *ebpf.MapSpec `ebpf:"reader_idle"`
+	Resetting         *ebpf.MapSpec `ebpf:"resetting"`
 	StateRecovered    *ebpf.MapSpec `ebpf:"state_recovered"`
 	StateRunning      *ebpf.MapSpec `ebpf:"state_running"`
 }
@@ -370,6 +379,7 @@ type TuxscopeMaps struct {
 	PidFilter         *ebpf.Map `ebpf:"pid_filter"`
 	PortFilter        *ebpf.Map `ebpf:"port_filter"`
 	ReaderIdle        *ebpf.Map `ebpf:"reader_idle"`
+	Resetting         *ebpf.Map `ebpf:"resetting"`
 	StateRecovered    *ebpf.Map `ebpf:"state_recovered"`
 	StateRunning      *ebpf.Map `ebpf:"state_running"`
 }
@@ -393,6 +403,7 @@ func (m *TuxscopeMaps) Close() error {
 		m.PidFilter,
 		m.PortFilter,
 		m.ReaderIdle,
+		m.Resetting,
 		m.StateRecovered,
 		m.StateRunning,
 	)

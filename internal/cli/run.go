@@ -15,6 +15,7 @@ import (
 	"github.com/tuxscope/tuxscope/internal/container"
 	"github.com/tuxscope/tuxscope/internal/dns"
 	"github.com/tuxscope/tuxscope/internal/event"
+	"github.com/tuxscope/tuxscope/internal/hosts"
 	"github.com/tuxscope/tuxscope/internal/output"
 	"github.com/tuxscope/tuxscope/internal/peers"
 	"github.com/tuxscope/tuxscope/internal/pipeline"
@@ -167,6 +168,13 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 
 	names := dns.NewTracker()
 	names.Scoped = tr.DNSUnscoped == nil
+	var hostsFiles *hosts.View
+	if !opts.NoNames {
+		// Names from the hosts file each process sees, also when the
+		// DNS hooks could not load.
+		hostsFiles = hosts.New()
+		names.Hosts = hostsFiles
+	}
 	cfg := pipeline.Config{
 		Filter:  &opts.Filter,
 		Names:   names,
@@ -224,6 +232,18 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	}
 	if n := tr.Malformed(); n > 0 {
 		fmt.Fprintf(stderr, "tuxscope: skipped %d malformed records\n", n)
+	}
+	if hostsFiles != nil && hostsFiles.Unreadable > 0 {
+		hint := ""
+		if errors.Is(hostsFiles.Err, os.ErrPermission) {
+			hint = "; another user's process's needs CAP_SYS_PTRACE"
+		}
+		times := "once"
+		if hostsFiles.Unreadable > 1 {
+			times = strconv.FormatUint(hostsFiles.Unreadable, 10) + " times"
+		}
+		fmt.Fprintf(stderr, "tuxscope: could not read processes' /etc/hosts %s, their addresses got no names from it (first: %v%s)\n",
+			times, hostsFiles.Err, hint)
 	}
 	fileFailed := false
 	if file != nil && err != nil {

@@ -172,7 +172,8 @@ type Event struct {
 	// Hostname is the name that resolved to the remote address (outbound
 	// events), learned from DNS; HostnameSource says whose lookup it was:
 	// "process" (this one), "cgroup" (another in its cgroup) or "host"
-	// (another process); HostnameAlso lists other names for the address
+	// (another process); or "hosts": the hosts file this process sees
+	// names the address. HostnameAlso lists other names for the address
 	// when the choice was not this process's own.
 	Hostname       string
 	HostnameSource string

@@ -30,6 +30,14 @@ const (
 	// DNS-over-TCP messages were dropped to keep within the DNS memory
 	// bound.
 	DNSEvicted
+	// HostsSkipped: hosts-file lines or names not used: malformed (as
+	// glibc ignores them), past a bound (line or name length, names per
+	// address, addresses per file), or past the file's size bound.
+	HostsSkipped
+	// HostsEvicted: mount namespaces' hosts files forgotten to stay
+	// within the hosts cache's bounds (read again when needed, while a
+	// process of the namespace is alive).
+	HostsEvicted
 	// OutputFull: events dropped before the --output file because its
 	// writer's queue was full (a slow or stalled disk); the kernel side is
 	// never made to wait for the file.
@@ -75,6 +83,8 @@ var lossReasons = [NumLossReasons]struct{ key, line string }{
 	DNSMalformed:      {"malformed", "skipped %d malformed or truncated DNS messages"},
 	DNSUnsolicited:    {"unsolicited", "dropped %d DNS answers that match no query seen from their socket (unsolicited or spoofed): they name nothing"},
 	DNSEvicted:        {"evicted", "forgot %d DNS names, queries or partial messages to stay within the DNS memory bound"},
+	HostsSkipped:      {"hosts_skipped", "skipped %d hosts-file lines or names: malformed, or past a bound (4096-byte lines, 255-byte names, 8 names an address, 16384 addresses or 1 MiB a file)"},
+	HostsEvicted:      {"hosts_evicted", "forgot %d mount namespaces' hosts files to stay within the hosts cache's bound (256 namespaces, 16 MiB)"},
 	OutputFull:        {"output_full", "dropped %d events before the --output file: its writer could not keep up (a slow or stalled disk)"},
 	OutputError:       {"output_error", "%d records not written to the --output file: writing it failed"},
 	UpdateLimit:       {"update_limit", "%d connection updates skipped: more connections were due than the per-period limit; each is updated later, over a longer period"},
@@ -85,8 +95,9 @@ var lossReasons = [NumLossReasons]struct{ key, line string }{
 	TLSEvicted:        {"sni_evicted", "%d events without their TLS server name: it was forgotten to stay within the server-name memory bound"},
 }
 
-// DNS reports whether this is about DNS messages, not lost events.
-func (l LossReason) DNS() bool { return l >= DNSMalformed && l <= DNSEvicted }
+// DNS reports whether this is about DNS messages or hostnames (DNS
+// answers, hosts files), not lost events.
+func (l LossReason) DNS() bool { return l >= DNSMalformed && l <= HostsEvicted }
 
 // TLS reports whether this is about TLS server names, not lost events.
 func (l LossReason) TLS() bool { return l >= TLSSplit && l <= TLSEvicted }

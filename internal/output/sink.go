@@ -218,10 +218,11 @@ func (t *Table) Event(e *event.Event) error {
 	if e.Listener() {
 		b = append(b, '-') // a listener has no other end
 	} else if (e.Hostname != "" || e.SNI != "") && !e.Inbound() {
-		// example.com (93.184.216.34):443, or ~example.com when another
-		// process resolved the name (hostname_source cgroup or host).
-		// Without a DNS name, the TLS server name the process asked
-		// for, unmarked: its own word.
+		// example.com (93.184.216.34):443, or ~example.com when the
+		// name is not from a lookup this process was seen to make
+		// (hostname_source cgroup, host or hosts). Without a DNS name,
+		// the TLS server name the process asked for, unmarked: its own
+		// word.
 		hostStart := len(b)
 		b, w = appendHostname(b, e)
 		hostBytes := len(b) - hostStart
@@ -242,8 +243,9 @@ func (t *Table) Event(e *event.Event) error {
 }
 
 // HostnameMark is what the table puts before a hostname that another
-// process resolved (JSON's hostname_source cgroup or host): the name is
-// likely, not this process's own lookup.
+// process resolved, or that the process's hosts file gives the address
+// (JSON's hostname_source cgroup, host or hosts): the name is likely, not
+// from a lookup this process was seen to make.
 const HostnameMark = '~'
 
 // appendHostname appends e's hostname (else its TLS server name),

@@ -603,14 +603,16 @@ func benchmarkEvent(b *testing.B, f Format, e *event.Event) {
 	}
 }
 
-// A hostname another process resolved is marked with ~ in the table; the
-// process's own is not. A name that itself starts with ~ has it escaped,
+// A hostname another process resolved, or the process's hosts file
+// gives, is marked with ~ in the table; the process's own lookup is not. A name that itself starts with ~ has it escaped,
 // so the mark is never ambiguous, and the DETAIL column stays aligned.
 func TestTableHostnameMark(t *testing.T) {
 	tests := []struct{ name, source, want string }{
 		{"svc.example", "process", "6201     curl             established 10.0.0.5:53412           svc.example (93.184.216.34):443 latency 1.50ms\n"},
 		{"svc.example", "cgroup", "6201     curl             established 10.0.0.5:53412           ~svc.example (93.184.216.34):443 latency 1.50ms\n"},
 		{"svc.example", "host", "6201     curl             established 10.0.0.5:53412           ~svc.example (93.184.216.34):443 latency 1.50ms\n"},
+		// From the process's hosts file: no lookup of its own was seen.
+		{"svc.example", "hosts", "6201     curl             established 10.0.0.5:53412           ~svc.example (93.184.216.34):443 latency 1.50ms\n"},
 		{"~x.example", "process", "6201     curl             established 10.0.0.5:53412           \\x7ex.example (93.184.216.34):443 latency 1.50ms\n"},
 		{"~x.example", "host", "6201     curl             established 10.0.0.5:53412           ~\\x7ex.example (93.184.216.34):443 latency 1.50ms\n"},
 		// Short enough to pad: the DETAIL column starts at 88, as in the header.

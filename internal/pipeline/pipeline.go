@@ -63,7 +63,9 @@ type Config struct {
 	Filter    *filter.Spec // nil: every event
 	Enrichers []Enricher   // in order, before hostnames are added
 	// Names learns hostnames from DNS packets and names events' remote
-	// addresses; nil: none.
+	// addresses, also from hosts files when its Hosts is set (what those
+	// skip and evict is reported as losses with the hosts reasons); nil:
+	// none.
 	Names *dns.Tracker
 	// Servers learns TLS server names and ALPN from outbound
 	// connections' ClientHellos and names their later events; nil: none.
@@ -112,6 +114,8 @@ type Pipeline struct {
 	// oversized, malformed or forgotten ClientHellos), not yet reported,
 	// by reason (the DNS and TLS ones).
 	dnsDrops event.LossCounts
+	// The hosts-file view's counts already added to dnsDrops.
+	hostsSkipped, hostsEvicted uint64
 }
 
 // New returns a pipeline feeding sink.
@@ -245,6 +249,12 @@ func (p *Pipeline) Event(e *event.Event) error {
 			p.cfg.Names.Forget(e.Cookie)
 		}
 		p.cfg.Names.Name(e)
+		if h := p.cfg.Names.Hosts; h != nil {
+			skipped, evicted := h.Drops()
+			p.dnsDrops[event.HostsSkipped] += skipped - p.hostsSkipped
+			p.dnsDrops[event.HostsEvicted] += evicted - p.hostsEvicted
+			p.hostsSkipped, p.hostsEvicted = skipped, evicted
+		}
 	}
 	var (
 		why     event.LossReason

@@ -563,3 +563,40 @@ func TestServerNames(t *testing.T) {
 		t.Errorf("names %q", names)
 	}
 }
+
+// hostsFile is a dns.HostsNamer whose counts the test moves.
+type hostsFile struct {
+	names            map[netip.Addr][]string
+	skipped, evicted uint64
+}
+
+func (h *hostsFile) Name(_ uint32, _ uint64, a netip.Addr, _ uint64) []string { return h.names[a] }
+func (h *hostsFile) Drops() (uint64, uint64)                                  { return h.skipped, h.evicted }
+
+// Names from the hosts file reach the sink with source hosts; what the
+// hosts view skips or evicts is reported once, at the next tick.
+func TestHostsNamesAndDrops(t *testing.T) {
+	var sink sinkLog
+	h := &hostsFile{names: map[netip.Addr][]string{netip.MustParseAddr("198.51.100.7"): {"files.test"}}}
+	src := script(func(hd event.Handler) error {
+		h.skipped = 3 // the file read for this event had 3 bad lines
+		if err := hd.Event(tcp(event.Connect, 11, "198.51.100.7:443")); err != nil {
+			return err
+		}
+		if err := hd.Tick(time.Now()); err != nil {
+			return err
+		}
+		h.evicted = 1
+		if err := hd.Event(tcp(event.Connect, 12, "198.51.100.8:443")); err != nil {
+			return err
+		}
+		return hd.Tick(time.Now())
+	})
+	tr := dns.NewTracker()
+	tr.Hosts = h
+	if err := New(Config{Names: tr}, &sink).Run(context.Background(), src, nil); err != nil {
+		t.Fatal(err)
+	}
+	check(t, sink.calls, []string{"start", "flush", "connect pid=11 host=files.test/hosts", "lost 3 hosts_skipped", "tick",
+		"connect pid=12", "lost 1 hosts_evicted", "tick", "finish"})
+}

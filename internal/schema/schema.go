@@ -39,7 +39,7 @@ type Event struct {
 	Direction string `json:"direction"` // outbound (connected from here) or inbound (accepted here)
 
 	Hostname       string   `json:"hostname,omitempty"`        // outbound events: the name that resolved to daddr
-	HostnameSource string   `json:"hostname_source,omitempty"` // process, cgroup or host: whose lookup it was
+	HostnameSource string   `json:"hostname_source,omitempty"` // process, cgroup or host: whose lookup it was; hosts: the process's hosts file
 	HostnameAlso   []string `json:"hostname_also,omitempty"`   // other names live for that address
 	// SNI is the server name an outbound connection's TLS ClientHello
 	// asked for, ALPN the application protocols it offered; on the
@@ -81,8 +81,9 @@ type Event struct {
 	// Reason is why a connect failed or a connection was reset (refused,
 	// timed out, ...); on a lost record, why events were lost
 	// (ring_buffer_full, hook_skipped); on a dns_dropped record, what was
-	// dropped (malformed, unsolicited, evicted); on a tls_dropped record,
-	// why connections have no sni (split, oversized, ...).
+	// dropped (malformed, unsolicited, evicted; hosts_skipped, hosts_evicted);
+	// on a tls_dropped record, why connections have no sni (split,
+	// oversized, ...).
 	Reason string `json:"reason,omitempty"`
 	Error  string `json:"error,omitempty"` // the errno's name, e.g. ECONNREFUSED
 

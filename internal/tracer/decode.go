@@ -190,6 +190,15 @@ func decodeEvent(b []byte, e *event.Event) error {
 	e.BytesRetrans = ne.Uint64(b[offRetByts:])
 	e.State, e.SynRetrans = b[offState], b[offSynRet]
 	e.Backlog = ne.Uint32(b[offBacklog:])
+	if t == event.Established || t == event.Failed {
+		e.Flags &^= flagWithConnect
+	}
+	return decodeEventHeader(b, e)
+}
+
+// decodeEventHeader fills e's header fields (time, owner, tuple) from
+// the record's struct event_header.
+func decodeEventHeader(b []byte, e *event.Event) error {
 	var h header
 	err := decodeHeader(b, &h)
 	e.TimestampNs, e.PID, e.TID, e.UID, e.CgroupID = h.ts, h.pid, h.tid, h.uid, h.cgroupID
@@ -199,6 +208,25 @@ func decodeEvent(b []byte, e *event.Event) error {
 	e.NetNS = h.netns
 	e.IfIndex, e.IfIndexNetNS = h.ifindex, h.ifNetNS
 	return err
+}
+
+// flagWithConnect is FLAG_WITH_CONNECT (internal/bpf/event.h): an
+// established or failed record that also stands for the connect event
+// before it. A wire detail, not an event flag: decodeEvent clears it.
+const flagWithConnect event.Flags = 32
+
+// decodeConnect fills e with the connect event a record with
+// FLAG_WITH_CONNECT stands for besides its own, and says whether it has
+// one: the record's time, owner and tuple, nothing else.
+func decodeConnect(b []byte, e *event.Event) (bool, error) {
+	if len(b) < recordSize || event.Flags(b[offFlags])&flagWithConnect == 0 {
+		return false, nil
+	}
+	if t := event.Type(b[offType]); t != event.Established && t != event.Failed {
+		return false, nil
+	}
+	*e = event.Event{Type: event.Connect}
+	return true, decodeEventHeader(b, e)
 }
 
 // kernelType reports whether the kernel side makes struct event records

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -895,5 +896,44 @@ func TestDecodeIfindex(t *testing.T) {
 	}
 	if e.IfIndex != 0 || e.IfIndexNetNS != 0 {
 		t.Errorf("IPv4: IfIndex, IfIndexNetNS = %d, %d; want 0", e.IfIndex, e.IfIndexNetNS)
+	}
+}
+
+// An established or failed record with FLAG_WITH_CONNECT also stands for
+// the connect before it: the same time, owner and tuple, nothing else;
+// the outcome itself does not show the wire flag. Other records, and
+// records without the flag, stand for nothing more.
+func TestDecodeWithConnect(t *testing.T) {
+	for _, rec := range []bpf.TuxscopeEvent{v4Established(), v4Failed()} {
+		rec.Flags = uint8(flagWithConnect)
+		b := recordBytes(&rec)
+		var out, conn event.Event
+		if err := decodeEvent(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		ok, err := decodeConnect(b, &conn)
+		if err != nil || !ok {
+			t.Fatalf("%s: decodeConnect = %v, %v", out.Type, ok, err)
+		}
+		if out.Flags != 0 {
+			t.Errorf("%s: flags %#x, want the wire flag cleared", out.Type, out.Flags)
+		}
+		want := event.Event{Type: event.Connect}
+		if err := decodeEventHeader(b, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(conn, want) || conn.TimestampNs != out.TimestampNs || conn.PID != out.PID || conn.Local != out.Local ||
+			conn.Remote != out.Remote || conn.LatencyNs != 0 || conn.Error != 0 {
+			t.Errorf("%s: connect %+v, want the header only of %+v", out.Type, conn, out)
+		}
+	}
+	for _, rec := range []bpf.TuxscopeEvent{v4Established(), v4Connect(), v6InboundClose()} {
+		if rec.Hdr.Type != 3 {
+			rec.Flags |= uint8(flagWithConnect)
+		}
+		var conn event.Event
+		if ok, _ := decodeConnect(recordBytes(&rec), &conn); ok {
+			t.Errorf("type %d flags %#x: stands for a connect", rec.Hdr.Type, rec.Flags)
+		}
 	}
 }

@@ -81,7 +81,7 @@ func (r *reader) Run(ctx context.Context, h event.Handler) error {
 	defer context.AfterFunc(ctx, func() { r.ring.Stop() })()
 	var (
 		rec      ringbuf.Record
-		ev       event.Event
+		ev, conn event.Event
 		pkt      event.DNSPacket
 		hello    event.TLSHello
 		maxDelay = r.cfg.MaxDelay
@@ -200,6 +200,11 @@ func (r *reader) Run(ctx context.Context, h event.Handler) error {
 		if isDNS {
 			err = h.DNS(&pkt)
 		} else {
+			if ok, _ := decodeConnect(rec.RawSample, &conn); ok {
+				if err := h.Event(&conn); err != nil {
+					return err
+				}
+			}
 			err = h.Event(&ev)
 		}
 		if err != nil {

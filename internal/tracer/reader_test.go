@@ -481,3 +481,21 @@ func TestReaderPolls(t *testing.T) {
 		}
 	}
 }
+
+// A record that stands for a connect and its outcome gives both events,
+// the connect first.
+func TestReaderSplitsAConnectAndItsOutcome(t *testing.T) {
+	ring := newFakeRing(false)
+	var h recorder
+	stop := run(ring, readerConfig{Tick: time.Hour}, &h)
+	est := v4Established()
+	est.Hdr.Owner.Pid, est.Flags = 7, uint8(flagWithConnect)
+	ring.push(connectRecord(6), recordBytes(&est), connectRecord(8))
+	h.waitFor(t, "connect 8", time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"connect 6", "connect 7", "established 7", "connect 8", "caught up"}; !equal(h.events(), want) {
+		t.Errorf("calls %q, want %q", h.events(), want)
+	}
+}
