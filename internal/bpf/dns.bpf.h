@@ -11,6 +11,7 @@
 #define TUXSCOPE_DNS_BPF_H
 
 #include "common.bpf.h"
+#include "tls.bpf.h"
 
 #define IPPROTO_UDP 17
 #define ETH_P_IP 0x0800
@@ -142,6 +143,8 @@ static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 	sport = (ports[0] << 8) | ports[1];
 	dport = (ports[2] << 8) | ports[3];
 	port = direction == DNS_QUERY ? dport : sport;
+	if (direction == DNS_QUERY && proto == IPPROTO_TCP)
+		tls_egress(skb, l4off, t.family, sport, dport); /* TLS server names */
 	if (port != DNS_PORT)
 		return;
 	if (t.family == AF_INET) {

@@ -19,6 +19,7 @@ enum event_type {
 	EVENT_RESET = 9,       /* a reset was sent or received on a connection */
 	EVENT_LISTEN = 10,     /* a socket started listening (CLOSE -> LISTEN) */
 	EVENT_UNLISTEN = 11,   /* a listener closed (LISTEN -> CLOSE) */
+	EVENT_TLS = 16,        /* an outbound connection's first segment, a TLS handshake (struct tls_event); 12 is user space's */
 };
 
 /* event.flags */
@@ -141,6 +142,26 @@ struct dns_event {
 	__u8 protocol;	  /* IPPROTO_UDP or IPPROTO_TCP */
 	__u8 _pad[2];
 	__u8 data[DNS_MAX_PAYLOAD];
+};
+
+/* Room for the first data segment of an outbound TLS connection: its
+ * ClientHello, which is rarely longer (a post-quantum key share makes it
+ * about 1,500 bytes). */
+#define TLS_MAX_CAPTURE 2048
+
+/*
+ * The first data segment of a connection this host initiated, when it
+ * begins with a TLS handshake record (a ClientHello), seen by the cgroup
+ * egress hook (tls.bpf.h). The header's owner is unknown there (pid 0; the
+ * socket's cgroup); its tuple is as the local socket sees it, without
+ * netns; the cookie joins it to the connection's events.
+ */
+struct tls_event {
+	struct event_header hdr; /* first: see struct event_header; type EVENT_TLS */
+	__u64 cookie;	  /* socket cookie */
+	__u32 len;	  /* bytes in data */
+	__u32 total_len;  /* the segment's payload length, >= len */
+	__u8 data[TLS_MAX_CAPTURE];
 };
 
 #endif

@@ -21,7 +21,8 @@
  *   state.bpf.h      TCP state changes (every backend) uses connect, lifecycle, listen
  *   accept.bpf.h     accept (every backend)            uses lifecycle
  *   health.bpf.h     retransmits and resets             uses lifecycle
- *   dns.bpf.h        DNS messages (cgroup hooks)       uses common
+ *   tls.bpf.h        TLS ClientHellos (egress hook)    uses common
+ *   dns.bpf.h        DNS messages (cgroup hooks)       uses common, tls
  *
  * The loader's hook table (internal/tracer/hooks.go) names every program
  * here, with the hook it attaches to.

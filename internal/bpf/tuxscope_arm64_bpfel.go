@@ -143,6 +143,15 @@ type TuxscopeResettingSock struct {
 	_      [4]byte
 }
 
+type TuxscopeTlsEvent struct {
+	_        structs.HostLayout
+	Hdr      TuxscopeEventHeader
+	Cookie   uint64
+	Len      uint32
+	TotalLen uint32
+	Data     [2048]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -205,6 +214,7 @@ const (
 	TuxscopeVarFilterPort          = "filter_port"
 	TuxscopeVarRetransWindowNs     = "retrans_window_ns"
 	TuxscopeVarUnusedDnsEvent      = "unused_dns_event"
+	TuxscopeVarUnusedTlsEvent      = "unused_tls_event"
 	TuxscopeVarUringCompleteArgs   = "uring_complete_args"
 	TuxscopeVarWakeupBytes         = "wakeup_bytes"
 	TuxscopeVarWantIpv4            = "want_ipv4"
@@ -324,6 +334,7 @@ type TuxscopeVariableSpecs struct {
 	FilterPort          *ebpf.VariableSpec `ebpf:"filter_port"`
 	RetransWindowNs     *ebpf.VariableSpec `ebpf:"retrans_window_ns"`
 	UnusedDnsEvent      *ebpf.VariableSpec `ebpf:"unused_dns_event"`
+	UnusedTlsEvent      *ebpf.VariableSpec `ebpf:"unused_tls_event"`
 	UringCompleteArgs   *ebpf.VariableSpec `ebpf:"uring_complete_args"`
 	WakeupBytes         *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 	WantIpv4            *ebpf.VariableSpec `ebpf:"want_ipv4"`
@@ -409,6 +420,7 @@ type TuxscopeVariables struct {
 	FilterPort          *ebpf.Variable `ebpf:"filter_port"`
 	RetransWindowNs     *ebpf.Variable `ebpf:"retrans_window_ns"`
 	UnusedDnsEvent      *ebpf.Variable `ebpf:"unused_dns_event"`
+	UnusedTlsEvent      *ebpf.Variable `ebpf:"unused_tls_event"`
 	UringCompleteArgs   *ebpf.Variable `ebpf:"uring_complete_args"`
 	WakeupBytes         *ebpf.Variable `ebpf:"wakeup_bytes"`
 	WantIpv4            *ebpf.Variable `ebpf:"want_ipv4"`

@@ -20,6 +20,7 @@ import (
 	"github.com/tuxscope/tuxscope/internal/peers"
 	"github.com/tuxscope/tuxscope/internal/pipeline"
 	"github.com/tuxscope/tuxscope/internal/snapshot"
+	"github.com/tuxscope/tuxscope/internal/sni"
 	"github.com/tuxscope/tuxscope/internal/summary"
 	"github.com/tuxscope/tuxscope/internal/tracer"
 	"github.com/tuxscope/tuxscope/internal/zone"
@@ -177,6 +178,7 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	cfg := pipeline.Config{
 		Filter:  &opts.Filter,
 		Names:   names,
+		Servers: sni.NewTracker(sni.DefaultCapacity),
 		Zones:   zone.New(),
 		ShowDNS: opts.ShowDNS,
 		Clock:   event.NewClock(),

@@ -34,7 +34,10 @@ const (
 	// Update is a tracked connection's throughput, RTT and retransmits
 	// over the last period, from its tcp_info (--updates; user space only).
 	Update Type = 12
-	Lost   Type = 255
+	// TLS marks the kernel's ClientHello records (event.TLSHello); it is
+	// never an Event's type.
+	TLS  Type = 16
+	Lost Type = 255
 )
 
 // types says, in one place, what tuxscope knows of each event type.
@@ -175,6 +178,13 @@ type Event struct {
 	Hostname       string
 	HostnameSource string
 	HostnameAlso   []string
+
+	// SNI is the server name the connection's TLS ClientHello asked for,
+	// and ALPN the application protocols it offered (h2, http/1.1):
+	// outbound connections' events after their first data segment
+	// (internal/sni). "" and nil when unknown.
+	SNI  string
+	ALPN []string
 
 	// IfIndex is the interface an IPv6 socket is bound to (0: none), in
 	// the network namespace IfIndexNetNS (its inode; 0: tuxscope's own):
@@ -419,6 +429,22 @@ type DNSPacket struct {
 	// hook that saw it connect or send recorded it; 0 if unknown (the
 	// socket was connected before tuxscope started).
 	NetNS uint64
+}
+
+// TLSHello is the first data segment of a connection this host
+// initiated, when it begins with a TLS handshake record: the ClientHello
+// that internal/sni reads the server name from.
+type TLSHello struct {
+	TimestampNs   uint64         // kernel CLOCK_MONOTONIC
+	CgroupID      uint64         // cgroup v2 id of the socket
+	Family        uint8          // 4 or 6
+	Local, Remote netip.AddrPort // as the local socket sees them
+	Cookie        uint64         // the socket's cookie: joins it to the connection's events
+	// Payload is the captured bytes; it aliases the ring-buffer record,
+	// valid until the next read. SegmentLen is the segment's payload
+	// length (more than len(Payload) when the capture cut it).
+	Payload    []byte
+	SegmentLen uint32
 }
 
 // DNSInfo is what a DNS response said, for --dns.

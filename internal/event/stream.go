@@ -53,6 +53,21 @@ const (
 	// the owner of because its listener table was full; the SYN-ACKs
 	// retransmitted for their half-open connections have no process.
 	ListenerTableFull
+	// TLSSplit: TLS ClientHellos that continued past the connection's
+	// first segment, with no server name in it (the connection has no
+	// sni).
+	TLSSplit
+	// TLSOversized: TLS ClientHellos larger than what the kernel side
+	// captures of a segment (or than a TLS record), with no server name
+	// in the part read.
+	TLSOversized
+	// TLSMalformed: first segments that began as a TLS handshake record
+	// but held no well-formed ClientHello.
+	TLSMalformed
+	// TLSEvicted: events that lacked their connection's server name
+	// because it had been forgotten to stay within the server-name
+	// memory bound.
+	TLSEvicted
 
 	// NumLossReasons is how many reasons there are.
 	NumLossReasons
@@ -74,11 +89,18 @@ var lossReasons = [NumLossReasons]struct{ key, line string }{
 	OutputError:       {"output_error", "%d records not written to the --output file: writing it failed"},
 	UpdateLimit:       {"update_limit", "%d connection updates skipped: more connections were due than the per-period limit; each is updated later, over a longer period"},
 	ListenerTableFull: {"listener_table_full", "%d listeners' owners not remembered: the listener table was full; the SYN-ACKs retransmitted for their half-open connections have no process"},
+	TLSSplit:          {"split", "%d TLS ClientHellos split over segments with no server name in the first: those connections have no sni"},
+	TLSOversized:      {"oversized", "%d TLS ClientHellos larger than the capture with no server name in the part captured: those connections have no sni"},
+	TLSMalformed:      {"not_client_hello", "skipped %d TLS handshake records that held no well-formed ClientHello"},
+	TLSEvicted:        {"sni_evicted", "%d events without their TLS server name: it was forgotten to stay within the server-name memory bound"},
 }
 
 // DNS reports whether this is about DNS messages or hostnames (DNS
 // answers, hosts files), not lost events.
 func (l LossReason) DNS() bool { return l >= DNSMalformed && l <= HostsEvicted }
+
+// TLS reports whether this is about TLS server names, not lost events.
+func (l LossReason) TLS() bool { return l >= TLSSplit && l <= TLSEvicted }
 
 // Key is the loss's "reason" in JSON.
 func (l LossReason) Key() string { return lossReasons[l].key }
@@ -100,6 +122,9 @@ type Handler interface {
 	Event(e *Event) error
 	// DNS is a DNS message a local socket sent or received.
 	DNS(p *DNSPacket) error
+	// TLS is an outbound connection's first data segment, a TLS
+	// ClientHello.
+	TLS(h *TLSHello) error
 	// Lost says n events were lost since the last report, and why (or,
 	// for a DNS reason, n DNS messages or entries dropped).
 	Lost(n uint64, why LossReason, at time.Time) error

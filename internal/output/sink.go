@@ -218,10 +218,12 @@ func (t *Table) Event(e *event.Event) error {
 	start = len(b)
 	if e.Listener() {
 		b = append(b, '-') // a listener has no other end
-	} else if e.Hostname != "" && !e.Inbound() {
+	} else if (e.Hostname != "" || e.SNI != "") && !e.Inbound() {
 		// example.com (93.184.216.34):443, or ~example.com when the
 		// name is not from a lookup this process was seen to make
-		// (hostname_source cgroup, host or hosts).
+		// (hostname_source cgroup, host or hosts). Without a DNS name,
+		// the TLS server name the process asked for, unmarked: its own
+		// word.
 		hostStart := len(b)
 		b, w = appendHostname(b, e)
 		hostBytes := len(b) - hostStart
@@ -247,14 +249,17 @@ func (t *Table) Event(e *event.Event) error {
 // from a lookup this process was seen to make.
 const HostnameMark = '~'
 
-// appendHostname appends e's hostname, escaped for a terminal and marked
-// with HostnameMark unless the process resolved it itself; it returns the
+// appendHostname appends e's hostname (else its TLS server name),
+// escaped for a terminal and marked with HostnameMark unless the process
+// resolved it itself; it returns the
 // columns it takes. A name that itself starts with the mark has it escaped
 // (\x7e), so the mark is never ambiguous.
 func appendHostname(b []byte, e *event.Event) ([]byte, int) {
 	name := []byte(e.Hostname)
 	w := 0
-	if e.HostnameSource != "process" {
+	if e.Hostname == "" {
+		name = []byte(e.SNI) // the process's own: not marked
+	} else if e.HostnameSource != "process" {
 		b = append(b, HostnameMark)
 		w++
 	}
@@ -422,6 +427,20 @@ func appendEventJSON(b []byte, e *event.Event, tc *timeCache) []byte {
 			b = append(b, ']')
 		}
 	}
+	if e.SNI != "" {
+		b = append(b, `,"sni":`...)
+		b = appendJSONString(b, []byte(e.SNI))
+	}
+	if len(e.ALPN) > 0 {
+		b = append(b, `,"alpn":[`...)
+		for i, p := range e.ALPN {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, []byte(p))
+		}
+		b = append(b, ']')
+	}
 	b = appendContainerJSON(b, e)
 	b = appendLifecycleJSON(b, e)
 	return append(b, "}\n"...)
@@ -581,13 +600,16 @@ func (j *JSON) Lost(n uint64, why event.LossReason, at time.Time) error {
 }
 
 // appendLostJSON appends a loss notice as one JSON line: lost, or
-// dns_dropped for a DNS reason.
+// dns_dropped for a DNS reason, tls_dropped for a TLS one.
 func appendLostJSON(b []byte, n uint64, why event.LossReason, at time.Time) []byte {
 	b = append(b, `{"time":"`...)
 	b = at.AppendFormat(b, timeLayout)
-	if why.DNS() {
+	switch {
+	case why.DNS():
 		b = append(b, `","event_type":"dns_dropped","count":`...)
-	} else {
+	case why.TLS():
+		b = append(b, `","event_type":"tls_dropped","count":`...)
+	default:
 		b = append(b, `","event_type":"lost","count":`...)
 	}
 	b = strconv.AppendUint(b, n, 10)

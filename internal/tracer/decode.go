@@ -20,6 +20,7 @@ var (
 	hdrLayout bpf.TuxscopeEventHeader
 	layout    bpf.TuxscopeEvent
 	dnsLayout bpf.TuxscopeDnsEvent
+	tlsLayout bpf.TuxscopeTlsEvent
 )
 
 // Both records embed the header first (a compile error otherwise: the
@@ -28,8 +29,10 @@ var (
 var (
 	_                         = [1]struct{}{}[unsafe.Offsetof(layout.Hdr)]
 	_                         = [1]struct{}{}[unsafe.Offsetof(dnsLayout.Hdr)]
+	_                         = [1]struct{}{}[unsafe.Offsetof(tlsLayout.Hdr)]
 	_ bpf.TuxscopeEventHeader = layout.Hdr
 	_ bpf.TuxscopeEventHeader = dnsLayout.Hdr
+	_ bpf.TuxscopeEventHeader = tlsLayout.Hdr
 )
 
 // struct event_header.
@@ -86,6 +89,15 @@ const (
 	offDNSTotal   = unsafe.Offsetof(dnsLayout.TotalLen)
 	offDNSProto   = unsafe.Offsetof(dnsLayout.Protocol)
 	offDNSData    = unsafe.Offsetof(dnsLayout.Data)
+)
+
+// struct tls_event, after the header.
+const (
+	tlsHeaderSize = int(unsafe.Offsetof(tlsLayout.Data))
+	offTLSCookie  = unsafe.Offsetof(tlsLayout.Cookie)
+	offTLSLen     = unsafe.Offsetof(tlsLayout.Len)
+	offTLSTotal   = unsafe.Offsetof(tlsLayout.TotalLen)
+	offTLSData    = unsafe.Offsetof(tlsLayout.Data)
 )
 
 const (
@@ -251,5 +263,32 @@ func decodeDNS(b []byte, p *event.DNSPacket) error {
 	p.Thread.Set(h.thread)
 	p.Family, p.Local, p.Remote = h.family, h.local, h.remote
 	p.NetNS = h.netns
+	return err
+}
+
+// tlsRecord reports whether b is a struct tls_event record (by the type
+// its header carries).
+func tlsRecord(b []byte) bool {
+	return len(b) > int(offType) && event.Type(b[offType]) == event.TLS
+}
+
+// decodeTLS fills h from a struct tls_event record.
+func decodeTLS(b []byte, h *event.TLSHello) error {
+	if len(b) < tlsHeaderSize {
+		return fmt.Errorf("%w: %d bytes, want at least %d for a TLS record", ErrShortRecord, len(b), tlsHeaderSize)
+	}
+	ne := binary.NativeEndian
+	*h = event.TLSHello{}
+	h.Cookie = ne.Uint64(b[offTLSCookie:])
+	h.SegmentLen = ne.Uint32(b[offTLSTotal:])
+	n := int(ne.Uint32(b[offTLSLen:]))
+	if n > len(b)-int(offTLSData) {
+		return fmt.Errorf("TLS record claims %d payload bytes, has %d", n, len(b)-int(offTLSData))
+	}
+	h.Payload = b[offTLSData : int(offTLSData)+n]
+	var hd header
+	err := decodeHeader(b, &hd)
+	h.TimestampNs, h.CgroupID = hd.ts, hd.cgroupID
+	h.Family, h.Local, h.Remote = hd.family, hd.local, hd.remote
 	return err
 }

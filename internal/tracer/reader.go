@@ -83,6 +83,7 @@ func (r *reader) Run(ctx context.Context, h event.Handler) error {
 		rec      ringbuf.Record
 		ev, conn event.Event
 		pkt      event.DNSPacket
+		hello    event.TLSHello
 		maxDelay = r.cfg.MaxDelay
 		every    = lossCheckInterval
 	)
@@ -179,6 +180,17 @@ func (r *reader) Run(ctx context.Context, h event.Handler) error {
 				r.ring.SetDeadline(wait)
 				continue
 			}
+		}
+		if tlsRecord(rec.RawSample) {
+			if decodeTLS(rec.RawSample, &hello) != nil {
+				r.malformed++
+				continue
+			}
+			if err := h.TLS(&hello); err != nil {
+				return err
+			}
+			handed = true
+			continue
 		}
 		isDNS, err := decodeRecord(rec.RawSample, &ev, &pkt)
 		if err != nil {

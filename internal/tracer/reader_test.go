@@ -152,6 +152,11 @@ func (r *recorder) DNS(p *event.DNSPacket) error {
 	return nil
 }
 
+func (r *recorder) TLS(h *event.TLSHello) error {
+	r.log(fmt.Sprintf("tls %d %dB", h.Cookie, len(h.Payload)))
+	return nil
+}
+
 func (r *recorder) Lost(n uint64, why event.LossReason, _ time.Time) error {
 	r.log(fmt.Sprintf("lost %d %s", n, why.Key()))
 	return nil
