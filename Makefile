@@ -75,7 +75,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendTerminalSafe$$' -fuzztime $(FUZZTIME) ./internal/output
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/dns
 	$(GO) test -run '^$$' -fuzz '^FuzzTrackerTCP$$' -fuzztime $(FUZZTIME_SLOW) ./internal/dns
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/hosts
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/container
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/sni
+	$(GO) test -run '^$$' -fuzz '^FuzzClientHello$$' -fuzztime $(FUZZTIME) ./internal/quic
+	$(GO) test -run '^$$' -fuzz '^FuzzServerName$$' -fuzztime $(FUZZTIME) ./internal/quic
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
@@ -98,8 +102,8 @@ lint:
 
 # The product builds for arm64 as for amd64, and its layers keep their
 # dependencies: the domain model links no BPF library or generated code,
-# the binary none of the benchmark's plotting libraries nor deploy/'s
-# test-only YAML parser.
+# the binary none of the benchmark's plotting libraries, deploy/'s
+# test-only YAML parser nor internal/quic's test-only QUIC client.
 check-deps:
 	GOARCH=arm64 $(GO) build ./...
 	GOARCH=arm64 $(GO) vet ./...
@@ -109,6 +113,8 @@ check-deps:
 	  echo "tuxscope must not link the benchmark's dependencies"; exit 1; fi
 	@if $(GO) list -deps ./cmd/tuxscope | grep yaml; then \
 	  echo "tuxscope must not link the deployment test's YAML parser"; exit 1; fi
+	@if $(GO) list -deps ./cmd/tuxscope | grep quic-go; then \
+	  echo "tuxscope must not link the QUIC parser test's QUIC client"; exit 1; fi
 
 test-deps:
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -199,7 +199,7 @@ func (e *env) cells() []*cell {
 				continue
 			}
 			for _, s := range strings.Split(o.cells, ",") {
-				if s = strings.TrimSpace(s); s != "" && strings.Contains(c.Name, s) {
+				if s = strings.TrimSpace(s); s != "" && matchCell(c.Name, s) {
 					keep = append(keep, c)
 					break
 				}
@@ -236,4 +236,14 @@ func bpftraceScript(port int, print bool) string {
 		action = `printf("close %d %s %d %d\n", pid, comm, args->sport, args->dport);`
 	}
 	return "tracepoint:sock:inet_sock_set_state " + pred + " { " + action + " }"
+}
+
+// matchCell says whether -cells' item s selects the cell named name: a
+// part of its name, or, with a leading =, its whole name (or that name
+// with the -before build's " @COMMIT").
+func matchCell(name, s string) bool {
+	if exact, ok := strings.CutPrefix(s, "="); ok {
+		return name == exact || strings.HasPrefix(name, exact+" @")
+	}
+	return strings.Contains(name, s)
 }

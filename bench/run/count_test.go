@@ -79,3 +79,22 @@ func TestLayoutFlag(t *testing.T) {
 		}
 	}
 }
+
+func TestMatchCell(t *testing.T) {
+	for _, c := range []struct {
+		name, s string
+		want    bool
+	}{
+		{"tuxscope table", "tuxscope table", true},
+		{"tuxscope table, max-delay 0", "tuxscope table", true},
+		{"tuxscope table, max-delay 0", "=tuxscope table", false},
+		{"tuxscope table, 2x4 procs", "=tuxscope table", false},
+		{"tuxscope table", "=tuxscope table", true},
+		{"tuxscope table @e8208b9", "=tuxscope table", true},
+		{"tuxscope json", "=tuxscope table", false},
+	} {
+		if got := matchCell(c.name, c.s); got != c.want {
+			t.Errorf("matchCell(%q, %q) = %v", c.name, c.s, got)
+		}
+	}
+}

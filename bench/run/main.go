@@ -63,7 +63,7 @@ func main() {
 	flag.Var(&o.procs, "procs", "SERVERSxCLIENTS: loadgen processes of the multi-process cells (the servers share the port with SO_REUSEPORT, the clients share -concurrency)")
 	flag.StringVar(&o.closeMode, "close", "server", "loadgen close pattern: client, server or reset (server: no client-side TIME_WAIT piling up over the run)")
 	flag.IntVar(&o.payload, "payload", 32, "loadgen payload bytes each way per connection")
-	flag.StringVar(&o.cells, "cells", "", "only the cells whose name contains one of these comma-separated strings (baselines are always run)")
+	flag.StringVar(&o.cells, "cells", "", "only the cells whose name contains one of these comma-separated strings, or is one that starts with = (baselines are always run)")
 	flag.BoolVar(&o.peers, "peers", true, "run the libbpf-tools and bpftrace cells")
 	flag.BoolVar(&o.install, "install", true, "apt-get install libbpf-tools and bpftrace if missing")
 	flag.BoolVar(&o.micro, "micro", true, "run the Go micro-benchmarks of "+strings.Join(microPackages, " "))

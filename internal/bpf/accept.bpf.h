@@ -32,6 +32,7 @@ static __always_inline void accept_returned(struct sock *sk)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct tuple t = {};
+	struct owner o = {};
 	__u8 one = 1;
 
 	/* kernel_accept() from kernel threads: not a process's accept */
@@ -40,10 +41,10 @@ static __always_inline void accept_returned(struct sock *sk)
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return;
 	bpf_map_update_elem(&accept_seen, &pid_tgid, &one, BPF_ANY);
-	if (!conn_accepted(sk, pid_tgid))
+	if (!conn_accepted(sk, pid_tgid, &o))
 		return;
 	if (read_sock_tuple(sk, &t))
-		emit_event(&t, EVENT_ACCEPT, pid_tgid);
+		emit_owned(&t, EVENT_ACCEPT, &o);
 }
 
 /* inet_csk_accept changed its signature in Linux 6.10; the loader picks the
@@ -104,6 +105,7 @@ static __always_inline void accept_exit(long ret)
 {
 	__u64 pid_tgid;
 	struct tuple t = {};
+	struct owner o = {};
 	struct sock *sk;
 
 	/* A failed accept leaves first (EAGAIN is common for non-blocking
@@ -124,10 +126,10 @@ static __always_inline void accept_exit(long ret)
 	    BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
 		return;
 	/* Also for a process the filters do not select: drops its entry. */
-	if (!conn_accepted(sk, pid_tgid))
+	if (!conn_accepted(sk, pid_tgid, &o))
 		return;
 	if (read_sock_tuple(sk, &t))
-		emit_event(&t, EVENT_ACCEPT, pid_tgid);
+		emit_owned(&t, EVENT_ACCEPT, &o);
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
@@ -190,6 +192,7 @@ static __always_inline void uring_completed(int res)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct tuple t = {};
+	struct owner o = {};
 	struct sock *sk;
 
 	if (res < 0 || (BPF_CORE_READ(task, flags) & PF_KTHREAD))
@@ -198,10 +201,10 @@ static __always_inline void uring_completed(int res)
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
 	    BPF_CORE_READ(sk, sk_type) != SOCK_STREAM || !conn_unclaimed_inbound(sk))
 		return;
-	if (!conn_accepted(sk, pid_tgid))
+	if (!conn_accepted(sk, pid_tgid, &o))
 		return;
 	if (read_sock_tuple(sk, &t))
-		emit_event(&t, EVENT_ACCEPT, pid_tgid);
+		emit_owned(&t, EVENT_ACCEPT, &o);
 }
 
 SEC("raw_tp/io_uring_complete")

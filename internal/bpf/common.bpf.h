@@ -26,6 +26,9 @@ const volatile __u8 filter_port = 0;	/* 1: only if either port is in port_filter
 const volatile __u8 want_ipv4 = 1;
 const volatile __u8 want_ipv6 = 1;
 const volatile __u32 want_types = 0xffffffff; /* bit (1 << enum event_type) */
+/* 1: capture names, DNS messages and TLS ClientHellos; 0 when the packet
+ * programs are attached only for UDP flows (--no-names). */
+const volatile __u8 want_dns = 1;
 /* 1: a cgroup filter may be on (--container, --pod, --namespace or
  * --cgroup, and a cgroup2 mount): the programs then carry the check, and
  * user space turns it on and off at run time (cgroup_filter_state), as
@@ -309,19 +312,29 @@ static __always_inline void fill_header(struct event_header *h, __u8 type, const
 	h->type = type;
 }
 
+/* Whether the family and port filters keep events of this tuple. */
+static __always_inline bool tuple_wanted(const struct tuple *t)
+{
+	if (t->family == AF_INET ? !want_ipv4 : !want_ipv6)
+		return false;
+	return port_wanted(t->lport, t->rport);
+}
+
+/* Whether the type, family and port filters keep an event of this type
+ * for this tuple. */
+static __always_inline bool event_wanted(const struct tuple *t, __u8 type)
+{
+	return (want_types & (1U << type)) && tuple_wanted(t);
+}
+
 /* Reserve an event of this type for this tuple, unless the filters drop
  * it; the caller fills the rest and submits. NULL when filtered or lost. */
 static __always_inline struct event *reserve_event(const struct tuple *t, __u8 type, const struct owner *o)
 {
 	struct event *e;
 
-	if (!(want_types & (1U << type)))
+	if (!event_wanted(t, type))
 		return NULL;
-	if (t->family == AF_INET ? !want_ipv4 : !want_ipv6)
-		return NULL;
-	if (!port_wanted(t->lport, t->rport))
-		return NULL;
-
 	e = reserve_record(sizeof(*e));
 	if (!e)
 		return NULL;
@@ -330,19 +343,25 @@ static __always_inline struct event *reserve_event(const struct tuple *t, __u8 t
 	return e;
 }
 
-/* Emit a connect or accept event, attributed to the current task. */
-static __always_inline void emit_event(const struct tuple *t, __u8 type, __u64 pid_tgid)
+/* Emit a connect or accept event of owner o. */
+static __always_inline void emit_owned(const struct tuple *t, __u8 type, const struct owner *o)
 {
-	struct owner o = {};
-	struct event *e;
+	struct event *e = reserve_event(t, type, o);
 
-	owner_current(&o, pid_tgid);
-	e = reserve_event(t, type, &o);
 	if (!e)
 		return;
 	if (type == EVENT_ACCEPT)
 		e->flags = FLAG_INBOUND;
 	submit(e);
+}
+
+/* Emit a connect or accept event, attributed to the current task. */
+static __always_inline void emit_event(const struct tuple *t, __u8 type, __u64 pid_tgid)
+{
+	struct owner o = {};
+
+	owner_current(&o, pid_tgid);
+	emit_owned(t, type, &o);
 }
 
 /*

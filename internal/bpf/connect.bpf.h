@@ -69,7 +69,7 @@ const volatile __u8 connect_syscall_hooks = 0;
 /* Called on every TCP state change; runs in the connecting thread for the
  * CLOSE -> SYN_SENT change made by tcp_v4_connect/tcp_v6_connect. True
  * when no connect(2) is running in this thread to emit the connect, so
- * the handshake's end must (connect_emit_early's pending). */
+ * the handshake's end must (connect_due_early's pending). */
 static __always_inline bool connect_syn_sent(const void *skaddr)
 {
 	__u64 pid_tgid, *sk;
@@ -81,7 +81,7 @@ static __always_inline bool connect_syn_sent(const void *skaddr)
 	pid_tgid = bpf_get_current_pid_tgid();
 	sk = bpf_map_lookup_elem(&connecting, &pid_tgid);
 	/* Inside connect(), and not a value a handshake's end left after
-	 * the call returned (connect_emit_early racing connect_exit). */
+	 * the call returned (connect_due_early racing connect_exit). */
 	if (sk && *sk && !(*sk & CONNECT_EMITTED)) {
 		*sk = (__u64)skaddr;
 		return false;
@@ -110,26 +110,22 @@ static __always_inline void connect_exit(long ret)
 		emit_event(&t, EVENT_CONNECT, pid_tgid);
 }
 
-/* At the end of a handshake (lifecycle.bpf.h's conn_outcome): emit the
- * connect first if its thread is still inside connect() (see
- * CONNECT_EMITTED), or if no connect() will (pending: connect_syn_sent
- * said so when the connect began). */
-static __always_inline void connect_emit_early(struct sock *sk, __u64 key, const struct owner *o, const struct tuple *t,
-					       bool pending)
+/* At the end of a handshake (lifecycle.bpf.h's conn_outcome): whether the
+ * connect must be emitted now, before the outcome: if its thread is still
+ * inside connect() (see CONNECT_EMITTED, set here), or if no connect()
+ * will (pending: connect_syn_sent said so when the connect began). */
+static __always_inline bool connect_due_early(__u64 key, const struct owner *o, bool pending)
 {
 	__u64 pid_tgid = ((__u64)o->pid << 32) | o->tid;
 	__u64 *skp;
-	struct event *e;
 
-	if (!pending) {
-		skp = bpf_map_lookup_elem(&connecting, &pid_tgid);
-		if (!skp || *skp != key)
-			return;
-		*skp = key | CONNECT_EMITTED;
-	}
-	e = reserve_event(t, EVENT_CONNECT, o);
-	if (e)
-		submit(e);
+	if (pending)
+		return true;
+	skp = bpf_map_lookup_elem(&connecting, &pid_tgid);
+	if (!skp || *skp != key)
+		return false;
+	*skp = key | CONNECT_EMITTED;
+	return true;
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")

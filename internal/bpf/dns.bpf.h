@@ -11,6 +11,7 @@
 #define TUXSCOPE_DNS_BPF_H
 
 #include "common.bpf.h"
+#include "tls.bpf.h"
 #include "udp.bpf.h"
 
 #ifndef IPPROTO_UDP
@@ -35,9 +36,6 @@ struct {
 
 struct dns_event *unused_dns_event __attribute__((unused));
 
-/* 1: capture DNS messages (names for addresses); 0 when these programs
- * are attached only for UDP flows (--no-names). Set by the loader. */
-const volatile __u8 want_dns = 1;
 
 static __always_inline void dns_owner_record(struct bpf_sock_addr *ctx)
 {
@@ -135,6 +133,8 @@ static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 	sport = (ports[0] << 8) | ports[1];
 	dport = (ports[2] << 8) | ports[3];
 	port = direction == DNS_QUERY ? dport : sport;
+	if (direction == DNS_QUERY && proto == IPPROTO_TCP)
+		tls_egress(skb, l4off, t.family, sport, dport); /* TLS server names */
 	if (port != DNS_PORT)
 		return;
 	/* Only here: a constant in .rodata is still a memory load, and

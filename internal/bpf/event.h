@@ -22,6 +22,7 @@ enum event_type {
 	/* 12 and 14 (update, udp_close) are user space's */
 	EVENT_UDP_OPEN = 13,    /* a UDP flow's first packet, either way (udp.bpf.h) */
 	EVENT_UDP_RELEASE = 15, /* a UDP socket with flows was released: user space ends them */
+	EVENT_TLS = 16,        /* an outbound connection's first segment, a TLS handshake (struct tls_event); 12 is user space's */
 };
 
 /* event.flags */
@@ -31,6 +32,11 @@ enum event_flag {
 	FLAG_CLOSED_REMOTE = 4, /* close: the peer closed (or reset) first */
 	FLAG_RESET = 8,         /* close: it ended with a reset, sent or received */
 	FLAG_V6ONLY = 16,       /* listen, unlisten: an AF_INET6 listener with IPV6_V6ONLY */
+	/* established, failed: the record also stands for the connect event
+	 * before it (same time, owner and tuple, no other field), emitted
+	 * where the handshake ended inside connect(): one ring-buffer
+	 * reservation instead of two. The reader makes both events. */
+	FLAG_WITH_CONNECT = 32,
 };
 /* A reset event's side uses the close bits: FLAG_CLOSED_LOCAL when this
  * end sent it, FLAG_CLOSED_REMOTE when the peer did. */
@@ -139,6 +145,26 @@ struct dns_event {
 	__u8 protocol;	  /* IPPROTO_UDP or IPPROTO_TCP */
 	__u8 _pad[2];
 	__u8 data[DNS_MAX_PAYLOAD];
+};
+
+/* Room for the first data segment of an outbound TLS connection: its
+ * ClientHello, which is rarely longer (a post-quantum key share makes it
+ * about 1,500 bytes). */
+#define TLS_MAX_CAPTURE 2048
+
+/*
+ * The first data segment of a connection this host initiated, when it
+ * begins with a TLS handshake record (a ClientHello), seen by the cgroup
+ * egress hook (tls.bpf.h). The header's owner is unknown there (pid 0; the
+ * socket's cgroup); its tuple is as the local socket sees it, without
+ * netns; the cookie joins it to the connection's events.
+ */
+struct tls_event {
+	struct event_header hdr; /* first: see struct event_header; type EVENT_TLS */
+	__u64 cookie;	  /* socket cookie */
+	__u32 len;	  /* bytes in data */
+	__u32 total_len;  /* the segment's payload length, >= len */
+	__u8 data[TLS_MAX_CAPTURE];
 };
 
 #endif

@@ -146,12 +146,13 @@ static __always_inline void reset_emit(struct sock *sk, __u64 key, const struct 
 
 /* This side sends a reset on sk: the connection's close will say so. A
  * reset sent as the socket closes comes after its close (see
- * last_closed). */
+ * last_closed and resetting). */
 static __always_inline void reset_sent(struct sock *sk)
 {
 	__u64 key = (__u64)sk;
 	struct conn *c = bpf_map_lookup_elem(&conns, &key);
 	struct closed_sock *last;
+	struct resetting_sock *r;
 	struct owner unknown = {};
 	__u32 zero = 0;
 	__u8 state;
@@ -170,11 +171,22 @@ static __always_inline void reset_sent(struct sock *sk)
 	}
 	if (!(want_types & (1U << EVENT_RESET)))
 		return;
-	last = bpf_map_lookup_elem(&last_closed, &zero);
-	if (last && last->sk == key && state == TCP_CLOSE) {
-		last->sk = 0;
-		reset_emit(sk, key, &last->owner, last->state, last->inbound, true);
-		return;
+	if (state == TCP_CLOSE) {
+		last = bpf_map_lookup_elem(&last_closed, &zero);
+		if (last && last->sk == key) {
+			last->sk = 0;
+			bpf_map_delete_elem(&resetting, &key);
+			reset_emit(sk, key, &last->owner, last->state, last->inbound, true);
+			return;
+		}
+		r = bpf_map_lookup_elem(&resetting, &key);
+		if (r && r->snd_nxt == BPF_CORE_READ((struct tcp_sock *)sk, snd_nxt)) {
+			struct closed_sock found = r->last;
+
+			bpf_map_delete_elem(&resetting, &key);
+			reset_emit(sk, key, &found.owner, found.state, found.inbound, true);
+			return;
+		}
 	}
 	if (task_filter_on() || !conn_selected(sk))
 		return;

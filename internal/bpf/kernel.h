@@ -124,6 +124,7 @@ struct tcp_sock {
 	__u32 srtt_us;	      /* smoothed RTT << 3, in µs (tcp_info: srtt_us >> 3) */
 	__u32 mdev_us;	      /* its mean deviation << 2 (tcp_info: mdev_us >> 2) */
 	__u32 total_retrans;  /* segments retransmitted, SYNs included */
+	__u32 snd_nxt;	      /* next sequence number to send */
 };
 
 /* inet_sport survives the port release that follows a failed connect,

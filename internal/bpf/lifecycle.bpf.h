@@ -92,16 +92,19 @@ struct {
 	__type(value, __u64);
 } conns_full SEC(".maps");
 
-static __always_inline void conn_insert(__u64 key, const struct conn *c)
+static __always_inline void conns_full_count(void)
 {
 	__u32 zero = 0;
-	__u64 *n;
+	__u64 *n = bpf_map_lookup_elem(&conns_full, &zero);
 
-	if (!bpf_map_update_elem(&conns, &key, c, BPF_ANY))
-		return;
-	n = bpf_map_lookup_elem(&conns_full, &zero);
 	if (n)
 		*n += 1;
+}
+
+static __always_inline void conn_insert(__u64 key, const struct conn *c)
+{
+	if (bpf_map_update_elem(&conns, &key, c, BPF_ANY))
+		conns_full_count();
 }
 
 static __always_inline __u32 min_u32(__u32 a, __u32 b)
@@ -156,20 +159,27 @@ static __always_inline void conn_connecting(struct sock *sk, __u64 key, bool con
 	conn_insert(key, &c);
 }
 
+/* The handshake's end of a connection accept() took in SYN_RECV (c,
+ * accepted_early): it keeps its owner, and its duration starts now. */
+static __always_inline bool conn_early_established(struct conn *c)
+{
+	if (!c || !c->accepted_early)
+		return false;
+	c->established_ns = bpf_ktime_get_ns();
+	c->accepted_early = 0;
+	return true;
+}
+
 /* SYN_RECV -> ESTABLISHED, in softirq: owner unknown until accept(). A
  * full table is not counted here: accept() tries again, and counts. */
 static __always_inline void conn_passive_established(struct sock *sk, __u64 key)
 {
-	struct conn *accepted = bpf_map_lookup_elem(&conns, &key);
 	struct conn c = {};
 
 	/* A Fast Open child is accepted while still in SYN_RECV (its SYN
 	 * brought data): keep who accepted it. */
-	if (accepted && accepted->accepted_early) {
-		accepted->established_ns = bpf_ktime_get_ns();
-		accepted->accepted_early = 0;
+	if (conn_early_established(bpf_map_lookup_elem(&conns, &key)))
 		return;
-	}
 	if (!conn_selected(sk))
 		return;
 	c.established_ns = bpf_ktime_get_ns();
@@ -177,14 +187,20 @@ static __always_inline void conn_passive_established(struct sock *sk, __u64 key)
 	/* The child counts its SYN-ACK's retransmits (reported apart, from
 	 * tcp_retransmit_synack): its own start after them. */
 	c.retrans_base = tcp_total_retrans(sk);
-	bpf_map_update_elem(&conns, &key, &c, BPF_ANY);
+	if (!bpf_map_update_elem(&conns, &key, &c, BPF_NOEXIST))
+		return;
+	/* Its accept() on another CPU inserted it since the lookup above;
+	 * else an entry whose close the kernel skipped, replaced. */
+	if (!conn_early_established(bpf_map_lookup_elem(&conns, &key)))
+		bpf_map_update_elem(&conns, &key, &c, BPF_ANY);
 }
 
 /* accept() returned sk to the current task: it owns the connection.
  * Called for every accept, so that the entry the handshake's end made for
  * a process the filters do not select is dropped here, not kept until its
- * close; returns whether the process is selected (its accept is shown). */
-static __always_inline bool conn_accepted(struct sock *sk, __u64 pid_tgid)
+ * close; returns whether the process is selected (its accept is shown),
+ * and fills o with it as owner (read once, for the entry and the event). */
+static __always_inline bool conn_accepted(struct sock *sk, __u64 pid_tgid, struct owner *o)
 {
 	__u64 key = (__u64)sk;
 	struct conn *c = bpf_map_lookup_elem(&conns, &key);
@@ -196,6 +212,7 @@ static __always_inline bool conn_accepted(struct sock *sk, __u64 pid_tgid)
 			bpf_map_delete_elem(&conns, &key);
 		return false;
 	}
+	owner_current(o, pid_tgid);
 	if (!c) {
 		/* Established before we attached (duration unknown), or a Fast
 		 * Open child still in SYN_RECV. Not one the peer already reset
@@ -208,12 +225,19 @@ static __always_inline bool conn_accepted(struct sock *sk, __u64 pid_tgid)
 		fresh.accepted_early = state == TCP_SYN_RECV;
 		fresh.retrans_base = tcp_total_retrans(sk);
 		fresh.ino = sock_ino(sk);
-		owner_current(&fresh.owner, pid_tgid);
-		conn_insert(key, &fresh);
-		return true;
+		fresh.owner = *o;
+		if (!bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST))
+			return true;
+		/* Its handshake ended on another CPU since the lookup above
+		 * (a Fast Open child) and inserted it: own that entry. */
+		c = bpf_map_lookup_elem(&conns, &key);
+		if (!c) {
+			conns_full_count();
+			return true;
+		}
 	}
 	if (!c->owner.pid)
-		owner_current(&c->owner, pid_tgid);
+		c->owner = *o;
 	c->ino = sock_ino(sk);
 	return true;
 }
@@ -274,15 +298,36 @@ static __always_inline void conn_outcome(struct sock *sk, __u64 key, int newstat
 	if (newstate == TCP_ESTABLISHED)
 		c->established_ns = now;
 	if (read_sock_tuple(sk, &t)) {
-		connect_emit_early(sk, key, &c->owner, &t, c->connect_pending);
-		e = reserve_event(&t, newstate == TCP_ESTABLISHED ? EVENT_ESTABLISHED : EVENT_FAILED, &c->owner);
-		if (e) {
-			e->latency_ns = now - c->syn_ns;
-			if (newstate != TCP_ESTABLISHED) /* 0: closed before the handshake finished */
-				e->error = BPF_CORE_READ(sk, sk_err);
-			else /* only the SYN can have been retransmitted yet */
-				e->syn_retrans = min_u32(tcp_total_retrans(sk), 255);
-			submit(e);
+		__u8 type = newstate == TCP_ESTABLISHED ? EVENT_ESTABLISHED : EVENT_FAILED;
+		bool early = connect_due_early(key, &c->owner, c->connect_pending);
+		bool tuple_ok = tuple_wanted(&t);
+		bool want_out = tuple_ok && (want_types & (1U << type));
+		bool want_conn = early && tuple_ok && (want_types & (1U << EVENT_CONNECT));
+
+		/* One reservation: the outcome's record, standing for the
+		 * connect before it too when that is due (FLAG_WITH_CONNECT),
+		 * or the connect's own when the outcome is filtered out. A
+		 * single reserve site also keeps 5.10's verifier sure that
+		 * every path submits what it reserved. */
+		if (want_out || want_conn) {
+			e = reserve_record(sizeof(*e));
+			if (!e) {
+				if (want_out && want_conn)
+					count_lost(); /* the connect it stood for, too */
+			} else {
+				__builtin_memset(e, 0, sizeof(*e));
+				fill_header(&e->hdr, want_out ? type : EVENT_CONNECT, &c->owner, &t);
+				if (want_out) {
+					if (want_conn)
+						e->flags = FLAG_WITH_CONNECT;
+					e->latency_ns = now - c->syn_ns;
+					if (newstate != TCP_ESTABLISHED) /* 0: closed before the handshake finished */
+						e->error = BPF_CORE_READ(sk, sk_err);
+					else /* only the SYN can have been retransmitted yet */
+						e->syn_retrans = min_u32(tcp_total_retrans(sk), 255);
+				}
+				submit(e);
+			}
 		}
 	}
 	if (newstate != TCP_ESTABLISHED)
@@ -344,6 +389,28 @@ struct {
 	__type(value, struct closed_sock);
 } last_closed SEC(".maps");
 
+/*
+ * The same for a connection this side closed straight from ESTABLISHED or
+ * CLOSE_WAIT (local_reset below), whose reset always follows: by socket,
+ * because the closing task may be preempted and moved to another CPU, or
+ * the CPU may close another connection in a softirq, before the reset is
+ * traced (seen under qemu). snd_nxt tells a reused socket from this one
+ * (the reset carries it; a new connection starts at a random one). LRU:
+ * an entry whose reset never came (no memory for it, repair mode) ages
+ * out.
+ */
+struct resetting_sock {
+	struct closed_sock last;
+	__u32 snd_nxt;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct resetting_sock);
+} resetting SEC(".maps");
+
 /* Any established connection reaching CLOSE. oldstate tells who closed
  * first: the side that sent the first FIN (or a reset). */
 static __always_inline void conn_closed(struct sock *sk, __u64 key, int oldstate)
@@ -381,6 +448,12 @@ static __always_inline void conn_closed(struct sock *sk, __u64 key, int oldstate
 			last->owner = c->owner;
 			last->state = oldstate;
 			last->inbound = c->inbound;
+			if (local_reset && (want_types & (1U << EVENT_RESET))) {
+				struct resetting_sock r = { .last = *last };
+
+				r.snd_nxt = BPF_CORE_READ((struct tcp_sock *)sk, snd_nxt);
+				bpf_map_update_elem(&resetting, &key, &r, BPF_ANY);
+			}
 		}
 	}
 	if (!c || !c->owner.pid) /* no process known: at least the socket's user */

@@ -21,8 +21,9 @@
  *   state.bpf.h      TCP state changes (every backend) uses connect, lifecycle, listen
  *   accept.bpf.h     accept (every backend)            uses lifecycle
  *   health.bpf.h     retransmits and resets             uses lifecycle
+ *   tls.bpf.h        TLS ClientHellos (egress hook)    uses common
  *   udp.bpf.h        UDP flows (cgroup hooks)          uses common
- *   dns.bpf.h        DNS messages (cgroup hooks)       uses common, udp (its packet hooks count UDP flows)
+ *   dns.bpf.h        DNS messages (cgroup hooks)       uses common, tls, udp (its packet hooks count UDP flows)
  *
  * The loader's hook table (internal/tracer/hooks.go) names every program
  * here, with the hook it attaches to.

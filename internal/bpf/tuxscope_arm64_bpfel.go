@@ -136,6 +136,22 @@ type TuxscopeOwner struct {
 	CgroupId uint64
 }
 
+type TuxscopeResettingSock struct {
+	_      structs.HostLayout
+	Last   TuxscopeClosedSock
+	SndNxt uint32
+	_      [4]byte
+}
+
+type TuxscopeTlsEvent struct {
+	_        structs.HostLayout
+	Hdr      TuxscopeEventHeader
+	Cookie   uint64
+	Len      uint32
+	TotalLen uint32
+	Data     [2048]uint8
+}
+
 type TuxscopeUdpFlow struct {
 	_     structs.HostLayout
 	Owner TuxscopeOwner
@@ -205,6 +221,7 @@ const (
 	TuxscopeMapPidFilter           = "pid_filter"
 	TuxscopeMapPortFilter          = "port_filter"
 	TuxscopeMapReaderIdle          = "reader_idle"
+	TuxscopeMapResetting           = "resetting"
 	TuxscopeMapStateRecovered      = "state_recovered"
 	TuxscopeMapStateRunning        = "state_running"
 	TuxscopeMapUdpFlows            = "udp_flows"
@@ -255,6 +272,7 @@ const (
 	TuxscopeVarRetransWindowNs     = "retrans_window_ns"
 	TuxscopeVarUdpFlowsOn          = "udp_flows_on"
 	TuxscopeVarUnusedDnsEvent      = "unused_dns_event"
+	TuxscopeVarUnusedTlsEvent      = "unused_tls_event"
 	TuxscopeVarUnusedUdpFlow       = "unused_udp_flow"
 	TuxscopeVarUnusedUdpFlowKey    = "unused_udp_flow_key"
 	TuxscopeVarUnusedUdpSock       = "unused_udp_sock"
@@ -367,6 +385,7 @@ type TuxscopeMapSpecs struct {
 	PidFilter         *ebpf.MapSpec `ebpf:"pid_filter"`
 	PortFilter        *ebpf.MapSpec `ebpf:"port_filter"`
 	ReaderIdle        *ebpf.MapSpec `ebpf:"reader_idle"`
+	Resetting         *ebpf.MapSpec `ebpf:"resetting"`
 	StateRecovered    *ebpf.MapSpec `ebpf:"state_recovered"`
 	StateRunning      *ebpf.MapSpec `ebpf:"state_running"`
 	UdpFlows          *ebpf.MapSpec `ebpf:"udp_flows"`
@@ -387,6 +406,7 @@ type TuxscopeVariableSpecs struct {
 	RetransWindowNs     *ebpf.VariableSpec `ebpf:"retrans_window_ns"`
 	UdpFlowsOn          *ebpf.VariableSpec `ebpf:"udp_flows_on"`
 	UnusedDnsEvent      *ebpf.VariableSpec `ebpf:"unused_dns_event"`
+	UnusedTlsEvent      *ebpf.VariableSpec `ebpf:"unused_tls_event"`
 	UnusedUdpFlow       *ebpf.VariableSpec `ebpf:"unused_udp_flow"`
 	UnusedUdpFlowKey    *ebpf.VariableSpec `ebpf:"unused_udp_flow_key"`
 	UnusedUdpSock       *ebpf.VariableSpec `ebpf:"unused_udp_sock"`
@@ -435,6 +455,7 @@ type TuxscopeMaps struct {
 	PidFilter         *ebpf.Map `ebpf:"pid_filter"`
 	PortFilter        *ebpf.Map `ebpf:"port_filter"`
 	ReaderIdle        *ebpf.Map `ebpf:"reader_idle"`
+	Resetting         *ebpf.Map `ebpf:"resetting"`
 	StateRecovered    *ebpf.Map `ebpf:"state_recovered"`
 	StateRunning      *ebpf.Map `ebpf:"state_running"`
 	UdpFlows          *ebpf.Map `ebpf:"udp_flows"`
@@ -462,6 +483,7 @@ func (m *TuxscopeMaps) Close() error {
 		m.PidFilter,
 		m.PortFilter,
 		m.ReaderIdle,
+		m.Resetting,
 		m.StateRecovered,
 		m.StateRunning,
 		m.UdpFlows,
@@ -483,6 +505,7 @@ type TuxscopeVariables struct {
 	RetransWindowNs     *ebpf.Variable `ebpf:"retrans_window_ns"`
 	UdpFlowsOn          *ebpf.Variable `ebpf:"udp_flows_on"`
 	UnusedDnsEvent      *ebpf.Variable `ebpf:"unused_dns_event"`
+	UnusedTlsEvent      *ebpf.Variable `ebpf:"unused_tls_event"`
 	UnusedUdpFlow       *ebpf.Variable `ebpf:"unused_udp_flow"`
 	UnusedUdpFlowKey    *ebpf.Variable `ebpf:"unused_udp_flow_key"`
 	UnusedUdpSock       *ebpf.Variable `ebpf:"unused_udp_sock"`

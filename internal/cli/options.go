@@ -33,7 +33,7 @@ type netOptions struct {
 	Top             int           // --summary: peers shown per process; 0: all
 	Sort            summary.SortBy
 	ShowDNS         bool // --dns: show DNS responses as events
-	NoNames         bool // --no-names: no DNS capture, no hostnames
+	NoNames         bool // --no-names: no DNS or ClientHello capture, no hostnames or server names
 	Containers      bool // --containers: the table's CONTAINER column
 	// CRISocket is --cri-socket: the CRI runtime's socket that names pods
 	// and containers; "" probes cri.DefaultSockets, "none" asks none.
@@ -150,8 +150,9 @@ Flags:
   --duration D          stop after D (seconds, or 500ms, 1m); default: at Ctrl-C
   --dns                 also show DNS responses (type dns): which process asked
                         what, the answer, the latency
-  --no-names            do not watch DNS: no hostnames for addresses (saves the
-                        cost of the cgroup packet hooks, see README)
+  --no-names            do not watch DNS or TLS ClientHellos: no hostnames for
+                        addresses, no TLS server names (with --proto tcp, saves
+                        the cost of the cgroup packet hooks, see README)
   --containers          show the table's CONTAINER column from the start (else it
                         comes with the first event from a container or pod):
                         pod/container for a Kubernetes container the CRI runtime

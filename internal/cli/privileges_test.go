@@ -59,6 +59,7 @@ func TestDoctorTableCapabilities(t *testing.T) {
 		"capabilities CAP_PERFMON, CAP_BPF",
 		"missing      CAP_NET_ADMIN for hostnames: ",
 		"missing      CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH for --existing owners: ",
+		"missing      CAP_SYS_PTRACE for hosts-file names: ",
 		"ring buffer  ",
 	}
 	for i, w := range want {

@@ -15,10 +15,12 @@ import (
 	"github.com/tuxscope/tuxscope/internal/container"
 	"github.com/tuxscope/tuxscope/internal/dns"
 	"github.com/tuxscope/tuxscope/internal/event"
+	"github.com/tuxscope/tuxscope/internal/hosts"
 	"github.com/tuxscope/tuxscope/internal/output"
 	"github.com/tuxscope/tuxscope/internal/peers"
 	"github.com/tuxscope/tuxscope/internal/pipeline"
 	"github.com/tuxscope/tuxscope/internal/snapshot"
+	"github.com/tuxscope/tuxscope/internal/sni"
 	"github.com/tuxscope/tuxscope/internal/summary"
 	"github.com/tuxscope/tuxscope/internal/tracer"
 	"github.com/tuxscope/tuxscope/internal/zone"
@@ -171,9 +173,17 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 
 	names := dns.NewTracker()
 	names.Scoped = tr.DNSUnscoped == nil
+	var hostsFiles *hosts.View
+	if !opts.NoNames {
+		// Names from the hosts file each process sees, also when the
+		// DNS hooks could not load.
+		hostsFiles = hosts.New()
+		names.Hosts = hostsFiles
+	}
 	cfg := pipeline.Config{
 		Filter:  &opts.Filter,
 		Names:   names,
+		Servers: sni.NewTracker(sni.DefaultCapacity),
 		Zones:   zone.New(),
 		ShowDNS: opts.ShowDNS,
 		Clock:   event.NewClock(),
@@ -227,6 +237,18 @@ func trace(ctx context.Context, opts *netOptions, stdout, stderr io.Writer, view
 	}
 	if n := tr.Malformed(); n > 0 {
 		fmt.Fprintf(stderr, "tuxscope: skipped %d malformed records\n", n)
+	}
+	if hostsFiles != nil && hostsFiles.Unreadable > 0 {
+		hint := ""
+		if errors.Is(hostsFiles.Err, os.ErrPermission) {
+			hint = "; another user's process's needs CAP_SYS_PTRACE"
+		}
+		times := "once"
+		if hostsFiles.Unreadable > 1 {
+			times = strconv.FormatUint(hostsFiles.Unreadable, 10) + " times"
+		}
+		fmt.Fprintf(stderr, "tuxscope: could not read processes' /etc/hosts %s, their addresses got no names from it (first: %v%s)\n",
+			times, hostsFiles.Err, hint)
 	}
 	fileFailed := false
 	if file != nil && err != nil {

@@ -100,6 +100,9 @@ type Tracker struct {
 	// namespace is unknown (0) is not one an answer can match. Without
 	// it, namespaces are ignored.
 	Scoped bool
+	// Hosts names addresses from the hosts file each process sees; nil:
+	// none.
+	Hosts HostsNamer
 
 	names       map[nameKey]*addrNames
 	addrOrder   list.List // of *addrNames, oldest learned first
@@ -390,25 +393,40 @@ func (t *Tracker) dropAddr(an *addrNames) {
 	}
 }
 
+// HostsNamer names an address from the hosts file a process sees: its
+// names, the canonical one first; nil if none (internal/hosts). Drops
+// says, so far, how many hosts-file lines or names it skipped and how
+// many namespaces' files it evicted.
+type HostsNamer interface {
+	Name(pid uint32, cgroup uint64, addr netip.Addr, now uint64) []string
+	Drops() (skipped, evicted uint64)
+}
+
 // Name fills in e's hostname from what was resolved before it, in its
 // network namespace: the name this process resolved to the remote
-// address, else one its cgroup did, else the latest anyone did (then
+// address; else the name the hosts file this process sees gives it
+// (Hosts); else one its cgroup resolved, else the latest anyone did (then
 // HostnameAlso lists the others).
+//
+// The hosts file comes before other processes' answers: a name-based
+// lookup by this process that found the address there went no further
+// (glibc's "hosts: files dns"), and when no lookup of its own was seen,
+// the file is what this process's resolver says the address is called.
 func (t *Tracker) Name(e *event.Event) {
 	if e.Inbound() || !e.Remote.IsValid() {
 		return
 	}
+	addr := e.Remote.Addr().Unmap()
+	var list []entry
 	netns := e.NetNS
 	if !t.Scoped {
 		netns = 0
-	} else if netns == 0 {
-		return // its namespace is unknown: no lookup can be known to be its
 	}
-	an := t.names[nameKey{netns, e.Remote.Addr().Unmap()}]
-	if an == nil {
-		return
+	if !t.Scoped || netns != 0 { // else its namespace is unknown: no lookup can be known to be its
+		if an := t.names[nameKey{netns, addr}]; an != nil {
+			list = an.entries
+		}
 	}
-	list := an.entries
 	// live: not expired, and not learned after the event (1 s of slack
 	// for timestamps taken on different CPUs).
 	live := func(en *entry) bool { return en.expires >= e.TimestampNs && en.seenNs <= e.TimestampNs+1e9 }
@@ -426,6 +444,15 @@ func (t *Tracker) Name(e *event.Event) {
 		}
 		if any == nil || en.seenNs > any.seenNs {
 			any = en
+		}
+	}
+	if own == nil && t.Hosts != nil {
+		if names := t.Hosts.Name(e.PID, e.CgroupID, addr, e.TimestampNs); len(names) > 0 {
+			e.Hostname, e.HostnameSource = names[0], "hosts"
+			if len(names) > 1 {
+				e.HostnameAlso = names[1:]
+			}
+			return
 		}
 	}
 	pick, source := own, "process"

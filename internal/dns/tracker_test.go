@@ -734,3 +734,48 @@ func TestMaxAddrs(t *testing.T) {
 	wantName(t, nameOf(tr, proc, 2e9, addrN(2*MaxAddrs)+":443"), "bulk.example", "process")
 	checkTracker(t, tr)
 }
+
+// hostsFiles is a HostsNamer: per process, its hosts file's names.
+type hostsFiles map[uint32]map[netip.Addr][]string
+
+func (h hostsFiles) Name(pid uint32, _ uint64, addr netip.Addr, _ uint64) []string {
+	return h[pid][addr]
+}
+func (h hostsFiles) Drops() (uint64, uint64) { return 0, 0 }
+
+// The hosts file a process sees names an address after the process's
+// own lookup and before anyone else's.
+func TestNameHostsFile(t *testing.T) {
+	tr := NewTracker()
+	addr := netip.MustParseAddr("192.0.2.1")
+	tr.Hosts = hostsFiles{
+		proc.pid:  {addr: {"files.example", "alias.example"}},
+		proc2.pid: {addr: {"files2.example"}},
+		other.pid: {addr: {"other.example"}},
+	}
+	learnA(t, tr, proc, 1e9, "a.example", 300, "192.0.2.1")
+	learnA(t, tr, who{101, 7}, 2e9, "group.example", 300, "192.0.2.1")
+	wantName(t, nameOf(tr, proc, 3e9, "192.0.2.1:443"), "a.example", "process")
+	wantName(t, nameOf(tr, proc2, 3e9, "192.0.2.1:443"), "files2.example", "hosts")
+	wantName(t, nameOf(tr, proc, 3e9, "[::ffff:192.0.2.1]:443"), "a.example", "process")
+	// Without its own lookup: the file's canonical name, its aliases also.
+	tr2 := NewTracker()
+	tr2.Hosts = tr.Hosts
+	wantName(t, nameOf(tr2, proc, 3e9, "[::ffff:192.0.2.1]:443"), "files.example", "hosts", "alias.example")
+	// Not in its file: the cgroup's, then the host's, as before.
+	wantName(t, nameOf(tr, who{102, 7}, 3e9, "192.0.2.1:443"), "group.example", "cgroup", "a.example")
+	wantName(t, nameOf(tr, who{400, 11}, 3e9, "192.0.2.1:443"), "group.example", "host", "a.example")
+	wantName(t, nameOf(tr, other, 3e9, "192.0.2.9:443"), "", "")
+	// In a namespace the kernel could not tell (0) DNS names nothing, but
+	// the hosts file still does: it belongs to the process, not the netns.
+	tr.Scoped = true
+	e := &event.Event{Type: event.Connect, PID: other.pid, TimestampNs: 3e9, Remote: netip.MustParseAddrPort("192.0.2.1:443")}
+	tr.Name(e)
+	wantName(t, naming{e.Hostname, e.HostnameSource, e.HostnameAlso}, "other.example", "hosts")
+	// Inbound connections are not named.
+	e = &event.Event{Type: event.Accept, PID: other.pid, TimestampNs: 3e9, Remote: netip.MustParseAddrPort("192.0.2.1:443")}
+	tr.Name(e)
+	if e.Hostname != "" {
+		t.Errorf("accept named %q", e.Hostname)
+	}
+}

@@ -40,7 +40,10 @@ const (
 	// UDPClose is a UDP flow's end: its socket was closed, or it was idle
 	// for --udp-idle (user space only: it reads the flow's counters).
 	UDPClose Type = 14
-	Lost     Type = 255
+	// TLS marks the kernel's ClientHello records (event.TLSHello); it is
+	// never an Event's type.
+	TLS  Type = 16
+	Lost Type = 255
 )
 
 // types says, in one place, what tuxscope knows of each event type.
@@ -185,11 +188,19 @@ type Event struct {
 	// Hostname is the name that resolved to the remote address (outbound
 	// events), learned from DNS; HostnameSource says whose lookup it was:
 	// "process" (this one), "cgroup" (another in its cgroup) or "host"
-	// (another process); HostnameAlso lists other names for the address
+	// (another process); or "hosts": the hosts file this process sees
+	// names the address. HostnameAlso lists other names for the address
 	// when the choice was not this process's own.
 	Hostname       string
 	HostnameSource string
 	HostnameAlso   []string
+
+	// SNI is the server name the connection's TLS ClientHello asked for,
+	// and ALPN the application protocols it offered (h2, http/1.1):
+	// outbound connections' events after their first data segment
+	// (internal/sni). "" and nil when unknown.
+	SNI  string
+	ALPN []string
 
 	// IfIndex is the interface an IPv6 socket is bound to (0: none), in
 	// the network namespace IfIndexNetNS (its inode; 0: tuxscope's own):
@@ -445,6 +456,22 @@ type DNSPacket struct {
 	// hook that saw it connect or send recorded it; 0 if unknown (the
 	// socket was connected before tuxscope started).
 	NetNS uint64
+}
+
+// TLSHello is the first data segment of a connection this host
+// initiated, when it begins with a TLS handshake record: the ClientHello
+// that internal/sni reads the server name from.
+type TLSHello struct {
+	TimestampNs   uint64         // kernel CLOCK_MONOTONIC
+	CgroupID      uint64         // cgroup v2 id of the socket
+	Family        uint8          // 4 or 6
+	Local, Remote netip.AddrPort // as the local socket sees them
+	Cookie        uint64         // the socket's cookie: joins it to the connection's events
+	// Payload is the captured bytes; it aliases the ring-buffer record,
+	// valid until the next read. SegmentLen is the segment's payload
+	// length (more than len(Payload) when the capture cut it).
+	Payload    []byte
+	SegmentLen uint32
 }
 
 // DNSInfo is what a DNS response said, for --dns.

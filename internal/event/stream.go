@@ -30,6 +30,14 @@ const (
 	// DNS-over-TCP messages were dropped to keep within the DNS memory
 	// bound.
 	DNSEvicted
+	// HostsSkipped: hosts-file lines or names not used: malformed (as
+	// glibc ignores them), past a bound (line or name length, names per
+	// address, addresses per file), or past the file's size bound.
+	HostsSkipped
+	// HostsEvicted: mount namespaces' hosts files forgotten to stay
+	// within the hosts cache's bounds (read again when needed, while a
+	// process of the namespace is alive).
+	HostsEvicted
 	// OutputFull: events dropped before the --output file because its
 	// writer's queue was full (a slow or stalled disk); the kernel side is
 	// never made to wait for the file.
@@ -48,6 +56,21 @@ const (
 	// UDPTableFull: UDP flows the kernel side could not track because
 	// its flow table was full; their packets were not counted.
 	UDPTableFull
+	// TLSSplit: TLS ClientHellos that continued past the connection's
+	// first segment, with no server name in it (the connection has no
+	// sni).
+	TLSSplit
+	// TLSOversized: TLS ClientHellos larger than what the kernel side
+	// captures of a segment (or than a TLS record), with no server name
+	// in the part read.
+	TLSOversized
+	// TLSMalformed: first segments that began as a TLS handshake record
+	// but held no well-formed ClientHello.
+	TLSMalformed
+	// TLSEvicted: events that lacked their connection's server name
+	// because it had been forgotten to stay within the server-name
+	// memory bound.
+	TLSEvicted
 
 	// NumLossReasons is how many reasons there are.
 	NumLossReasons
@@ -63,15 +86,25 @@ var lossReasons = [NumLossReasons]struct{ key, line string }{
 	DNSMalformed:      {"malformed", "skipped %d malformed or truncated DNS messages"},
 	DNSUnsolicited:    {"unsolicited", "dropped %d DNS answers that match no query seen from their socket (unsolicited or spoofed): they name nothing"},
 	DNSEvicted:        {"evicted", "forgot %d DNS names, queries or partial messages to stay within the DNS memory bound"},
+	HostsSkipped:      {"hosts_skipped", "skipped %d hosts-file lines or names: malformed, or past a bound (4096-byte lines, 255-byte names, 8 names an address, 16384 addresses or 1 MiB a file)"},
+	HostsEvicted:      {"hosts_evicted", "forgot %d mount namespaces' hosts files to stay within the hosts cache's bound (256 namespaces, 16 MiB)"},
 	OutputFull:        {"output_full", "dropped %d events before the --output file: its writer could not keep up (a slow or stalled disk)"},
 	OutputError:       {"output_error", "%d records not written to the --output file: writing it failed"},
 	UpdateLimit:       {"update_limit", "%d connection updates skipped: more connections were due than the per-period limit; each is updated later, over a longer period"},
 	ListenerTableFull: {"listener_table_full", "%d listeners' owners not remembered: the listener table was full; the SYN-ACKs retransmitted for their half-open connections have no process"},
 	UDPTableFull:      {"udp_table_full", "%d UDP flows not tracked: the UDP flow table was full (try a larger --udp-flows); their packets were not counted"},
+	TLSSplit:          {"split", "%d TLS ClientHellos split over segments with no server name in the first: those connections have no sni"},
+	TLSOversized:      {"oversized", "%d TLS ClientHellos larger than the capture with no server name in the part captured: those connections have no sni"},
+	TLSMalformed:      {"not_client_hello", "skipped %d TLS handshake records that held no well-formed ClientHello"},
+	TLSEvicted:        {"sni_evicted", "%d events without their TLS server name: it was forgotten to stay within the server-name memory bound"},
 }
 
-// DNS reports whether this is about DNS messages, not lost events.
-func (l LossReason) DNS() bool { return l >= DNSMalformed && l <= DNSEvicted }
+// DNS reports whether this is about DNS messages or hostnames (DNS
+// answers, hosts files), not lost events.
+func (l LossReason) DNS() bool { return l >= DNSMalformed && l <= HostsEvicted }
+
+// TLS reports whether this is about TLS server names, not lost events.
+func (l LossReason) TLS() bool { return l >= TLSSplit && l <= TLSEvicted }
 
 // Key is the loss's "reason" in JSON.
 func (l LossReason) Key() string { return lossReasons[l].key }
@@ -93,6 +126,9 @@ type Handler interface {
 	Event(e *Event) error
 	// DNS is a DNS message a local socket sent or received.
 	DNS(p *DNSPacket) error
+	// TLS is an outbound connection's first data segment, a TLS
+	// ClientHello.
+	TLS(h *TLSHello) error
 	// Lost says n events were lost since the last report, and why (or,
 	// for a DNS reason, n DNS messages or entries dropped).
 	Lost(n uint64, why LossReason, at time.Time) error

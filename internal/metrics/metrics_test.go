@@ -158,16 +158,22 @@ tuxscope_resets_total{`+l3+`,side="remote"} 1
 # HELP tuxscope_dns_responses_total DNS responses that reached a process, by rcode.
 # TYPE tuxscope_dns_responses_total counter
 tuxscope_dns_responses_total{comm="curl",container="",namespace="",pod="",rcode="NXDOMAIN"} 1
-# HELP tuxscope_events_lost_total Events lost (ring_buffer_full, hook_skipped, conn_table_full, listener_table_full; UDP flows not tracked: udp_table_full), update events skipped (update_limit), events --output could not write (output_full, output_error), and DNS messages or names dropped (malformed, unsolicited, evicted).
+# HELP tuxscope_events_lost_total Events lost (ring_buffer_full, hook_skipped, conn_table_full, listener_table_full; UDP flows not tracked: udp_table_full), update events skipped (update_limit), events --output could not write (output_full, output_error), DNS messages or names dropped (malformed, unsolicited, evicted), hosts-file lines or namespaces not kept (hosts_skipped, hosts_evicted), and TLS server names missing (split, oversized, not_client_hello, sni_evicted).
 # TYPE tuxscope_events_lost_total counter
 tuxscope_events_lost_total{reason="conn_table_full"} 0
 tuxscope_events_lost_total{reason="evicted"} 0
 tuxscope_events_lost_total{reason="hook_skipped"} 0
+tuxscope_events_lost_total{reason="hosts_evicted"} 0
+tuxscope_events_lost_total{reason="hosts_skipped"} 0
 tuxscope_events_lost_total{reason="listener_table_full"} 0
 tuxscope_events_lost_total{reason="malformed"} 0
+tuxscope_events_lost_total{reason="not_client_hello"} 0
 tuxscope_events_lost_total{reason="output_error"} 0
 tuxscope_events_lost_total{reason="output_full"} 0
+tuxscope_events_lost_total{reason="oversized"} 0
 tuxscope_events_lost_total{reason="ring_buffer_full"} 3
+tuxscope_events_lost_total{reason="sni_evicted"} 0
+tuxscope_events_lost_total{reason="split"} 0
 tuxscope_events_lost_total{reason="unsolicited"} 0
 tuxscope_events_lost_total{reason="udp_table_full"} 0
 tuxscope_events_lost_total{reason="update_limit"} 0

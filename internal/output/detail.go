@@ -254,8 +254,40 @@ func appendSI(b []byte, v float64, units []string) []byte {
 			prec = 1
 		}
 	}
-	b = strconv.AppendFloat(b, v, 'f', prec, 64)
+	b = appendFixed(b, v, prec)
 	return append(b, units[u]...)
+}
+
+// appendFixed is strconv.AppendFloat(b, v, 'f', prec, 64) for prec 0-2,
+// without its cost where the rounding is plain: v·10^prec is rounded in
+// integers unless it is within a hair of a half, where AppendFloat
+// decides (it rounds v's exact binary value).
+func appendFixed(b []byte, v float64, prec int) []byte {
+	scale := [...]float64{1, 10, 100}[prec]
+	x := v * scale
+	if !(x >= 0 && x < 1e15) {
+		return strconv.AppendFloat(b, v, 'f', prec, 64)
+	}
+	n := uint64(x)
+	frac := x - float64(n)
+	switch {
+	case frac > 0.5-1e-6 && frac < 0.5+1e-6:
+		return strconv.AppendFloat(b, v, 'f', prec, 64)
+	case frac > 0.5:
+		n++
+	}
+	if prec == 0 {
+		return strconv.AppendUint(b, n, 10)
+	}
+	var digits [24]byte
+	d := strconv.AppendUint(digits[:0], n, 10)
+	for len(d) <= prec { // 0.05 -> 005 -> 0.05
+		d = append(d[:1], d...)
+		d[0] = '0'
+	}
+	b = append(b, d[:len(d)-prec]...)
+	b = append(b, '.')
+	return append(b, d[len(d)-prec:]...)
 }
 
 // appendBacklog writes a listener's backlog, and v6only for an IPv6 one

@@ -17,6 +17,14 @@ const hexDigits = "0123456789abcdef"
 func appendTerminalSafe(b []byte, s []byte) ([]byte, int) {
 	width := 0
 	for len(s) > 0 {
+		// Printable ASCII but the backslash is copied as is, a run at a
+		// time: most names are nothing else.
+		if n := safeASCII(s, '\\'); n > 0 {
+			b = append(b, s[:n]...)
+			width += n
+			s = s[n:]
+			continue
+		}
 		r, size := utf8.DecodeRune(s)
 		switch {
 		case r == utf8.RuneError && size <= 1:
@@ -55,6 +63,13 @@ func TerminalSafe(s string) string {
 func appendJSONString(b []byte, s []byte) []byte {
 	b = append(b, '"')
 	for len(s) > 0 {
+		// Printable ASCII but the quote and the backslash needs no
+		// escape: copied a run at a time.
+		if n := safeASCII(s, '"'); n > 0 {
+			b = append(b, s[:n]...)
+			s = s[n:]
+			continue
+		}
 		c := s[0]
 		if c < utf8.RuneSelf {
 			switch {
@@ -86,4 +101,15 @@ func appendJSONString(b []byte, s []byte) []byte {
 		s = s[size:]
 	}
 	return append(b, '"')
+}
+
+// safeASCII is the length of s's leading run of printable ASCII bytes
+// (0x20-0x7e) other than the backslash and special.
+func safeASCII(s []byte, special byte) int {
+	for i, c := range s {
+		if c < 0x20 || c > 0x7e || c == '\\' || c == special {
+			return i
+		}
+	}
+	return len(s)
 }

@@ -60,7 +60,8 @@ type File struct {
 	pending event.LossCounts
 	dropped uint64 // events dropped in all (OutputFull)
 	w       *fileWriter
-	said    bool // the first write error was said on diag
+	times   timeCache // the events' times
+	said    bool      // the first write error was said on diag
 	closed  bool
 }
 
@@ -143,7 +144,7 @@ func (f *File) addLoss(n uint64, why event.LossReason, at time.Time) {
 // queue is full, is dropped.
 func (f *File) Event(e *event.Event) error {
 	c := f.chunk(e.Time)
-	c.b = appendEventJSON(c.b, e)
+	c.b = appendEventJSON(c.b, e, &f.times)
 	c.events++
 	if len(c.b) >= chunkSize {
 		f.hand(false)

@@ -233,7 +233,7 @@ func TestFileSinkBlockedWriterDrops(t *testing.T) {
 	var diag bytes.Buffer
 	f := newFile(w, FileOptions{Path: "f", QueueBytes: chunkSize}, &diag)
 	e := v4Connect()
-	line := string(appendEventJSON(nil, e))
+	line := string(appendEventJSON(nil, e, nil))
 	perChunk := (chunkSize + len(line) - 1) / len(line) // events that fill a chunk
 
 	send := func(n int) {
@@ -301,7 +301,7 @@ func TestFileSinkWriteErrors(t *testing.T) {
 	var diag bytes.Buffer
 	f := newFile(w, FileOptions{Path: "f"}, &diag)
 	e := v4Connect()
-	line := string(appendEventJSON(nil, e))
+	line := string(appendEventJSON(nil, e, nil))
 	for range 5 {
 		f.Event(e)
 	}

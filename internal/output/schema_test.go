@@ -90,7 +90,7 @@ func TestJSONLinesFollowTheSchema(t *testing.T) {
 		t.Errorf("lost record read back as %v", got)
 	}
 	// And what the DNS tracker dropped, a record type of its own.
-	for why, key := range map[event.LossReason]string{event.DNSMalformed: "malformed", event.DNSUnsolicited: "unsolicited", event.DNSEvicted: "evicted"} {
+	for why, key := range map[event.LossReason]string{event.DNSMalformed: "malformed", event.DNSUnsolicited: "unsolicited", event.DNSEvicted: "evicted", event.HostsSkipped: "hosts_skipped", event.HostsEvicted: "hosts_evicted"} {
 		out.Reset()
 		s := New(FormatJSON, &out, nil)
 		if err := s.Lost(3, why, fixedTime); err != nil {

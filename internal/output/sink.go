@@ -2,6 +2,7 @@ package output
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -217,9 +218,12 @@ func (t *Table) Event(e *event.Event) error {
 	start = len(b)
 	if e.Listener() {
 		b = append(b, '-') // a listener has no other end
-	} else if e.Hostname != "" && !e.Inbound() {
-		// example.com (93.184.216.34):443, or ~example.com when another
-		// process resolved the name (hostname_source cgroup or host).
+	} else if (e.Hostname != "" || e.SNI != "") && !e.Inbound() {
+		// example.com (93.184.216.34):443, or ~example.com when the
+		// name is not from a lookup this process was seen to make
+		// (hostname_source cgroup, host or hosts). Without a DNS name,
+		// the TLS server name the process asked for, unmarked: its own
+		// word.
 		hostStart := len(b)
 		b, w = appendHostname(b, e)
 		hostBytes := len(b) - hostStart
@@ -240,18 +244,22 @@ func (t *Table) Event(e *event.Event) error {
 }
 
 // HostnameMark is what the table puts before a hostname that another
-// process resolved (JSON's hostname_source cgroup or host): the name is
-// likely, not this process's own lookup.
+// process resolved, or that the process's hosts file gives the address
+// (JSON's hostname_source cgroup, host or hosts): the name is likely, not
+// from a lookup this process was seen to make.
 const HostnameMark = '~'
 
-// appendHostname appends e's hostname, escaped for a terminal and marked
-// with HostnameMark unless the process resolved it itself; it returns the
+// appendHostname appends e's hostname (else its TLS server name),
+// escaped for a terminal and marked with HostnameMark unless the process
+// resolved it itself; it returns the
 // columns it takes. A name that itself starts with the mark has it escaped
 // (\x7e), so the mark is never ambiguous.
 func appendHostname(b []byte, e *event.Event) ([]byte, int) {
 	name := []byte(e.Hostname)
 	w := 0
-	if e.HostnameSource != "process" {
+	if e.Hostname == "" {
+		name = []byte(e.SNI) // the process's own: not marked
+	} else if e.HostnameSource != "process" {
 		b = append(b, HostnameMark)
 		w++
 	}
@@ -306,6 +314,7 @@ func pad(b []byte, w, col int) []byte {
 // JSON is the machine-readable sink: one object per line.
 type JSON struct {
 	lines
+	times timeCache
 }
 
 func (j *JSON) Start() error { return nil }
@@ -313,12 +322,52 @@ func (j *JSON) Start() error { return nil }
 // timeLayout is RFC 3339 with nanoseconds, always nine digits.
 const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
-func (j *JSON) Event(e *event.Event) error { return j.write(appendEventJSON(j.buf[:0], e)) }
+func (j *JSON) Event(e *event.Event) error {
+	return j.write(appendEventJSON(j.buf[:0], e, &j.times))
+}
 
-// appendEventJSON appends e as one JSON line, newline included.
-func appendEventJSON(b []byte, e *event.Event) []byte {
+// timeCache formats times as timeLayout, a second's date, clock and zone
+// once: events come many to a second, and time.AppendFormat is most of
+// a JSON line's cost.
+type timeCache struct {
+	sec    int64
+	loc    *time.Location
+	prefix []byte // "2006-01-02T15:04:05." of sec in loc
+	zone   []byte // "Z07:00" of sec in loc
+}
+
+// appendTime appends t as t.AppendFormat(b, timeLayout) does; a nil c
+// caches nothing.
+func (c *timeCache) appendTime(b []byte, t time.Time) []byte {
+	if c == nil {
+		return t.AppendFormat(b, timeLayout)
+	}
+	if sec, loc := t.Unix(), t.Location(); c.prefix == nil || sec != c.sec || loc != c.loc {
+		full := t.AppendFormat(nil, timeLayout)
+		dot := bytes.IndexByte(full, '.')
+		if dot < 0 || len(full) < dot+10 { // not the layout's shape: no cache
+			c.prefix = nil
+			return append(b, full...)
+		}
+		c.sec, c.loc = sec, loc
+		c.prefix, c.zone = full[:dot+1], full[dot+10:]
+	}
+	b = append(b, c.prefix...)
+	var frac [9]byte
+	ns := t.Nanosecond()
+	for i := len(frac) - 1; i >= 0; i-- {
+		frac[i] = byte('0' + ns%10)
+		ns /= 10
+	}
+	b = append(b, frac[:]...)
+	return append(b, c.zone...)
+}
+
+// appendEventJSON appends e as one JSON line, newline included, its time
+// formatted through tc (nil: none).
+func appendEventJSON(b []byte, e *event.Event, tc *timeCache) []byte {
 	b = append(b, `{"time":"`...)
-	b = e.Time.AppendFormat(b, timeLayout)
+	b = tc.appendTime(b, e.Time)
 	b = append(b, `","timestamp_ns":`...)
 	b = strconv.AppendUint(b, e.TimestampNs, 10)
 	b = append(b, `,"event_type":"`...)
@@ -380,6 +429,20 @@ func appendEventJSON(b []byte, e *event.Event) []byte {
 			}
 			b = append(b, ']')
 		}
+	}
+	if e.SNI != "" {
+		b = append(b, `,"sni":`...)
+		b = appendJSONString(b, []byte(e.SNI))
+	}
+	if len(e.ALPN) > 0 {
+		b = append(b, `,"alpn":[`...)
+		for i, p := range e.ALPN {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, []byte(p))
+		}
+		b = append(b, ']')
 	}
 	b = appendContainerJSON(b, e)
 	b = appendLifecycleJSON(b, e)
@@ -558,13 +621,16 @@ func (j *JSON) Lost(n uint64, why event.LossReason, at time.Time) error {
 }
 
 // appendLostJSON appends a loss notice as one JSON line: lost, or
-// dns_dropped for a DNS reason.
+// dns_dropped for a DNS reason, tls_dropped for a TLS one.
 func appendLostJSON(b []byte, n uint64, why event.LossReason, at time.Time) []byte {
 	b = append(b, `{"time":"`...)
 	b = at.AppendFormat(b, timeLayout)
-	if why.DNS() {
+	switch {
+	case why.DNS():
 		b = append(b, `","event_type":"dns_dropped","count":`...)
-	} else {
+	case why.TLS():
+		b = append(b, `","event_type":"tls_dropped","count":`...)
+	default:
 		b = append(b, `","event_type":"lost","count":`...)
 	}
 	b = strconv.AppendUint(b, n, 10)

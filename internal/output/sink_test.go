@@ -603,14 +603,16 @@ func benchmarkEvent(b *testing.B, f Format, e *event.Event) {
 	}
 }
 
-// A hostname another process resolved is marked with ~ in the table; the
-// process's own is not. A name that itself starts with ~ has it escaped,
+// A hostname another process resolved, or the process's hosts file
+// gives, is marked with ~ in the table; the process's own lookup is not. A name that itself starts with ~ has it escaped,
 // so the mark is never ambiguous, and the DETAIL column stays aligned.
 func TestTableHostnameMark(t *testing.T) {
 	tests := []struct{ name, source, want string }{
 		{"svc.example", "process", "6201     curl             established 10.0.0.5:53412           svc.example (93.184.216.34):443 latency 1.50ms\n"},
 		{"svc.example", "cgroup", "6201     curl             established 10.0.0.5:53412           ~svc.example (93.184.216.34):443 latency 1.50ms\n"},
 		{"svc.example", "host", "6201     curl             established 10.0.0.5:53412           ~svc.example (93.184.216.34):443 latency 1.50ms\n"},
+		// From the process's hosts file: no lookup of its own was seen.
+		{"svc.example", "hosts", "6201     curl             established 10.0.0.5:53412           ~svc.example (93.184.216.34):443 latency 1.50ms\n"},
 		{"~x.example", "process", "6201     curl             established 10.0.0.5:53412           \\x7ex.example (93.184.216.34):443 latency 1.50ms\n"},
 		{"~x.example", "host", "6201     curl             established 10.0.0.5:53412           ~\\x7ex.example (93.184.216.34):443 latency 1.50ms\n"},
 		// Short enough to pad: the DETAIL column starts at 88, as in the header.
@@ -628,6 +630,58 @@ func TestTableHostnameMark(t *testing.T) {
 		if got := tableLine(t, e); got != tt.want {
 			t.Errorf("%s (%s):\n got %q\nwant %q", tt.name, tt.source, got, tt.want)
 		}
+	}
+}
+
+// Without a DNS name, DST shows the TLS server name, unmarked (the
+// process's own word), escaped, in the same columns; a DNS name wins.
+// JSON has both, with the ALPN list.
+func TestServerName(t *testing.T) {
+	e := v4CloseLocal()
+	e.Remote = netip.MustParseAddrPort("1.2.3.4:443")
+	e.SNI, e.ALPN = "api.test", []string{"h2", "http/1.1"}
+	named := tableLine(t, e)
+	if want := "api.test (1.2.3.4):443   "; !strings.Contains(named, want) {
+		t.Errorf("table %q lacks %q", named, want)
+	}
+	e.SNI = ""
+	plain := tableLine(t, e)
+	if i, j := strings.Index(named, "api.test"), strings.Index(plain, "1.2.3.4"); i != j || strings.Index(named, "1234s") != strings.Index(plain, "1234s") {
+		t.Errorf("columns moved:\n%q\n%q", named, plain)
+	}
+	e.SNI = "api.test"
+	e.Hostname, e.HostnameSource = "svc.example", "host"
+	if got := tableLine(t, e); !strings.Contains(got, "~svc.example (1.2.3.4):443") {
+		t.Errorf("DNS name should win: %q", got)
+	}
+	line := jsonLine(t, e)
+	got := strictDecode(t, line)
+	if got.SNI != "api.test" || !slices.Equal(got.ALPN, []string{"h2", "http/1.1"}) || got.Hostname != "svc.example" {
+		t.Errorf("JSON %s", line)
+	}
+	// Inbound: the client's name is not shown (it is not connected to).
+	in := v6Accept()
+	in.SNI = "x.test"
+	if got := tableLine(t, in); strings.Contains(got, "x.test") {
+		t.Errorf("inbound shows a server name: %q", got)
+	}
+}
+
+func TestTLSDropped(t *testing.T) {
+	var out, diag bytes.Buffer
+	s := New(FormatJSON, &out, &diag)
+	if err := s.Lost(2, event.TLSSplit, fixedTime); err != nil {
+		t.Fatal(err)
+	}
+	s.Flush()
+	if want := `{"time":"2024-05-06T07:08:09.123456789Z","event_type":"tls_dropped","count":2,"reason":"split"}` + "\n"; out.String() != want {
+		t.Errorf("got %q, want %q", out.String(), want)
+	}
+	out.Reset()
+	s = New(FormatTable, &out, &diag)
+	s.Lost(3, event.TLSOversized, fixedTime)
+	if want := "tuxscope: 3 TLS ClientHellos larger than the capture with no server name in the part captured: those connections have no sni\n"; diag.String() != want {
+		t.Errorf("got %q", diag.String())
 	}
 }
 

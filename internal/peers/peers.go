@@ -89,7 +89,14 @@ type closedRef struct {
 // listenKey is a listener: its namespace and (unmapped) address.
 type listenKey struct {
 	netns uint64
-	addr  netip.AddrPort
+	addr  [16]byte // As16
+	port  uint16
+	v4    bool    // an IPv4 address, not an IPv6 one
+	zero  [5]byte // explicit, so that the struct has no padding: hashed as plain memory
+}
+
+func newListenKey(netns uint64, a netip.AddrPort) listenKey {
+	return listenKey{netns: netns, addr: a.Addr().As16(), port: a.Port(), v4: a.Addr().Is4()}
 }
 
 type listener struct {
@@ -204,9 +211,13 @@ func (l *Linker) Enrich(e *event.Event) {
 		return
 	}
 	k := keyOf(e)
-	if p, ok := l.ends[k.reverse()]; ok && !p.closed && p.pid != 0 {
-		e.SetPeer(p.pid, p.comm.Bytes())
-		return
+	// A connect's learn has just forgotten the reverse end (unless it is
+	// this end, a self-connect): no lookup.
+	if rk := k.reverse(); e.Type != event.Connect || rk == k {
+		if p, ok := l.ends[rk]; ok && !p.closed && p.pid != 0 {
+			e.SetPeer(p.pid, p.comm.Bytes())
+			return
+		}
 	}
 	if e.Type == event.Connect || e.Type == event.Established {
 		// The connection's other end is not known yet (not accepted):
@@ -243,16 +254,18 @@ func (l *Linker) learn(e *event.Event) {
 	if e.PID == 0 {
 		return
 	}
-	if cur, ok := l.ends[k]; ok && !cur.closed {
+	cur, ok := l.ends[k]
+	if ok && !cur.closed {
 		cur.owner = ownerOf(e)
 		l.ends[k] = cur
 		return
 	}
-	if !l.room() {
+	if ok { // a closed end's place is taken over: the table does not grow
+		l.nClosed--
+	} else if !l.room() {
 		l.Full++
 		return
 	}
-	l.forget(k)
 	l.gen++
 	l.ends[k] = end{owner: ownerOf(e), gen: l.gen}
 }
@@ -330,14 +343,15 @@ func (l *Linker) close(e *event.Event) {
 	for l.head < len(l.closed) && e.TimestampNs > l.closed[l.head].ns+uint64(closedKeep) {
 		l.dropClosed()
 	}
-	p, ok := l.ends[k.reverse()]
+	rk := k.reverse()
+	p, ok := l.ends[rk]
 	if ok && p.pid != 0 {
 		e.SetPeer(p.pid, p.comm.Bytes())
 	}
 	if !ok || p.closed {
 		l.forget(k)
 		if ok {
-			l.forget(k.reverse())
+			l.forget(rk) // not gone with k's unless k is rk (a self-connect)
 		}
 		return
 	}
@@ -364,7 +378,7 @@ func (l *Linker) close(e *event.Event) {
 }
 
 func (l *Linker) listen(e *event.Event) {
-	k := listenKey{e.NetNS, unmap(e.Local)}
+	k := newListenKey(e.NetNS, unmap(e.Local))
 	ls, ok := l.listeners[k]
 	if !ok && len(l.listeners) >= l.MaxListeners {
 		l.Full++
@@ -379,7 +393,7 @@ func (l *Linker) listen(e *event.Event) {
 // unlisten forgets a listener: the one of the closing process, else (a
 // listener another process closed last) the oldest at that address.
 func (l *Linker) unlisten(e *event.Event) {
-	k := listenKey{e.NetNS, unmap(e.Local)}
+	k := newListenKey(e.NetNS, unmap(e.Local))
 	ls := l.listeners[k]
 	if len(ls) == 0 {
 		return
@@ -404,18 +418,18 @@ func (l *Linker) unlisten(e *event.Event) {
 // IPv6 one takes IPv4 connections unless v6only) when dst is an address
 // of this host there. Several processes listening there: none.
 func (l *Linker) listenerAt(netns uint64, dst netip.AddrPort) (owner, bool) {
-	if ls, ok := l.listeners[listenKey{netns, dst}]; ok {
+	if ls, ok := l.listeners[newListenKey(netns, dst)]; ok {
 		return only(ls, dst.Addr().Is4())
 	}
 	if !dst.Addr().IsLoopback() && (netns != l.ownNetNS || l.ownNetNS == 0 || !l.localAddrs()[dst.Addr()]) {
 		return owner{}, false
 	}
 	if dst.Addr().Is4() {
-		if ls, ok := l.listeners[listenKey{netns, netip.AddrPortFrom(netip.IPv4Unspecified(), dst.Port())}]; ok {
+		if ls, ok := l.listeners[newListenKey(netns, netip.AddrPortFrom(netip.IPv4Unspecified(), dst.Port()))]; ok {
 			return only(ls, true)
 		}
 	}
-	if ls, ok := l.listeners[listenKey{netns, netip.AddrPortFrom(netip.IPv6Unspecified(), dst.Port())}]; ok {
+	if ls, ok := l.listeners[newListenKey(netns, netip.AddrPortFrom(netip.IPv6Unspecified(), dst.Port()))]; ok {
 		return only(ls, dst.Addr().Is4())
 	}
 	return owner{}, false

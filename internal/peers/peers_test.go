@@ -2,6 +2,7 @@ package peers
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -309,5 +310,22 @@ func BenchmarkLink(b *testing.B) {
 		if evs[4].PeerPID != 20 {
 			b.Fatalf("server's close names %d", evs[4].PeerPID)
 		}
+	}
+}
+
+// A socket connected to itself (TCP simultaneous open on one port) is its
+// own other end: each of its events names its own process, and its closed
+// end is kept, as any closed end, for a close that never comes.
+func TestSelfConnect(t *testing.T) {
+	l := newTest()
+	var got []string
+	for _, typ := range []event.Type{event.Connect, event.Established, event.Close} {
+		got = append(got, peer(enr(l, ev(typ, 5, "self", "127.0.0.1:40000", "127.0.0.1:40000"))))
+	}
+	if want := []string{"self/5", "self/5", "self/5"}; !slices.Equal(got, want) {
+		t.Errorf("peers %q, want %q", got, want)
+	}
+	if len(l.ends) != 1 || l.nClosed != 1 {
+		t.Errorf("%d ends (%d closed) left, want 1 (1)", len(l.ends), l.nClosed)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/tuxscope/tuxscope/internal/dns"
 	"github.com/tuxscope/tuxscope/internal/event"
 	"github.com/tuxscope/tuxscope/internal/filter"
+	"github.com/tuxscope/tuxscope/internal/sni"
 )
 
 // Sink receives events in order, from one goroutine, through its whole
@@ -62,8 +63,13 @@ type Config struct {
 	Filter    *filter.Spec // nil: every event
 	Enrichers []Enricher   // in order, before hostnames are added
 	// Names learns hostnames from DNS packets and names events' remote
-	// addresses; nil: none.
+	// addresses, also from hosts files when its Hosts is set (what those
+	// skip and evict is reported as losses with the hosts reasons); nil:
+	// none.
 	Names *dns.Tracker
+	// Servers learns TLS server names and ALPN from outbound
+	// connections' ClientHellos and names their later events; nil: none.
+	Servers *sni.Tracker
 	// Zones gives link-local IPv6 addresses their zone (fe80::1%eth0),
 	// after hostnames are added; nil: none.
 	Zones Enricher
@@ -104,8 +110,12 @@ type Pipeline struct {
 	sink Sink
 	dns  event.Event // the --dns event being built, reused
 	// DNS messages the tracker skipped or dropped, and entries it
-	// evicted, not yet reported, by reason (the DNS ones).
+	// evicted, and connections without a TLS server name (split,
+	// oversized, malformed or forgotten ClientHellos), not yet reported,
+	// by reason (the DNS and TLS ones).
 	dnsDrops event.LossCounts
+	// The hosts-file view's counts already added to dnsDrops.
+	hostsSkipped, hostsEvicted uint64
 }
 
 // New returns a pipeline feeding sink.
@@ -228,7 +238,10 @@ func (p *Pipeline) enrich(e *event.Event) {
 }
 
 // Event enriches, names, filters and times a kernel event. A close
-// frees what the hostname tracker kept for the socket.
+// frees what the hostname and server-name trackers kept for the socket.
+// A selected event of a connection whose server name is missing (its
+// ClientHello split, oversized, malformed or forgotten) counts that,
+// once per connection.
 func (p *Pipeline) Event(e *event.Event) error {
 	p.enrich(e)
 	if p.cfg.Names != nil {
@@ -236,9 +249,38 @@ func (p *Pipeline) Event(e *event.Event) error {
 			p.cfg.Names.Forget(e.Cookie)
 		}
 		p.cfg.Names.Name(e)
+		if h := p.cfg.Names.Hosts; h != nil {
+			skipped, evicted := h.Drops()
+			p.dnsDrops[event.HostsSkipped] += skipped - p.hostsSkipped
+			p.dnsDrops[event.HostsEvicted] += evicted - p.hostsEvicted
+			p.hostsSkipped, p.hostsEvicted = skipped, evicted
+		}
+	}
+	var (
+		why     event.LossReason
+		missing bool
+	)
+	if p.cfg.Servers != nil {
+		why, missing = p.cfg.Servers.Name(e)
 	}
 	p.zone(e)
-	return p.emit(e)
+	if !p.selects(e) {
+		return nil
+	}
+	if missing {
+		p.dnsDrops[why]++
+		p.cfg.Servers.Counted(e.Cookie)
+	}
+	return p.sink.Event(e)
+}
+
+// TLS teaches the server-name tracker an outbound connection's
+// ClientHello.
+func (p *Pipeline) TLS(h *event.TLSHello) error {
+	if p.cfg.Servers != nil {
+		p.cfg.Servers.Observe(h)
+	}
+	return nil
 }
 
 // zone gives e's link-local addresses their zone.

@@ -17,6 +17,7 @@ import (
 	"github.com/tuxscope/tuxscope/internal/dns"
 	"github.com/tuxscope/tuxscope/internal/event"
 	"github.com/tuxscope/tuxscope/internal/filter"
+	"github.com/tuxscope/tuxscope/internal/sni"
 )
 
 // script is a fake source: it makes the calls a tracer would, in order.
@@ -511,4 +512,91 @@ func TestWorkloadFilterEnriched(t *testing.T) {
 	}
 	check(t, sink.calls, []string{"start", "existing pid=42", "flush", "connect pid=42",
 		"dns pid=42 query=svc.example answers=[198.51.100.7] latency=0", "open out=1 in=1", "finish"})
+}
+
+// A ClientHello names its connection's later events; one that could not
+// be read is counted once, on the first of its connection's events the
+// filters select.
+func TestServerNames(t *testing.T) {
+	hello := func(cookie uint64, name string, n int) *event.TLSHello {
+		// A minimal ClientHello: TLS 1.2 record, one cipher suite,
+		// null compression, server_name.
+		ext := append([]byte{0, 0, 0, byte(len(name) + 5), 0, byte(len(name) + 3), 0, 0, byte(len(name))}, name...)
+		body := append([]byte{3, 3}, make([]byte, 32)...)
+		body = append(body, 0, 0, 2, 0x13, 0x01, 1, 0, 0, byte(len(ext)))
+		body = append(body, ext...)
+		hs := append([]byte{1, 0, 0, byte(len(body))}, body...)
+		b := append([]byte{0x16, 3, 1, 0, byte(len(hs))}, hs...)
+		return &event.TLSHello{Cookie: cookie, Payload: b[:min(n, len(b))], SegmentLen: uint32(min(n, len(b)))}
+	}
+	ev := func(typ event.Type, pid uint32, cookie uint64) *event.Event {
+		e := tcp(typ, pid, "198.51.100.9:443")
+		e.Cookie = cookie
+		return e
+	}
+	var (
+		sink  sinkLog
+		names []string
+	)
+	src := script(func(h event.Handler) error {
+		for _, s := range []func() error{
+			func() error { return h.TLS(hello(1, "a.test", 1000)) },
+			func() error { return h.TLS(hello(2, "b.test", 20)) }, // split
+			func() error { return h.Event(ev(event.Retransmit, 7, 1)) },
+			func() error { return h.Event(ev(event.Close, 7, 1)) },
+			func() error { return h.Event(ev(event.Retransmit, 8, 2)) }, // filtered out: not counted
+			func() error { return h.Event(ev(event.Close, 9, 2)) },      // its close, selected: counted
+		} {
+			if err := s(); err != nil {
+				return err
+			}
+			names = append(names, sink.last.SNI)
+		}
+		return nil
+	})
+	cfg := Config{Servers: sni.NewTracker(16), Filter: &filter.Spec{PIDs: []uint32{7, 9}}}
+	if err := New(cfg, &sink).Run(context.Background(), src, nil); err != nil {
+		t.Fatal(err)
+	}
+	check(t, sink.calls, []string{"start", "flush", "retransmit pid=7", "close pid=7", "close pid=9", "lost 1 split", "finish"})
+	if strings.Join(names, ",") != ",,a.test,a.test,a.test," {
+		t.Errorf("names %q", names)
+	}
+}
+
+// hostsFile is a dns.HostsNamer whose counts the test moves.
+type hostsFile struct {
+	names            map[netip.Addr][]string
+	skipped, evicted uint64
+}
+
+func (h *hostsFile) Name(_ uint32, _ uint64, a netip.Addr, _ uint64) []string { return h.names[a] }
+func (h *hostsFile) Drops() (uint64, uint64)                                  { return h.skipped, h.evicted }
+
+// Names from the hosts file reach the sink with source hosts; what the
+// hosts view skips or evicts is reported once, at the next tick.
+func TestHostsNamesAndDrops(t *testing.T) {
+	var sink sinkLog
+	h := &hostsFile{names: map[netip.Addr][]string{netip.MustParseAddr("198.51.100.7"): {"files.test"}}}
+	src := script(func(hd event.Handler) error {
+		h.skipped = 3 // the file read for this event had 3 bad lines
+		if err := hd.Event(tcp(event.Connect, 11, "198.51.100.7:443")); err != nil {
+			return err
+		}
+		if err := hd.Tick(time.Now()); err != nil {
+			return err
+		}
+		h.evicted = 1
+		if err := hd.Event(tcp(event.Connect, 12, "198.51.100.8:443")); err != nil {
+			return err
+		}
+		return hd.Tick(time.Now())
+	})
+	tr := dns.NewTracker()
+	tr.Hosts = h
+	if err := New(Config{Names: tr}, &sink).Run(context.Background(), src, nil); err != nil {
+		t.Fatal(err)
+	}
+	check(t, sink.calls, []string{"start", "flush", "connect pid=11 host=files.test/hosts", "lost 3 hosts_skipped", "tick",
+		"connect pid=12", "lost 1 hosts_evicted", "tick", "finish"})
 }

@@ -18,7 +18,7 @@ import "fmt"
 type Event struct {
 	Time        string `json:"time"`         // wall-clock time, RFC 3339 with nanoseconds
 	TimestampNs uint64 `json:"timestamp_ns"` // kernel CLOCK_MONOTONIC; not on lost records
-	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, retransmit, reset, listen, unlisten, existing, dns, update, udp_open, udp_close, lost, dns_dropped
+	EventType   string `json:"event_type"`   // connect, accept, established, failed, close, retransmit, reset, listen, unlisten, existing, dns, update, udp_open, udp_close, lost, dns_dropped, tls_dropped
 	PID         int    `json:"pid"`          // process (tgid) that connected or accepted (a close: that held and closed the socket); 0 if unknown
 	TID         int    `json:"tid"`          // its thread
 	UID         int    `json:"uid"`
@@ -40,8 +40,13 @@ type Event struct {
 	Direction string `json:"direction"` // outbound (connected from here) or inbound (accepted here)
 
 	Hostname       string   `json:"hostname,omitempty"`        // outbound events: the name that resolved to daddr
-	HostnameSource string   `json:"hostname_source,omitempty"` // process, cgroup or host: whose lookup it was
+	HostnameSource string   `json:"hostname_source,omitempty"` // process, cgroup or host: whose lookup it was; hosts: the process's hosts file
 	HostnameAlso   []string `json:"hostname_also,omitempty"`   // other names live for that address
+	// SNI is the server name an outbound connection's TLS ClientHello
+	// asked for, ALPN the application protocols it offered; on the
+	// connection's events after its first data segment (not its connect).
+	SNI  string   `json:"sni,omitempty"`
+	ALPN []string `json:"alpn,omitempty"`
 
 	State string `json:"state,omitempty"` // existing, update, retransmit, reset (before it): the TCP state, e.g. ESTABLISHED
 
@@ -83,7 +88,9 @@ type Event struct {
 	// Reason is why a connect failed or a connection was reset (refused,
 	// timed out, ...); on a lost record, why events were lost
 	// (ring_buffer_full, hook_skipped); on a dns_dropped record, what was
-	// dropped (malformed, unsolicited, evicted).
+	// dropped (malformed, unsolicited, evicted; hosts_skipped, hosts_evicted);
+	// on a tls_dropped record, why connections have no sni (split,
+	// oversized, ...).
 	Reason string `json:"reason,omitempty"`
 	Error  string `json:"error,omitempty"` // the errno's name, e.g. ECONNREFUSED
 
@@ -104,7 +111,7 @@ type Event struct {
 	ReceiveBytesPerS    *uint64 `json:"receive_bytes_per_s,omitempty"` // period_bytes_received per second
 	PeriodRetrans       *uint32 `json:"period_retrans,omitempty"`      // segments retransmitted in the period
 
-	Count uint64 `json:"count,omitempty"` // lost: how many events; dns_dropped: how many messages or entries; open_at_exit: how many connections
+	Count uint64 `json:"count,omitempty"` // lost: how many events; dns_dropped: how many messages or entries; tls_dropped: how many connections; open_at_exit: how many connections
 	// open_at_exit: the connections still open when tuxscope stopped, by
 	// direction (count is their sum).
 	Outbound *uint64 `json:"outbound,omitempty"`
@@ -114,7 +121,7 @@ type Event struct {
 // String is a one-line description, for test failures and tools.
 func (e Event) String() string {
 	switch e.EventType {
-	case "lost", "dns_dropped":
+	case "lost", "dns_dropped", "tls_dropped":
 		return fmt.Sprintf("%s %d (%s)", e.EventType, e.Count, e.Reason)
 	case "open_at_exit":
 		return fmt.Sprintf("open_at_exit %d (outbound %v, inbound %v)", e.Count, deref(e.Outbound), deref(e.Inbound))
@@ -133,6 +140,9 @@ func (e Event) String() string {
 	}
 	if e.Hostname != "" {
 		s += fmt.Sprintf(" hostname=%q (%s)", e.Hostname, e.HostnameSource)
+	}
+	if e.SNI != "" || e.ALPN != nil {
+		s += fmt.Sprintf(" sni=%q alpn=%q", e.SNI, e.ALPN)
 	}
 	return s
 }

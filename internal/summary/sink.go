@@ -46,8 +46,8 @@ func (s *Sink) Event(e *event.Event) error {
 
 // Lost counts dropped events into the current period.
 func (s *Sink) Lost(n uint64, why event.LossReason, _ time.Time) error {
-	if why.DNS() {
-		return nil // DNS messages, not events
+	if why.DNS() || why.TLS() {
+		return nil // DNS messages or server names, not events
 	}
 	s.agg.AddLost(n)
 	return nil

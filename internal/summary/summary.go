@@ -263,6 +263,25 @@ type Aggregator struct {
 	// live is the open connections' latest updates, carried from period
 	// to period (Next).
 	live *liveConns
+	// names holds the process names seen, so that an event's name
+	// becomes a string once, not once an event; at most maxNames.
+	names map[string]string
+}
+
+// maxNames bounds Aggregator.names; past it, it starts afresh.
+const maxNames = 4096
+
+// name is b as a string, from names when it is there.
+func (a *Aggregator) name(b []byte) string {
+	if s, ok := a.names[string(b)]; ok {
+		return s
+	}
+	if a.names == nil || len(a.names) >= maxNames {
+		a.names = make(map[string]string)
+	}
+	s := string(b)
+	a.names[s] = s
+	return s
 }
 
 // liveConns is what the updates said of each open connection, by socket
@@ -302,7 +321,7 @@ func New(start time.Time, by GroupBy) *Aggregator {
 // the open connections' live rates and retransmit baselines carried over.
 func (a *Aggregator) Next(start time.Time) *Aggregator {
 	n := New(start, a.by)
-	n.live = a.live
+	n.live, n.names = a.live, a.names
 	return n
 }
 
@@ -337,9 +356,9 @@ func (a *Aggregator) Add(e *event.Event) {
 	k := Key{Inbound: e.Inbound(), Peer: e.Remote.Addr(), Port: e.Dst().Port(), UDP: e.UDP()}
 	switch a.by {
 	case GroupProcess:
-		k.PID, k.Comm = e.PID, string(e.Comm())
+		k.PID, k.Comm = e.PID, a.name(e.Comm())
 	case GroupComm:
-		k.Group = string(e.Comm())
+		k.Group = a.name(e.Comm())
 	case GroupContainer:
 		k.Group = containerKey(e)
 	case GroupPod:

@@ -36,8 +36,8 @@ func (f *Feed) Event(e *event.Event) error {
 }
 
 func (f *Feed) Lost(n uint64, why event.LossReason, _ time.Time) error {
-	if why.DNS() {
-		return nil // DNS messages, not events
+	if why.DNS() || why.TLS() {
+		return nil // DNS messages or server names, not events
 	}
 	f.mu.Lock()
 	f.agg.AddLost(n)

@@ -20,6 +20,7 @@ var (
 	hdrLayout bpf.TuxscopeEventHeader
 	layout    bpf.TuxscopeEvent
 	dnsLayout bpf.TuxscopeDnsEvent
+	tlsLayout bpf.TuxscopeTlsEvent
 )
 
 // Both records embed the header first (a compile error otherwise: the
@@ -28,8 +29,10 @@ var (
 var (
 	_                         = [1]struct{}{}[unsafe.Offsetof(layout.Hdr)]
 	_                         = [1]struct{}{}[unsafe.Offsetof(dnsLayout.Hdr)]
+	_                         = [1]struct{}{}[unsafe.Offsetof(tlsLayout.Hdr)]
 	_ bpf.TuxscopeEventHeader = layout.Hdr
 	_ bpf.TuxscopeEventHeader = dnsLayout.Hdr
+	_ bpf.TuxscopeEventHeader = tlsLayout.Hdr
 )
 
 // struct event_header.
@@ -86,6 +89,15 @@ const (
 	offDNSTotal   = unsafe.Offsetof(dnsLayout.TotalLen)
 	offDNSProto   = unsafe.Offsetof(dnsLayout.Protocol)
 	offDNSData    = unsafe.Offsetof(dnsLayout.Data)
+)
+
+// struct tls_event, after the header.
+const (
+	tlsHeaderSize = int(unsafe.Offsetof(tlsLayout.Data))
+	offTLSCookie  = unsafe.Offsetof(tlsLayout.Cookie)
+	offTLSLen     = unsafe.Offsetof(tlsLayout.Len)
+	offTLSTotal   = unsafe.Offsetof(tlsLayout.TotalLen)
+	offTLSData    = unsafe.Offsetof(tlsLayout.Data)
 )
 
 const (
@@ -178,6 +190,15 @@ func decodeEvent(b []byte, e *event.Event) error {
 	e.BytesRetrans = ne.Uint64(b[offRetByts:])
 	e.State, e.SynRetrans = b[offState], b[offSynRet]
 	e.Backlog = ne.Uint32(b[offBacklog:])
+	if t == event.Established || t == event.Failed {
+		e.Flags &^= flagWithConnect
+	}
+	return decodeEventHeader(b, e)
+}
+
+// decodeEventHeader fills e's header fields (time, owner, tuple) from
+// the record's struct event_header.
+func decodeEventHeader(b []byte, e *event.Event) error {
 	var h header
 	err := decodeHeader(b, &h)
 	e.TimestampNs, e.PID, e.TID, e.UID, e.CgroupID = h.ts, h.pid, h.tid, h.uid, h.cgroupID
@@ -187,6 +208,25 @@ func decodeEvent(b []byte, e *event.Event) error {
 	e.NetNS = h.netns
 	e.IfIndex, e.IfIndexNetNS = h.ifindex, h.ifNetNS
 	return err
+}
+
+// flagWithConnect is FLAG_WITH_CONNECT (internal/bpf/event.h): an
+// established or failed record that also stands for the connect event
+// before it. A wire detail, not an event flag: decodeEvent clears it.
+const flagWithConnect event.Flags = 32
+
+// decodeConnect fills e with the connect event a record with
+// FLAG_WITH_CONNECT stands for besides its own, and says whether it has
+// one: the record's time, owner and tuple, nothing else.
+func decodeConnect(b []byte, e *event.Event) (bool, error) {
+	if len(b) < recordSize || event.Flags(b[offFlags])&flagWithConnect == 0 {
+		return false, nil
+	}
+	if t := event.Type(b[offType]); t != event.Established && t != event.Failed {
+		return false, nil
+	}
+	*e = event.Event{Type: event.Connect}
+	return true, decodeEventHeader(b, e)
 }
 
 // kernelType reports whether the kernel side makes struct event records
@@ -223,5 +263,32 @@ func decodeDNS(b []byte, p *event.DNSPacket) error {
 	p.Thread.Set(h.thread)
 	p.Family, p.Local, p.Remote = h.family, h.local, h.remote
 	p.NetNS = h.netns
+	return err
+}
+
+// tlsRecord reports whether b is a struct tls_event record (by the type
+// its header carries).
+func tlsRecord(b []byte) bool {
+	return len(b) > int(offType) && event.Type(b[offType]) == event.TLS
+}
+
+// decodeTLS fills h from a struct tls_event record.
+func decodeTLS(b []byte, h *event.TLSHello) error {
+	if len(b) < tlsHeaderSize {
+		return fmt.Errorf("%w: %d bytes, want at least %d for a TLS record", ErrShortRecord, len(b), tlsHeaderSize)
+	}
+	ne := binary.NativeEndian
+	*h = event.TLSHello{}
+	h.Cookie = ne.Uint64(b[offTLSCookie:])
+	h.SegmentLen = ne.Uint32(b[offTLSTotal:])
+	n := int(ne.Uint32(b[offTLSLen:]))
+	if n > len(b)-int(offTLSData) {
+		return fmt.Errorf("TLS record claims %d payload bytes, has %d", n, len(b)-int(offTLSData))
+	}
+	h.Payload = b[offTLSData : int(offTLSData)+n]
+	var hd header
+	err := decodeHeader(b, &hd)
+	h.TimestampNs, h.CgroupID = hd.ts, hd.cgroupID
+	h.Family, h.Local, h.Remote = hd.family, hd.local, hd.remote
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,7 +17,7 @@ import (
 // recordBytes renders rec exactly as the kernel writes it into the ring
 // buffer: the bytes of the bpf2go struct, in native byte order. The result
 // is a copy, so tests may mutate it freely.
-func recordBytes[R bpf.TuxscopeEvent | bpf.TuxscopeDnsEvent](rec *R) []byte {
+func recordBytes[R bpf.TuxscopeEvent | bpf.TuxscopeDnsEvent | bpf.TuxscopeTlsEvent](rec *R) []byte {
 	raw := unsafe.Slice((*byte)(unsafe.Pointer(rec)), unsafe.Sizeof(*rec))
 	return append([]byte(nil), raw...)
 }
@@ -673,6 +674,55 @@ func TestDecodeDNS(t *testing.T) {
 	}
 }
 
+// tlsHello is an outbound IPv4 connection's first segment, 9 bytes of a
+// 1,500-byte one captured.
+func tlsHello() bpf.TuxscopeTlsEvent {
+	var rec bpf.TuxscopeTlsEvent
+	setHeader(&rec.Hdr, 16 /* EVENT_TLS */, 777888999, 0, 0, 0, "", 2 /* AF_INET */, 40001, 443)
+	rec.Hdr.Owner.CgroupId = 0x1112131415161718
+	copy(rec.Hdr.Tuple.Laddr[:], []byte{127, 0, 0, 1})
+	copy(rec.Hdr.Tuple.Raddr[:], []byte{127, 0, 0, 2})
+	rec.Cookie = 0x2122232425262728
+	rec.TotalLen = 1500
+	rec.Len = 9
+	copy(rec.Data[:], "\x16\x03\x01\x05\xd7\x01\x00\x05\xd3")
+	return rec
+}
+
+func TestDecodeTLS(t *testing.T) {
+	rec := tlsHello()
+	b := recordBytes(&rec)
+	if !tlsRecord(b) {
+		t.Fatal("not taken for a TLS record")
+	}
+	var h event.TLSHello
+	if err := decodeTLS(b, &h); err != nil {
+		t.Fatal(err)
+	}
+	if h.TimestampNs != 777888999 || h.CgroupID != 0x1112131415161718 || h.Cookie != 0x2122232425262728 ||
+		h.Family != 4 || h.Local.String() != "127.0.0.1:40001" || h.Remote.String() != "127.0.0.2:443" ||
+		h.SegmentLen != 1500 || string(h.Payload) != string(rec.Data[:9]) {
+		t.Errorf("decoded %+v", h)
+	}
+	if err := decodeTLS(b[:tlsHeaderSize+9], &h); err != nil || len(h.Payload) != 9 {
+		t.Errorf("trimmed record: %v, payload %d bytes", err, len(h.Payload))
+	}
+	if err := decodeTLS(b[:tlsHeaderSize+8], &h); err == nil || err.Error() != "TLS record claims 9 payload bytes, has 8" {
+		t.Errorf("payload past the end: %v", err)
+	}
+	if err := decodeTLS(b[:tlsHeaderSize-1], &h); !errors.Is(err, ErrShortRecord) {
+		t.Errorf("short: %v", err)
+	}
+	allocs := testing.AllocsPerRun(1000, func() {
+		if err := decodeTLS(b, &h); err != nil {
+			panic(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("decodeTLS: %v allocs per run, want 0", allocs)
+	}
+}
+
 // FuzzDecode checks decodeRecord never panics and, when it accepts a
 // record, agrees field by field with the bpf2go struct of its kind laid
 // over the same bytes.
@@ -687,12 +737,35 @@ func FuzzDecode(f *testing.F) {
 	f.Add(recordBytes(&rc)[:135])
 	f.Add(recordBytes(&rd)[:dnsHeaderSize+12])
 	f.Add(recordBytes(&rd)[:dnsHeaderSize])
+	rt := tlsHello()
+	f.Add(recordBytes(&rt)[:tlsHeaderSize+9])
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var (
-			e event.Event
-			p event.DNSPacket
+			e  event.Event
+			p  event.DNSPacket
+			th event.TLSHello
 		)
+		if tlsRecord(b) {
+			err := decodeTLS(b, &th)
+			var rec bpf.TuxscopeTlsEvent
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(&rec)), unsafe.Sizeof(rec)), b)
+			switch {
+			case len(b) < tlsHeaderSize:
+				if !errors.Is(err, ErrShortRecord) {
+					t.Fatalf("len %d: err = %v", len(b), err)
+				}
+			case int(rec.Len) > len(b)-tlsHeaderSize:
+				if err == nil {
+					t.Fatalf("payload of %d bytes accepted in a %d-byte record", rec.Len, len(b))
+				}
+			case err == nil:
+				if th.Cookie != rec.Cookie || th.SegmentLen != rec.TotalLen || len(th.Payload) != int(rec.Len) {
+					t.Fatalf("TLS fields differ: %+v vs %+v", th, rec)
+				}
+			}
+			return
+		}
 		isDNS, err := decodeRecord(b, &e, &p)
 		if isDNS {
 			checkFuzzedDNS(t, b, &p, err)
@@ -823,5 +896,44 @@ func TestDecodeIfindex(t *testing.T) {
 	}
 	if e.IfIndex != 0 || e.IfIndexNetNS != 0 {
 		t.Errorf("IPv4: IfIndex, IfIndexNetNS = %d, %d; want 0", e.IfIndex, e.IfIndexNetNS)
+	}
+}
+
+// An established or failed record with FLAG_WITH_CONNECT also stands for
+// the connect before it: the same time, owner and tuple, nothing else;
+// the outcome itself does not show the wire flag. Other records, and
+// records without the flag, stand for nothing more.
+func TestDecodeWithConnect(t *testing.T) {
+	for _, rec := range []bpf.TuxscopeEvent{v4Established(), v4Failed()} {
+		rec.Flags = uint8(flagWithConnect)
+		b := recordBytes(&rec)
+		var out, conn event.Event
+		if err := decodeEvent(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		ok, err := decodeConnect(b, &conn)
+		if err != nil || !ok {
+			t.Fatalf("%s: decodeConnect = %v, %v", out.Type, ok, err)
+		}
+		if out.Flags != 0 {
+			t.Errorf("%s: flags %#x, want the wire flag cleared", out.Type, out.Flags)
+		}
+		want := event.Event{Type: event.Connect}
+		if err := decodeEventHeader(b, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(conn, want) || conn.TimestampNs != out.TimestampNs || conn.PID != out.PID || conn.Local != out.Local ||
+			conn.Remote != out.Remote || conn.LatencyNs != 0 || conn.Error != 0 {
+			t.Errorf("%s: connect %+v, want the header only of %+v", out.Type, conn, out)
+		}
+	}
+	for _, rec := range []bpf.TuxscopeEvent{v4Established(), v4Connect(), v6InboundClose()} {
+		if rec.Hdr.Type != 3 {
+			rec.Flags |= uint8(flagWithConnect)
+		}
+		var conn event.Event
+		if ok, _ := decodeConnect(recordBytes(&rec), &conn); ok {
+			t.Errorf("type %d flags %#x: stands for a connect", rec.Hdr.Type, rec.Flags)
+		}
 	}
 }

@@ -132,6 +132,7 @@ const (
 	FeatureTracefs  = "tracepoints"
 	FeatureNames    = "hostnames"
 	FeatureExisting = "--existing owners"
+	FeatureHosts    = "hosts-file names"
 	FeatureMount    = "mounting tracefs"
 	FeatureMemlock  = "memlock"
 )
@@ -159,6 +160,7 @@ func Requirements(have Caps, h Host) []Requirement {
 		req(FeatureTracefs, "classic tracepoints (--backend tracepoint, the accept catch-up) read their ids in tracefs, mode 0700: its owner (root) needs nothing more; CAP_DAC_OVERRIDE also does", needReadSearch),
 		req(FeatureNames, "the DNS hooks are cgroup sock_addr programs, which only load with it; without it tuxscope runs without hostnames; CAP_SYS_ADMIN also does", needNetAdmin),
 		req(FeatureExisting, "to name the process holding another user's (or a more privileged process's) socket from /proc/PID/fd; without them those show PID -", needPtrace, needReadSearch),
+		req(FeatureHosts, "to read another user's (or a more privileged) process's /etc/hosts through /proc/PID/root; without it those processes' addresses get no names from it", needPtrace),
 		req(FeatureMount, "only when tracefs is not mounted", needSysAdmin),
 		req(FeatureMemlock, "only before Linux 5.11, which charged BPF memory to RLIMIT_MEMLOCK: to raise it (or start tuxscope with a higher limit)", needResource),
 	}

@@ -26,31 +26,37 @@ func TestRequirements(t *testing.T) {
 			FeatureTracefs:  "CAP_DAC_READ_SEARCH",
 			FeatureNames:    "CAP_NET_ADMIN",
 			FeatureExisting: "CAP_SYS_PTRACE,CAP_DAC_READ_SEARCH",
+			FeatureHosts:    "CAP_SYS_PTRACE",
 		}},
 		// Root, its bounding set cut to the two the README used to name:
 		// it owns tracefs, so only the names and --existing suffer.
 		{"root with CAP_BPF and CAP_PERFMON", bpfPerfmon, Host{TracefsMounted: true, TracefsReadable: true, Memcg: true}, map[string]string{
 			FeatureNames:    "CAP_NET_ADMIN",
 			FeatureExisting: "CAP_SYS_PTRACE,CAP_DAC_READ_SEARCH",
+			FeatureHosts:    "CAP_SYS_PTRACE",
 		}},
 		{"non-root with CAP_BPF and CAP_PERFMON", bpfPerfmon, Host{TracefsMounted: true, Memcg: true}, map[string]string{
 			FeatureTracefs:  "CAP_DAC_READ_SEARCH",
 			FeatureNames:    "CAP_NET_ADMIN",
 			FeatureExisting: "CAP_SYS_PTRACE,CAP_DAC_READ_SEARCH",
+			FeatureHosts:    "CAP_SYS_PTRACE",
 		}},
 		{"non-root, the documented set", bpfPerfmon | CapsOf(unix.CAP_DAC_READ_SEARCH, unix.CAP_NET_ADMIN), Host{TracefsMounted: true, Memcg: true}, map[string]string{
 			FeatureExisting: "CAP_SYS_PTRACE",
+			FeatureHosts:    "CAP_SYS_PTRACE",
 		}},
 		// CAP_SYS_ADMIN stands in for CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN,
 		// CAP_DAC_OVERRIDE for CAP_DAC_READ_SEARCH; neither for CAP_SYS_PTRACE.
 		{"CAP_SYS_ADMIN and CAP_DAC_OVERRIDE", CapsOf(unix.CAP_SYS_ADMIN, unix.CAP_DAC_OVERRIDE), Host{Memcg: true}, map[string]string{
 			FeatureExisting: "CAP_SYS_PTRACE",
+			FeatureHosts:    "CAP_SYS_PTRACE",
 		}},
 		// Before 5.11, with tracefs not mounted: memlock and the mount.
 		{"old kernel, no tracefs", bpfPerfmon, Host{}, map[string]string{
 			FeatureTracefs:  "CAP_DAC_READ_SEARCH",
 			FeatureNames:    "CAP_NET_ADMIN",
 			FeatureExisting: "CAP_SYS_PTRACE,CAP_DAC_READ_SEARCH",
+			FeatureHosts:    "CAP_SYS_PTRACE",
 			FeatureMount:    "CAP_SYS_ADMIN",
 			FeatureMemlock:  "CAP_SYS_RESOURCE",
 		}},

@@ -84,8 +84,9 @@ func (r *reader) Run(ctx context.Context, h event.Handler) error {
 	defer context.AfterFunc(ctx, func() { r.ring.Stop() })()
 	var (
 		rec      ringbuf.Record
-		ev       event.Event
+		ev, conn event.Event
 		pkt      event.DNSPacket
+		hello    event.TLSHello
 		maxDelay = r.cfg.MaxDelay
 		every    = lossCheckInterval
 	)
@@ -188,6 +189,17 @@ func (r *reader) Run(ctx context.Context, h event.Handler) error {
 				continue
 			}
 		}
+		if tlsRecord(rec.RawSample) {
+			if decodeTLS(rec.RawSample, &hello) != nil {
+				r.malformed++
+				continue
+			}
+			if err := h.TLS(&hello); err != nil {
+				return err
+			}
+			handed = true
+			continue
+		}
 		isDNS, err := decodeRecord(rec.RawSample, &ev, &pkt)
 		if err != nil {
 			r.malformed++
@@ -202,6 +214,11 @@ func (r *reader) Run(ctx context.Context, h event.Handler) error {
 			}
 		case ev.Type == event.UDPOpen && r.udp != nil && !r.udp.opened(&ev):
 		default:
+			if ok, _ := decodeConnect(rec.RawSample, &conn); ok {
+				if err := h.Event(&conn); err != nil {
+					return err
+				}
+			}
 			err = h.Event(&ev)
 		}
 		if err != nil {

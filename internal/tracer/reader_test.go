@@ -152,6 +152,11 @@ func (r *recorder) DNS(p *event.DNSPacket) error {
 	return nil
 }
 
+func (r *recorder) TLS(h *event.TLSHello) error {
+	r.log(fmt.Sprintf("tls %d %dB", h.Cookie, len(h.Payload)))
+	return nil
+}
+
 func (r *recorder) Lost(n uint64, why event.LossReason, _ time.Time) error {
 	r.log(fmt.Sprintf("lost %d %s", n, why.Key()))
 	return nil
@@ -474,5 +479,23 @@ func TestReaderPolls(t *testing.T) {
 		if d := polls[i].Sub(polls[i-1]); d < 50*time.Millisecond {
 			t.Errorf("polls %v apart, want at least the interval", d)
 		}
+	}
+}
+
+// A record that stands for a connect and its outcome gives both events,
+// the connect first.
+func TestReaderSplitsAConnectAndItsOutcome(t *testing.T) {
+	ring := newFakeRing(false)
+	var h recorder
+	stop := run(ring, readerConfig{Tick: time.Hour}, &h)
+	est := v4Established()
+	est.Hdr.Owner.Pid, est.Flags = 7, uint8(flagWithConnect)
+	ring.push(connectRecord(6), recordBytes(&est), connectRecord(8))
+	h.waitFor(t, "connect 8", time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"connect 6", "connect 7", "established 7", "connect 8", "caught up"}; !equal(h.events(), want) {
+		t.Errorf("calls %q, want %q", h.events(), want)
 	}
 }

@@ -214,7 +214,7 @@ type Tracer struct {
 	cfg    Config
 	loader *loader
 	points []*attachedPoint
-	reader *ringbuf.Reader
+	reader *eventRing
 	// last is Run's reader, for what it skipped or left unreported.
 	last *reader
 	// DNSError says why DNS capture is off although asked for; tracing
@@ -272,7 +272,7 @@ func Open(cfg Config) (_ *Tracer, err error) {
 		}
 	}
 	// Open the reader before attaching, so nothing emitted is unread.
-	if t.reader, err = ringbuf.NewReader(l.maps.Maps[bpf.TuxscopeMapEvents]); err != nil {
+	if t.reader, err = newEventRing(l.maps.Maps[bpf.TuxscopeMapEvents]); err != nil {
 		return nil, fmt.Errorf("opening the ring buffer: %w", err)
 	}
 	backend := cfg.Backend
