@@ -20,7 +20,7 @@ func keyOfFlow(cookie uint64, remote netip.AddrPort) quicKey {
 }
 
 type quicFlow struct {
-	hello    Hello
+	hello Hello
 	why   event.LossReason // without done: why it has no name (yet)
 	done  bool             // named: later datagrams are not read
 }
