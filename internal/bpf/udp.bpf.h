@@ -251,7 +251,9 @@ static __always_inline int udp_flow_new(struct __sk_buff *skb, struct udp_flow_k
  * l4off is where the UDP header starts, family the packet's. A function
  * of its own (a BPF-to-BPF call), not inlined: inlined, clang hoists the
  * zeroing of its locals to the programs' entry, where every TCP packet
- * would pay for it.
+ * would pay for it. Returns 1 when the caller should copy the datagram
+ * for QUIC server names (quic_capture): an egress one among its flow's
+ * first QUIC_CAPTURE_PACKETS to port QUIC_PORT.
  */
 static __noinline int udp_count(struct __sk_buff *skb, __u32 egress, __u32 family, __u32 l4off)
 {
@@ -261,6 +263,7 @@ static __noinline int udp_count(struct __sk_buff *skb, __u32 egress, __u32 famil
 	__u8 ports[4];
 	__u16 sport, dport;
 	__u64 len, now;
+	int quic = 0;
 
 	if (!udp_flows_on)
 		return 0;
@@ -295,7 +298,7 @@ static __noinline int udp_count(struct __sk_buff *skb, __u32 egress, __u32 famil
 			/* A QUIC client's first two datagrams (a post-quantum
 			 * ClientHello spans two Initials): copied for its name. */
 			if (dport == QUIC_PORT && f->packets_sent < QUIC_CAPTURE_PACKETS)
-				quic_capture(skb, family, l4off + 8, ((__u32)sport << 16) | dport);
+				quic = 1;
 			__sync_fetch_and_add(&f->packets_sent, 1);
 			__sync_fetch_and_add(&f->bytes_sent, len);
 		} else {
@@ -304,12 +307,10 @@ static __noinline int udp_count(struct __sk_buff *skb, __u32 egress, __u32 famil
 		}
 		if (f->last_ns < now)
 			f->last_ns = now;
-		return 0;
+		return quic;
 	}
-	if (udp_flow_new(skb, &k, egress, saddr, daddr, sport, dport, len, now) && egress &&
-	    dport == QUIC_PORT)
-		quic_capture(skb, family, l4off + 8, ((__u32)sport << 16) | dport);
-	return 0;
+	return udp_flow_new(skb, &k, egress, saddr, daddr, sport, dport, len, now) && egress &&
+	       dport == QUIC_PORT;
 }
 
 /* bind, recvmsg: the sock_addr hooks dns.bpf.h does not attach. */
