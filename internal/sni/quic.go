@@ -89,13 +89,14 @@ func (q *quicFlows) observe(h *event.TLSHello) {
 		var hello []byte
 		hello, err = q.asm.Add(h.Payload)
 		if err == nil {
-			var name string
-			var alpn []string
-			name, alpn, err = quic.ServerName(hello)
-			if err == nil {
-				f.hello = Hello{ServerName: name, Protocols: alpn}
+			var hl Hello
+			hl, err = ParseHandshake(hello)
+			if err != nil {
+				err = errors.Join(quic.ErrMalformed, err)
+			} else {
+				f.hello = hl
 				f.done = true
-				if name != "" {
+				if hl.ServerName != "" {
 					q.Named++
 				}
 				return
