@@ -78,6 +78,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/hosts
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/container
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/sni
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHandshake$$' -fuzztime $(FUZZTIME) ./internal/sni
 	$(GO) test -run '^$$' -fuzz '^FuzzClientHello$$' -fuzztime $(FUZZTIME) ./internal/quic
 	$(GO) test -run '^$$' -fuzz '^FuzzServerName$$' -fuzztime $(FUZZTIME) ./internal/quic
 

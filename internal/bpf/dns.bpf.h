@@ -102,6 +102,7 @@ static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 	struct dns_owner *o;
 	struct dns_event *e;
 	__u64 cookie;
+	int quic = 0;
 
 	/* Every packet of every socket passes here: decide on the protocol
 	 * and the ports with as few loads as possible, straight from the
@@ -127,11 +128,13 @@ static __always_inline void dns_capture(struct __sk_buff *skb, __u8 direction)
 		return;
 	}
 	if (proto == IPPROTO_UDP && udp_flows_on)
-		udp_count(skb, direction == DNS_QUERY, t.family, l4off);
+		quic = udp_count(skb, direction == DNS_QUERY, t.family, l4off);
 	if (PKT_LOAD(skb, l4off, &ports))
 		return;
 	sport = (ports[0] << 8) | ports[1];
 	dport = (ports[2] << 8) | ports[3];
+	if (quic) /* one of a flow's first datagrams to 443: QUIC server names */
+		quic_capture(skb, t.family, l4off + 8, ((__u32)sport << 16) | dport);
 	port = direction == DNS_QUERY ? dport : sport;
 	if (direction == DNS_QUERY && proto == IPPROTO_TCP)
 		tls_egress(skb, l4off, t.family, sport, dport); /* TLS server names */

@@ -23,6 +23,7 @@ enum event_type {
 	EVENT_UDP_OPEN = 13,    /* a UDP flow's first packet, either way (udp.bpf.h) */
 	EVENT_UDP_RELEASE = 15, /* a UDP socket with flows was released: user space ends them */
 	EVENT_TLS = 16,        /* an outbound connection's first segment, a TLS handshake (struct tls_event); 12 is user space's */
+	EVENT_QUIC = 17,       /* one of a UDP flow to port 443's first datagrams, a QUIC long header (struct tls_event) */
 };
 
 /* event.flags */

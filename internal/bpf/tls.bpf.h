@@ -42,25 +42,18 @@ static __always_inline long tcp_header_load(struct __sk_buff *skb, __u32 off, __
 	return bpf_skb_load_bytes(skb, off, dst, sizeof(*dst));
 }
 
-/* Copy the ClientHello's segment (up to TLS_MAX_CAPTURE bytes) with the
- * socket's cookie and tuple. */
-static __always_inline void tls_capture(struct __sk_buff *skb, __u16 family, __u32 payload_off,
-					__u16 sport, __u16 dport)
+/* Copy a hello's segment or datagram (up to TLS_MAX_CAPTURE bytes) with
+ * the socket's cookie and tuple, as a record of type typ. */
+static __always_inline void hello_capture(struct __sk_buff *skb, __u8 typ, __u16 family, __u32 payload_off,
+					  __u16 sport, __u16 dport)
 {
 	struct owner owner = {};
 	struct tuple t = {};
 	struct tls_event *e;
 	__u8 addrs[32];
 	__u32 len, n;
-	__u8 first;
 
 	len = skb->len - payload_off;
-	if (bpf_skb_load_bytes(skb, payload_off, &first, 1) || first != TLS_HANDSHAKE)
-		return;
-	/* A handshake record's first message: a client's is a ClientHello
-	 * (1); a server speaking first (a ServerHello, 2) is not captured. */
-	if (len > 5 && (bpf_skb_load_bytes(skb, payload_off + 5, &first, 1) || first != 1))
-		return;
 	t.family = family;
 	t.lport = sport;
 	t.rport = dport;
@@ -83,7 +76,7 @@ static __always_inline void tls_capture(struct __sk_buff *skb, __u16 family, __u
 	if (!e)
 		return; /* counted as lost */
 	__builtin_memset(e, 0, offsetof(struct tls_event, data));
-	fill_header(&e->hdr, EVENT_TLS, &owner, &t);
+	fill_header(&e->hdr, typ, &owner, &t);
 	e->cookie = bpf_get_socket_cookie(skb);
 	e->total_len = len;
 	/* As dns_capture: n provably in [1, TLS_MAX_CAPTURE] for every
@@ -96,6 +89,40 @@ static __always_inline void tls_capture(struct __sk_buff *skb, __u16 family, __u
 	if (!bpf_skb_load_bytes(skb, payload_off, e->data, n))
 		e->len = n;
 	submit(e);
+}
+
+/* Copy the ClientHello's segment when it starts a handshake record with
+ * a ClientHello. */
+static __always_inline void tls_capture(struct __sk_buff *skb, __u16 family, __u32 payload_off,
+					__u16 sport, __u16 dport)
+{
+	__u32 len = skb->len - payload_off;
+	__u8 first;
+
+	if (bpf_skb_load_bytes(skb, payload_off, &first, 1) || first != TLS_HANDSHAKE)
+		return;
+	/* A handshake record's first message: a client's is a ClientHello
+	 * (1); a server speaking first (a ServerHello, 2) is not captured. */
+	if (len > 5 && (bpf_skb_load_bytes(skb, payload_off + 5, &first, 1) || first != 1))
+		return;
+	hello_capture(skb, EVENT_TLS, family, payload_off, sport, dport);
+}
+
+/* QUIC server names: one of a UDP flow's first two datagrams to port 443
+ * (udp_count decides), copied when it has a long header (an Initial is
+ * one) for user space to decrypt its Initial and read the ClientHello
+ * (internal/quic). A function of its own, not inlined into udp_count's
+ * caller, for the same reason as udp_count. */
+static __noinline int quic_capture(struct __sk_buff *skb, __u32 family, __u32 payload_off, __u32 ports)
+{
+	__u8 first;
+
+	if (!want_dns || skb->len <= payload_off)
+		return 0;
+	if (bpf_skb_load_bytes(skb, payload_off, &first, 1) || !(first & 0x80))
+		return 0;
+	hello_capture(skb, EVENT_QUIC, family, payload_off, ports >> 16, ports & 0xffff);
+	return 0;
 }
 
 /* An outgoing TCP packet (IP header at 0, TCP header at l4off). */

@@ -23,10 +23,16 @@
 #define TUXSCOPE_UDP_BPF_H
 
 #include "common.bpf.h"
+#include "tls.bpf.h"
 
 #ifndef IPPROTO_UDP
 #define IPPROTO_UDP 17
 #endif
+
+/* QUIC: a flow to this port has its first QUIC_CAPTURE_PACKETS
+ * datagrams sent copied (quic_capture, tls.bpf.h). */
+#define QUIC_PORT 443
+#define QUIC_CAPTURE_PACKETS 2
 
 /* 1: count UDP flows (--proto udp or both); set by the loader. */
 const volatile __u8 udp_flows_on = 0;
@@ -144,7 +150,8 @@ struct {
 } udp_scratch SEC(".maps");
 
 /* A new flow: remember it, mark the socket, queue its udp_open. */
-static __always_inline void udp_flow_new(struct __sk_buff *skb, struct udp_flow_key *k, bool egress,
+/* 1 if the flow is tracked now (by this CPU or another). */
+static __always_inline int udp_flow_new(struct __sk_buff *skb, struct udp_flow_key *k, bool egress,
 					 const __u8 *saddr, const __u8 *daddr, __u16 sport, __u16 dport,
 					 __u64 len, __u64 now)
 {
@@ -159,7 +166,7 @@ static __always_inline void udp_flow_new(struct __sk_buff *skb, struct udp_flow_
 
 	sc = bpf_map_lookup_elem(&udp_scratch, &zero);
 	if (!sc)
-		return;
+		return 0;
 	f = &sc->f;
 	__builtin_memset(sc, 0, sizeof(*sc));
 	/* A dual-stack (AF_INET6) socket sees an IPv4 peer as ::ffff:a.b.c.d,
@@ -181,9 +188,9 @@ static __always_inline void udp_flow_new(struct __sk_buff *skb, struct udp_flow_
 	f->tuple.lport = egress ? sport : dport;
 	f->tuple.rport = egress ? dport : sport;
 	if (family == AF_INET ? !want_ipv4 : !want_ipv6)
-		return;
+		return 0;
 	if (!port_wanted(f->tuple.lport, f->tuple.rport))
-		return;
+		return 0;
 
 	s = bpf_map_lookup_elem(&udp_socks, &k->cookie);
 	if (s) {
@@ -211,7 +218,7 @@ static __always_inline void udp_flow_new(struct __sk_buff *skb, struct udp_flow_
 
 		if (!o) { /* full (E2BIG): not tracked */
 			count_udp_full();
-			return;
+			return 0;
 		}
 		/* another CPU made it first: count into its entry */
 		if (egress) {
@@ -221,12 +228,12 @@ static __always_inline void udp_flow_new(struct __sk_buff *skb, struct udp_flow_
 			__sync_fetch_and_add(&o->packets_received, 1);
 			__sync_fetch_and_add(&o->bytes_received, len);
 		}
-		return;
+		return 1;
 	}
 
 	e = reserve_record(sizeof(*e));
 	if (!e)
-		return; /* counted lost; the flow still closes with its counts */
+		return 1; /* counted lost; the flow still closes with its counts */
 	__builtin_memset(e, 0, sizeof(*e));
 	fill_header(&e->hdr, EVENT_UDP_OPEN, &f->owner, &f->tuple);
 	e->hdr.ts_ns = now;
@@ -235,6 +242,7 @@ static __always_inline void udp_flow_new(struct __sk_buff *skb, struct udp_flow_
 	 * ::ffff:a.b.c.d is an IPv4 packet's peer. */
 	e->cookie = k->cookie;
 	submit(e);
+	return 1;
 }
 
 /*
@@ -243,7 +251,9 @@ static __always_inline void udp_flow_new(struct __sk_buff *skb, struct udp_flow_
  * l4off is where the UDP header starts, family the packet's. A function
  * of its own (a BPF-to-BPF call), not inlined: inlined, clang hoists the
  * zeroing of its locals to the programs' entry, where every TCP packet
- * would pay for it.
+ * would pay for it. Returns 1 when the caller should copy the datagram
+ * for QUIC server names (quic_capture): an egress one among its flow's
+ * first QUIC_CAPTURE_PACKETS to port QUIC_PORT.
  */
 static __noinline int udp_count(struct __sk_buff *skb, __u32 egress, __u32 family, __u32 l4off)
 {
@@ -253,6 +263,7 @@ static __noinline int udp_count(struct __sk_buff *skb, __u32 egress, __u32 famil
 	__u8 ports[4];
 	__u16 sport, dport;
 	__u64 len, now;
+	int quic = 0;
 
 	if (!udp_flows_on)
 		return 0;
@@ -284,6 +295,10 @@ static __noinline int udp_count(struct __sk_buff *skb, __u32 egress, __u32 famil
 	f = bpf_map_lookup_elem(&udp_flows, &k);
 	if (f) {
 		if (egress) {
+			/* A QUIC client's first two datagrams (a post-quantum
+			 * ClientHello spans two Initials): copied for its name. */
+			if (dport == QUIC_PORT && f->packets_sent < QUIC_CAPTURE_PACKETS)
+				quic = 1;
 			__sync_fetch_and_add(&f->packets_sent, 1);
 			__sync_fetch_and_add(&f->bytes_sent, len);
 		} else {
@@ -292,10 +307,10 @@ static __noinline int udp_count(struct __sk_buff *skb, __u32 egress, __u32 famil
 		}
 		if (f->last_ns < now)
 			f->last_ns = now;
-		return 0;
+		return quic;
 	}
-	udp_flow_new(skb, &k, egress, saddr, daddr, sport, dport, len, now);
-	return 0;
+	return udp_flow_new(skb, &k, egress, saddr, daddr, sport, dport, len, now) && egress &&
+	       dport == QUIC_PORT;
 }
 
 /* bind, recvmsg: the sock_addr hooks dns.bpf.h does not attach. */

@@ -42,7 +42,10 @@ const (
 	UDPClose Type = 14
 	// TLS marks the kernel's ClientHello records (event.TLSHello); it is
 	// never an Event's type.
-	TLS  Type = 16
+	TLS Type = 16
+	// QUIC marks the kernel's records of a UDP flow to port 443's first
+	// datagrams (event.TLSHello with QUIC set); never an Event's type.
+	QUIC Type = 17
 	Lost Type = 255
 )
 
@@ -472,6 +475,10 @@ type TLSHello struct {
 	// length (more than len(Payload) when the capture cut it).
 	Payload    []byte
 	SegmentLen uint32
+	// QUIC: Payload is one of a UDP flow's first datagrams to port 443
+	// (a QUIC long-header packet), not a TCP segment; its flow is
+	// Cookie and Remote.
+	QUIC bool
 }
 
 // DNSInfo is what a DNS response said, for --dns.

@@ -67,6 +67,17 @@ const (
 	// TLSMalformed: first segments that began as a TLS handshake record
 	// but held no well-formed ClientHello.
 	TLSMalformed
+	// QUICNotQUIC .. QUICTooLarge: UDP flows to port 443 whose first
+	// datagrams held no readable QUIC Initial ClientHello (the
+	// categories of internal/quic's Reason); counted once per flow, at
+	// its close.
+	QUICNotQUIC
+	QUICNotInitial
+	QUICVersion
+	QUICMalformed
+	QUICDecrypt
+	QUICIncomplete
+	QUICTooLarge
 	// TLSEvicted: events that lacked their connection's server name
 	// because it had been forgotten to stay within the server-name
 	// memory bound.
@@ -96,6 +107,13 @@ var lossReasons = [NumLossReasons]struct{ key, line string }{
 	TLSSplit:          {"split", "%d TLS ClientHellos split over segments with no server name in the first: those connections have no sni"},
 	TLSOversized:      {"oversized", "%d TLS ClientHellos larger than the capture with no server name in the part captured: those connections have no sni"},
 	TLSMalformed:      {"not_client_hello", "skipped %d TLS handshake records that held no well-formed ClientHello"},
+	QUICNotQUIC:       {"quic_not_quic", "%d UDP flows to port 443 whose first datagrams were not QUIC: those flows have no sni"},
+	QUICNotInitial:    {"quic_not_initial", "%d UDP flows to port 443 whose first datagrams held no QUIC Initial: those flows have no sni"},
+	QUICVersion:       {"quic_version", "%d UDP flows to port 443 of a QUIC version not read (v1 and v2 are): those flows have no sni"},
+	QUICMalformed:     {"quic_malformed", "%d UDP flows to port 443 with a malformed QUIC Initial or ClientHello: those flows have no sni"},
+	QUICDecrypt:       {"quic_decrypt", "%d UDP flows to port 443 whose QUIC Initial did not decrypt (cut by the capture, or not a client's): those flows have no sni"},
+	QUICIncomplete:    {"quic_incomplete", "%d UDP flows to port 443 whose QUIC ClientHello was not complete in their first two datagrams: those flows have no sni"},
+	QUICTooLarge:      {"quic_too_large", "%d UDP flows to port 443 with a QUIC ClientHello past the parser's limits: those flows have no sni"},
 	TLSEvicted:        {"sni_evicted", "%d events without their TLS server name: it was forgotten to stay within the server-name memory bound"},
 }
 

@@ -158,7 +158,7 @@ tuxscope_resets_total{`+l3+`,side="remote"} 1
 # HELP tuxscope_dns_responses_total DNS responses that reached a process, by rcode.
 # TYPE tuxscope_dns_responses_total counter
 tuxscope_dns_responses_total{comm="curl",container="",namespace="",pod="",rcode="NXDOMAIN"} 1
-# HELP tuxscope_events_lost_total Events lost (ring_buffer_full, hook_skipped, conn_table_full, listener_table_full; UDP flows not tracked: udp_table_full), update events skipped (update_limit), events --output could not write (output_full, output_error), DNS messages or names dropped (malformed, unsolicited, evicted), hosts-file lines or namespaces not kept (hosts_skipped, hosts_evicted), and TLS server names missing (split, oversized, not_client_hello, sni_evicted).
+# HELP tuxscope_events_lost_total Events lost (ring_buffer_full, hook_skipped, conn_table_full, listener_table_full; UDP flows not tracked: udp_table_full), update events skipped (update_limit), events --output could not write (output_full, output_error), DNS messages or names dropped (malformed, unsolicited, evicted), hosts-file lines or namespaces not kept (hosts_skipped, hosts_evicted), and TLS server names missing (split, oversized, not_client_hello, sni_evicted; QUIC flows unread: quic_not_quic, quic_not_initial, quic_version, quic_malformed, quic_decrypt, quic_incomplete, quic_too_large).
 # TYPE tuxscope_events_lost_total counter
 tuxscope_events_lost_total{reason="conn_table_full"} 0
 tuxscope_events_lost_total{reason="evicted"} 0
@@ -171,6 +171,13 @@ tuxscope_events_lost_total{reason="not_client_hello"} 0
 tuxscope_events_lost_total{reason="output_error"} 0
 tuxscope_events_lost_total{reason="output_full"} 0
 tuxscope_events_lost_total{reason="oversized"} 0
+tuxscope_events_lost_total{reason="quic_decrypt"} 0
+tuxscope_events_lost_total{reason="quic_incomplete"} 0
+tuxscope_events_lost_total{reason="quic_malformed"} 0
+tuxscope_events_lost_total{reason="quic_not_initial"} 0
+tuxscope_events_lost_total{reason="quic_not_quic"} 0
+tuxscope_events_lost_total{reason="quic_too_large"} 0
+tuxscope_events_lost_total{reason="quic_version"} 0
 tuxscope_events_lost_total{reason="ring_buffer_full"} 3
 tuxscope_events_lost_total{reason="sni_evicted"} 0
 tuxscope_events_lost_total{reason="split"} 0

@@ -762,3 +762,15 @@ func TestZonedAddresses(t *testing.T) {
 		t.Errorf("saddr %q does not parse back with its zone: %v", got.Saddr, err)
 	}
 }
+
+// A UDP flow's udp_close named from its QUIC Initial shows the name in
+// DST as a TLS connection's close does.
+func TestServerNameUDP(t *testing.T) {
+	e := v4Connect()
+	e.Type = event.UDPClose
+	e.Remote = netip.MustParseAddrPort("198.51.100.9:443")
+	e.SNI, e.ALPN = "quic-sni.test", []string{"h3"}
+	if got := tableLine(t, e); !strings.Contains(got, " quic-sni.test (198.51.100.9):443") {
+		t.Errorf("udp_close: %q", got)
+	}
+}

@@ -277,8 +277,10 @@ func (p *Pipeline) Event(e *event.Event) error {
 // TLS teaches the server-name tracker an outbound connection's
 // ClientHello.
 func (p *Pipeline) TLS(h *event.TLSHello) error {
-	if p.cfg.Servers != nil {
-		p.cfg.Servers.Observe(h)
+	if s := p.cfg.Servers; s != nil {
+		evicted := s.QUICEvicted()
+		s.Observe(h)
+		p.dnsDrops[event.TLSEvicted] += s.QUICEvicted() - evicted
 	}
 	return nil
 }

@@ -117,6 +117,29 @@ func Parse(b []byte, total int) (Hello, error) {
 	return h, nil
 }
 
+// ParseHandshake reads a complete ClientHello handshake message (type 1,
+// a 24-bit length, the body), as QUIC carries it in CRYPTO frames rather
+// than in TLS records, with the same rules as Parse. A message longer
+// than a TLS record (16 KiB) is ErrOversized.
+func ParseHandshake(msg []byte) (Hello, error) {
+	if len(msg) > maxRecord {
+		return Hello{}, ErrOversized
+	}
+	b := make([]byte, 5, 5+len(msg))
+	b[0], b[1], b[2], b[3], b[4] = 22, 3, 3, byte(len(msg)>>8), byte(len(msg))
+	b = append(b, msg...)
+	h, err := parse(b, len(b))
+	if err != nil || h.Partial {
+		// Complete, the message cannot be partial: a shorter length
+		// field than the bytes given is malformed.
+		if err == nil || errors.Is(err, ErrSplit) {
+			err = ErrNotClientHello
+		}
+		return Hello{}, err
+	}
+	return h, nil
+}
+
 func parse(b []byte, total int) (Hello, error) {
 	var h Hello
 	total = max(total, len(b))

@@ -163,3 +163,37 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A ClientHello handshake message without its record (as QUIC carries
+// it) reads the same; prefixes and trailing bytes are refused.
+func TestParseHandshake(t *testing.T) {
+	rec := realHello(t)
+	msg := rec[5:]
+	h, err := ParseHandshake(msg)
+	if err != nil || h.ServerName != "api.example.test" || !slices.Equal(h.Protocols, []string{"h2", "http/1.1"}) {
+		t.Fatalf("%+v %v", h, err)
+	}
+	if _, err := ParseHandshake(msg[:len(msg)-1]); err == nil {
+		t.Error("a cut message parsed")
+	}
+	if _, err := ParseHandshake(append(slices.Clone(msg), 0)); err == nil {
+		t.Error("a message with a trailing byte parsed")
+	}
+	if _, err := ParseHandshake(make([]byte, maxRecord+1)); !errors.Is(err, ErrOversized) {
+		t.Errorf("oversized: %v", err)
+	}
+}
+
+func FuzzParseHandshake(f *testing.F) {
+	f.Add(realHello(f)[5:])
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		h, err := ParseHandshake(msg)
+		if err != nil {
+			if h.ServerName != "" || h.Protocols != nil {
+				t.Fatalf("error %v with %+v", err, h)
+			}
+			return
+		}
+		checkHello(t, h)
+	})
+}

@@ -23,8 +23,9 @@ const DefaultCapacity = 32768
 // cookies, so an event that would have had a name counts as TLSEvicted.
 type Tracker struct {
 	conns     map[uint64]*conn
-	order     ring // cookies in arrival order; some may be closed already
-	forgotten ring // cookies evicted while their connection was open
+	order     ring[uint64] // cookies in arrival order; some may be closed already
+	forgotten ring[uint64] // cookies evicted while their connection was open
+	quic      quicFlows
 	gone      map[uint64]bool
 
 	// Captured counts the ClientHellos seen, Parsed those read
@@ -45,8 +46,9 @@ func NewTracker(capacity int) *Tracker {
 	return &Tracker{
 		conns:     make(map[uint64]*conn),
 		gone:      make(map[uint64]bool),
-		order:     newRing(capacity),
-		forgotten: newRing(capacity),
+		order:     newRing[uint64](capacity),
+		forgotten: newRing[uint64](capacity),
+		quic:      newQUICFlows(capacity),
 	}
 }
 
@@ -55,6 +57,10 @@ func NewTracker(capacity int) *Tracker {
 // connection's first segment twice (it was retransmitted): the first
 // one counts.
 func (t *Tracker) Observe(h *event.TLSHello) {
+	if h.QUIC {
+		t.quic.observe(h)
+		return
+	}
 	if _, ok := t.conns[h.Cookie]; ok && h.Cookie != 0 {
 		return // a retransmission of the first segment: the first counts
 	}
@@ -105,6 +111,9 @@ func (t *Tracker) forget(cookie uint64) {
 // caller counts it (Counted) if the filters select the event. A close
 // forgets the connection.
 func (t *Tracker) Name(e *event.Event) (why event.LossReason, missing bool) {
+	if e.UDP() {
+		return t.quic.name(e)
+	}
 	if e.Cookie == 0 || e.Inbound() || e.Listener() {
 		return 0, false
 	}
@@ -136,20 +145,24 @@ func (t *Tracker) Counted(cookie uint64) {
 	}
 }
 
+// QUICEvicted is how many UDP flows' QUIC state was forgotten while they
+// were open, to stay within the bound: their close has no name.
+func (t *Tracker) QUICEvicted() uint64 { return t.quic.Evicted }
+
 // Len is how many connections the tracker remembers.
 func (t *Tracker) Len() int { return len(t.conns) }
 
-// ring is a fixed-size FIFO of cookies.
-type ring struct {
-	b    []uint64
+// ring is a fixed-size FIFO of cookies (or flows).
+type ring[T any] struct {
+	b    []T
 	head int // oldest
 	n    int
 }
 
-func newRing(size int) ring { return ring{b: make([]uint64, size)} }
+func newRing[T any](size int) ring[T] { return ring[T]{b: make([]T, size)} }
 
 // push appends v; when the ring was full it drops and returns the oldest.
-func (r *ring) push(v uint64) (old uint64, full bool) {
+func (r *ring[T]) push(v T) (old T, full bool) {
 	if r.n == len(r.b) {
 		old, full = r.b[r.head], true
 		r.b[r.head] = v
@@ -158,5 +171,5 @@ func (r *ring) push(v uint64) (old uint64, full bool) {
 	}
 	r.b[(r.head+r.n)%len(r.b)] = v
 	r.n++
-	return 0, false
+	return old, false
 }

@@ -269,7 +269,11 @@ func decodeDNS(b []byte, p *event.DNSPacket) error {
 // tlsRecord reports whether b is a struct tls_event record (by the type
 // its header carries).
 func tlsRecord(b []byte) bool {
-	return len(b) > int(offType) && event.Type(b[offType]) == event.TLS
+	if len(b) <= int(offType) {
+		return false
+	}
+	t := event.Type(b[offType])
+	return t == event.TLS || t == event.QUIC
 }
 
 // decodeTLS fills h from a struct tls_event record.
@@ -286,6 +290,7 @@ func decodeTLS(b []byte, h *event.TLSHello) error {
 		return fmt.Errorf("TLS record claims %d payload bytes, has %d", n, len(b)-int(offTLSData))
 	}
 	h.Payload = b[offTLSData : int(offTLSData)+n]
+	h.QUIC = event.Type(b[offType]) == event.QUIC
 	var hd header
 	err := decodeHeader(b, &hd)
 	h.TimestampNs, h.CgroupID = hd.ts, hd.cgroupID
