@@ -1,57 +1,15 @@
 package quic
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
-	"net"
 	"slices"
 	"testing"
-	"time"
 
 	quicgo "github.com/quic-go/quic-go"
-)
 
-// dialCapture dials a UDP listener on 127.0.0.1 with quic-go, which sends
-// its Initials (and retransmits them) while nobody answers, and returns
-// the datagrams the listener received, in order.
-func dialCapture(t *testing.T, tlsConf *tls.Config, version quicgo.Version) [][]byte {
-	t.Helper()
-	ln, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan [][]byte)
-	go func() {
-		var dgs [][]byte
-		buf := make([]byte, 65536)
-		for {
-			n, _, err := ln.ReadFromUDP(buf)
-			if err != nil {
-				got <- dgs
-				return
-			}
-			dgs = append(dgs, slices.Clone(buf[:n]))
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
-	defer cancel()
-	conn, err := quicgo.DialAddr(ctx, ln.LocalAddr().String(), tlsConf, &quicgo.Config{Versions: []quicgo.Version{version}})
-	if err == nil {
-		conn.CloseWithError(0, "")
-		t.Fatal("the dial succeeded with nobody answering")
-	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Logf("dial: %v", err)
-	}
-	ln.SetReadDeadline(time.Now()) // ends the reader
-	dgs := <-got
-	if len(dgs) == 0 {
-		t.Fatal("the listener received nothing")
-	}
-	return dgs
-}
+	"github.com/tuxscope/tuxscope/internal/quic/quictest"
+)
 
 // TestQUICGo reads the name and protocols a real QUIC client (quic-go)
 // puts in its Initials: with Go's default key shares (X25519MLKEM768)
@@ -69,7 +27,7 @@ func TestQUICGo(t *testing.T) {
 		{"v1 X25519", quicgo.Version1, []tls.CurveID{tls.X25519}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dgs := dialCapture(t, &tls.Config{
+			dgs := quictest.Datagrams(t, &tls.Config{
 				ServerName:       "quic-sni.test",
 				NextProtos:       []string{"h3"},
 				CurvePreferences: tc.curves,

@@ -1,49 +1,20 @@
 package sni
 
 import (
-	"context"
 	"crypto/tls"
-	"net"
 	"net/netip"
 	"slices"
 	"testing"
-	"time"
-
-	quicgo "github.com/quic-go/quic-go"
 
 	"github.com/tuxscope/tuxscope/internal/event"
+	"github.com/tuxscope/tuxscope/internal/quic/quictest"
 )
 
-// quicDatagrams dials a UDP listener on 127.0.0.1 with quic-go (nobody
-// answers) and returns the first datagrams it sent.
+// quicDatagrams are a real quic-go client's first datagrams: at least
+// the two Initials its default ClientHello (post-quantum key share) spans.
 func quicDatagrams(t *testing.T, conf *tls.Config) [][]byte {
 	t.Helper()
-	ln, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan [][]byte)
-	go func() {
-		var dgs [][]byte
-		buf := make([]byte, 65536)
-		for {
-			n, _, err := ln.ReadFromUDP(buf)
-			if err != nil {
-				got <- dgs
-				return
-			}
-			dgs = append(dgs, slices.Clone(buf[:n]))
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if c, err := quicgo.DialAddr(ctx, ln.LocalAddr().String(), conf, nil); err == nil {
-		c.CloseWithError(0, "")
-		t.Fatal("the dial succeeded with nobody answering")
-	}
-	ln.SetReadDeadline(time.Now())
-	dgs := <-got
+	dgs := quictest.Datagrams(t, conf)
 	if len(dgs) < 2 {
 		t.Fatalf("the listener received %d datagrams, want at least 2", len(dgs))
 	}
