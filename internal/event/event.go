@@ -175,8 +175,9 @@ type Event struct {
 	// UDP flows (udp_close): datagrams each way (BytesSent and
 	// BytesReceived are their payload bytes, DurationNs the time from
 	// the first packet to the last); UDPEnd says why the flow ended:
-	// "closed" (the socket was released) or "idle" (no packet for
-	// --udp-idle).
+	// "closed" (the socket was released), "idle" (no packet for
+	// --udp-idle) or "exit" (still open when tuxscope stopped: the
+	// counts so far).
 	PacketsSent, PacketsReceived uint64
 	UDPEnd                       string
 

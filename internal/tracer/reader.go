@@ -126,6 +126,14 @@ func (r *reader) Run(ctx context.Context, h event.Handler) error {
 		switch {
 		case err == nil, idle:
 		case errors.Is(err, ringbuf.ErrFlushed), errors.Is(err, ringbuf.ErrClosed):
+			// Every hook is detached and every record read: the UDP
+			// flows still open end here.
+			if r.udp != nil && errors.Is(err, ringbuf.ErrFlushed) {
+				if err := r.udp.drain(h); err != nil {
+					return err
+				}
+				handed = true
+			}
 			reported, err := r.reportLost(h, time.Now())
 			if err != nil {
 				return err

@@ -41,6 +41,8 @@ type flowEnder interface {
 	released(ev *event.Event, h event.Handler) error
 	// sweep ends flows idle for too long.
 	sweep(h event.Handler) error
+	// drain ends, at the end of the run, the flows still open.
+	drain(h event.Handler) error
 }
 
 type udpKey = bpf.TuxscopeUdpFlowKey
@@ -161,19 +163,59 @@ func (u *udpFlows) sweep(h event.Handler) error {
 			continue
 		}
 		u.forget(k)
-		if v.Owner.Pid == 0 {
-			var s bpf.TuxscopeUdpSock
-			if u.socks.Lookup(&k.Cookie, &s) == nil && s.Owner.Pid != 0 {
-				cg := v.Owner.CgroupId
-				v.Owner = s.Owner
-				v.Owner.CgroupId = cg
-			}
-		}
+		u.named(k, &v)
 		if err := u.emit(k, &v, now, "idle", h); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// drain ends every flow still in the table when the run ends (its hooks
+// are detached, so the table no longer changes): their udp_close with
+// end "exit" and the counts so far, as a flow exporter ends its active
+// flows when it stops. A flow that never went idle (a long-lived statsd
+// or VPN socket) would otherwise never say what it carried. Bounded by
+// the table's size.
+func (u *udpFlows) drain(h event.Handler) error {
+	now := u.mono()
+	var (
+		k, next udpKey
+		v       bpf.TuxscopeUdpFlow
+		prev    any // nil: from the start
+	)
+	for range u.flows.MaxEntries() {
+		if err := u.flows.NextKey(prev, &next); err != nil {
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				return nil
+			}
+			return fmt.Errorf("reading the UDP flow table at exit: %w", err)
+		}
+		k = next
+		prev = &k
+		if err := u.flows.Lookup(&k, &v); err != nil {
+			continue
+		}
+		u.named(&k, &v)
+		if err := u.emit(&k, &v, now, "exit", h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// named gives a flow whose first packet had no known owner the one its
+// socket got since (a send or receive hook named it).
+func (u *udpFlows) named(k *udpKey, v *bpf.TuxscopeUdpFlow) {
+	if v.Owner.Pid != 0 {
+		return
+	}
+	var s bpf.TuxscopeUdpSock
+	if u.socks.Lookup(&k.Cookie, &s) == nil && s.Owner.Pid != 0 {
+		cg := v.Owner.CgroupId
+		v.Owner = s.Owner
+		v.Owner.CgroupId = cg
+	}
 }
 
 // forget removes an ended flow from its socket's list.

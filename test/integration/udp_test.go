@@ -324,6 +324,39 @@ func TestUDPFlows(t *testing.T) {
 	}
 }
 
+// TestUDPFlowsAtExit: a flow still open when tuxscope stops (a socket
+// held, with no time to go idle) ends then, with end "exit" and what it
+// carried so far, not silently; a flow that already ended is not ended
+// again.
+func TestUDPFlowsAtExit(t *testing.T) {
+	requireRoot(t)
+	tr := startTracer(t, "--proto", "udp")
+	srv, port := udpServer(t, "-addr", "127.0.0.1:0", "-n", "1", "-reply", "9")
+	c := udpClient(t, "-addr", fmt.Sprintf("127.0.0.1:%d", port), "-n", "1", "-size", "33", "-hold")
+	_, lport := splitAddrPort(t, c.expect("LOCAL")[0])
+	srv.expect("SERVED")
+	srv.expect("CLOSED")
+	held := udpFlow{pid: c.pid(), comm: "tsclient", family: 4, saddr: "127.0.0.1", sport: lport, daddr: "127.0.0.1", dport: port,
+		direction: "outbound", pktsSent: 1, pktsRecv: 1, bytesSent: 33, bytesRecv: 9}
+	closed := udpFlow{pid: srv.pid(), comm: "tsserver", family: 4, saddr: "127.0.0.1", sport: lport, daddr: "127.0.0.1", dport: port,
+		direction: "inbound", pktsSent: 1, pktsRecv: 1, bytesSent: 9, bytesRecv: 33, end: "closed"}
+	checkUDPFlow(t, tr, closed)
+	tr.waitFor("the held flow's udp_open", byPID("udp_open", c.pid()))
+	if n := len(tr.all(byPID("udp_close", c.pid()))); n != 0 {
+		t.Fatalf("the held flow ended before tuxscope stopped: %d udp_close", n)
+	}
+	if code := tr.stop(); code != 0 {
+		t.Errorf("exit code %d; stderr:\n%s", code, tr.stderrText())
+	}
+	held.end = "exit"
+	checkUDPFlow(t, tr, held)
+	if n := len(tr.all(byPID("udp_close", srv.pid()))); n != 1 {
+		t.Errorf("the server's closed flow has %d udp_close events, want 1", n)
+	}
+	c.send("close")
+	c.expect("CLOSED")
+}
+
 // TestUDPFlowsPython: Python's socket module, a client and a server
 // process, IPv4 and IPv6, sendto() and connect()+send().
 func TestUDPFlowsPython(t *testing.T) {
