@@ -384,4 +384,15 @@ static __always_inline void emit_event(const struct tuple *t, __u8 type, __u64 p
 		err_;										\
 	})
 
+/* A cgroup sock_addr program (connect, sendmsg, bind, recvmsg) that only
+ * notes who owns the socket, with record(ctx), and never refuses the
+ * call. */
+#define SOCK_ADDR_HOOK(name, section, record)					\
+	SEC(section)								\
+	int name(struct bpf_sock_addr *ctx)					\
+	{									\
+		record(ctx);							\
+		return 1;							\
+	}
+
 #endif

@@ -74,18 +74,10 @@ static __always_inline void dns_owner_record(struct bpf_sock_addr *ctx)
 
 /* sock_addr hooks: connect() and sendto()/sendmsg() with an address, one
  * per attach point and family, all recording the socket's owner. */
-#define DNS_OWNER_HOOK(name, section)						\
-	SEC(section)								\
-	int name(struct bpf_sock_addr *ctx)					\
-	{									\
-		dns_owner_record(ctx);						\
-		return 1;							\
-	}
-
-DNS_OWNER_HOOK(dns_connect4, "cgroup/connect4")
-DNS_OWNER_HOOK(dns_connect6, "cgroup/connect6")
-DNS_OWNER_HOOK(dns_sendmsg4, "cgroup/sendmsg4")
-DNS_OWNER_HOOK(dns_sendmsg6, "cgroup/sendmsg6")
+SOCK_ADDR_HOOK(dns_connect4, "cgroup/connect4", dns_owner_record)
+SOCK_ADDR_HOOK(dns_connect6, "cgroup/connect6", dns_owner_record)
+SOCK_ADDR_HOOK(dns_sendmsg4, "cgroup/sendmsg4", dns_owner_record)
+SOCK_ADDR_HOOK(dns_sendmsg6, "cgroup/sendmsg6", dns_owner_record)
 
 /* Parse the IP and transport headers of a cgroup_skb packet and copy a
  * DNS payload to the ring buffer. */

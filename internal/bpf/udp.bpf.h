@@ -314,18 +314,10 @@ static __noinline int udp_count(struct __sk_buff *skb, __u32 egress, __u32 famil
 }
 
 /* bind, recvmsg: the sock_addr hooks dns.bpf.h does not attach. */
-#define UDP_OWNER_HOOK(name, section)						\
-	SEC(section)								\
-	int name(struct bpf_sock_addr *ctx)					\
-	{									\
-		udp_owner_record(ctx);						\
-		return 1;							\
-	}
-
-UDP_OWNER_HOOK(udp_bind4, "cgroup/bind4")
-UDP_OWNER_HOOK(udp_bind6, "cgroup/bind6")
-UDP_OWNER_HOOK(udp_recvmsg4, "cgroup/recvmsg4")
-UDP_OWNER_HOOK(udp_recvmsg6, "cgroup/recvmsg6")
+SOCK_ADDR_HOOK(udp_bind4, "cgroup/bind4", udp_owner_record)
+SOCK_ADDR_HOOK(udp_bind6, "cgroup/bind6", udp_owner_record)
+SOCK_ADDR_HOOK(udp_recvmsg4, "cgroup/recvmsg4", udp_owner_record)
+SOCK_ADDR_HOOK(udp_recvmsg6, "cgroup/recvmsg6", udp_owner_record)
 
 /* A UDP socket with flows is released: tell user space, which ends its
  * flows. The record's owner is the socket's last known one. */
