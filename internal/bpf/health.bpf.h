@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
- * health: retransmits and resets, from the tcp: tracepoints (raw where
- * the backend allows, classic with --backend tracepoint), attributed
+ * health: retransmits and resets, from the tcp: tracepoints (raw, the
+ * classic ones as the fallback), attributed
  * through conns to the process that owns the connection, not to whatever
  * ran the timer or softirq that retransmitted.
  *
@@ -251,7 +251,7 @@ int raw_recv_reset(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
-/* Classic tracepoints: --backend tracepoint's, and the fallback. */
+/* Classic tracepoints: the fallback where the raw ones cannot be attached. */
 SEC("tracepoint/tcp/tcp_retransmit_skb")
 int tp_retransmit(struct tp_sk_skb_ctx *ctx)
 {

@@ -132,8 +132,8 @@ int raw_state_nest(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
-/* The classic tracepoint: --backend tracepoint's, and the fallback where
- * the raw one cannot be attached. */
+/* The classic tracepoint: the fallback where the raw one cannot be
+ * attached. */
 SEC("tracepoint/sock/inet_sock_set_state")
 int tp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 {

@@ -300,8 +300,7 @@ func ioUringDisabled() string {
 }
 
 // checkState says which forms of the state tracepoint work here: the raw
-// one (auto, fentry, kprobe prefer it) and the classic one (--backend
-// tracepoint's, and everyone's fallback).
+// one (every backend's) and the classic one (the fallback).
 func (l *loader) checkState() Check { return l.checkForms(PointState) }
 
 // checkForms says which forms of a tracepoint point work here: the raw
@@ -310,9 +309,9 @@ func (l *loader) checkForms(p HookPoint) Check {
 	raw, classic := l.check(p, implRawTracepoint), l.check(p, implTracepoint)
 	switch {
 	case raw.OK && classic.OK:
-		return Check{OK: true, Detail: raw.Detail + "; " + classic.Detail + " with --backend tracepoint"}
+		return Check{OK: true, Detail: raw.Detail + "; " + classic.Detail + " as the fallback"}
 	case raw.OK:
-		return Check{OK: true, Detail: raw.Detail + "; not the classic tracepoint (--backend tracepoint): " + classic.Detail}
+		return Check{OK: true, Detail: raw.Detail + "; not the classic tracepoint (the fallback): " + classic.Detail}
 	case classic.OK:
 		return Check{OK: true, Detail: classic.Detail + "; raw tracepoint: " + raw.Detail}
 	}

@@ -99,7 +99,6 @@ var (
 	fentryOnly     = []Backend{Fentry}
 	kprobeOnly     = []Backend{Kprobe}
 	tracepointOnly = []Backend{Tracepoint}
-	functionHooks  = []Backend{Fentry, Kprobe}
 	everyBackend   = []Backend{Fentry, Kprobe, Tracepoint}
 )
 
@@ -135,28 +134,31 @@ var hookTable = []hookDesc{
 	// of every ring, and the classic form costs a trace record each.
 	{prog: bpf.TuxscopeProgRawUringDone, point: PointAccept, impl: implTracepoint, serves: tracepointOnly, kind: kindRawTP, target: "io_uring_complete", optional: true, needs: uringCompleteArgsErr},
 
-	// state: the raw tracepoint, cheaper (no trace record is built for the
-	// program), for every backend but tracepoint, which means classic
-	// tracepoints throughout (the most portable set); the classic one is
-	// also everyone's fallback. Two raw copies, in this order: the second
-	// runs the change only when the kernel skipped the first (see the BPF
-	// source).
-	{prog: bpf.TuxscopeProgRawState, point: PointState, impl: implRawTracepoint, serves: functionHooks, kind: kindRawTP, target: "inet_sock_set_state"},
-	{prog: bpf.TuxscopeProgRawStateNest, point: PointState, impl: implRawTracepoint, serves: functionHooks, kind: kindRawTP, target: "inet_sock_set_state", note: "nested copy"},
+	// state: the raw tracepoint for every backend, the classic one as the
+	// fallback. Raw costs less (no trace record is built for the program)
+	// and, above all, is skipped only when it interrupts itself: a
+	// classic tracepoint program is skipped whenever any kprobe or
+	// tracepoint program, or a map system call of the tracer's, is under
+	// way on that CPU (bpf_prog_active), which a softirq's state change
+	// (a peer's FIN or last ACK) may find, uncounted before Linux 6.7.
+	// Two raw copies, in this order: the second runs the change
+	// only when the kernel skipped the first (see the BPF source).
+	{prog: bpf.TuxscopeProgRawState, point: PointState, impl: implRawTracepoint, serves: everyBackend, kind: kindRawTP, target: "inet_sock_set_state"},
+	{prog: bpf.TuxscopeProgRawStateNest, point: PointState, impl: implRawTracepoint, serves: everyBackend, kind: kindRawTP, target: "inet_sock_set_state", note: "nested copy"},
 	{prog: bpf.TuxscopeProgTpState, point: PointState, impl: implTracepoint, serves: everyBackend, kind: kindTracepoint, target: "sock:inet_sock_set_state"},
 
-	// retransmit and reset: the tcp: tracepoints, raw (cheaper: no trace
-	// record is built) except for --backend tracepoint, which means
-	// classic tracepoints throughout; the classic one is also everyone's
-	// fallback. Optional points: where they fail, their events are
+	// retransmit and reset: the tcp: tracepoints, raw for every backend
+	// (as for the state point: cheaper, and not skipped for other
+	// programs), the classic one as the fallback. They run in softirqs
+	// too. Optional points: where they fail, their events are
 	// missing and the rest runs (Tracer.HealthErrors, doctor). A kernel
 	// may lack tcp_retransmit_synack's (SYN-ACKs then go unreported).
-	{prog: bpf.TuxscopeProgRawRetransmit, point: PointRetransmit, impl: implRawTracepoint, serves: functionHooks, kind: kindRawTP, target: "tcp_retransmit_skb"},
-	{prog: bpf.TuxscopeProgRawSynack, point: PointRetransmit, impl: implRawTracepoint, serves: functionHooks, kind: kindRawTP, target: "tcp_retransmit_synack", optional: true},
+	{prog: bpf.TuxscopeProgRawRetransmit, point: PointRetransmit, impl: implRawTracepoint, serves: everyBackend, kind: kindRawTP, target: "tcp_retransmit_skb"},
+	{prog: bpf.TuxscopeProgRawSynack, point: PointRetransmit, impl: implRawTracepoint, serves: everyBackend, kind: kindRawTP, target: "tcp_retransmit_synack", optional: true},
 	{prog: bpf.TuxscopeProgTpRetransmit, point: PointRetransmit, impl: implTracepoint, serves: everyBackend, kind: kindTracepoint, target: "tcp:tcp_retransmit_skb"},
 	{prog: bpf.TuxscopeProgTpSynack, point: PointRetransmit, impl: implTracepoint, serves: everyBackend, kind: kindTracepoint, target: "tcp:tcp_retransmit_synack", optional: true},
-	{prog: bpf.TuxscopeProgRawSendReset, point: PointReset, impl: implRawTracepoint, serves: functionHooks, kind: kindRawTP, target: "tcp_send_reset"},
-	{prog: bpf.TuxscopeProgRawRecvReset, point: PointReset, impl: implRawTracepoint, serves: functionHooks, kind: kindRawTP, target: "tcp_receive_reset"},
+	{prog: bpf.TuxscopeProgRawSendReset, point: PointReset, impl: implRawTracepoint, serves: everyBackend, kind: kindRawTP, target: "tcp_send_reset"},
+	{prog: bpf.TuxscopeProgRawRecvReset, point: PointReset, impl: implRawTracepoint, serves: everyBackend, kind: kindRawTP, target: "tcp_receive_reset"},
 	{prog: bpf.TuxscopeProgTpSendReset, point: PointReset, impl: implTracepoint, serves: everyBackend, kind: kindTracepoint, target: "tcp:tcp_send_reset"},
 	{prog: bpf.TuxscopeProgTpRecvReset, point: PointReset, impl: implTracepoint, serves: everyBackend, kind: kindTracepoint, target: "tcp:tcp_receive_reset"},
 

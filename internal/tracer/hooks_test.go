@@ -109,7 +109,7 @@ func TestCandidates(t *testing.T) {
 		}},
 		{PointState, map[Backend][]Impl{
 			Auto: {"raw_tracepoint", "tracepoint"}, Fentry: {"raw_tracepoint", "tracepoint"},
-			Kprobe: {"raw_tracepoint", "tracepoint"}, Tracepoint: {"tracepoint"},
+			Kprobe: {"raw_tracepoint", "tracepoint"}, Tracepoint: {"raw_tracepoint", "tracepoint"},
 		}},
 		{PointDNS, map[Backend][]Impl{
 			Auto: {"cgroup"}, Fentry: {"cgroup"}, Kprobe: {"cgroup"}, Tracepoint: {"cgroup"},

@@ -97,9 +97,6 @@ func TestDoctorTellsTheTruth(t *testing.T) {
 			cmd.Process.Kill()
 			cmd.Wait()
 			want := "connect: " + b.Backend + ", accept: " + b.Backend + ", state: raw_tracepoint"
-			if b.Backend == "tracepoint" {
-				want = "connect: tracepoint, accept: tracepoint, state: tracepoint"
-			}
 			if !strings.Contains(stderr.String(), want) {
 				t.Errorf("doctor says %s works, but --backend %s printed %q", b.Backend, b.Backend, stderr.String())
 			}
