@@ -126,7 +126,7 @@ func TestCpio(t *testing.T) {
 
 func TestGuestPlan(t *testing.T) {
 	cfg := &config{backends: []string{"tracepoint", "fentry"}, run: "^(TestA|TestB)$"}
-	plan := guestPlan(cfg, 2*time.Minute)
+	plan := guestPlan(cfg, cfg.backends, 2*time.Minute)
 	for _, want := range []string{
 		`probe doctor '"$TUXSCOPE" doctor --format json'`,
 		`runtest tracepoint 'env TUXSCOPE_BIN=/tuxscope TUXSCOPE_TEST_BACKEND=tracepoint /it.test -test.v -test.count=1 -test.timeout=2m0s '\''-test.run=^(TestA|TestB)$'\'''`,
@@ -140,13 +140,14 @@ func TestGuestPlan(t *testing.T) {
 		t.Errorf("a plan of other tests than the core ones skips some:\n%s", plan)
 	}
 	// The core set: the oncePerKernel tests (the doctor's, which tries
-	// every backend itself, and the RTT one) run with the first backend
-	// only.
+	// every backend itself, and those of what every backend shares) run
+	// with the first backend only.
 	cfg.run = coreTests
-	plan = guestPlan(cfg, 2*time.Minute)
+	plan = guestPlan(cfg, cfg.backends, 2*time.Minute)
 	lines := strings.Split(strings.TrimSpace(plan), "\n")
 	last := lines[len(lines)-2:]
-	if strings.Contains(last[0], "-test.skip") || !strings.Contains(last[1], "-test.skip=^(TestDoctorTellsTheTruth|TestRTTOfADelayedPath)$") {
+	if strings.Contains(last[0], "-test.skip") || !strings.Contains(last[1], "-test.skip=^("+strings.Join(oncePerKernel, "|")+")$") ||
+		!strings.Contains(last[1], "TestUDPFlows") {
 		t.Errorf("core plan: want the oncePerKernel tests with tracepoint only:\n%s", plan)
 	}
 }
@@ -432,5 +433,36 @@ func TestBPFSplats(t *testing.T) {
 	got := bpfSplats(dmesg)
 	if len(got) != 1 || got[0] != dmesg[1] {
 		t.Errorf("bpfSplats = %q, want the verifier's warning only", got)
+	}
+}
+
+// A run without -backends tests each kernel's default set; -backends
+// names what every kernel runs.
+func TestBackendsFor(t *testing.T) {
+	cfg := &config{backends: defaultBackends}
+	if got := cfg.backendsFor(findKernel("6.1")); !slices.Equal(got, []string{"fentry", "tracepoint"}) {
+		t.Errorf("6.1 by default: %v", got)
+	}
+	if got := cfg.backendsFor(findKernel("5.10")); !slices.Equal(got, defaultBackends) {
+		t.Errorf("5.10 by default: %v", got)
+	}
+	cfg.backendsSet = true
+	if got := cfg.backendsFor(findKernel("6.1")); !slices.Equal(got, defaultBackends) {
+		t.Errorf("6.1 with -backends %v: %v", defaultBackends, got)
+	}
+}
+
+// The other architectures' guests boot first, the rest in row order.
+func TestBootOrder(t *testing.T) {
+	var rows []*row
+	for _, name := range []string{"5.10", "6.1", "6.12-arm64", "sid"} {
+		rows = append(rows, &row{Kernel: name, spec: findKernel(name)})
+	}
+	var got []string
+	for _, r := range bootOrder(rows) {
+		got = append(got, r.Kernel)
+	}
+	if want := []string{"6.12-arm64", "5.10", "6.1", "sid"}; !slices.Equal(got, want) {
+		t.Errorf("boot order %v, want %v", got, want)
 	}
 }

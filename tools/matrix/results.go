@@ -35,6 +35,16 @@ type row struct {
 	// AutoWrong says how --backend auto's choice differs from what this
 	// kernel should give (expectations); it fails the row.
 	AutoWrong string
+	// backends are the backends tested on it (config.backendsFor).
+	backends []string
+}
+
+// backendsOr is r.backends, or all of cfg's when not set.
+func (r *row) backendsOr(cfg *config) []string {
+	if r.backends != nil {
+		return r.backends
+	}
+	return cfg.backends
 }
 
 const (
@@ -66,7 +76,7 @@ func (c *cell) fail(why string) {
 
 func (r *row) failAll(cfg *config, why string) {
 	logf("%s: %s", r.Kernel, why)
-	for _, be := range cfg.backends {
+	for _, be := range r.backendsOr(cfg) {
 		c := &cell{Incomplete: true}
 		c.fail(why)
 		r.Cells[be] = c
