@@ -163,6 +163,9 @@ func (r *report) chart(path string) error {
 			}})
 		}
 	}
+	if len(tp) == 0 {
+		return fmt.Errorf("no max-rate tracer cells to chart (-cells %q)", r.o.cells)
+	}
 	var plots []*plot.Plot
 	// The line is the streams' target (table, json); summary and serve's
 	// is higher (throughputTargets).

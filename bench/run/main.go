@@ -37,6 +37,10 @@ type options struct {
 	peers       bool
 	install     bool
 	micro       bool
+	hooks       bool
+	hookMiB     int
+	hookConns   int
+	hookTrips   int
 	before      string
 	benchtime   string
 	mdPath      string
@@ -67,6 +71,10 @@ func main() {
 	flag.BoolVar(&o.peers, "peers", true, "run the libbpf-tools and bpftrace cells")
 	flag.BoolVar(&o.install, "install", true, "apt-get install libbpf-tools and bpftrace if missing")
 	flag.BoolVar(&o.micro, "micro", true, "run the Go micro-benchmarks of "+strings.Join(microPackages, " "))
+	flag.BoolVar(&o.hooks, "hooks", true, "measure the packet hooks one by one under TCP bulk, plain and TLS churn, and UDP loads (BPF statistics on)")
+	flag.IntVar(&o.hookMiB, "hook-mib", 1024, "MiB of the packet hooks' TCP bulk load")
+	flag.IntVar(&o.hookConns, "hook-conns", 2000, "connections of each of the packet hooks' churn loads")
+	flag.IntVar(&o.hookTrips, "hook-trips", 20000, "round trips of the packet hooks' UDP load")
 	flag.StringVar(&o.before, "before", "", "git revision: also run tuxscope table, json and summary built at it, as cells of their own (\"... @COMMIT\") in the same rotation")
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "go test -benchtime for the micro-benchmarks")
 	flag.StringVar(&o.mdPath, "md", "", "markdown report to write (default: docs/benchmarks.md in the repository)")
@@ -212,6 +220,16 @@ func run(o *options) error {
 		}
 	}
 
+	var (
+		hookLoads   []hookLoad
+		hookSamples []hookSample
+	)
+	if o.hooks {
+		if hookLoads, hookSamples, err = e.packetHooks(); err != nil {
+			return fmt.Errorf("packet hooks: %w", err)
+		}
+	}
+
 	var micro string
 	if o.micro {
 		logf("go test -run '^$' -bench . -benchmem -benchtime %s %s", o.benchtime, strings.Join(microPackages, " "))
@@ -228,6 +246,7 @@ func run(o *options) error {
 
 	rep := buildReport(o, info, cells, results, micro)
 	rep.redone = redone
+	rep.hookLoads, rep.hookSamples = hookLoads, hookSamples
 	if err := os.MkdirAll(filepath.Dir(o.mdPath), 0o755); err != nil {
 		return err
 	}

@@ -74,6 +74,9 @@ type report struct {
 	errors  []*result
 	redone  []*result // disturbed runs that were run again
 	micro   string
+	// the packet hooks one by one (hooks.go)
+	hookLoads   []hookLoad
+	hookSamples []hookSample
 }
 
 func buildReport(o *options, m machine, cells []*cell, results []*result, micro string) *report {
@@ -609,6 +612,7 @@ func (r *report) markdown() string {
 	p("- Lost events: tuxscope counts ring-buffer reservations that failed and reports them (table: stderr; JSON: in band; summary: its `lost` field); libbpf-tools and bpftrace report perf-buffer losses on stderr. Cells whose output goes to /dev/null in JSON mode cannot show tuxscope's in-band lost records, hence n/a there.\n")
 	p("- The machine is shared: other work running at the same time shows in \"Other load on the machine\". Medians over rounds, interleaving and the rotating order damp it but do not remove it.\n\n")
 
+	hooksMarkdown(&b, r.hookLoads, r.hookSamples, o)
 	if r.micro != "" {
 		p("## Go micro-benchmarks\n\n`go test -run '^$' -bench . -benchmem -benchtime %s %s`, as printed:\n\n```\n%s\n```\n", o.benchtime, strings.Join(microPackages, " "), strings.TrimRight(r.micro, "\n"))
 	}
