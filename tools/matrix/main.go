@@ -175,11 +175,11 @@ func testArgs(run, skip string, timeout time.Duration) []string {
 var guestModules = []string{"veth", "tcp_diag", "sch_netem"}
 
 type config struct {
-	repo        string
-	cache       string
-	out         string
-	kernels     []string
-	backends    []string
+	repo     string
+	cache    string
+	out      string
+	kernels  []string
+	backends []string
 	// backendsSet: -backends was given, and is tested on every kernel
 	// (else each kernel's default set, kernelSpec.Backends).
 	backendsSet bool
