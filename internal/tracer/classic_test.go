@@ -81,13 +81,19 @@ func TestClassicTracepointFallback(t *testing.T) {
 
 	// A connection that sends 100 bytes, gets 37 back and closes, the
 	// server closing after it; then one the client resets.
-	served := make(chan error, 2)
+	served, accepted := make(chan error, 2), make(chan struct{})
 	go func() {
 		for i := 0; i < 2; i++ {
 			c, err := ln.Accept()
 			if err != nil {
 				served <- err
 				return
+			}
+			if i == 1 {
+				// accepted before the client resets it, so that the
+				// server's end is this process's (not an accept
+				// queue's, whose reset has no owner yet)
+				close(accepted)
 			}
 			if i == 0 {
 				buf := make([]byte, 100)
@@ -130,6 +136,11 @@ func TestClassicTracepointFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	local2 := c2.LocalAddr().String()
+	select {
+	case <-accepted:
+	case err := <-served:
+		t.Fatalf("accepting the second connection: %v", err)
+	}
 	if err := c2.(*net.TCPConn).SetLinger(0); err != nil {
 		t.Fatal(err)
 	}
