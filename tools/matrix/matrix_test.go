@@ -452,17 +452,20 @@ func TestBackendsFor(t *testing.T) {
 	}
 }
 
-// The other architectures' guests boot first, the rest in row order.
+// The guests with the most backends boot first, among those the other
+// architectures' first, the rest in row order.
 func TestBootOrder(t *testing.T) {
+	cfg := &config{backends: defaultBackends}
 	var rows []*row
-	for _, name := range []string{"5.10", "6.1", "6.12-arm64", "sid"} {
-		rows = append(rows, &row{Kernel: name, spec: findKernel(name)})
+	for _, name := range []string{"5.10", "6.1", "6.12", "sid", "6.12-arm64"} {
+		k := findKernel(name)
+		rows = append(rows, &row{Kernel: name, spec: k, backends: cfg.backendsFor(k)})
 	}
 	var got []string
 	for _, r := range bootOrder(rows) {
 		got = append(got, r.Kernel)
 	}
-	if want := []string{"6.12-arm64", "5.10", "6.1", "sid"}; !slices.Equal(got, want) {
+	if want := []string{"6.12-arm64", "5.10", "sid", "6.1", "6.12"}; !slices.Equal(got, want) {
 		t.Errorf("boot order %v, want %v", got, want)
 	}
 }
