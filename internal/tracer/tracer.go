@@ -284,18 +284,48 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	if backend == "" {
 		backend = Auto
 	}
+	// The connect point first: the state point's programs are loaded
+	// knowing which implementation it has (connectsFromSyscalls). Then
+	// every other point's first candidate is loaded in parallel, and
+	// attached in order.
+	var pre map[HookPoint]chan *loadedPoint
+	defer func() { // loaded, never attached (an error, or a fallback won)
+		for _, ch := range pre {
+			(<-ch).close()
+		}
+	}()
 	for _, p := range attachOrder {
 		if !cfg.wants(p) {
 			continue
+		}
+		if p != PointConnect && pre == nil {
+			var rest []HookPoint
+			for _, q := range attachOrder {
+				if q != PointConnect && cfg.wants(q) {
+					rest = append(rest, q)
+				}
+			}
+			pre = l.preload(rest, backend, cfg.impls)
+		}
+		var lp *loadedPoint
+		if ch, ok := pre[p]; ok {
+			lp = <-ch
+			delete(pre, p)
 		}
 		var (
 			ap  *attachedPoint
 			err error
 		)
 		if im, ok := cfg.impls[p]; ok {
-			ap, err = l.try(p, im)
+			if lp == nil {
+				lp = l.load(p, im)
+			}
+			ap, err = l.attachLoaded(lp)
 		} else {
-			ap, err = l.attach(p, backend)
+			ap, err = l.attach(p, backend, lp)
+		}
+		if lp != nil {
+			lp.close() // a no-op once attached
 		}
 		switch {
 		case err == nil:
@@ -493,10 +523,27 @@ func (t *Tracer) Close() error {
 // BTF is a few MiB, an ELF vmlinux with all its debug info a few hundred.
 const MaxBTFBytes = 1 << 30
 
+// noKernelBTF says that the kernel has no BTF file, as os.Stat found.
+func noKernelBTF(err error) error {
+	return fmt.Errorf("this kernel exposes no BTF (%s: %v): tuxscope needs a kernel built with CONFIG_DEBUG_INFO_BTF=y, or --btf FILE", KernelBTFPath, errors.Unwrap(err))
+}
+
+// runningKernelBTF is the running kernel's BTF, as cache holds it.
+func runningKernelBTF(cache *btf.Cache) (*btf.Spec, error) {
+	if _, err := os.Stat(KernelBTFPath); err != nil {
+		return nil, noKernelBTF(err)
+	}
+	spec, err := cache.Kernel()
+	if err != nil {
+		return nil, fmt.Errorf("reading kernel BTF from %s: %w", KernelBTFPath, err)
+	}
+	return spec, nil
+}
+
 func loadKernelBTF(path string) (*btf.Spec, error) {
 	if path == "" {
 		if _, err := os.Stat(KernelBTFPath); err != nil {
-			return nil, fmt.Errorf("this kernel exposes no BTF (%s: %v): tuxscope needs a kernel built with CONFIG_DEBUG_INFO_BTF=y, or --btf FILE", KernelBTFPath, errors.Unwrap(err))
+			return nil, noKernelBTF(err)
 		}
 		path = KernelBTFPath
 	}
