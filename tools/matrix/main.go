@@ -83,7 +83,9 @@ var coreTests = "^(" + strings.Join([]string{
 // netem-delayed path; TestResetEvents, TestListenEvents and
 // TestOlderConnections (closes adopted at FIN_WAIT1 / LAST_ACK) are the
 // state and health programs'; TestExistingConnections is sock_diag's;
-// TestUDPFlows the cgroup hooks'. (TestRTTOfADelayedPath lost the
+// TestUDPFlows the cgroup hooks'; TestLostEventsAreReported counts what
+// the ring buffer refused, in the reservation every program shares.
+// (TestRTTOfADelayedPath lost the
 // server's close now and then, 5.10 and 6.1, --backend tracepoint, while
 // that backend attached the classic state tracepoint, whose program the
 // kernel skips, uncounted before 6.7, when a softirq's state change
@@ -91,7 +93,7 @@ var coreTests = "^(" + strings.Join([]string{
 // the host, and gone with it, as every backend attaches the raw one now.)
 // The host runs them all with its one usable backend.
 var oncePerKernel = []string{"TestDoctorTellsTheTruth", "TestRTTOfADelayedPath", "TestResetEvents",
-	"TestListenEvents", "TestOlderConnections", "TestExistingConnections", "TestUDPFlows"}
+	"TestListenEvents", "TestOlderConnections", "TestExistingConnections", "TestUDPFlows", "TestLostEventsAreReported"}
 
 // backendsFor is what a guest kernel is tested with: -backends when
 // given, else those of its default set (kernelSpec.Backends) that the
