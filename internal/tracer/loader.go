@@ -162,16 +162,14 @@ func (l *loader) connectsFromSyscalls() error {
 	return nil
 }
 
-// attach attaches hook point p for backend b: the first of its
-// candidate implementations (all of them with Auto) that loads and
-// attaches here, falling back quietly. pre, if not nil, is the first
-// candidate already loaded (preload).
-func (l *loader) attach(p HookPoint, b Backend, pre *loadedPoint) (*attachedPoint, error) {
-	impls := candidates(p, b)
+// attach attaches hook point p: the first of impls, its candidate
+// implementations for backend b, that loads and attaches here, falling
+// back quietly. pre, if not nil, is impls[0] already loaded (preload).
+func (l *loader) attach(p HookPoint, b Backend, impls []Impl, pre *loadedPoint) (*attachedPoint, error) {
 	errs := make([]error, len(impls))
 	for i, im := range impls {
 		lp := pre
-		if i > 0 || lp == nil || lp.impl != im {
+		if i > 0 || lp == nil {
 			lp = l.load(p, im)
 		}
 		ap, err := l.attachLoaded(lp)
@@ -200,23 +198,14 @@ func (lp *loadedPoint) close() {
 	}
 }
 
-// preload loads, at once and in parallel, the first candidate
-// implementation of each point (or the one impls names), for Open to
-// attach in order: the verifier's work on one point's programs no longer
-// waits for the others' (on the 2-CPU host the state point's two programs
-// alone took 30-50 ms to load, measured). Each channel yields one
-// loadedPoint.
-func (l *loader) preload(points []HookPoint, b Backend, impls map[HookPoint]Impl) map[HookPoint]chan *loadedPoint {
+// preload loads, at once and in parallel, the implementation first
+// names for each point, for Open to attach in order: the verifier's work
+// on one point's programs no longer waits for the others' (on the 2-CPU
+// host the state point's two programs alone took 30-50 ms to load,
+// measured). Each channel yields one loadedPoint.
+func (l *loader) preload(first map[HookPoint]Impl) map[HookPoint]chan *loadedPoint {
 	out := map[HookPoint]chan *loadedPoint{}
-	for _, p := range points {
-		im, ok := impls[p]
-		if !ok {
-			c := candidates(p, b)
-			if len(c) == 0 {
-				continue
-			}
-			im = c[0]
-		}
+	for p, im := range first {
 		ch := make(chan *loadedPoint, 1)
 		out[p] = ch
 		go func() { ch <- l.load(p, im) }()

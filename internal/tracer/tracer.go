@@ -284,6 +284,14 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	if backend == "" {
 		backend = Auto
 	}
+	// What to try for a point: the backend's candidates, or the one
+	// implementation a test names.
+	implsFor := func(p HookPoint) []Impl {
+		if im, ok := cfg.impls[p]; ok {
+			return []Impl{im}
+		}
+		return candidates(p, backend)
+	}
 	// The connect point first: the state point's programs are loaded
 	// knowing which implementation it has (connectsFromSyscalls). Then
 	// every other point's first candidate is loaded in parallel, and
@@ -299,34 +307,20 @@ func Open(cfg Config) (_ *Tracer, err error) {
 			continue
 		}
 		if p != PointConnect && pre == nil {
-			var rest []HookPoint
+			first := map[HookPoint]Impl{}
 			for _, q := range attachOrder {
-				if q != PointConnect && cfg.wants(q) {
-					rest = append(rest, q)
+				if c := implsFor(q); q != PointConnect && cfg.wants(q) && len(c) > 0 {
+					first[q] = c[0]
 				}
 			}
-			pre = l.preload(rest, backend, cfg.impls)
+			pre = l.preload(first)
 		}
 		var lp *loadedPoint
 		if ch, ok := pre[p]; ok {
 			lp = <-ch
 			delete(pre, p)
 		}
-		var (
-			ap  *attachedPoint
-			err error
-		)
-		if im, ok := cfg.impls[p]; ok {
-			if lp == nil {
-				lp = l.load(p, im)
-			}
-			ap, err = l.attachLoaded(lp)
-		} else {
-			ap, err = l.attach(p, backend, lp)
-		}
-		if lp != nil {
-			lp.close() // a no-op once attached
-		}
+		ap, err := l.attach(p, backend, implsFor(p), lp)
 		switch {
 		case err == nil:
 			t.points = append(t.points, ap)
