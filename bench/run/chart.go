@@ -25,6 +25,9 @@ func (r *report) chart(path string) error {
 		group string    // single-level panels: colored by group
 	}
 	panel := func(title, xlabel string, bars []bar, legend []string, ref float64) (*plot.Plot, error) {
+		if len(bars) == 0 {
+			return nil, fmt.Errorf("%s: no cell of this run to chart (-cells %q)", title, r.o.cells)
+		}
 		p := plot.New()
 		p.Title.Text = title
 		p.X.Label.Text = xlabel
@@ -162,9 +165,6 @@ func (r *report) chart(path string) error {
 				median(r.vals(c, tracerCPUPer1k)) * 1000,
 			}})
 		}
-	}
-	if len(tp) == 0 {
-		return fmt.Errorf("no max-rate tracer cells to chart (-cells %q)", r.o.cells)
 	}
 	var plots []*plot.Plot
 	// The line is the streams' target (table, json); summary and serve's

@@ -4,11 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -35,9 +32,10 @@ type hookLoad struct {
 // hookSample is one program's runs and run time under one load, in one
 // round, for one build.
 type hookSample struct {
-	Build, Load, Prog string
-	Round, Units      int
-	Runs, Ns          uint64
+	Load         int // index in the loads
+	Build, Prog  string
+	Round, Units int
+	Runs, Ns     uint64
 }
 
 func (e *env) hookLoads(tcpAddr, udpAddr string) []hookLoad {
@@ -96,69 +94,55 @@ func (e *env) packetHooks() ([]hookLoad, []hookSample, error) {
 		}
 	}()
 	loads := e.hookLoads(ln.Addr().String(), pc.LocalAddr().String())
-	builds := []struct{ name, bin string }{{"this build", e.tuxscope}}
+	// Every port: the packet hooks run for every packet anyway.
+	tracer := &cell{Name: "this build", args: func(int) []string { return []string{"net", "--format", "json"} }}
+	tracer.Tracer, tracer.attach, tracer.marker = "tuxscope", attachStderr, "tuxscope: attached"
+	cells := []*cell{tracer}
 	if e.before != nil {
-		builds = append(builds, struct{ name, bin string }{"@" + e.before.short, e.before.bin})
+		at := *tracer
+		at.Name, at.Build = "@"+e.before.short, e.before
+		cells = append(cells, &at)
 	}
 	var out []hookSample
 	for r := 0; r < e.o.rounds; r++ {
-		for i := range builds {
-			b := builds[(i+r)%len(builds)]
-			samples, err := hookRound(b.bin, loads)
+		for i := range cells {
+			c := cells[(i+r)%len(cells)]
+			samples, err := e.hookRound(c, loads, r)
 			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", b.name, err)
+				return nil, nil, fmt.Errorf("%s: %w", c.Name, err)
 			}
-			for _, s := range samples {
-				s.Build, s.Round = b.name, r
-				out = append(out, s)
-			}
-			logf("packet hooks: round %d/%d, %s", r+1, e.o.rounds, b.name)
+			out = append(out, samples...)
+			logf("packet hooks: round %d/%d, %s", r+1, e.o.rounds, c.Name)
 		}
 	}
 	return loads, out, nil
 }
 
-// hookRound starts one tracer, runs every load under it and stops it.
-func hookRound(bin string, loads []hookLoad) ([]hookSample, error) {
-	cmd := exec.Command(bin, "net", "--format", "json")
-	cmd.Stdout = io.Discard
-	stderr := &syncBuilder{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
+// hookRound starts tracer c, runs every load under it and stops it.
+func (e *env) hookRound(c *cell, loads []hookLoad, round int) ([]hookSample, error) {
+	t, err := e.startTracer(c, 0, fmt.Sprintf("hooks-r%d", round))
+	if err != nil {
 		return nil, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), "attached"); time.Sleep(20 * time.Millisecond) {
-		select {
-		case err := <-exited:
-			exited <- err
-			return nil, fmt.Errorf("tracer exited: %v: %s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("tracer not attached after 30s: %s", stderr.String())
-		}
+	defer t.stop()
+	select {
+	case <-t.attached:
+	case <-t.exited:
+		return nil, fmt.Errorf("tracer exited before attaching: %s", lastLines(t.stderrText(), 3))
+	case <-time.After(60 * time.Second):
+		return nil, fmt.Errorf("tracer did not attach within 60s")
 	}
+	pid := t.cmd.Process.Pid
 	var out []hookSample
-	for _, l := range loads {
-		before := progStats(cmd.Process.Pid)
+	for li, l := range loads {
+		before := progStats(pid)
 		units, err := l.run()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", l.Name, err)
 		}
-		after := progStats(cmd.Process.Pid)
+		after := progStats(pid)
 		for _, name := range hookProgs {
-			s := hookSample{Load: l.Name, Prog: name, Units: units}
+			s := hookSample{Load: li, Build: c.Name, Round: round, Prog: name, Units: units}
 			for _, a := range after {
 				if a.Name != name {
 					continue
@@ -241,8 +225,11 @@ func hooksMarkdown(b *strings.Builder, loads []hookLoad, samples []hookSample, o
 	for _, l := range loads {
 		p("- %s: %s.\n", l.Name, l.Note)
 	}
-	p("\n| load | build | program | runs per %s | ns / run, median | ns / run, per round | ns per %s |\n|---|---|---|---|---|---|---|\n", "unit", "unit")
-	type key struct{ load, build, prog string }
+	p("\n| load | build | program | runs per unit | ns / run, median | ns / run, per round | ns per unit |\n|---|---|---|---|---|---|---|\n")
+	type key struct {
+		load        int
+		build, prog string
+	}
 	var order []key
 	by := map[key][]hookSample{}
 	for _, s := range samples {
@@ -252,11 +239,7 @@ func hooksMarkdown(b *strings.Builder, loads []hookLoad, samples []hookSample, o
 		}
 		by[k] = append(by[k], s)
 	}
-	slices.SortStableFunc(order, func(a, b key) int {
-		ia := slices.IndexFunc(loads, func(l hookLoad) bool { return l.Name == a.load })
-		ib := slices.IndexFunc(loads, func(l hookLoad) bool { return l.Name == b.load })
-		return ia - ib
-	})
+	slices.SortStableFunc(order, func(a, b key) int { return a.load - b.load })
 	for _, k := range order {
 		ss := by[k]
 		var per, perUnit []float64
@@ -274,31 +257,12 @@ func hooksMarkdown(b *strings.Builder, loads []hookLoad, samples []hookSample, o
 			perUnit = append(perUnit, float64(s.Ns)/float64(s.Units))
 			rounds = append(rounds, f0(v))
 		}
-		unit := loads[slices.IndexFunc(loads, func(l hookLoad) bool { return l.Name == k.load })].Unit
 		med, medUnit := "n/a", "n/a"
 		if len(per) > 0 {
 			med, medUnit = f0(median(per)), f0(median(perUnit))
 		}
-		p("| %s | %s | `%s` | %s per %s | %s | %s | %s |\n", k.load, k.build, k.prog, f3(float64(runs)/float64(max(units, 1))), unit, med, strings.Join(rounds, ", "), medUnit)
+		l := loads[k.load]
+		p("| %s | %s | `%s` | %s per %s | %s | %s | %s |\n", l.Name, k.build, k.prog, f3(float64(runs)/float64(max(units, 1))), l.Unit, med, strings.Join(rounds, ", "), medUnit)
 	}
 	p("\n")
-}
-
-// syncBuilder is a strings.Builder a child process's output and a reader
-// can share.
-type syncBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuilder) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuilder) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
