@@ -85,13 +85,12 @@ var coreTests = "^(" + strings.Join([]string{
 // state and health programs'; TestExistingConnections is sock_diag's;
 // TestUDPFlows the cgroup hooks'; TestLostEventsAreReported counts what
 // the ring buffer refused, in the reservation every program shares.
-// (TestRTTOfADelayedPath lost the
-// server's close now and then, 5.10 and 6.1, --backend tracepoint, while
-// that backend attached the classic state tracepoint, whose program the
-// kernel skips, uncounted before 6.7, when a softirq's state change
-// interrupts another tracing program: the likely cause, not reproduced on
-// the host, and gone with it, as every backend attaches the raw one now.)
-// The host runs them all with its one usable backend.
+// (TestRTTOfADelayedPath lost the server's close now and then, 5.10 and
+// 6.1, --backend tracepoint, while that backend attached the classic state
+// tracepoint, whose program the kernel skips, uncounted before 6.7, when a
+// softirq's state change interrupts another tracing program: the likely
+// cause, not reproduced on the host; every backend attaches the raw one
+// now.) The host runs them all with its one usable backend.
 var oncePerKernel = []string{"TestDoctorTellsTheTruth", "TestRTTOfADelayedPath", "TestResetEvents",
 	"TestListenEvents", "TestOlderConnections", "TestExistingConnections", "TestUDPFlows", "TestLostEventsAreReported"}
 
@@ -113,9 +112,10 @@ func (cfg *config) backendsFor(k *kernelSpec) []string {
 
 // bootOrder is the order the guests are booted in, jobs at a time: the
 // longest first, so that the last to finish is not a long one started
-// when the others are done, with the other cores idle. A guest's time is
-// about its backends' count times 3.5 minutes (10.4-12.3 minutes with
-// three); among equals the other architectures' first, then row order.
+// when the others are done, with the other cores idle. A guest's time
+// grows with its backends' count (measured: 9.2-10.0 minutes with three,
+// 5.9-7.0 with two); among equals the other architectures' first, then
+// row order.
 // The report keeps row order.
 func bootOrder(rows []*row) []*row {
 	out := slices.Clone(rows)

@@ -446,6 +446,11 @@ func TestBackendsFor(t *testing.T) {
 	if got := cfg.backendsFor(findKernel("5.10")); !slices.Equal(got, defaultBackends) {
 		t.Errorf("5.10 by default: %v", got)
 	}
+	for _, k := range kernels {
+		if len(cfg.backendsFor(&k)) == 0 {
+			t.Errorf("%s: no default backend to test", k.Name)
+		}
+	}
 	cfg.backendsSet = true
 	if got := cfg.backendsFor(findKernel("6.1")); !slices.Equal(got, defaultBackends) {
 		t.Errorf("6.1 with -backends %v: %v", defaultBackends, got)
