@@ -72,12 +72,27 @@ struct {
 	__type(value, __u8);
 } pid_filter SEC(".maps");
 
+/* The ports --port selects, one bit each: word port / 32, bit port % 32.
+ * An array, not a hash: every packet hook and state change with --port
+ * looks up both ports, and an array lookup is inlined by the verifier to
+ * a bounds check and an address (no helper call, no hashing; two hash
+ * lookups were about 40% of the egress hook's time, measured). */
+#define PORT_FILTER_WORDS (65536 / 32)
+
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u16);
-	__type(value, __u8);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PORT_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u32);
 } port_filter SEC(".maps");
+
+static __always_inline bool port_selected(__u16 port)
+{
+	__u32 word = port >> 5;
+	__u32 *bits = bpf_map_lookup_elem(&port_filter, &word);
+
+	return bits && (*bits & (1U << (port & 31)));
+}
 
 /*
  * The cgroup filter: the cgroup v2 ids user space selected (the cgroups
@@ -180,8 +195,7 @@ static __always_inline bool port_wanted(__u16 lport, __u16 rport)
 {
 	if (!filter_port)
 		return true;
-	return bpf_map_lookup_elem(&port_filter, &lport) ||
-	       bpf_map_lookup_elem(&port_filter, &rport);
+	return port_selected(lport) || port_selected(rport);
 }
 
 static __always_inline void count_lost(void)

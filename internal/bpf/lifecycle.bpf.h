@@ -176,10 +176,9 @@ static __always_inline void conn_passive_established(struct sock *sk, __u64 key)
 {
 	struct conn c = {};
 
-	/* A Fast Open child is accepted while still in SYN_RECV (its SYN
-	 * brought data): keep who accepted it. */
-	if (conn_early_established(bpf_map_lookup_elem(&conns, &key)))
-		return;
+	/* An entry exists only if accept() made it (below: conn_accepted
+	 * checks conn_selected too), or if the kernel skipped the close of
+	 * the socket that had this memory before. */
 	if (!conn_selected(sk))
 		return;
 	c.established_ns = bpf_ktime_get_ns();
@@ -187,10 +186,12 @@ static __always_inline void conn_passive_established(struct sock *sk, __u64 key)
 	/* The child counts its SYN-ACK's retransmits (reported apart, from
 	 * tcp_retransmit_synack): its own start after them. */
 	c.retrans_base = tcp_total_retrans(sk);
+	/* The usual case first: no entry yet, one walk of the bucket. */
 	if (!bpf_map_update_elem(&conns, &key, &c, BPF_NOEXIST))
 		return;
-	/* Its accept() on another CPU inserted it since the lookup above;
-	 * else an entry whose close the kernel skipped, replaced. */
+	/* A Fast Open child is accepted while still in SYN_RECV (its SYN
+	 * brought data): keep who accepted it. Else an entry whose close the
+	 * kernel skipped, replaced. */
 	if (!conn_early_established(bpf_map_lookup_elem(&conns, &key)))
 		bpf_map_update_elem(&conns, &key, &c, BPF_ANY);
 }
@@ -493,9 +494,9 @@ static __always_inline void conn_closed(struct sock *sk, __u64 key, int oldstate
 	}
 	/* Data bytes only, each once: TCP's counters also count a received
 	 * FIN as a byte, and retransmissions. */
-	e->bytes_sent = BPF_CORE_READ((struct tcp_sock *)sk, bytes_sent);
 	if (bpf_core_field_exists(((struct tcp_sock *)sk)->bytes_retrans))
-		e->bytes_sent -= BPF_CORE_READ((struct tcp_sock *)sk, bytes_retrans);
+		e->bytes_retrans = BPF_CORE_READ((struct tcp_sock *)sk, bytes_retrans);
+	e->bytes_sent = BPF_CORE_READ((struct tcp_sock *)sk, bytes_sent) - e->bytes_retrans;
 	e->bytes_received = BPF_CORE_READ((struct tcp_sock *)sk, bytes_received);
 	if (e->bytes_received && (BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << SOCK_DONE)))
 		e->bytes_received--;
@@ -504,8 +505,6 @@ static __always_inline void conn_closed(struct sock *sk, __u64 key, int oldstate
 	e->srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
 	e->rttvar_us = BPF_CORE_READ((struct tcp_sock *)sk, mdev_us) >> 2;
 	e->retrans_segs = total;
-	if (bpf_core_field_exists(((struct tcp_sock *)sk)->bytes_retrans))
-		e->bytes_retrans = BPF_CORE_READ((struct tcp_sock *)sk, bytes_retrans);
 	submit(e);
 out:
 	if (c)

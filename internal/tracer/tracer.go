@@ -700,10 +700,24 @@ func fillFilters(coll *ebpf.Collection, cfg Config) error {
 			return fmt.Errorf("setting the pid filter: %w", err)
 		}
 	}
-	for _, port := range cfg.Ports {
-		if err := coll.Maps[bpf.TuxscopeMapPortFilter].Put(port, one); err != nil {
+	words := portBitmap(cfg.Ports)
+	for i, w := range words {
+		if w == 0 {
+			continue
+		}
+		if err := coll.Maps[bpf.TuxscopeMapPortFilter].Put(uint32(i), w); err != nil {
 			return fmt.Errorf("setting the port filter: %w", err)
 		}
 	}
 	return nil
+}
+
+// portBitmap is the port_filter array's contents for these ports: bit
+// port%32 of word port/32.
+func portBitmap(ports []uint16) []uint32 {
+	words := make([]uint32, 65536/32)
+	for _, p := range ports {
+		words[p/32] |= 1 << (p % 32)
+	}
+	return words
 }
