@@ -273,23 +273,21 @@ static __always_inline __u64 sock_netns(struct sock *sk)
 /* Read a socket's tuple as it stands now; false if not an IP family. */
 static __always_inline bool read_sock_tuple(struct sock *sk, struct tuple *t)
 {
-	__u8 pair[32]; /* the remote address, then the local one */
-
-	/* Each family's two addresses are adjacent in sock_common, remote
-	 * first (skc_daddr then skc_rcv_saddr, the union skc_addrpair; and
-	 * skc_v6_daddr then skc_v6_rcv_saddr): one read each, from the
-	 * remote one's relocated offset. */
 	t->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (t->family == AF_INET) {
-		if (bpf_probe_read_kernel(pair, 8, __builtin_preserve_access_index(&sk->__sk_common.skc_daddr)))
+		/* Adjacent in sock_common, remote first (skc_daddr then
+		 * skc_rcv_saddr, the union skc_addrpair): one read of both,
+		 * from the remote one's relocated offset, into raddr, whose
+		 * second half then moves to laddr. No buffer of its own: a
+		 * 32-byte one (IPv6's pair) took the state program past the
+		 * verifier's 512-byte stack on arm64. */
+		if (bpf_probe_read_kernel(t->raddr, 8, __builtin_preserve_access_index(&sk->__sk_common.skc_daddr)))
 			return false;
-		__builtin_memcpy(t->raddr, pair, 4);
-		__builtin_memcpy(t->laddr, pair + 4, 4);
+		__builtin_memcpy(t->laddr, t->raddr + 4, 4);
+		__builtin_memset(t->raddr + 4, 0, 4);
 	} else if (t->family == AF_INET6) {
-		if (bpf_probe_read_kernel(pair, 32, __builtin_preserve_access_index(&sk->__sk_common.skc_v6_daddr)))
-			return false;
-		__builtin_memcpy(t->raddr, pair, 16);
-		__builtin_memcpy(t->laddr, pair + 16, 16);
+		BPF_CORE_READ_INTO((struct in6_addr *)t->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO((struct in6_addr *)t->raddr, sk, __sk_common.skc_v6_daddr);
 		/* A link-local address's zone: the kernel requires a
 		 * link-local connect to name its interface and binds the
 		 * socket (and an accepted one) to it. The name is looked up in
