@@ -38,15 +38,43 @@ type loader struct {
 }
 
 func newLoader(cfg Config) (_ *loader, err error) {
-	// The objects are read while the kernel's BTF is.
+	have, err := EffectiveCaps()
+	if err != nil {
+		have = AllCaps
+	}
+	ensureTracefs()
+	// Only a kernel before 5.11 needs it raised; if it cannot be (no
+	// CAP_SYS_RESOURCE), the limit may still be enough: the loads say.
+	memlock := rlimit.RemoveMemlock()
+	// The objects are read, and every map but conns made, while the
+	// kernel's BTF is read: making the maps takes the kernel about 45 ms
+	// on the 6.18 host (the preallocated LRU tables most), and none needs
+	// the kernel's types. conns waits for them: its flags depend on the
+	// kernel (allocatesInTracing).
 	type objects struct {
 		spec *ebpf.CollectionSpec
+		maps *ebpf.Collection
 		err  error
 	}
 	objs := make(chan objects, 1)
 	go func() {
 		spec, err := bpf.LoadTuxscope()
-		objs <- objects{spec, err}
+		if err != nil {
+			objs <- objects{err: fmt.Errorf("reading the embedded BPF objects: %w", err)}
+			return
+		}
+		if err := configure(spec, cfg); err != nil {
+			objs <- objects{err: err}
+			return
+		}
+		early := spec.Copy()
+		early.Programs = map[string]*ebpf.ProgramSpec{}
+		delete(early.Maps, bpf.TuxscopeMapConns)
+		maps, err := ebpf.NewCollectionWithOptions(early, ebpf.CollectionOptions{})
+		if err != nil {
+			err = loadError("", err, have, memlock)
+		}
+		objs <- objects{spec, maps, err}
 	}()
 	// The running kernel's BTF is read once, into the cache the loads
 	// share: fentry's attach targets are looked up there too, and a
@@ -58,25 +86,23 @@ func newLoader(cfg Config) (_ *loader, err error) {
 	} else {
 		kernel, err = loadKernelBTF(cfg.BTFPath)
 	}
-	if err != nil {
-		return nil, err
-	}
-	have, err := EffectiveCaps()
-	if err != nil {
-		have = AllCaps
-	}
-	ensureTracefs()
-	// Only a kernel before 5.11 needs it raised; if it cannot be (no
-	// CAP_SYS_RESOURCE), the limit may still be enough: the loads say.
-	memlock := rlimit.RemoveMemlock()
 	o := <-objs
-	spec := o.spec
-	if o.err != nil {
-		return nil, fmt.Errorf("reading the embedded BPF objects: %w", o.err)
+	if err == nil {
+		err = o.err
 	}
-	if err := configure(spec, cfg); err != nil {
+	if err != nil {
+		if o.maps != nil {
+			o.maps.Close()
+		}
 		return nil, err
 	}
+	spec := o.spec
+	l := &loader{spec: spec, kernel: kernel, cache: cache, have: have, memlock: memlock, maps: o.maps}
+	defer func() {
+		if err != nil {
+			l.close()
+		}
+	}()
 	// Where the kernel's io_uring_complete is unknown, raw_uring_done is
 	// not attached (its hook is unusable), so the 0 it keeps is never run.
 	if args, err := uringCompleteArgs(kernel); err == nil {
@@ -90,13 +116,11 @@ func newLoader(cfg Config) (_ *loader, err error) {
 		// used.
 		spec.Maps[bpf.TuxscopeMapConns].Flags &^= unix.BPF_F_NO_PREALLOC
 	}
-	l := &loader{spec: spec, kernel: kernel, cache: cache, have: have, memlock: memlock}
-
-	mapsOnly := spec.Copy()
-	mapsOnly.Programs = map[string]*ebpf.ProgramSpec{}
-	if l.maps, err = ebpf.NewCollectionWithOptions(mapsOnly, ebpf.CollectionOptions{}); err != nil {
+	conns, err := ebpf.NewMapWithOptions(spec.Maps[bpf.TuxscopeMapConns], ebpf.MapOptions{})
+	if err != nil {
 		return nil, loadError("", err, have, memlock)
 	}
+	l.maps.Maps[bpf.TuxscopeMapConns] = conns
 	l.replacements = map[string]*ebpf.Map{}
 	for name, m := range l.maps.Maps {
 		// Read-only data (the filter constants) is per collection: each
