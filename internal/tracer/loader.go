@@ -1,9 +1,12 @@
 package tracer
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -37,7 +40,7 @@ type loader struct {
 	tracefsKnown bool
 }
 
-func newLoader(cfg Config) (_ *loader, err error) {
+func newLoader(cfg Config) (l *loader, err error) {
 	have, err := EffectiveCaps()
 	if err != nil {
 		have = AllCaps
@@ -46,35 +49,34 @@ func newLoader(cfg Config) (_ *loader, err error) {
 	// Only a kernel before 5.11 needs it raised; if it cannot be (no
 	// CAP_SYS_RESOURCE), the limit may still be enough: the loads say.
 	memlock := rlimit.RemoveMemlock()
-	// The objects are read, and every map but conns made, while the
-	// kernel's BTF is read: making the maps takes the kernel about 45 ms
-	// on the 6.18 host (the preallocated LRU tables most), and none needs
-	// the kernel's types. conns waits for them: its flags depend on the
-	// kernel (allocatesInTracing).
+	// While the kernel's BTF is read (about 25 ms on the 6.18 host), the
+	// embedded objects are (about 30 ms), and then the maps are made by
+	// two workers: they need none of the kernel's types, and the kernel
+	// takes about 35 ms to make them one after another (the
+	// preallocated LRU tables most). All but conns, whose flags depend on
+	// the kernel (allocatesInTracing): it is made here once both are in.
 	type objects struct {
 		spec *ebpf.CollectionSpec
-		maps *ebpf.Collection
 		err  error
 	}
 	objs := make(chan objects, 1)
+	made := make(chan madeMaps, 1)
 	go func() {
 		spec, err := bpf.LoadTuxscope()
-		if err != nil {
-			objs <- objects{err: fmt.Errorf("reading the embedded BPF objects: %w", err)}
-			return
+		if err == nil {
+			err = configure(spec, cfg)
+		} else {
+			err = fmt.Errorf("reading the embedded BPF objects: %w", err)
 		}
-		if err := configure(spec, cfg); err != nil {
+		if err != nil {
 			objs <- objects{err: err}
+			made <- madeMaps{}
 			return
 		}
+		// The workers' own copy: the spec is changed below.
 		early := spec.Copy()
-		early.Programs = map[string]*ebpf.ProgramSpec{}
-		delete(early.Maps, bpf.TuxscopeMapConns)
-		maps, err := ebpf.NewCollectionWithOptions(early, ebpf.CollectionOptions{})
-		if err != nil {
-			err = loadError("", err, have, memlock)
-		}
-		objs <- objects{spec, maps, err}
+		objs <- objects{spec: spec}
+		made <- makeMaps(early, bpf.TuxscopeMapConns)
 	}()
 	// The running kernel's BTF is read once, into the cache the loads
 	// share: fentry's attach targets are looked up there too, and a
@@ -87,22 +89,29 @@ func newLoader(cfg Config) (_ *loader, err error) {
 		kernel, err = loadKernelBTF(cfg.BTFPath)
 	}
 	o := <-objs
+	ld := &loader{kernel: kernel, cache: cache, have: have, memlock: memlock, maps: &ebpf.Collection{Maps: map[string]*ebpf.Map{}}}
+	defer func() {
+		// The workers' maps, kept or closed with the loader.
+		m := <-made
+		for name, mp := range m.maps {
+			ld.maps.Maps[name] = mp
+		}
+		if err == nil && m.err != nil {
+			err = loadError("", m.err, have, memlock)
+		}
+		if err != nil {
+			ld.close()
+			l = nil
+		}
+	}()
 	if err == nil {
 		err = o.err
 	}
 	if err != nil {
-		if o.maps != nil {
-			o.maps.Close()
-		}
 		return nil, err
 	}
 	spec := o.spec
-	l := &loader{spec: spec, kernel: kernel, cache: cache, have: have, memlock: memlock, maps: o.maps}
-	defer func() {
-		if err != nil {
-			l.close()
-		}
-	}()
+	ld.spec = spec
 	// Where the kernel's io_uring_complete is unknown, raw_uring_done is
 	// not attached (its hook is unusable), so the 0 it keeps is never run.
 	if args, err := uringCompleteArgs(kernel); err == nil {
@@ -120,16 +129,71 @@ func newLoader(cfg Config) (_ *loader, err error) {
 	if err != nil {
 		return nil, loadError("", err, have, memlock)
 	}
-	l.maps.Maps[bpf.TuxscopeMapConns] = conns
-	l.replacements = map[string]*ebpf.Map{}
-	for name, m := range l.maps.Maps {
-		// Read-only data (the filter constants) is per collection: each
-		// gets the same values from the spec, and the kernel freezes it.
-		if !strings.HasPrefix(name, ".") {
-			l.replacements[name] = m
+	ld.maps.Maps[bpf.TuxscopeMapConns] = conns
+	// Every map but the per-collection data sections (.rodata, the
+	// filter constants: each load gets its own from the spec, and the
+	// kernel freezes it), shared by every point's programs.
+	ld.replacements = ld.maps.Maps
+	return ld, nil
+}
+
+// madeMaps is what makeMaps made: every map it could, and its first error.
+type madeMaps struct {
+	maps map[string]*ebpf.Map
+	err  error
+}
+
+// makeMaps makes spec's maps, but for skip and the data sections
+// (.rodata, .bss: made with each point's programs), with two workers.
+func makeMaps(spec *ebpf.CollectionSpec, skip string) madeMaps {
+	var names []string
+	for name := range spec.Maps {
+		if name != skip && !strings.HasPrefix(name, ".") {
+			names = append(names, name)
 		}
 	}
-	return l, nil
+	// The biggest first, shared out as the workers come free.
+	slices.SortFunc(names, func(a, b string) int {
+		return cmp.Compare(mapBytes(spec.Maps[b]), mapBytes(spec.Maps[a]))
+	})
+	work := make(chan string, len(names))
+	for _, n := range names {
+		work <- n
+	}
+	close(work)
+	var (
+		mu  sync.Mutex
+		out = madeMaps{maps: map[string]*ebpf.Map{}}
+		wg  sync.WaitGroup
+	)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range work {
+				m, err := ebpf.NewMapWithOptions(spec.Maps[name], ebpf.MapOptions{})
+				mu.Lock()
+				if err != nil && out.err == nil {
+					out.err = fmt.Errorf("map %s: %w", name, err)
+				} else if err == nil {
+					out.maps[name] = m
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// mapBytes is about what the kernel allocates up front for a map: all
+// its entries when preallocated (LRU tables always are), else its size
+// alone.
+func mapBytes(m *ebpf.MapSpec) uint64 {
+	if m.Flags&unix.BPF_F_NO_PREALLOC != 0 && m.Type != ebpf.LRUHash && m.Type != ebpf.LRUCPUHash {
+		return uint64(m.MaxEntries)
+	}
+	return uint64(m.MaxEntries) * uint64(m.KeySize+m.ValueSize+48)
 }
 
 func (l *loader) close() {
