@@ -259,7 +259,7 @@ func attachError(h hook, err error, have Caps) error {
 	switch {
 	case h.kind == kindKprobe || h.kind == kindKretprobe:
 		if !kprobesAvailable() {
-			return errors.New("kprobes: not built into this kernel (CONFIG_KPROBES is off)")
+			return errNoKprobes
 		}
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("%s: function %s not found (renamed or inlined in this kernel)", h.kind, h.target)
@@ -271,6 +271,8 @@ func attachError(h hook, err error, have Caps) error {
 	}
 	return fmt.Errorf("attaching %s: %v", h, err)
 }
+
+var errNoKprobes = errors.New("kprobes: not built into this kernel (CONFIG_KPROBES is off)")
 
 // kprobesAvailable reports whether the kernel has a kprobe PMU or the
 // tracefs kprobe interface.

@@ -333,6 +333,13 @@ func (l *loader) try(p HookPoint, im Impl) (*attachedPoint, error) {
 // BTF cache locks.
 func (l *loader) load(p HookPoint, im Impl) *loadedPoint {
 	lp := &loadedPoint{impl: im}
+	if im == implKprobe && !kprobesAvailable() {
+		// Known before loading (20 ms of verification for accept's
+		// programs on the 6.18 host, which has none): the same error
+		// attaching would give.
+		lp.err = errNoKprobes
+		return lp
+	}
 	hs, err := hooks(p, im, l.kernel)
 	if err != nil {
 		lp.err = err
