@@ -290,6 +290,8 @@ func (r *report) markdown() string {
 	}
 	p("\n")
 
+	r.pairedSection(p)
+
 	// Completeness.
 	p("## Events received and lost\n\n")
 	p("Summed over the rounds. Expected: per completed connection, tuxscope 5 (connect, established, accept, and a close at each end), `tcplife -D` 1 (the client end's close), `tcpstates -D` %s (the client end's state changes with close pattern `%s`), the bpftrace script 2 (a close at each end); tuxscope's listen and unlisten events (the loadgen's listeners) and any reset or retransmit events are shown by type but not counted. \"Other pid\" counts events attributed to a process other than the one that made that end of the connection: the loadgen's single process, or, in the \"2 procs\" cells, the client process for outbound events and the client end's close, the server process for accepts and the server end's close; in the \"%s\" cells the client end's events must name the very client process whose source address the event carries (`tuxscope json`, tcplife's LADDR) or one of the client processes (summary: by process), the server end's one of the server processes (which of them accepted a connection is not known). n/a: the cell's output goes to /dev/null, or the tool does not report it.\n\n",
