@@ -65,16 +65,10 @@ func (r *report) pairedSection(p func(format string, args ...any)) {
 		}
 		return f3(median(v)) + " (" + strings.Join(s, ", ") + ")"
 	}
-	bpf := func(res *result) float64 {
-		if !res.Cell.Stats || res.Load.Completed == 0 {
-			return math.NaN()
-		}
-		return float64(res.BPFRunNs) / float64(res.Load.Completed)
-	}
 	for _, pr := range ps {
 		p("| %s vs %s | %s | %s | %s | %s |\n", pr.cur.Name, pr.before.Name,
 			cell(r.pairedRatios(pr, rate)), cell(r.pairedRatios(pr, loadCPUPer1k)),
-			cell(r.pairedRatios(pr, tracerCPUPer1k)), cell(r.pairedRatios(pr, bpf)))
+			cell(r.pairedRatios(pr, tracerCPUPer1k)), cell(r.pairedRatios(pr, bpfNsPerConn)))
 	}
 	p("\n")
 }

@@ -160,7 +160,16 @@ func per1k(x float64, res *result) float64 {
 }
 
 func tracerCPUPer1k(res *result) float64 { return per1k(res.TracerCPU, res) }
-func loadCPUPer1k(res *result) float64   { return per1k(res.LoadCPU, res) }
+
+// bpfNsPerConn is the tracer's programs' run time per completed
+// connection; NaN in a cell without BPF statistics.
+func bpfNsPerConn(res *result) float64 {
+	if !res.Cell.Stats {
+		return math.NaN()
+	}
+	return per1k(float64(res.BPFRunNs), res) / 1000
+}
+func loadCPUPer1k(res *result) float64 { return per1k(res.LoadCPU, res) }
 
 // ratio is a cell's median rate over its baseline's median rate.
 func (r *report) ratio(c *cell) float64 {
@@ -402,9 +411,7 @@ func (r *report) markdown() string {
 		sw := median(r.vals(c, func(res *result) float64 { return per1k(res.TracerSwitches, res) / 1000 }))
 		bpfNs, bpfCnt := "n/a", "n/a"
 		if c.Stats {
-			bpfNs = f0(median(r.vals(c, func(res *result) float64 {
-				return per1k(float64(res.BPFRunNs), res) / 1000
-			})))
+			bpfNs = f0(median(r.vals(c, bpfNsPerConn)))
 			bpfCnt = f1(median(r.vals(c, func(res *result) float64 {
 				return per1k(float64(res.BPFRunCnt), res) / 1000
 			})))
@@ -769,7 +776,7 @@ func (r *report) whereFrom(b *strings.Builder) {
 		return func(res *result) float64 { return per1k(get(res), res) / 1000 }
 	}
 	busyOf := func(res *result) float64 { return res.BusyPct }
-	bpfNs := perConn(func(res *result) float64 { return float64(res.BPFRunNs) })
+	bpfNs := bpfNsPerConn
 	writes := perConn(func(res *result) float64 { return res.TracerWrites })
 	switches := perConn(func(res *result) float64 { return res.TracerSwitches })
 	lc := func(name string) float64 { return med(name, loadCPUPer1k) * 1000 }

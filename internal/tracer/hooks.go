@@ -258,9 +258,6 @@ func attachError(h hook, err error, have Caps) error {
 	}
 	switch {
 	case h.kind == kindKprobe || h.kind == kindKretprobe:
-		if !kprobesAvailable() {
-			return errNoKprobes
-		}
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("%s: function %s not found (renamed or inlined in this kernel)", h.kind, h.target)
 		}
@@ -344,6 +341,11 @@ func candidates(p HookPoint, b Backend) []Impl {
 // hooks lists, in hookTable's order, what implementation im of point p
 // attaches on the kernel described by kernel, or why it cannot there.
 func hooks(p HookPoint, im Impl, kernel *btf.Spec) ([]hook, error) {
+	if im == implKprobe && !kprobesAvailable() {
+		// Known before loading: no verifier time spent on programs
+		// that cannot attach (20 ms for accept's on the 6.18 host).
+		return nil, errNoKprobes
+	}
 	var hs []hook
 	for i := range hookTable {
 		d := &hookTable[i]

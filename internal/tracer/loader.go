@@ -186,12 +186,16 @@ func makeMaps(spec *ebpf.CollectionSpec, skip string) madeMaps {
 	return out
 }
 
-// mapBytes is about what the kernel allocates up front for a map: all
-// its entries when preallocated (LRU tables always are), else its size
-// alone.
+// mapBytes is about what the kernel allocates up front for a map, to
+// order the work: a ring buffer's pages; a hash allocated as used, its
+// buckets (16 bytes each); else every entry (LRU tables are always
+// preallocated), with about 48 bytes of the kernel's own per entry.
 func mapBytes(m *ebpf.MapSpec) uint64 {
-	if m.Flags&unix.BPF_F_NO_PREALLOC != 0 && m.Type != ebpf.LRUHash && m.Type != ebpf.LRUCPUHash {
+	switch {
+	case m.Type == ebpf.RingBuf:
 		return uint64(m.MaxEntries)
+	case m.Flags&unix.BPF_F_NO_PREALLOC != 0 && m.Type != ebpf.LRUHash && m.Type != ebpf.LRUCPUHash:
+		return uint64(m.MaxEntries) * 16
 	}
 	return uint64(m.MaxEntries) * uint64(m.KeySize+m.ValueSize+48)
 }
@@ -333,13 +337,6 @@ func (l *loader) try(p HookPoint, im Impl) (*attachedPoint, error) {
 // BTF cache locks.
 func (l *loader) load(p HookPoint, im Impl) *loadedPoint {
 	lp := &loadedPoint{impl: im}
-	if im == implKprobe && !kprobesAvailable() {
-		// Known before loading (20 ms of verification for accept's
-		// programs on the 6.18 host, which has none): the same error
-		// attaching would give.
-		lp.err = errNoKprobes
-		return lp
-	}
 	hs, err := hooks(p, im, l.kernel)
 	if err != nil {
 		lp.err = err
