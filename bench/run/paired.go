@@ -22,7 +22,17 @@ func (r *report) beforePairs() []pair {
 	return ps
 }
 
-// pairedRatios is f of this tree's cell over f of the -before cell, for
+// joinF3 is v as "(a, b, c)", three decimals each.
+func joinF3(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = f3(x)
+	}
+	return "(" + strings.Join(s, ", ") + ")"
+}
+
+// pairedRatios is f of this tree's cell over f of the -before cell (or
+// of any cell over its baseline), for
 // each round that has a run of both (in round order): the two ran in the
 // same round, minutes apart at most, so a ratio leaves out what drifts
 // from round to round on a shared machine, which the ratio of the two
@@ -59,11 +69,7 @@ func (r *report) pairedSection(p func(format string, args ...any)) {
 		if len(v) == 0 {
 			return "n/a"
 		}
-		s := make([]string, len(v))
-		for i, x := range v {
-			s[i] = f3(x)
-		}
-		return f3(median(v)) + " (" + strings.Join(s, ", ") + ")"
+		return f3(median(v)) + " " + joinF3(v)
 	}
 	for _, pr := range ps {
 		p("| %s vs %s | %s | %s | %s | %s |\n", pr.cur.Name, pr.before.Name,
