@@ -203,7 +203,9 @@ struct task_struct {
 #if defined(__TARGET_ARCH_x86)
 struct pt_regs {
 	unsigned long r10, r8, ax, cx, dx, si, di, ip, sp, bp;
+	unsigned long orig_ax; /* the system call a thread is in */
 };
+#define SYSCALL_NR(regs) BPF_CORE_READ((regs), orig_ax)
 #elif defined(__TARGET_ARCH_arm64)
 struct user_pt_regs {
 	__u64 regs[31];
@@ -211,6 +213,12 @@ struct user_pt_regs {
 	__u64 pc;
 	__u64 pstate;
 };
+/* The kernel's own, around user_pt_regs: only the system call a thread
+ * is in. */
+struct pt_regs {
+	int syscallno;
+};
+#define SYSCALL_NR(regs) BPF_CORE_READ((regs), syscallno)
 #else
 #error "tuxscope's BPF programs are built for x86 and arm64 (bpf2go -target amd64,arm64)"
 #endif

@@ -266,6 +266,7 @@ const (
 	TuxscopeProgUdpRelease         = "udp_release"
 	TuxscopeVarAcceptCatchUp       = "accept_catch_up"
 	TuxscopeVarConnectSyscallHooks = "connect_syscall_hooks"
+	TuxscopeVarConnectSyscallNr    = "connect_syscall_nr"
 	TuxscopeVarFilterCgroup        = "filter_cgroup"
 	TuxscopeVarFilterPid           = "filter_pid"
 	TuxscopeVarFilterPort          = "filter_port"
@@ -400,6 +401,7 @@ type TuxscopeMapSpecs struct {
 type TuxscopeVariableSpecs struct {
 	AcceptCatchUp       *ebpf.VariableSpec `ebpf:"accept_catch_up"`
 	ConnectSyscallHooks *ebpf.VariableSpec `ebpf:"connect_syscall_hooks"`
+	ConnectSyscallNr    *ebpf.VariableSpec `ebpf:"connect_syscall_nr"`
 	FilterCgroup        *ebpf.VariableSpec `ebpf:"filter_cgroup"`
 	FilterPid           *ebpf.VariableSpec `ebpf:"filter_pid"`
 	FilterPort          *ebpf.VariableSpec `ebpf:"filter_port"`
@@ -499,6 +501,7 @@ func (m *TuxscopeMaps) Close() error {
 type TuxscopeVariables struct {
 	AcceptCatchUp       *ebpf.Variable `ebpf:"accept_catch_up"`
 	ConnectSyscallHooks *ebpf.Variable `ebpf:"connect_syscall_hooks"`
+	ConnectSyscallNr    *ebpf.Variable `ebpf:"connect_syscall_nr"`
 	FilterCgroup        *ebpf.Variable `ebpf:"filter_cgroup"`
 	FilterPid           *ebpf.Variable `ebpf:"filter_pid"`
 	FilterPort          *ebpf.Variable `ebpf:"filter_port"`

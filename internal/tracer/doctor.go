@@ -301,7 +301,24 @@ func ioUringDisabled() string {
 
 // checkState says which forms of the state tracepoint work here: the raw
 // one (every backend's) and the classic one (the fallback).
-func (l *loader) checkState() Check { return l.checkForms(PointState) }
+//
+// Its programs are loaded as beside the tracepoint backend's connects,
+// whose code in them is the most (connectsFromSyscalls); the line says
+// how those tell a thread inside connect(2) on this kernel.
+func (l *loader) checkState() Check {
+	if err := l.connectsFromSyscalls(); err != nil {
+		return Check{Detail: err.Error()}
+	}
+	c := l.checkForms(PointState)
+	switch {
+	case !c.OK:
+	case stateSeesSyscall(l.kernel):
+		c.Detail += "; tracepoint connects: a thread in connect(2) told by its system call (Linux 5.15+), no sys_enter_connect"
+	default:
+		c.Detail += "; tracepoint connects: sys_enter_connect marks a thread in connect(2) (before Linux 5.15)"
+	}
+	return c
+}
 
 // checkForms says which forms of a tracepoint point work here: the raw
 // one and the classic one.

@@ -87,6 +87,9 @@ type hookDesc struct {
 	// needs says why the running kernel cannot take it (nil: it can, as
 	// far as its BTF tells; nil func: nothing to check).
 	needs func(kernel *btf.Spec) error
+	// unneeded says whether the running kernel lets its implementation
+	// do without it: it is then neither loaded nor attached.
+	unneeded func(kernel *btf.Spec) bool
 	// params: a program written for one prototype of its fexit target
 	// has that prototype's parameter count; of those, the one matching
 	// the running kernel's BTF is attached (see fexitVariant).
@@ -117,7 +120,10 @@ var hookTable = []hookDesc{
 	{prog: bpf.TuxscopeProgKretV4Conn, point: PointConnect, impl: implKprobe, serves: kprobeOnly, kind: kindKretprobe, target: "tcp_v4_connect"},
 	{prog: bpf.TuxscopeProgKpV6Conn, point: PointConnect, impl: implKprobe, serves: kprobeOnly, kind: kindKprobe, target: "tcp_v6_connect"},
 	{prog: bpf.TuxscopeProgKretV6Conn, point: PointConnect, impl: implKprobe, serves: kprobeOnly, kind: kindKretprobe, target: "tcp_v6_connect"},
-	{prog: bpf.TuxscopeProgTpEnterConn, point: PointConnect, impl: implTracepoint, serves: tracepointOnly, kind: kindTracepoint, target: "syscalls:sys_enter_connect"},
+	// sys_enter_connect marks the thread inside connect(2) only where
+	// the state point cannot tell it by the thread's system call
+	// (stateSeesSyscall).
+	{prog: bpf.TuxscopeProgTpEnterConn, point: PointConnect, impl: implTracepoint, serves: tracepointOnly, kind: kindTracepoint, target: "syscalls:sys_enter_connect", unneeded: stateSeesSyscall},
 	{prog: bpf.TuxscopeProgTpExitConn, point: PointConnect, impl: implTracepoint, serves: tracepointOnly, kind: kindTracepoint, target: "syscalls:sys_exit_connect"},
 
 	// accept: one implementation per backend; the function hooks keep the
@@ -181,17 +187,33 @@ var hookTable = []hookDesc{
 	{prog: bpf.TuxscopeProgUdpRelease, point: PointUDP, impl: implCgroup, serves: everyBackend, kind: kindCgroup, target: "sock_release", optional: true, needs: sockReleaseErr},
 }
 
+// stateSeesSyscall reports whether the state point's programs can read
+// the system call their thread is in (bpf_task_pt_regs, Linux 5.15+, on
+// the task bpf_get_current_task_btf gives, which needs the kernel's own
+// BTF, not a --btf file): then the tracepoint backend's connects need no
+// sys_enter_connect (connect_syscall_nr in the BPF source).
+func stateSeesSyscall(kernel *btf.Spec) bool {
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		return false
+	}
+	return kernelEnumHas(kernel, "bpf_func_id", "BPF_FUNC_task_pt_regs")
+}
+
+// kernelEnumHas reports whether the kernel's BTF has enum name with a
+// value called value.
+func kernelEnumHas(kernel *btf.Spec, name, value string) bool {
+	var e *btf.Enum
+	if kernel == nil || kernel.TypeByName(name, &e) != nil {
+		return false
+	}
+	return slices.ContainsFunc(e.Values, func(v btf.EnumValue) bool { return v.Name == value })
+}
+
 // sockReleaseErr says why the kernel has no cgroup/sock_release hook
 // (added in Linux 5.9), from its BTF.
 func sockReleaseErr(kernel *btf.Spec) error {
-	var e *btf.Enum
-	if err := kernel.TypeByName("bpf_attach_type", &e); err != nil {
-		return fmt.Errorf("no bpf_attach_type in the kernel's BTF: %v", err)
-	}
-	for _, v := range e.Values {
-		if v.Name == "BPF_CGROUP_INET_SOCK_RELEASE" {
-			return nil
-		}
+	if kernelEnumHas(kernel, "bpf_attach_type", "BPF_CGROUP_INET_SOCK_RELEASE") {
+		return nil
 	}
 	return errors.New("no cgroup/sock_release hook (Linux 5.9+): UDP flows end only when idle")
 }
@@ -361,6 +383,9 @@ func hooks(p HookPoint, im Impl, kernel *btf.Spec) ([]hook, error) {
 			if prog != d.prog {
 				continue
 			}
+		}
+		if d.unneeded != nil && d.unneeded(kernel) {
+			continue
 		}
 		h := hook{hookDesc: d, catchUp: catchUp}
 		if d.needs != nil {

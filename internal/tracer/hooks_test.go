@@ -3,6 +3,7 @@ package tracer
 import (
 	"bytes"
 	"errors"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -306,4 +307,42 @@ func btfSpec(t *testing.T, types ...btf.Type) *btf.Spec {
 		t.Fatal(err)
 	}
 	return spec
+}
+
+// The tracepoint backend's connect point attaches sys_enter_connect only
+// where the state program cannot tell a thread inside connect(2) by its
+// system call (no bpf_task_pt_regs: before Linux 5.15).
+func TestConnectEnterOnlyWhereNeeded(t *testing.T) {
+	funcIDs := func(names ...string) *btf.Spec {
+		e := &btf.Enum{Name: "bpf_func_id", Size: 4}
+		for i, n := range names {
+			e.Values = append(e.Values, btf.EnumValue{Name: n, Value: uint64(i)})
+		}
+		return btfSpec(t, e)
+	}
+	names := func(kernel *btf.Spec) []string {
+		hs, err := hooks(PointConnect, implTracepoint, kernel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, h := range hs {
+			out = append(out, h.String())
+		}
+		return out
+	}
+	both := []string{"tracepoint:syscalls:sys_enter_connect", "tracepoint:syscalls:sys_exit_connect"}
+	if got := names(funcIDs("BPF_FUNC_unspec", "BPF_FUNC_get_current_task_btf")); !slices.Equal(got, both) {
+		t.Errorf("Linux 5.11-5.14: %v, want %v", got, both)
+	}
+	if got := names(kernelWithAccept(t, -1)); !slices.Equal(got, both) {
+		t.Errorf("no bpf_func_id in BTF: %v, want %v", got, both)
+	}
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		t.Skipf("the rest needs the running kernel's own BTF: %v", err)
+	}
+	want := []string{"tracepoint:syscalls:sys_exit_connect"}
+	if got := names(funcIDs("BPF_FUNC_unspec", "BPF_FUNC_task_pt_regs")); !slices.Equal(got, want) {
+		t.Errorf("Linux 5.15+: %v, want %v", got, want)
+	}
 }

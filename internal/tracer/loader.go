@@ -247,9 +247,18 @@ func (ap *attachedPoint) close() error {
 // connects when connect(2) returns: the connects that run no connect(2)
 // (io_uring's IORING_OP_CONNECT, Fast Open's sendto) are then emitted
 // where their handshake ends. The function hooks see those themselves.
+//
+// Where they can tell a thread inside connect(2) by its system call
+// (stateSeesSyscall), they are given connect(2)'s number, and the connect
+// point was attached without sys_enter_connect (hookDesc.unneeded).
 func (l *loader) connectsFromSyscalls() error {
 	if err := l.spec.Variables[bpf.TuxscopeVarConnectSyscallHooks].Set(uint8(1)); err != nil {
 		return fmt.Errorf("setting connect_syscall_hooks: %w", err)
+	}
+	if stateSeesSyscall(l.kernel) {
+		if err := l.spec.Variables[bpf.TuxscopeVarConnectSyscallNr].Set(uint32(unix.SYS_CONNECT)); err != nil {
+			return fmt.Errorf("setting connect_syscall_nr: %w", err)
+		}
 	}
 	return nil
 }

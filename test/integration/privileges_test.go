@@ -12,8 +12,29 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 )
+
+// firstConnectTracepoint is the first tracepoint the tracepoint backend's
+// connect point attaches: sys_enter_connect, or, where the state
+// program can read the system call its thread is in (bpf_task_pt_regs,
+// Linux 5.15+, in the kernel's own BTF), sys_exit_connect alone.
+func firstConnectTracepoint(t *testing.T) string {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		t.Fatalf("kernel BTF: %v", err)
+	}
+	var e *btf.Enum
+	if spec.TypeByName("bpf_func_id", &e) == nil {
+		for _, v := range e.Values {
+			if v.Name == "BPF_FUNC_task_pt_regs" {
+				return "sys_exit_connect"
+			}
+		}
+	}
+	return "sys_enter_connect"
+}
 
 // capSetup is a process tuxscope runs as: root with its bounding set cut
 // to caps, or uid 65534 with caps as ambient capabilities (what setpriv,
@@ -116,7 +137,7 @@ func TestCapabilitySets(t *testing.T) {
 		{setup: capSetup{caps: []string{"bpf", "perfmon", "dac_read_search"}}},
 		{setup: capSetup{caps: []string{"bpf", "perfmon", "dac_read_search", "net_admin"}}, names: true},
 		{setup: capSetup{caps: []string{"bpf", "perfmon", "net_admin"}}, args: []string{"--backend", "tracepoint"},
-			fail:   "tuxscope: backend tracepoint cannot trace connects on this kernel: tracepoint syscalls:sys_enter_connect: tracefs on /sys/kernel/tracing (mode 0700, owner uid 0) is not readable by uid 65534: reading tracepoint ids needs CAP_DAC_READ_SEARCH (missing)",
+			fail:   "tuxscope: backend tracepoint cannot trace connects on this kernel: tracepoint syscalls:" + firstConnectTracepoint(t) + ": tracefs on /sys/kernel/tracing (mode 0700, owner uid 0) is not readable by uid 65534: reading tracepoint ids needs CAP_DAC_READ_SEARCH (missing)",
 			onlyIf: tracefsIsRootOnly},
 		{setup: capSetup{caps: []string{"bpf", "dac_read_search", "net_admin"}},
 			fail: "tuxscope: permission denied: tuxscope needs root, or CAP_BPF and CAP_PERFMON (missing: CAP_PERFMON)"},
