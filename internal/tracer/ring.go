@@ -29,7 +29,10 @@ import (
 //     copied.
 //   - The consumer position, a cache line the kernel side reads on every
 //     reservation, is written every consumerBatch records and before
-//     waiting, not after every record.
+//     waiting, not after every record; and the producer position, a
+//     cache line the kernel side writes on every reservation, is read
+//     again only when the records it showed are all read, not for every
+//     record.
 type eventRing struct {
 	mu    sync.Mutex // held by ReadInto; Close waits for it before unmapping
 	file  *os.File   // a duplicate of the map's fd, in the network poller
@@ -44,6 +47,7 @@ type eventRing struct {
 
 	pos       uint64 // what this reader has consumed
 	published uint64 // what the consumer position says
+	prod      uint64 // the producer position last read (pos <= prod)
 
 	deadline, armed time.Time // wanted, and set on file
 	flushed         atomic.Bool
@@ -92,7 +96,7 @@ func newEventRing(m *ebpf.Map) (*eventRing, error) {
 	r.consPos = (*uint64)(unsafe.Pointer(&r.cons[0]))
 	r.prodPos = (*uint64)(unsafe.Pointer(&r.prodm[0]))
 	r.pos = atomic.LoadUint64(r.consPos)
-	r.published = r.pos
+	r.published, r.prod = r.pos, r.pos
 	r.ready = func(uintptr) bool { return r.flushed.Load() || r.committed() }
 	return r, nil
 }
@@ -116,10 +120,13 @@ func (r *eventRing) committed() bool {
 // says false when there is none (yet).
 func (r *eventRing) next(rec *ringbuf.Record) (bool, error) {
 	for {
-		prod := atomic.LoadUint64(r.prodPos)
-		if prod == r.pos {
-			return false, nil
+		if r.prod == r.pos {
+			r.prod = atomic.LoadUint64(r.prodPos)
+			if r.prod == r.pos {
+				return false, nil
+			}
 		}
+		prod := r.prod
 		if prod-r.pos < ringHeaderSize {
 			return false, fmt.Errorf("ring buffer record header: %w", errRingShort)
 		}
@@ -210,8 +217,13 @@ func (r *eventRing) ReadInto(rec *ringbuf.Record) error {
 	}
 }
 
-// AvailableBytes is how many bytes of records wait to be read.
+// AvailableBytes is how many bytes of records wait to be read: at least
+// what the producer position last read showed, else what it shows now.
+// Only ReadInto's goroutine calls it.
 func (r *eventRing) AvailableBytes() int {
+	if r.prod != r.pos {
+		return int(r.prod - r.pos)
+	}
 	return int(atomic.LoadUint64(r.prodPos) - r.pos)
 }
 
