@@ -346,3 +346,31 @@ func TestConnectEnterOnlyWhereNeeded(t *testing.T) {
 		t.Errorf("Linux 5.15+: %v, want %v", got, want)
 	}
 }
+
+// A point's load works on its own copy of the maps and variables (its
+// settings, such as accept_catch_up, are its own), starts with no
+// programs, and leaves the object's BTF alone.
+func TestLoadSpecCopiesWhatALoadChanges(t *testing.T) {
+	spec, err := bpf.LoadTuxscope()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := loadSpec(spec)
+	if len(sub.Programs) != 0 || sub.Types != nil || sub.ByteOrder != spec.ByteOrder {
+		t.Errorf("programs %d, types %v, byte order %v; want none, nil, %v", len(sub.Programs), sub.Types, sub.ByteOrder, spec.ByteOrder)
+	}
+	if len(sub.Maps) != len(spec.Maps) || len(sub.Variables) != len(spec.Variables) {
+		t.Fatalf("%d maps and %d variables, want %d and %d", len(sub.Maps), len(sub.Variables), len(spec.Maps), len(spec.Variables))
+	}
+	if err := sub.Variables[bpf.TuxscopeVarAcceptCatchUp].Set(uint8(1)); err != nil {
+		t.Fatal(err)
+	}
+	var orig uint8
+	if err := spec.Variables[bpf.TuxscopeVarAcceptCatchUp].Get(&orig); err != nil || orig != 0 {
+		t.Errorf("the spec's accept_catch_up is %d (%v) after the copy's was set, want 0", orig, err)
+	}
+	sub.Maps[bpf.TuxscopeMapConns].MaxEntries = 1
+	if spec.Maps[bpf.TuxscopeMapConns].MaxEntries == 1 {
+		t.Error("changing the copy's conns changed the spec's")
+	}
+}
