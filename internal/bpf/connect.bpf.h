@@ -26,9 +26,10 @@
 
 /* Threads that called connect(): pid_tgid -> the socket that entered
  * SYN_SENT during the call (before that, where sys_enter_connect marks
- * the thread, CONNECT_NO_SOCK); 0 once it returned. An entry stays after the call so that the
- * thread's next connect() writes it in place: an LRU map's update and
- * delete cost about twice its lookup (measured on the 6.18 host). */
+ * the thread, CONNECT_NO_SOCK); 0 once it returned. An entry stays after
+ * the call so that the thread's next connect() writes it in place: an
+ * LRU map's update and delete cost about twice its lookup (measured on
+ * the 6.18 host). */
 THREAD_MAP(connecting, __u64);
 
 /*
