@@ -310,11 +310,12 @@ func (l *loader) checkState() Check {
 		return Check{Detail: err.Error()}
 	}
 	c := l.checkForms(PointState)
-	switch {
-	case !c.OK:
-	case stateSeesSyscall(l.kernel):
+	if !c.OK {
+		return c
+	}
+	if stateSeesSyscall(l.kernel) {
 		c.Detail += "; tracepoint connects: a thread in connect(2) told by its system call (Linux 5.15+), no sys_enter_connect"
-	default:
+	} else {
 		c.Detail += "; tracepoint connects: sys_enter_connect marks a thread in connect(2) (before Linux 5.15)"
 	}
 	return c
